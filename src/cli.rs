@@ -1,0 +1,508 @@
+//! The command line: offline commands that open the data directory directly.
+//!
+//! Exit status: 0 ok; 1 refused or failed (the error JSON on stdout with `--json`, a
+//! message on stderr always); 2 usage error (clap's own exit code for bad usage).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::engine::{self, At, Engine, EngineConfig, NewMember, Sale};
+use crate::error::{Error, Result};
+use crate::model::{parse_date, parse_instant, parse_refund_line, Line};
+use crate::views::{MemberView, Receipt};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loyaltyd",
+    version,
+    about = "Offline-first member-card loyalty terminal"
+)]
+pub struct Cli {
+    /// Daemon config TOML [default: config/loyaltyd.toml, else the embedded defaults]
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Data directory (overrides the config)
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Ruleset TOML (overrides the config)
+    #[arg(long, global = true)]
+    rules: Option<PathBuf>,
+    /// Print the result as one JSON document on stdout
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Enrol and look up members
+    #[command(subcommand)]
+    Member(MemberCmd),
+    /// Block or replace cards
+    #[command(subcommand)]
+    Card(CardCmd),
+    /// Price a sale without committing it
+    Quote(SaleArgs),
+    /// Commit a sale
+    Checkout {
+        #[command(flatten)]
+        sale: SaleArgs,
+        /// Idempotency key: the same key again returns the first receipt
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Refund lines of a sale, or all that is left of it
+    Refund {
+        #[arg(long)]
+        tx: String,
+        /// SKU,QTY (repeatable); none = everything left
+        #[arg(long = "line")]
+        lines: Vec<String>,
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Issue coupons
+    #[command(subcommand)]
+    Coupon(CouponCmd),
+    /// Redeem catalog rewards for points
+    #[command(subcommand)]
+    Reward(RewardCmd),
+    /// Check the journal
+    #[command(subcommand)]
+    Journal(JournalCmd),
+    /// Rebuild the state store from the journal
+    Rebuild,
+    /// Reports
+    #[command(subcommand)]
+    Report(ReportCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum MemberCmd {
+    Add {
+        #[arg(long)]
+        card: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        phone: String,
+        /// MM-DD
+        #[arg(long)]
+        birthday: Option<String>,
+        /// 4 to 8 digits
+        #[arg(long)]
+        pin: Option<String>,
+    },
+    Show {
+        #[arg(long)]
+        card: String,
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CardCmd {
+    Block {
+        #[arg(long)]
+        card: String,
+    },
+    Replace {
+        #[arg(long)]
+        card: String,
+        #[arg(long)]
+        new_card: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct SaleArgs {
+    #[arg(long)]
+    card: String,
+    /// SKU,CATEGORY,QTY,UNIT_PRICE (repeatable; minor units)
+    #[arg(long = "line", required = true)]
+    lines: Vec<String>,
+    /// Points to redeem
+    #[arg(long)]
+    redeem: Option<i64>,
+    #[arg(long)]
+    pin: Option<String>,
+    #[arg(long)]
+    coupon: Option<String>,
+    /// Business instant, RFC 3339 (default: now)
+    #[arg(long)]
+    at: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum CouponCmd {
+    Issue {
+        #[arg(long)]
+        card: String,
+        #[arg(long = "type")]
+        type_id: String,
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RewardCmd {
+    Redeem {
+        #[arg(long)]
+        card: String,
+        #[arg(long)]
+        sku: String,
+        #[arg(long)]
+        pin: Option<String>,
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum JournalCmd {
+    /// Verify every record's checksum and the hash chain
+    Verify,
+}
+
+#[derive(Subcommand, Debug)]
+enum ReportCmd {
+    Daily {
+        /// YYYY-MM-DD (default: today, local)
+        #[arg(long)]
+        date: Option<String>,
+    },
+}
+
+/// Runs the CLI; returns the exit status.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(out) => {
+            if json {
+                println!("{}", out.json);
+            } else {
+                println!("{}", out.text);
+            }
+            0
+        }
+        Err(e) => {
+            if json {
+                println!("{}", e.to_json());
+            }
+            eprintln!("loyaltyd: {}: {}", e.code, e.message);
+            1
+        }
+    }
+}
+
+/// A command's result in both forms.
+struct Out {
+    json: String,
+    text: String,
+}
+
+fn out<T: Serialize>(v: &T, text: String) -> Result<Out> {
+    Ok(Out {
+        json: serde_json::to_string(v).map_err(|e| Error::internal(e.to_string()))?,
+        text,
+    })
+}
+
+fn load(cli: &Cli) -> Result<(Config, EngineConfig)> {
+    let (path, explicit) = match &cli.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+    };
+    let mut cfg = Config::load(&path, explicit).map_err(|e| Error::invalid(e.to_string()))?;
+    if let Some(d) = &cli.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    if let Some(r) = &cli.rules {
+        cfg.rules = r.clone();
+    }
+    let ecfg = EngineConfig {
+        data_dir: cfg.data_dir.clone(),
+        terminal_id: cfg.terminal_id.clone(),
+        clock: cfg.clock,
+        cache_bytes: cfg.cache_mib << 20,
+        offline_cap: !cfg.sync.upstream.trim().is_empty(),
+    };
+    Ok((cfg, ecfg))
+}
+
+fn open(cli: &Cli) -> Result<Engine> {
+    let (cfg, ecfg) = load(cli)?;
+    let rules = cfg
+        .load_rules()
+        .map_err(|e| Error::invalid(e.to_string()))?;
+    let engine = Engine::open(ecfg, rules)?;
+    let s = &engine.startup;
+    if let Some(t) = &s.truncated {
+        eprintln!(
+            "loyaltyd: cut a torn record of {} bytes at offset {} off the end of the journal (it was never acknowledged)",
+            t.bytes, t.offset
+        );
+    }
+    if let Some(r) = &s.rebuilt {
+        eprintln!("loyaltyd: {r}");
+    }
+    Ok(engine)
+}
+
+fn at_of(engine: &Engine, at: &Option<String>) -> Result<At> {
+    Ok(engine.at(at.as_deref().map(parse_instant).transpose()?))
+}
+
+fn sale_of(a: &SaleArgs) -> Result<Sale> {
+    Ok(Sale {
+        card: a.card.clone(),
+        lines: a
+            .lines
+            .iter()
+            .map(|l| Line::parse_cli(l))
+            .collect::<Result<_>>()?,
+        redeem_points: a.redeem,
+        pin: a.pin.clone(),
+        coupon: a.coupon.clone(),
+    })
+}
+
+fn run(cli: Cli) -> Result<Out> {
+    match &cli.cmd {
+        Cmd::Journal(JournalCmd::Verify) => {
+            let (cfg, _) = load(&cli)?;
+            let path = engine::journal_path(&cfg.data_dir);
+            let r = crate::journal::verify(&path)?;
+            let mut text = format!(
+                "{}: {} records, hash chain intact",
+                path.display(),
+                r.records
+            );
+            if let Some(t) = &r.truncated {
+                text.push_str(&format!(
+                    "; a torn last write of {} bytes at offset {} (never acknowledged; cut off at next start)",
+                    t.bytes, t.offset
+                ));
+            }
+            let v = serde_json::json!({
+                "ok": true, "path": path.display().to_string(), "records": r.records,
+                "torn_tail": r.truncated.as_ref().map(|t| serde_json::json!({"offset": t.offset, "bytes": t.bytes})),
+            });
+            out(&v, text)
+        }
+        Cmd::Rebuild => {
+            let (_, ecfg) = load(&cli)?;
+            let (n, note) = engine::rebuild(&ecfg)?;
+            let v = serde_json::json!({"ok": true, "records": n, "note": note});
+            out(
+                &v,
+                format!("rebuilt the state from {n} journal records; {note}"),
+            )
+        }
+        _ => {
+            let engine = open(&cli)?;
+            let res = run_engine(&cli, &engine);
+            engine.flush()?;
+            res
+        }
+    }
+}
+
+fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
+    let rules = engine.rules();
+    let money = |v: i64| crate::views::money(v, &rules.currency);
+    match &cli.cmd {
+        Cmd::Member(MemberCmd::Add {
+            card,
+            name,
+            phone,
+            birthday,
+            pin,
+        }) => {
+            let req = NewMember {
+                card: card.clone(),
+                name: name.clone(),
+                phone: phone.clone(),
+                birthday: birthday.clone(),
+                pin: pin.clone(),
+            };
+            let m = engine.add_member(req, engine.at(None))?;
+            let text = format!(
+                "enrolled {} ({}) with card {}",
+                m.name, m.member_id, m.cards[0].card
+            );
+            out(&m, text)
+        }
+        Cmd::Member(MemberCmd::Show { card, at }) => {
+            let m = engine.show_member(card, at_of(engine, at)?)?;
+            let text = member_text(&m);
+            out(&m, text)
+        }
+        Cmd::Card(CardCmd::Block { card }) => {
+            let m = engine.block_card(card, engine.at(None))?;
+            out(&m, format!("card {} blocked ({})", card, m.name))
+        }
+        Cmd::Card(CardCmd::Replace { card, new_card }) => {
+            let m = engine.replace_card(card, new_card, engine.at(None))?;
+            out(
+                &m,
+                format!("card {card} replaced by {new_card} for {}", m.name),
+            )
+        }
+        Cmd::Quote(a) => {
+            let r = engine.quote(&sale_of(a)?, at_of(engine, &a.at)?)?;
+            let text = receipt_text(&r, &money);
+            out(&r, text)
+        }
+        Cmd::Checkout { sale, key } => {
+            let r = engine.checkout(&sale_of(sale)?, key.as_deref(), at_of(engine, &sale.at)?)?;
+            let text = receipt_text(&r, &money);
+            out(&r, text)
+        }
+        Cmd::Refund { tx, lines, at } => {
+            let asked = lines
+                .iter()
+                .map(|l| parse_refund_line(l))
+                .collect::<Result<Vec<_>>>()?;
+            let r = engine.refund(tx, &asked, at_of(engine, at)?)?;
+            let text = format!(
+                "refund {} of {}: {} back, {} points clawed back, {} points returned; balance {}, tier {}",
+                r.refund_id,
+                r.tx_id,
+                money(r.amount),
+                r.points_clawed_back,
+                r.points_returned,
+                r.balance,
+                r.tier
+            );
+            out(&r, text)
+        }
+        Cmd::Coupon(CouponCmd::Issue { card, type_id, at }) => {
+            let c = engine.issue_coupon(card, type_id, at_of(engine, at)?)?;
+            out(
+                &c,
+                format!(
+                    "coupon {} ({}) valid until {}",
+                    c.code, c.type_id, c.valid_until
+                ),
+            )
+        }
+        Cmd::Reward(RewardCmd::Redeem { card, sku, pin, at }) => {
+            let r = engine.redeem_reward(card, sku, pin.as_deref(), at_of(engine, at)?)?;
+            let text = format!(
+                "{} redeemed for {} points; balance {}, {} left in stock",
+                r.sku, r.points, r.balance, r.stock_left
+            );
+            out(&r, text)
+        }
+        Cmd::Report(ReportCmd::Daily { date }) => {
+            let d = date.as_deref().map(parse_date).transpose()?;
+            let r = engine.daily(d)?;
+            let t = &r.totals;
+            let text = format!(
+                "{} ({})\n  checkouts {:>8}   sales {:>14}   discounts {:>12}\n  points earned {:>6}   redeemed {:>8}   expired {:>8}\n  refunds {:>10}   refunded {:>12}   new members {:>6}\n  coupons issued {:>5}   used {:>6}   rewards {:>8}",
+                r.date,
+                r.currency,
+                t.checkouts,
+                money(t.total),
+                money(t.discounts),
+                t.points_earned,
+                t.points_redeemed + t.reward_points,
+                t.points_expired,
+                t.refunds,
+                money(t.refunded_amount),
+                t.new_members,
+                t.coupons_issued,
+                t.coupons_used,
+                t.rewards_redeemed
+            );
+            out(&r, text)
+        }
+        Cmd::Journal(_) | Cmd::Rebuild => unreachable!("handled without an engine"),
+    }
+}
+
+fn member_text(m: &MemberView) -> String {
+    let cards: Vec<String> = m
+        .cards
+        .iter()
+        .map(|c| format!("{} ({})", c.card, c.status))
+        .collect();
+    let mut s = format!(
+        "{} {}  phone {}  birthday {}\n  cards: {}\n  tier {} (qualifying {})  balance {} points",
+        m.member_id,
+        m.name,
+        m.phone,
+        m.birthday.as_deref().unwrap_or("-"),
+        cards.join(", "),
+        m.tier,
+        m.qualifying,
+        m.balance
+    );
+    for l in &m.lots {
+        s.push_str(&format!(
+            "\n    {:>8} points earned {} expires {}",
+            l.points,
+            l.earned_at,
+            l.expires_at.as_deref().unwrap_or("never")
+        ));
+    }
+    s
+}
+
+fn receipt_text(r: &Receipt, money: &dyn Fn(i64) -> String) -> String {
+    let mut s = match &r.tx_id {
+        Some(id) => format!(
+            "receipt {id}{}\n",
+            if r.replayed { " (replayed)" } else { "" }
+        ),
+        None => "quote\n".to_string(),
+    };
+    s.push_str(&format!(
+        "  member {} card {} at {}\n",
+        r.member_id, r.card, r.at
+    ));
+    for l in &r.lines {
+        s.push_str(&format!(
+            "  {:<16} {:<10} {:>4} x {:>10} = {:>12}\n",
+            l.sku,
+            l.category,
+            l.qty,
+            money(l.unit_price),
+            money(l.net)
+        ));
+    }
+    s.push_str(&format!("  subtotal {:>12}\n", money(r.subtotal)));
+    for d in &r.discounts {
+        s.push_str(&format!("  {} {} -{}\n", d.kind, d.id, money(d.amount)));
+    }
+    s.push_str(&format!("  due {:>12}\n", money(r.due)));
+    if r.points_redeemed > 0 {
+        s.push_str(&format!(
+            "  {} points -{}\n",
+            r.points_redeemed,
+            money(r.redeem_value)
+        ));
+    }
+    s.push_str(&format!(
+        "  total {:>12}\n  points earned {}  balance {}  tier {} -> {}",
+        money(r.total),
+        r.points_earned,
+        r.balance,
+        r.tier_before,
+        r.tier
+    ));
+    if let Some(m) = r.max_redeem_points {
+        s.push_str(&format!(
+            "\n  up to {m} points could be redeemed on this sale"
+        ));
+    }
+    s
+}

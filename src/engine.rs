@@ -1,0 +1,988 @@
+//! The engine: the single writer between requests and state.
+//!
+//! Every change follows one path: under the writer lock, read state and decide with the
+//! pure rules; append the records to the journal; apply them to the store; build the
+//! answer. Then, outside the lock, wait until the journal has fsynced the records (group
+//! commit: concurrent requests share one fdatasync) and only then answer.
+//!
+//! Architecture invariant: nothing is acknowledged before `Journal::wait_durable` returns.
+//! State applied before the sync is safe to read: any answer that depends on it waits for
+//! a sync that covers it, and after a crash the store is re-derived from the journal.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Code, Error, Result};
+use crate::journal::{Journal, Truncation};
+use crate::model::{
+    self, canonical_card, day_no, validate_lines, Birthday, CardStatus, Line, MemberState, Ts,
+};
+use crate::record::{Body, CheckoutRec, Record, RefundRec};
+use crate::rules::refund::{self, Paid};
+use crate::rules::{self, local_date, PinCheck, Priced, Request, Ruleset};
+use crate::store::{Store, TxState};
+use crate::views::{self, CouponView, DailyView, MemberView, Receipt, RefundView, RewardView};
+
+/// Whether the wall clock can be believed (a Pi without RTC boots with a stale time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockPolicy {
+    /// Trusted when the kernel says the clock is NTP-synchronised.
+    Auto,
+    Trusted,
+    Untrusted,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    pub terminal_id: String,
+    pub clock: ClockPolicy,
+    pub cache_bytes: u64,
+    /// The offline redemption cap applies (the terminal has an upstream hub).
+    pub offline_cap: bool,
+}
+
+/// What start-up found and did, for the log.
+#[derive(Debug, Clone, Default)]
+pub struct Startup {
+    pub journal_records: u64,
+    pub replayed: u64,
+    pub truncated: Option<Truncation>,
+    /// Why the sled store was moved aside and rebuilt, and where it went.
+    pub rebuilt: Option<String>,
+}
+
+/// The business instant of a request and whether expiry may act on it.
+#[derive(Debug, Clone, Copy)]
+pub struct At {
+    pub ts: Ts,
+    /// An explicit `--at` is the operator's word; otherwise the clock's trust decides.
+    pub trusted: bool,
+}
+
+pub struct Engine {
+    cfg: EngineConfig,
+    journal: Journal,
+    store: Store,
+    writer: Mutex<()>,
+    rules: RwLock<Arc<Ruleset>>,
+    epoch: u64,
+    boot_id: [u8; 16],
+    _lock: DirLock,
+    pub startup: Startup,
+}
+
+/// A new member as the CLI and API give it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMember {
+    pub card: String,
+    pub name: String,
+    pub phone: String,
+    #[serde(default)]
+    pub birthday: Option<String>,
+    #[serde(default)]
+    pub pin: Option<String>,
+}
+
+/// A sale to quote or commit.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sale {
+    pub card: String,
+    pub lines: Vec<Line>,
+    #[serde(default)]
+    pub redeem_points: Option<i64>,
+    #[serde(default)]
+    pub pin: Option<String>,
+    #[serde(default)]
+    pub coupon: Option<String>,
+}
+
+/// Exclusive use of a data directory: the daemon and offline commands never share one.
+struct DirLock(#[allow(dead_code)] File);
+
+impl DirLock {
+    fn take(dir: &Path) -> Result<DirLock> {
+        let path = dir.join("LOCK");
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            return Err(Error::new(
+                Code::StoreBusy,
+                format!(
+                    "{} is in use by another loyaltyd process ({}); stop it or talk to the daemon instead",
+                    dir.display(),
+                    holder.trim()
+                ),
+            ));
+        }
+        let _ = f.set_len(0);
+        let _ = write!(f, "pid {}", std::process::id());
+        Ok(DirLock(f))
+    }
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b).expect("the OS random source works");
+    u64::from_le_bytes(b)
+}
+
+/// Unambiguous upper-case code (no 0/O, 1/I) for coupons.
+fn random_code(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut b = vec![0u8; len];
+    getrandom::getrandom(&mut b).expect("the OS random source works");
+    b.iter()
+        .map(|x| ALPHABET[(*x as usize) % ALPHABET.len()] as char)
+        .collect()
+}
+
+fn boot_id() -> [u8; 16] {
+    let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let hex: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+    let mut out = [0u8; 16];
+    for (i, pair) in hex.chunks(2).take(16).enumerate() {
+        out[i] = u8::from_str_radix(std::str::from_utf8(pair).unwrap_or("0"), 16).unwrap_or(0);
+    }
+    out
+}
+
+fn monotonic_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+/// True when the kernel's NTP state says the clock is synchronised.
+pub fn kernel_clock_synced() -> bool {
+    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    let state = unsafe { libc::adjtimex(&mut tx) };
+    state >= 0 && state != libc::TIME_ERROR
+}
+
+/// Moves a sled directory aside (never deletes it) and says where it went.
+fn move_aside(dir: &Path, why: &str) -> Result<String> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
+    let mut target = dir.with_extension(format!("broken-{stamp}"));
+    let mut n = 1;
+    while target.exists() {
+        target = dir.with_extension(format!("broken-{stamp}-{n}"));
+        n += 1;
+    }
+    std::fs::rename(dir, &target)
+        .map_err(|e| Error::internal(format!("cannot move {} aside: {e}", dir.display())))?;
+    Ok(format!(
+        "{why}; moved it to {} and rebuilt it from the journal",
+        target.display()
+    ))
+}
+
+pub fn journal_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("journal.log")
+}
+
+fn state_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("state")
+}
+
+/// Applies journal records `from..` to the store; returns how many.
+fn replay(journal: &Journal, store: &Store, from: u64) -> Result<u64> {
+    let mut n = 0;
+    for item in journal.read_from(from)? {
+        let (seq, payload) = item?;
+        let rec = Record::decode(&payload).map_err(|e| {
+            Error::internal(format!(
+                "{} record {seq}: {}",
+                journal.path().display(),
+                e.message
+            ))
+        })?;
+        store.apply(seq, &rec)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+impl Engine {
+    /// Opens a data directory: takes its lock, opens and checks the journal (cutting a
+    /// torn tail), opens the sled store (moving aside and rebuilding one that will not
+    /// open or is ahead of the journal), replays the journal's tail into it.
+    pub fn open(cfg: EngineConfig, rules: Ruleset) -> Result<Engine> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .map_err(|e| Error::internal(format!("{}: {e}", cfg.data_dir.display())))?;
+        let lock = DirLock::take(&cfg.data_dir)?;
+        let (journal, recovery) = Journal::open(&journal_path(&cfg.data_dir))?;
+        let mut startup = Startup {
+            journal_records: recovery.records,
+            truncated: recovery.truncated.clone(),
+            ..Startup::default()
+        };
+        let dir = state_path(&cfg.data_dir);
+        let store = match Store::open(&dir, cfg.cache_bytes) {
+            Ok(s) => match s.applied() {
+                Ok(a) if a.seq <= recovery.records => s,
+                Ok(a) => {
+                    drop(s);
+                    let why = format!(
+                        "{} reflects record {} but the journal ends at {}",
+                        dir.display(),
+                        a.seq,
+                        recovery.records
+                    );
+                    startup.rebuilt = Some(move_aside(&dir, &why)?);
+                    Store::open(&dir, cfg.cache_bytes).map_err(|e| Error::internal(e.0))?
+                }
+                Err(e) => return Err(e),
+            },
+            Err(e) => {
+                startup.rebuilt = Some(move_aside(
+                    &dir,
+                    &format!("the state store would not open ({})", e.0),
+                )?);
+                Store::open(&dir, cfg.cache_bytes).map_err(|e| Error::internal(e.0))?
+            }
+        };
+        let from = store.applied()?.seq + 1;
+        startup.replayed = replay(&journal, &store, from)?;
+        let mut engine = Engine {
+            epoch: 0,
+            boot_id: boot_id(),
+            journal,
+            store,
+            writer: Mutex::new(()),
+            rules: RwLock::new(Arc::new(rules)),
+            _lock: lock,
+            startup,
+            cfg,
+        };
+        match engine.store.identity()? {
+            Some((terminal, epoch)) => {
+                if terminal != engine.cfg.terminal_id {
+                    return Err(Error::internal(format!(
+                        "{} belongs to terminal {terminal:?}, but this terminal is configured as {:?}",
+                        engine.cfg.data_dir.display(),
+                        engine.cfg.terminal_id
+                    )));
+                }
+                engine.epoch = epoch;
+            }
+            None => {
+                // A fresh data dir: a new install epoch, so a cloned SD card cannot reuse
+                // sequence numbers under the same identity.
+                let epoch = random_u64();
+                let at = engine.at(None);
+                let body = Body::Init {
+                    terminal_id: engine.cfg.terminal_id.clone(),
+                    epoch,
+                };
+                engine.commit(at, |_, _| Ok((vec![body], ())), |_, _, _| Ok(()))?;
+                engine.epoch = epoch;
+            }
+        }
+        Ok(engine)
+    }
+
+    pub fn rules(&self) -> Arc<Ruleset> {
+        self.rules.read().expect("rules lock").clone()
+    }
+
+    /// Swaps in a new ruleset for the next request.
+    pub fn set_rules(&self, rules: Ruleset) {
+        *self.rules.write().expect("rules lock") = Arc::new(rules);
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn terminal_id(&self) -> &str {
+        &self.cfg.terminal_id
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn clock_trusted(&self) -> bool {
+        match self.cfg.clock {
+            ClockPolicy::Trusted => true,
+            ClockPolicy::Untrusted => false,
+            ClockPolicy::Auto => kernel_clock_synced(),
+        }
+    }
+
+    pub fn at(&self, explicit: Option<Ts>) -> At {
+        match explicit {
+            Some(ts) => At { ts, trusted: true },
+            None => At {
+                ts: model::now(),
+                trusted: self.clock_trusted(),
+            },
+        }
+    }
+
+    fn tx_id(&self, seq: u64) -> String {
+        format!("{}-{:08x}-{seq}", self.cfg.terminal_id, self.epoch as u32)
+    }
+
+    /// The one write path. `decide` sees the state and the rules and returns the records
+    /// to write plus anything `answer` needs; `answer` runs after the records are applied
+    /// and sees the state with them. The result is returned once the records are durable.
+    fn commit<R, T>(
+        &self,
+        at: At,
+        decide: impl FnOnce(&Store, &Ruleset) -> Result<(Vec<Body>, R)>,
+        answer: impl FnOnce(&Store, &Ruleset, R) -> Result<T>,
+    ) -> Result<T> {
+        let rules = self.rules();
+        let guard = self
+            .writer
+            .lock()
+            .map_err(|_| Error::internal("writer lock poisoned"))?;
+        let (bodies, r) = decide(&self.store, &rules)?;
+        if bodies.is_empty() {
+            drop(guard);
+            return answer(&self.store, &rules, r);
+        }
+        let day = day_no(local_date(&rules, at.ts));
+        let (wall, clock_trusted, mono_us) = (model::now(), self.clock_trusted(), monotonic_us());
+        let records: Vec<Record> = bodies
+            .into_iter()
+            .map(|body| Record {
+                wall,
+                clock_trusted,
+                boot_id: self.boot_id,
+                mono_us,
+                at: at.ts,
+                day,
+                body,
+            })
+            .collect();
+        let encoded: Vec<Vec<u8>> = records.iter().map(Record::encode).collect();
+        let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+        let first = self.journal.append(&refs)?;
+        for (i, rec) in records.iter().enumerate() {
+            self.store.apply(first + i as u64, rec)?;
+        }
+        let out = answer(&self.store, &rules, r);
+        let last = first + records.len() as u64 - 1;
+        drop(guard);
+        self.journal.wait_durable(last)?;
+        out
+    }
+
+    // ----- reads -----
+
+    fn member_by_card(&self, card: &str) -> Result<(MemberState, CardStatus)> {
+        let owner = self
+            .store
+            .card_owner(card)?
+            .ok_or_else(|| Error::new(Code::UnknownCard, format!("no member has card {card}")))?;
+        let m = self.store.member(&owner)?.ok_or_else(|| {
+            Error::internal(format!("card {card} points at missing member {owner}"))
+        })?;
+        let status = m
+            .cards
+            .iter()
+            .find(|(c, _)| c == card)
+            .map_or(CardStatus::Blocked, |c| c.1);
+        Ok((m, status))
+    }
+
+    /// The member of an active card; blocked cards are refused.
+    fn active_member(&self, card: &str) -> Result<MemberState> {
+        let (m, status) = self.member_by_card(card)?;
+        if status == CardStatus::Blocked {
+            return Err(Error::new(
+                Code::CardBlocked,
+                format!("card {card} is blocked"),
+            ));
+        }
+        Ok(m)
+    }
+
+    /// A member by card, as seen at `at` (blocked cards are shown too).
+    pub fn show_member(&self, card: &str, at: At) -> Result<MemberView> {
+        let card = canonical_card(card)?;
+        let (m, _) = self.member_by_card(&card)?;
+        Ok(MemberView::new(&self.rules(), &m, at.ts, at.trusted))
+    }
+
+    /// What a card read means: the member, or unknown/blocked.
+    pub fn lookup_card(&self, card: &str) -> Result<(Option<MemberState>, Option<CardStatus>)> {
+        match self.member_by_card(card) {
+            Ok((m, s)) => Ok((Some(m), Some(s))),
+            Err(e) if e.code == Code::UnknownCard => Ok((None, None)),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn daily(&self, date: Option<chrono::NaiveDate>) -> Result<DailyView> {
+        let rules = self.rules();
+        let date = date.unwrap_or_else(|| local_date(&rules, model::now()));
+        let day = day_no(date);
+        Ok(DailyView::new(&rules, day, self.store.daily(day)?))
+    }
+
+    // ----- members and cards -----
+
+    pub fn add_member(&self, req: NewMember, at: At) -> Result<MemberView> {
+        let card = canonical_card(&req.card)?;
+        let name = req.name.trim().to_string();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(Error::invalid("name must be 1 to 100 characters"));
+        }
+        let phone = normalise_phone(&req.phone)?;
+        let birthday = req.birthday.as_deref().map(Birthday::parse).transpose()?;
+        let pin_hash = match req.pin.as_deref() {
+            Some(pin) => {
+                model::validate_pin(pin)?;
+                Some(crate::pin::hash(pin)?)
+            }
+            None => None,
+        };
+        let member_id = format!("m-{:016x}", random_u64());
+        self.commit(
+            at,
+            |store, _| {
+                if store.card_owner(&card)?.is_some() {
+                    return Err(Error::new(
+                        Code::MemberExists,
+                        format!("card {card} already belongs to a member"),
+                    ));
+                }
+                if store.phone_owner(&phone)?.is_some() {
+                    return Err(Error::new(
+                        Code::PhoneTaken,
+                        format!("phone {phone} already belongs to a member"),
+                    ));
+                }
+                let body = Body::MemberAdd {
+                    member_id: member_id.clone(),
+                    card: card.clone(),
+                    name,
+                    phone,
+                    birthday,
+                    pin_hash,
+                };
+                Ok((vec![body], ()))
+            },
+            |store, rules, _| self.member_view(store, rules, &member_id, at),
+        )
+    }
+
+    fn member_view(
+        &self,
+        store: &Store,
+        rules: &Ruleset,
+        member_id: &str,
+        at: At,
+    ) -> Result<MemberView> {
+        let m = store
+            .member(member_id)?
+            .ok_or_else(|| Error::internal(format!("member {member_id} vanished")))?;
+        Ok(MemberView::new(rules, &m, at.ts, at.trusted))
+    }
+
+    pub fn block_card(&self, card: &str, at: At) -> Result<MemberView> {
+        let card = canonical_card(card)?;
+        self.commit(
+            at,
+            |_, _| {
+                let (m, status) = self.member_by_card(&card)?;
+                let bodies = match status {
+                    CardStatus::Blocked => vec![],
+                    CardStatus::Active => vec![Body::CardBlock { card: card.clone() }],
+                };
+                Ok((bodies, m.member_id))
+            },
+            |store, rules, id| self.member_view(store, rules, &id, at),
+        )
+    }
+
+    pub fn replace_card(&self, old: &str, new: &str, at: At) -> Result<MemberView> {
+        let (old, new) = (canonical_card(old)?, canonical_card(new)?);
+        self.commit(
+            at,
+            |store, _| {
+                let (m, _) = self.member_by_card(&old)?;
+                if store.card_owner(&new)?.is_some() {
+                    return Err(Error::new(
+                        Code::MemberExists,
+                        format!("card {new} already belongs to a member"),
+                    ));
+                }
+                Ok((
+                    vec![Body::CardReplace {
+                        old: old.clone(),
+                        new: new.clone(),
+                    }],
+                    m.member_id,
+                ))
+            },
+            |store, rules, id| self.member_view(store, rules, &id, at),
+        )
+    }
+
+    // ----- checkout -----
+
+    /// Prices a sale against the current state. Returns the records that must precede
+    /// the checkout (expiry) and the refusal-or-price.
+    fn price_sale(
+        &self,
+        store: &Store,
+        rules: &Ruleset,
+        sale: &Sale,
+        at: At,
+    ) -> Result<(MemberState, Vec<Body>, Result<Priced>)> {
+        let card = canonical_card(&sale.card)?;
+        validate_lines(&sale.lines)?;
+        let redeem = sale.redeem_points.unwrap_or(0);
+        if !(0..=model::MAX_POINTS_INPUT).contains(&redeem) {
+            return Err(Error::invalid("redeem_points must be 0 or more"));
+        }
+        if let Some(pin) = &sale.pin {
+            model::validate_pin(pin)
+                .map_err(|_| Error::new(Code::PinInvalid, "a PIN is 4 to 8 digits"))?;
+        }
+        let mut member = self.active_member(&card)?;
+        let mut pre = Vec::new();
+        if at.trusted && member.has_expired_lots(at.ts) {
+            pre.push(Body::Expire {
+                member_id: member.member_id.clone(),
+            });
+            rules::lots::expire(&mut member.lots, at.ts);
+        }
+        let coupon_code = sale.coupon.as_ref().map(|c| c.trim().to_ascii_uppercase());
+        let coupon = match &coupon_code {
+            Some(code) => Some((code.as_str(), store.coupon(code)?.map(|c| c.view(code)))),
+            None => None,
+        };
+        let coupon_ref = coupon.as_ref().map(|(code, v)| (*code, v.as_ref()));
+        let req = Request {
+            member: &member,
+            lines: &sale.lines,
+            coupon: coupon_ref,
+            redeem_points: redeem,
+            at: at.ts,
+            expiry_applies: at.trusted,
+            offline_cap_applies: self.cfg.offline_cap,
+        };
+        let mut check_pin = || match (&sale.pin, &member.pin_hash) {
+            (None, _) => PinCheck::NotGiven,
+            (Some(_), None) => PinCheck::NoPinSet,
+            (Some(pin), Some(hash)) => {
+                if crate::pin::verify(pin, hash) {
+                    PinCheck::Right
+                } else {
+                    PinCheck::Wrong
+                }
+            }
+        };
+        let priced = rules::price(rules, &req, &mut check_pin);
+        Ok((member, pre, priced))
+    }
+
+    pub fn quote(&self, sale: &Sale, at: At) -> Result<Receipt> {
+        let rules = self.rules();
+        let (member, _, priced) = self.price_sale(&self.store, &rules, sale, at)?;
+        let p = priced?;
+        let balance = member.balance_at(at.ts, at.trusted) - p.points_redeemed + p.points_earned;
+        Ok(Receipt {
+            tx_id: None,
+            member_id: member.member_id.clone(),
+            card: canonical_card(&sale.card)?,
+            at: model::fmt_instant(at.ts, &rules.timezone),
+            lines: views::lines(&p.lines),
+            subtotal: p.subtotal,
+            discounts: views::discounts(&p.tier_before, p.tier_discount, &p.promotion, &p.coupon),
+            due: p.due,
+            points_redeemed: p.points_redeemed,
+            redeem_value: p.redeem_value,
+            total: p.total,
+            points_earned: p.points_earned,
+            balance,
+            tier_before: p.tier_before,
+            tier: p.tier_after,
+            replayed: false,
+            max_redeem_points: Some(p.max_redeem_points),
+        })
+    }
+
+    /// Commits a sale. With an idempotency key, the same key again returns the first
+    /// receipt marked as a replay; the same key with another request is refused.
+    pub fn checkout(&self, sale: &Sale, key: Option<&str>, at: At) -> Result<Receipt> {
+        if let Some(k) = key {
+            if k.is_empty() || k.len() > 128 || k.chars().any(char::is_control) {
+                return Err(Error::invalid(
+                    "an idempotency key is 1 to 128 printable characters",
+                ));
+            }
+        }
+        let hash = request_hash(sale);
+        enum Outcome {
+            Replay(Box<TxState>),
+            Done(String),
+            Refused(Error),
+        }
+        self.commit(
+            at,
+            |store, rules| {
+                if let Some(k) = key {
+                    if let Some((h, tx_id)) = store.idem(k)? {
+                        if h != hash {
+                            return Err(Error::new(
+                                Code::IdempotencyConflict,
+                                format!(
+                                    "idempotency key {k:?} was used for a different sale ({tx_id})"
+                                ),
+                            ));
+                        }
+                        let tx = store.tx(&tx_id)?.ok_or_else(|| {
+                            Error::internal(format!("idempotency key points at missing {tx_id}"))
+                        })?;
+                        return Ok((vec![], Outcome::Replay(Box::new(tx))));
+                    }
+                }
+                let (member, mut bodies, priced) = self.price_sale(store, rules, sale, at)?;
+                let p = match priced {
+                    Ok(p) => p,
+                    Err(e) if e.code == Code::PinInvalid && sale.pin.is_some() => {
+                        // A wrong PIN is the one refusal that leaves a trace: it counts
+                        // towards the lock.
+                        bodies.push(Body::PinFail {
+                            member_id: member.member_id.clone(),
+                        });
+                        return Ok((bodies, Outcome::Refused(e)));
+                    }
+                    Err(e) => return Err(e),
+                };
+                let tx_id = self.tx_id(self.journal.last_seq() + 1 + bodies.len() as u64);
+                bodies.push(Body::Checkout(Box::new(CheckoutRec {
+                    tx_id: tx_id.clone(),
+                    member_id: member.member_id.clone(),
+                    card: canonical_card(&sale.card)?,
+                    idem: key.map(|k| (k.to_string(), hash)),
+                    lines: p.lines,
+                    subtotal: p.subtotal,
+                    tier_discount: p.tier_discount,
+                    promotion: p.promotion,
+                    coupon: p.coupon,
+                    due: p.due,
+                    points_redeemed: p.points_redeemed,
+                    redeem_value: p.redeem_value,
+                    total: p.total,
+                    base: p.base,
+                    points_earned: p.points_earned,
+                    lot_expires_at: p.lot_expires_at,
+                    tier_before: p.tier_before,
+                    tier_after: p.tier_after,
+                    visit: p.visit,
+                    pin_verified: p.pin_verified,
+                    ruleset_version: rules.version,
+                })));
+                Ok((bodies, Outcome::Done(tx_id)))
+            },
+            |store, rules, outcome| match outcome {
+                Outcome::Refused(e) => Err(e),
+                Outcome::Replay(tx) => Ok(Receipt::of_tx(rules, &tx, true)),
+                Outcome::Done(tx_id) => {
+                    let tx = store
+                        .tx(&tx_id)?
+                        .ok_or_else(|| Error::internal(format!("transaction {tx_id} vanished")))?;
+                    Ok(Receipt::of_tx(rules, &tx, false))
+                }
+            },
+        )
+    }
+
+    /// Refunds lines of a committed checkout, or all that is left of it.
+    pub fn refund(&self, tx_id: &str, asked: &[(String, i64)], at: At) -> Result<RefundView> {
+        self.commit(
+            at,
+            |store, _| {
+                let tx = store
+                    .tx(tx_id)?
+                    .ok_or_else(|| Error::invalid(format!("no transaction {tx_id}")))?;
+                let c = &tx.rec;
+                let paid = Paid {
+                    total: c.total,
+                    points_earned: c.points_earned,
+                    points_redeemed: c.points_redeemed,
+                    base: c.base,
+                    visit: c.visit,
+                };
+                let plan = refund::plan(&c.lines, paid, &tx.refunded, asked)?;
+                let seq = self.journal.last_seq() + 1;
+                let rec = RefundRec {
+                    refund_id: self.tx_id(seq),
+                    tx_id: tx_id.to_string(),
+                    member_id: c.member_id.clone(),
+                    plan,
+                };
+                Ok((vec![Body::Refund(Box::new(rec.clone()))], rec))
+            },
+            |store, rules, rec| {
+                let m = store
+                    .member(&rec.member_id)?
+                    .ok_or_else(|| Error::internal("refunded member vanished"))?;
+                let view = MemberView::new(rules, &m, at.ts, at.trusted);
+                Ok(RefundView {
+                    refund_id: rec.refund_id,
+                    tx_id: rec.tx_id,
+                    amount: rec.plan.amount,
+                    points_clawed_back: rec.plan.points_clawed_back,
+                    points_returned: rec.plan.points_returned,
+                    balance: view.balance,
+                    tier: view.tier,
+                })
+            },
+        )
+    }
+
+    // ----- coupons and rewards -----
+
+    pub fn issue_coupon(&self, card: &str, type_id: &str, at: At) -> Result<CouponView> {
+        let card = canonical_card(card)?;
+        self.commit(
+            at,
+            |store, rules| {
+                let m = self.active_member(&card)?;
+                let ty = rules.coupon_type(type_id).ok_or_else(|| {
+                    Error::new(Code::CouponInvalid, format!("no coupon type {type_id}"))
+                })?;
+                let issued = day_no(local_date(rules, at.ts));
+                let valid_until = issued + ty.valid_days as i32 - 1;
+                let mut code = random_code(10);
+                while store.coupon(&code)?.is_some() {
+                    code = random_code(10);
+                }
+                let body = Body::CouponIssue {
+                    code: code.clone(),
+                    type_id: type_id.to_string(),
+                    member_id: m.member_id,
+                    issued,
+                    valid_until,
+                };
+                Ok((vec![body], (code, valid_until)))
+            },
+            |_, _, (code, valid_until)| {
+                Ok(CouponView {
+                    code,
+                    type_id: type_id.to_string(),
+                    valid_until: model::day_date(valid_until).to_string(),
+                })
+            },
+        )
+    }
+
+    /// Redeems points for a catalog reward, with the same checks as a checkout's
+    /// redemption except the share cap (a reward is not paid in money).
+    pub fn redeem_reward(
+        &self,
+        card: &str,
+        sku: &str,
+        pin: Option<&str>,
+        at: At,
+    ) -> Result<RewardView> {
+        let card = canonical_card(card)?;
+        enum Outcome {
+            Done(String, i64),
+            Refused(Error),
+        }
+        self.commit(
+            at,
+            |store, rules| {
+                let mut m = self.active_member(&card)?;
+                let reward = rules
+                    .reward(sku)
+                    .ok_or_else(|| Error::invalid(format!("the catalog has no reward {sku}")))?;
+                let mut bodies = Vec::new();
+                if at.trusted && m.has_expired_lots(at.ts) {
+                    bodies.push(Body::Expire {
+                        member_id: m.member_id.clone(),
+                    });
+                    rules::lots::expire(&mut m.lots, at.ts);
+                }
+                let left = reward.stock - store.reward_used(sku)?;
+                if left <= 0 {
+                    return Err(Error::new(Code::RewardOutOfStock, format!("{sku} is out of stock")));
+                }
+                let balance = m.balance_at(at.ts, at.trusted);
+                if reward.points > balance {
+                    return Err(Error::new(
+                        Code::InsufficientPoints,
+                        format!("{sku} costs {} points, the balance is {balance}", reward.points),
+                    ));
+                }
+                let red = &rules.redeem;
+                let mut pin_verified = false;
+                if red.pin_required_from > 0 && reward.points >= red.pin_required_from {
+                    if m.pin_locked_at(at.ts) {
+                        return Err(Error::new(Code::PinLocked, "too many wrong PINs; redemption is locked for 15 minutes"));
+                    }
+                    match (pin, &m.pin_hash) {
+                        (None, _) => return Err(Error::new(Code::PinRequired, "this reward needs the member's PIN")),
+                        (Some(_), None) => {
+                            return Err(Error::new(Code::PinRequired, "this reward needs a PIN and the member has none set"))
+                        }
+                        (Some(p), Some(h)) if crate::pin::verify(p, h) => pin_verified = true,
+                        (Some(_), Some(_)) => {
+                            bodies.push(Body::PinFail {
+                                member_id: m.member_id.clone(),
+                            });
+                            return Ok((bodies, Outcome::Refused(Error::new(Code::PinInvalid, "wrong PIN"))));
+                        }
+                    }
+                }
+                if self.cfg.offline_cap && m.unacked_redeemed() + reward.points > red.offline_cap_points {
+                    return Err(Error::new(
+                        Code::OfflineCapExceeded,
+                        "this member's offline redemption cap is reached until the hub confirms earlier ones",
+                    ));
+                }
+                let id = self.tx_id(self.journal.last_seq() + 1 + bodies.len() as u64);
+                bodies.push(Body::RewardRedeem {
+                    redemption_id: id.clone(),
+                    member_id: m.member_id.clone(),
+                    sku: sku.to_string(),
+                    points: reward.points,
+                    pin_verified,
+                });
+                Ok((bodies, Outcome::Done(id, left - 1)))
+            },
+            |_, rules, outcome| match outcome {
+                Outcome::Refused(e) => Err(e),
+                Outcome::Done(redemption_id, stock_left) => {
+                    let (m, _) = self.member_by_card(&card)?;
+                    Ok(RewardView {
+                        redemption_id,
+                        member_id: m.member_id.clone(),
+                        sku: sku.to_string(),
+                        points: rules.reward(sku).map_or(0, |r| r.points),
+                        balance: m.balance_at(at.ts, at.trusted),
+                        stock_left,
+                    })
+                }
+            },
+        )
+    }
+
+    /// The daily expiry pass: an `expire` record for every member with lots gone at
+    /// `at`. Does nothing while the clock is untrusted. Returns the members touched.
+    pub fn expire_all(&self, at: At) -> Result<u64> {
+        if !at.trusted {
+            return Ok(0);
+        }
+        let mut due = Vec::new();
+        for id in self.store.member_ids() {
+            let id = id?;
+            if let Some(m) = self.store.member(&id)? {
+                if m.has_expired_lots(at.ts) {
+                    due.push(id);
+                }
+            }
+        }
+        let n = due.len() as u64;
+        for chunk in due.chunks(256) {
+            self.commit(
+                at,
+                |store, _| {
+                    // Re-check under the writer lock: a checkout may have expired them already.
+                    let mut bodies = Vec::new();
+                    for id in chunk {
+                        if store.member(id)?.is_some_and(|m| m.has_expired_lots(at.ts)) {
+                            bodies.push(Body::Expire {
+                                member_id: id.clone(),
+                            });
+                        }
+                    }
+                    Ok((bodies, ()))
+                },
+                |_, _, _| Ok(()),
+            )?;
+        }
+        Ok(n)
+    }
+
+    /// Writes sled's buffers (on shutdown; the journal already holds everything).
+    pub fn flush(&self) -> Result<()> {
+        self.store.flush()
+    }
+}
+
+/// Rebuilds the state store of a data dir from its journal: into a new directory, which
+/// then replaces the old one (moved aside, never deleted). Returns records applied.
+pub fn rebuild(cfg: &EngineConfig) -> Result<(u64, String)> {
+    let _lock = DirLock::take(&cfg.data_dir)?;
+    let (journal, _) = Journal::open(&journal_path(&cfg.data_dir))?;
+    let fresh = cfg.data_dir.join("state.rebuild");
+    if fresh.exists() {
+        std::fs::remove_dir_all(&fresh)
+            .map_err(|e| Error::internal(format!("{}: {e}", fresh.display())))?;
+    }
+    let n = {
+        let store =
+            Store::open(&fresh, cfg.cache_bytes.max(64 << 20)).map_err(|e| Error::internal(e.0))?;
+        let n = replay(&journal, &store, 1)?;
+        store.flush()?;
+        n
+    };
+    let dir = state_path(&cfg.data_dir);
+    let note = if dir.exists() {
+        move_aside(&dir, "rebuild asked for")?
+    } else {
+        "no state store was there".to_string()
+    };
+    std::fs::rename(&fresh, &dir)
+        .map_err(|e| Error::internal(format!("{}: {e}", dir.display())))?;
+    Ok((n, note))
+}
+
+/// Phones are kept as digits with an optional leading `+`; spaces and dashes dropped.
+fn normalise_phone(raw: &str) -> Result<String> {
+    let p: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+        .collect();
+    let digits = p.strip_prefix('+').unwrap_or(&p);
+    if (5..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(p)
+    } else {
+        Err(Error::invalid(format!("bad phone number {raw:?}")))
+    }
+}
+
+/// What makes two checkout requests "the same" for idempotency: the card, the lines, the
+/// redemption and the coupon (not the instant, which a retry changes; not the PIN).
+fn request_hash(sale: &Sale) -> [u8; 32] {
+    let canonical = (
+        canonical_card(&sale.card).unwrap_or_else(|_| sale.card.clone()),
+        &sale.lines,
+        sale.redeem_points.unwrap_or(0),
+        sale.coupon.as_ref().map(|c| c.trim().to_ascii_uppercase()),
+    );
+    let bytes = postcard::to_allocvec(&canonical).expect("request encodes");
+    Sha256::digest(&bytes).into()
+}

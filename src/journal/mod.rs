@@ -1,0 +1,597 @@
+//! The journal: the terminal's source of truth, an append-only file of
+//! opaque payloads (the caller encodes them; the journal never looks inside).
+//!
+//! # File format, version 1 (all integers little-endian)
+//!
+//! ```text
+//! file header, 16 bytes:
+//!   0   magic    [u8; 8]  = b"LOYJRNL\0"
+//!   8   version  u32      = 1
+//!   12  reserved [u8; 4]  = 0
+//! then frames back to back, each 52 + len bytes:
+//!   0   len      u32       payload length, at most 1 MiB
+//!   4   seq      u64       1 for the first frame, +1 for each next (no gaps)
+//!   12  hcrc     u32       CRC32 of the 12 bytes len ‖ seq, so `len` can be
+//!                          trusted before the body is read
+//!   16  prev     [u8; 32]  hash of the previous frame, all zero for seq 1
+//!   48  payload  [u8; len]
+//!   48+len crc   u32       CRC32 of seq ‖ prev ‖ payload
+//! frame hash = SHA-256(seq ‖ prev ‖ payload)
+//! ```
+//!
+//! Byte offsets reported anywhere (errors, [`Truncation`]) count from the
+//! start of the file, header included.
+//!
+//! # Recovery rule
+//!
+//! A power cut can only tear the last write. When the frame at offset X fails
+//! any check, the rest of the file is searched from X + 1 for a complete valid
+//! frame (hcrc ok, seq above the last good one, crc ok). If there is one, the
+//! damage sits in the middle of the history and the file is reported corrupt
+//! at X; otherwise everything from X on is a torn tail, which [`Journal::open`]
+//! cuts off and [`verify`] only reports. A file shorter than the header that
+//! is a prefix of a valid header (crash while creating) gets its header
+//! rewritten.
+//!
+//! # Durability
+//!
+//! [`Journal::append`] only writes; [`Journal::wait_durable`] returns once
+//! fdatasync has covered the given seq. Concurrent waiters share one
+//! fdatasync (group commit). A failed write or fdatasync makes the journal
+//! refuse further appends: after a failed fsync the page cache state is
+//! unknown, so the only safe continuation is a reopen (which re-verifies).
+
+mod reader;
+mod scan;
+#[cfg(test)]
+mod tests;
+
+pub use reader::Reader;
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+
+use sha2::{Digest, Sha256};
+
+/// SHA-256 hash of a frame (see the module docs).
+pub type Hash = [u8; 32];
+
+/// Largest payload one frame may carry.
+pub const MAX_PAYLOAD: usize = 1 << 20;
+
+const MAGIC: [u8; 8] = *b"LOYJRNL\0";
+const VERSION: u32 = 1;
+const FILE_HEADER_LEN: u64 = 16;
+/// len + seq + hcrc + prev: everything in front of the payload.
+const FRAME_HEAD: usize = 48;
+/// Bytes of a frame that are not payload.
+const FRAME_OVERHEAD: usize = FRAME_HEAD + 4;
+/// One in-memory offset per this many frames, so `read_from` can start near
+/// its target without scanning the whole file (1M frames -> ~1000 entries).
+const INDEX_STRIDE: u64 = 1024;
+/// An append buffer grown beyond this by a large batch is released afterwards
+/// rather than kept for the life of the daemon.
+const KEEP_BUF: usize = 4 << 20;
+
+/// What opening (or verifying) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// Number of valid frames, i.e. the last seq.
+    pub records: u64,
+    /// Hash of the last valid frame, all zero if there is none.
+    pub last_hash: Hash,
+    /// The torn tail, if there was one (cut by `open`, only reported by `verify`).
+    pub truncated: Option<Truncation>,
+}
+
+/// A torn tail: where it started and how many bytes it had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Truncation {
+    pub offset: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("{path}: I/O error: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: corrupt journal at offset {offset}: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    #[error("payload of {0} bytes exceeds the 1 MiB record limit")]
+    TooLarge(usize),
+}
+
+/// An append-only, hash-chained, crash-safe record file. `Send + Sync`: share
+/// it behind an `Arc`.
+pub struct Journal {
+    path: PathBuf,
+    /// The one write handle. Written only while `state` is locked; fdatasync
+    /// runs on it from `wait_durable` without that lock.
+    file: File,
+    state: Mutex<AppendState>,
+    /// Copy of `state.last_seq`, published after the bytes are written, so the
+    /// sync leader can read its target without the append lock.
+    last_seq: AtomicU64,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    /// Copy of `sync.durable_seq` for lock-free reads.
+    durable_seq: AtomicU64,
+    syncs: AtomicU64,
+    /// Set once by a failed write or fdatasync; appends are refused after.
+    append_failure: OnceLock<Failure>,
+    /// Set once by a failed fdatasync; nothing becomes durable after.
+    sync_failure: OnceLock<Failure>,
+    #[cfg(test)]
+    faults: Faults,
+}
+
+struct AppendState {
+    last_seq: u64,
+    last_hash: Hash,
+    /// End of the last complete frame: where the next write goes.
+    end: u64,
+    /// Reused across appends so a batch costs one allocation at most.
+    buf: Vec<u8>,
+    /// index[i] = offset of the frame with seq i * INDEX_STRIDE + 1.
+    index: Vec<u64>,
+}
+
+struct SyncState {
+    durable_seq: u64,
+    /// A leader is inside fdatasync; others wait for its result.
+    syncing: bool,
+}
+
+/// A sticky failure. io::Error is not Clone, so keep what is needed to hand a
+/// fresh one to every caller.
+struct Failure {
+    kind: io::ErrorKind,
+    what: String,
+}
+
+/// Test-only switches that make the next write or fdatasync fail.
+#[cfg(test)]
+#[derive(Default)]
+struct Faults {
+    fail_write: std::sync::atomic::AtomicBool,
+    fail_sync: std::sync::atomic::AtomicBool,
+    /// Makes every fdatasync take this long, to widen race windows.
+    sync_delay_ms: AtomicU64,
+    /// fdatasyncs in progress, and whether two ever ran at once.
+    in_sync: AtomicU64,
+    overlapped: std::sync::atomic::AtomicBool,
+}
+
+impl Journal {
+    /// Opens or creates the journal at `path`, verifying every frame (header
+    /// crc, crc, seq continuity, hash chain). A torn tail is cut off and
+    /// reported in [`Recovery::truncated`]; any other damage is
+    /// [`JournalError::Corrupt`] at the offset of the first bad frame, and the
+    /// file is left as it was. Takes an exclusive `flock` on the file, so a
+    /// second open (from this or another process) fails with `WouldBlock`
+    /// while the first journal is alive.
+    pub fn open(path: &Path) -> Result<(Journal, Recovery), JournalError> {
+        let io_err = |source| JournalError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = open_or_create(path).map_err(io_err)?;
+        // Lock before looking: cutting a tail another writer is producing
+        // would destroy acknowledged data.
+        lock_exclusive(&file).map_err(io_err)?;
+        let len = file.metadata().map_err(io_err)?.len();
+
+        let (scanned, truncated) = match scan::check_header(path, &file, len)? {
+            scan::Header::Partial(n) => {
+                // Empty or a crash while the header was being written.
+                file.write_all_at(&file_header(), 0).map_err(io_err)?;
+                file.sync_all().map_err(io_err)?;
+                // The directory entry may be as new as the file.
+                sync_dir(path).map_err(io_err)?;
+                let cut = (n > 0).then_some(Truncation {
+                    offset: 0,
+                    bytes: n,
+                });
+                (scan::Scan::empty(), cut)
+            }
+            scan::Header::Complete => {
+                let scanned = scan::scan(path, &file, len)?;
+                match &scanned.torn {
+                    Some(t) => {
+                        file.set_len(t.offset).map_err(io_err)?;
+                        // sync_all: the size change is metadata.
+                        file.sync_all().map_err(io_err)?;
+                    }
+                    // What we read may be only in the page cache (the last
+                    // writer was killed before syncing); make it durable so
+                    // durable_seq starts out true.
+                    None => file.sync_data().map_err(io_err)?,
+                }
+                let torn = scanned.torn.clone();
+                (scanned, torn)
+            }
+        };
+
+        let recovery = Recovery {
+            records: scanned.records,
+            last_hash: scanned.last_hash,
+            truncated,
+        };
+        let journal = Journal {
+            path: path.to_path_buf(),
+            file,
+            state: Mutex::new(AppendState {
+                last_seq: scanned.records,
+                last_hash: scanned.last_hash,
+                end: scanned.end,
+                buf: Vec::new(),
+                index: scanned.index,
+            }),
+            last_seq: AtomicU64::new(scanned.records),
+            sync: Mutex::new(SyncState {
+                durable_seq: scanned.records,
+                syncing: false,
+            }),
+            synced: Condvar::new(),
+            durable_seq: AtomicU64::new(scanned.records),
+            syncs: AtomicU64::new(0),
+            append_failure: OnceLock::new(),
+            sync_failure: OnceLock::new(),
+            #[cfg(test)]
+            faults: Faults::default(),
+        };
+        Ok((journal, recovery))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Seq of the last frame written (maybe not yet durable); 0 if none.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::Acquire)
+    }
+
+    /// Every frame with seq <= this is on disk.
+    pub fn durable_seq(&self) -> u64 {
+        self.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// Hash of the last frame written; all zero if none.
+    pub fn last_hash(&self) -> Hash {
+        lock(&self.state).last_hash
+    }
+
+    /// Number of fdatasync calls made by [`Journal::wait_durable`] (group
+    /// commit leaders); the syncs done inside `open` are not counted.
+    pub fn sync_count(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Writes one frame per payload with a single write (not yet durable) and
+    /// returns the seq of the first. An empty batch writes nothing and returns
+    /// the seq the next frame will get. Nothing is written if any payload is
+    /// over [`MAX_PAYLOAD`].
+    pub fn append(&self, payloads: &[&[u8]]) -> Result<u64, JournalError> {
+        if let Some(p) = payloads.iter().find(|p| p.len() > MAX_PAYLOAD) {
+            return Err(JournalError::TooLarge(p.len()));
+        }
+        let mut guard = lock(&self.state);
+        if let Some(f) = self.append_failure.get() {
+            return Err(self.failure_error(f));
+        }
+        let st = &mut *guard;
+        let first = st.last_seq + 1;
+        if payloads.is_empty() {
+            return Ok(first);
+        }
+
+        st.buf.clear();
+        let mut seq = st.last_seq;
+        let mut hash = st.last_hash;
+        let index_len = st.index.len();
+        for payload in payloads {
+            if seq % INDEX_STRIDE == 0 {
+                st.index.push(st.end + st.buf.len() as u64);
+            }
+            seq += 1;
+            hash = encode_frame(&mut st.buf, seq, &hash, payload);
+        }
+
+        if let Err(e) = self.write_at(&st.buf, st.end) {
+            // Part of the batch may be in the file; try to cut it so a later
+            // reopen does not have to treat it as a torn tail. Either way the
+            // in-memory view no longer matches the file: refuse appends.
+            st.index.truncate(index_len);
+            let cut = match self.file.set_len(st.end) {
+                Ok(()) => String::from("partial write removed"),
+                Err(c) => format!("removing the partial write failed too: {c}"),
+            };
+            self.fail_appends(e.kind(), format!("write failed: {e} ({cut})"));
+            return Err(self.io_error(e));
+        }
+
+        st.end += st.buf.len() as u64;
+        st.last_seq = seq;
+        st.last_hash = hash;
+        self.last_seq.store(seq, Ordering::Release);
+        if st.buf.capacity() > KEEP_BUF {
+            st.buf = Vec::new();
+        }
+        Ok(first)
+    }
+
+    /// Blocks until every frame with seq <= `seq` is on disk.
+    ///
+    /// Group commit: if no fdatasync is running, the caller becomes the
+    /// leader, takes the current last_seq as its target, syncs without the
+    /// append lock (so appends go on meanwhile), publishes durable_seq and
+    /// wakes the others, who re-check and may lead the next round. An
+    /// fdatasync error is returned to every waiter and is sticky. Asking for a
+    /// seq that was never appended is an `InvalidInput` I/O error (it would
+    /// otherwise block forever).
+    pub fn wait_durable(&self, seq: u64) -> Result<(), JournalError> {
+        let written = self.last_seq();
+        if seq > written {
+            return Err(self.io_error(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("wait_durable({seq}): only {written} frames were appended"),
+            )));
+        }
+        let mut st = lock(&self.sync);
+        loop {
+            if st.durable_seq >= seq {
+                return Ok(());
+            }
+            if let Some(f) = self.sync_failure.get() {
+                return Err(self.failure_error(f));
+            }
+            if st.syncing {
+                st = self.synced.wait(st).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            st.syncing = true;
+            drop(st);
+
+            // Read after taking leadership: everything appended up to here is
+            // in the page cache and covered by the sync below.
+            let target = self.last_seq();
+            let result = self.sync_data();
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+
+            st = lock(&self.sync);
+            st.syncing = false;
+            match result {
+                Ok(()) => {
+                    if target > st.durable_seq {
+                        st.durable_seq = target;
+                        self.durable_seq.store(target, Ordering::Release);
+                    }
+                }
+                Err(e) => {
+                    let what = format!("fdatasync failed: {e}");
+                    let _ = self.sync_failure.set(Failure {
+                        kind: e.kind(),
+                        what: what.clone(),
+                    });
+                    self.fail_appends(e.kind(), what);
+                }
+            }
+            self.synced.notify_all();
+        }
+    }
+
+    /// Reads frames with seq >= `from` (0 counts as 1) in order, through a
+    /// separate read-only handle, up to the last frame written at the time of
+    /// this call. Appends may go on meanwhile. Each frame's header crc, seq
+    /// and crc are checked as it is read.
+    pub fn read_from(&self, from: u64) -> Result<Reader, JournalError> {
+        let from = from.max(1);
+        let (last, start_seq, start_offset) = {
+            let st = lock(&self.state);
+            if from > st.last_seq {
+                (st.last_seq, from, st.end)
+            } else {
+                let i = (from - 1) / INDEX_STRIDE;
+                (st.last_seq, i * INDEX_STRIDE + 1, st.index[i as usize])
+            }
+        };
+        Reader::open(&self.path, start_offset, start_seq, from, last)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        #[cfg(test)]
+        if self.faults.fail_write.swap(false, Ordering::SeqCst) {
+            // Simulates a write that got half way (disk full, EIO).
+            self.file.write_all_at(&buf[..buf.len() / 2], offset)?;
+            return Err(io::Error::other("injected write failure"));
+        }
+        self.file.write_all_at(buf, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        #[cfg(test)]
+        {
+            if self.faults.in_sync.fetch_add(1, Ordering::SeqCst) > 0 {
+                self.faults.overlapped.store(true, Ordering::SeqCst);
+            }
+            let delay = self.faults.sync_delay_ms.load(Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+            let fail = self.faults.fail_sync.swap(false, Ordering::SeqCst);
+            self.faults.in_sync.fetch_sub(1, Ordering::SeqCst);
+            if fail {
+                return Err(io::Error::other("injected fdatasync failure"));
+            }
+        }
+        self.file.sync_data()
+    }
+
+    fn fail_appends(&self, kind: io::ErrorKind, what: String) {
+        // The first failure is the one worth reporting; later ones follow from it.
+        let _ = self.append_failure.set(Failure { kind, what });
+    }
+
+    fn failure_error(&self, f: &Failure) -> JournalError {
+        self.io_error(io::Error::new(
+            f.kind,
+            format!("journal unusable after an earlier failure: {}", f.what),
+        ))
+    }
+
+    fn io_error(&self, source: io::Error) -> JournalError {
+        JournalError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+impl fmt::Debug for Journal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Journal")
+            .field("path", &self.path)
+            .field("last_seq", &self.last_seq())
+            .field("durable_seq", &self.durable_seq())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Read-only check of a journal file: the same verification as
+/// [`Journal::open`], but a torn tail is only reported in `truncated` and the
+/// file is never modified (nor locked, so it can run beside the daemon; a
+/// write in flight may then show up as a torn tail).
+pub fn verify(path: &Path) -> Result<Recovery, JournalError> {
+    let io_err = |source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let len = file.metadata().map_err(io_err)?.len();
+    match scan::check_header(path, &file, len)? {
+        scan::Header::Partial(n) => Ok(Recovery {
+            records: 0,
+            last_hash: [0; 32],
+            truncated: (n > 0).then_some(Truncation {
+                offset: 0,
+                bytes: n,
+            }),
+        }),
+        scan::Header::Complete => {
+            let s = scan::scan(path, &file, len)?;
+            Ok(Recovery {
+                records: s.records,
+                last_hash: s.last_hash,
+                truncated: s.torn,
+            })
+        }
+    }
+}
+
+fn file_header() -> [u8; FILE_HEADER_LEN as usize] {
+    let mut h = [0u8; FILE_HEADER_LEN as usize];
+    h[..8].copy_from_slice(&MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h
+}
+
+/// Appends one encoded frame to `out` and returns its hash.
+fn encode_frame(out: &mut Vec<u8>, seq: u64, prev: &Hash, payload: &[u8]) -> Hash {
+    let start = out.len();
+    // Callers check MAX_PAYLOAD, so the length fits in u32.
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&seq.to_le_bytes());
+    let hcrc = crc32fast::hash(&out[start..start + 12]);
+    out.extend_from_slice(&hcrc.to_le_bytes());
+    out.extend_from_slice(prev);
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&frame_crc(seq, prev, payload).to_le_bytes());
+    frame_hash(seq, prev, payload)
+}
+
+/// Parses the 16 bytes len ‖ seq ‖ hcrc; None if hcrc does not match.
+fn parse_head(b: &[u8]) -> Option<(usize, u64)> {
+    let len = u32::from_le_bytes(b[0..4].try_into().unwrap());
+    let seq = u64::from_le_bytes(b[4..12].try_into().unwrap());
+    let hcrc = u32::from_le_bytes(b[12..16].try_into().unwrap());
+    (crc32fast::hash(&b[..12]) == hcrc).then_some((len as usize, seq))
+}
+
+fn frame_crc(seq: u64, prev: &Hash, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&seq.to_le_bytes());
+    h.update(prev);
+    h.update(payload);
+    h.finalize()
+}
+
+fn frame_hash(seq: u64, prev: &Hash, payload: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update(seq.to_le_bytes());
+    h.update(prev);
+    h.update(payload);
+    h.finalize().into()
+}
+
+fn open_or_create(path: &Path) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true);
+    match opts.open(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // create_new, so that of two racing creators one simply opens the
+            // other's file (and then fails on the lock).
+            match opts.clone().create_new(true).open(path) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => opts.open(path),
+                other => other,
+            }
+        }
+        other => other,
+    }
+}
+
+/// Exclusive, non-blocking advisory lock: two writers on one journal would
+/// interleave frames and break the chain.
+fn lock_exclusive(file: &File) -> io::Result<()> {
+    // SAFETY: flock only inspects the descriptor, which `file` keeps open for
+    // the whole call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::WouldBlock {
+        return Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "journal is already open (locked by another handle or process)",
+        ));
+    }
+    Err(e)
+}
+
+/// fsyncs the directory holding `path`, making a new directory entry durable.
+fn sync_dir(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded data stays consistent across a panic (every update is a
+    // plain store after the fallible I/O), so poisoning is ignored.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,804 @@
+use super::*;
+
+use std::sync::Arc;
+use std::thread;
+
+use proptest::prelude::*;
+
+fn new_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal");
+    (dir, path)
+}
+
+/// Distinct, seq-dependent content of varying length (0..=40 bytes).
+fn payload_for(seq: u64) -> Vec<u8> {
+    (0..seq % 41)
+        .map(|i| (seq as u8).wrapping_mul(31) ^ i as u8)
+        .collect()
+}
+
+fn read_all(j: &Journal, from: u64) -> Vec<(u64, Vec<u8>)> {
+    j.read_from(from).unwrap().map(Result::unwrap).collect()
+}
+
+/// Writes `n` frames, one append each, and returns the file's bytes.
+fn journal_with(path: &Path, n: u64) -> Vec<u8> {
+    let (j, _) = Journal::open(path).unwrap();
+    for seq in 1..=n {
+        assert_eq!(j.append(&[&payload_for(seq)]).unwrap(), seq);
+    }
+    j.wait_durable(n).unwrap();
+    drop(j);
+    std::fs::read(path).unwrap()
+}
+
+/// Start offsets of the frames of a well-formed file.
+fn frame_offsets(bytes: &[u8]) -> Vec<u64> {
+    let mut offsets = Vec::new();
+    let mut at = FILE_HEADER_LEN as usize;
+    while at < bytes.len() {
+        offsets.push(at as u64);
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        at += FRAME_OVERHEAD + len;
+    }
+    offsets
+}
+
+fn assert_corrupt_at<T: fmt::Debug>(r: Result<T, JournalError>, want: u64) {
+    match r {
+        Err(JournalError::Corrupt { offset, .. }) => assert_eq!(offset, want),
+        other => panic!("expected Corrupt at {want}, got {other:?}"),
+    }
+}
+
+/// Independent hash-chain computation, straight from the format description.
+fn chain_hash(payloads: &[Vec<u8>]) -> Hash {
+    let mut prev = [0u8; 32];
+    for (i, p) in payloads.iter().enumerate() {
+        let mut h = Sha256::new();
+        h.update((i as u64 + 1).to_le_bytes());
+        h.update(prev);
+        h.update(p);
+        prev = h.finalize().into();
+    }
+    prev
+}
+
+#[test]
+fn journal_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Journal>();
+    check::<Reader>();
+}
+
+#[test]
+fn on_disk_layout_matches_the_documented_format() {
+    let (_d, path) = new_dir();
+    let (j, rec) = Journal::open(&path).unwrap();
+    assert_eq!(
+        rec,
+        Recovery {
+            records: 0,
+            last_hash: [0; 32],
+            truncated: None
+        }
+    );
+    j.append(&[b"abc", b""]).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+
+    let mut want = Vec::new();
+    want.extend_from_slice(b"LOYJRNL\0");
+    want.extend_from_slice(&1u32.to_le_bytes());
+    want.extend_from_slice(&[0; 4]);
+    let mut prev = [0u8; 32];
+    for (seq, p) in [(1u64, &b"abc"[..]), (2, &b""[..])] {
+        let mut len_seq = Vec::new();
+        len_seq.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        len_seq.extend_from_slice(&seq.to_le_bytes());
+        want.extend_from_slice(&len_seq);
+        want.extend_from_slice(&crc32fast::hash(&len_seq).to_le_bytes());
+        want.extend_from_slice(&prev);
+        want.extend_from_slice(p);
+        let mut covered = seq.to_le_bytes().to_vec();
+        covered.extend_from_slice(&prev);
+        covered.extend_from_slice(p);
+        want.extend_from_slice(&crc32fast::hash(&covered).to_le_bytes());
+        prev = Sha256::digest(&covered).into();
+    }
+    assert_eq!(bytes, want);
+    assert_eq!(j.last_hash(), prev);
+}
+
+#[test]
+fn round_trip_including_empty_and_max_payloads() {
+    let (_d, path) = new_dir();
+    let (j, _) = Journal::open(&path).unwrap();
+    let big = vec![0xA5u8; MAX_PAYLOAD];
+    let mut all: Vec<Vec<u8>> = Vec::new();
+    all.push(Vec::new());
+    all.push(big.clone());
+    all.extend((1..3000).map(payload_for));
+    all.push(Vec::new());
+
+    let mut next = 1;
+    for chunk in all.chunks(7) {
+        let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+        assert_eq!(j.append(&refs).unwrap(), next);
+        next += chunk.len() as u64;
+    }
+    assert_eq!(j.last_seq(), all.len() as u64);
+    j.wait_durable(j.last_seq()).unwrap();
+    assert_eq!(j.durable_seq(), all.len() as u64);
+    assert_eq!(j.last_hash(), chain_hash(&all));
+
+    let got = read_all(&j, 1);
+    assert_eq!(got.len(), all.len());
+    for (i, (seq, p)) in got.iter().enumerate() {
+        assert_eq!(*seq, i as u64 + 1);
+        assert_eq!(p, &all[i]);
+    }
+    // Starting points around the sparse index strides.
+    for from in [0, 2, 3, 1024, 1025, 1026, 2048, 2049, 3001, 3002] {
+        let got = read_all(&j, from);
+        let first = from.max(1);
+        assert_eq!(
+            got.len() as u64,
+            (all.len() as u64 + 1).saturating_sub(first)
+        );
+        for (seq, p) in got {
+            assert_eq!(p, all[seq as usize - 1]);
+        }
+    }
+    assert!(read_all(&j, 5000).is_empty());
+
+    // The reusing reader API returns the same.
+    let mut r = j.read_from(2).unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(r.next_into(&mut buf).unwrap().unwrap(), 2);
+    assert_eq!(buf, big);
+    assert_eq!(r.next_into(&mut buf).unwrap().unwrap(), 3);
+    assert_eq!(buf, all[2]);
+}
+
+#[test]
+fn too_large_payload_is_rejected_and_nothing_is_written() {
+    let (_d, path) = new_dir();
+    let (j, _) = Journal::open(&path).unwrap();
+    j.append(&[b"x"]).unwrap();
+    let len = std::fs::metadata(&path).unwrap().len();
+    let huge = vec![0u8; MAX_PAYLOAD + 1];
+    match j.append(&[b"ok", &huge]) {
+        Err(JournalError::TooLarge(n)) => assert_eq!(n, MAX_PAYLOAD + 1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(j.last_seq(), 1);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+    assert_eq!(j.append(&[]).unwrap(), 2);
+    assert_eq!(j.append(&[b"y"]).unwrap(), 2);
+}
+
+#[test]
+fn reopen_keeps_state_and_the_chain_continues() {
+    let (_d, path) = new_dir();
+    let mut all: Vec<Vec<u8>> = (1..=50).map(payload_for).collect();
+    let (j, _) = Journal::open(&path).unwrap();
+    for p in &all {
+        j.append(&[p]).unwrap();
+    }
+    let hash = j.last_hash();
+    drop(j);
+
+    let (j, rec) = Journal::open(&path).unwrap();
+    assert_eq!(
+        rec,
+        Recovery {
+            records: 50,
+            last_hash: hash,
+            truncated: None
+        }
+    );
+    assert_eq!(
+        (j.last_seq(), j.durable_seq(), j.last_hash()),
+        (50, 50, hash)
+    );
+    for seq in 51..=2100 {
+        all.push(payload_for(seq));
+        assert_eq!(j.append(&[&all[seq as usize - 1]]).unwrap(), seq);
+    }
+    drop(j);
+
+    let rec = verify(&path).unwrap();
+    assert_eq!(rec.records, 2100);
+    assert_eq!(rec.last_hash, chain_hash(&all));
+    let (j, rec2) = Journal::open(&path).unwrap();
+    assert_eq!(rec, rec2);
+    // The index rebuilt by the scan points at the right frames.
+    let got = read_all(&j, 2050);
+    assert_eq!(got.len(), 51);
+    assert_eq!(got[0], (2050, all[2049].clone()));
+}
+
+#[test]
+fn second_open_of_a_live_journal_is_refused() {
+    let (_d, path) = new_dir();
+    let (j, _) = Journal::open(&path).unwrap();
+    match Journal::open(&path) {
+        Err(JournalError::Io { source, .. }) => {
+            assert_eq!(source.kind(), io::ErrorKind::WouldBlock)
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(j);
+    Journal::open(&path).unwrap();
+}
+
+#[test]
+fn torn_last_frame_is_cut_at_every_offset() {
+    let (_d, path) = new_dir();
+    let bytes = journal_with(&path, 5);
+    let last = *frame_offsets(&bytes).last().unwrap();
+    let good = {
+        let (_, rec) = Journal::open(&path).unwrap();
+        rec
+    };
+    let prev_hash = chain_hash(&(1..=4).map(payload_for).collect::<Vec<_>>());
+    for cut in last + 1..bytes.len() as u64 {
+        std::fs::write(&path, &bytes[..cut as usize]).unwrap();
+        let torn = Some(Truncation {
+            offset: last,
+            bytes: cut - last,
+        });
+
+        let rec = verify(&path).unwrap();
+        assert_eq!((rec.records, rec.last_hash), (4, prev_hash), "cut {cut}");
+        assert_eq!(rec.truncated, torn, "cut {cut}");
+        assert_eq!(std::fs::read(&path).unwrap(), &bytes[..cut as usize]);
+
+        let (j, rec) = Journal::open(&path).unwrap();
+        assert_eq!((rec.records, rec.truncated), (4, torn), "cut {cut}");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), last);
+        // Appending again recreates the identical frame.
+        j.append(&[&payload_for(5)]).unwrap();
+        drop(j);
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    }
+    assert_eq!(verify(&path).unwrap(), good);
+}
+
+#[test]
+fn torn_multi_frame_write_keeps_the_complete_frames() {
+    let (_d, path) = new_dir();
+    let (j, _) = Journal::open(&path).unwrap();
+    j.append(&[b"one"]).unwrap();
+    j.append(&[b"two", b"three", b"four"]).unwrap();
+    drop(j);
+    let bytes = std::fs::read(&path).unwrap();
+    let offs = frame_offsets(&bytes);
+    // Tear inside "four": "two" and "three" of the same write survive.
+    let cut = offs[3] + 20;
+    std::fs::write(&path, &bytes[..cut as usize]).unwrap();
+    let (j, rec) = Journal::open(&path).unwrap();
+    assert_eq!(rec.records, 3);
+    assert_eq!(
+        rec.truncated,
+        Some(Truncation {
+            offset: offs[3],
+            bytes: 20
+        })
+    );
+    let got: Vec<Vec<u8>> = read_all(&j, 1).into_iter().map(|(_, p)| p).collect();
+    assert_eq!(got, [&b"one"[..], b"two", b"three"]);
+}
+
+#[test]
+fn last_frame_with_bad_crc_is_cut() {
+    let (_d, path) = new_dir();
+    let mut bytes = journal_with(&path, 6);
+    let last = *frame_offsets(&bytes).last().unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let (_j, rec) = Journal::open(&path).unwrap();
+    assert_eq!(rec.records, 5);
+    assert_eq!(
+        rec.truncated,
+        Some(Truncation {
+            offset: last,
+            bytes: n as u64 - last
+        })
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), last);
+}
+
+#[test]
+fn zero_filled_tail_is_cut() {
+    let (_d, path) = new_dir();
+    let bytes = journal_with(&path, 4);
+    let end = bytes.len() as u64;
+
+    // Zeros right after the last frame (file size extended, data never written).
+    let mut zeros = bytes.clone();
+    zeros.resize(bytes.len() + 4096, 0);
+    std::fs::write(&path, &zeros).unwrap();
+    let (j, rec) = Journal::open(&path).unwrap();
+    assert_eq!(
+        (rec.records, rec.truncated),
+        (
+            4,
+            Some(Truncation {
+                offset: end,
+                bytes: 4096
+            })
+        )
+    );
+    drop(j);
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+
+    // The start of a frame followed by zeros.
+    let (j, _) = Journal::open(&path).unwrap();
+    j.append(&[&[7u8; 300]]).unwrap();
+    drop(j);
+    let mut partial = std::fs::read(&path).unwrap();
+    partial.truncate(end as usize + 100);
+    partial.resize(end as usize + 8192, 0);
+    std::fs::write(&path, &partial).unwrap();
+    let (_j, rec) = Journal::open(&path).unwrap();
+    assert_eq!(
+        (rec.records, rec.truncated),
+        (
+            4,
+            Some(Truncation {
+                offset: end,
+                bytes: 8192
+            })
+        )
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
+fn any_flipped_byte_in_a_middle_frame_is_corruption_at_that_frame() {
+    let (_d, path) = new_dir();
+    let bytes = journal_with(&path, 5);
+    let offs = frame_offsets(&bytes);
+    let (start, end) = (offs[2], offs[3]); // frame seq 3: header, prev, payload, crc
+    assert!(end - start > FRAME_OVERHEAD as u64);
+    for at in start..end {
+        let mut bad = bytes.clone();
+        bad[at as usize] ^= 0xFF;
+        std::fs::write(&path, &bad).unwrap();
+        assert_corrupt_at(verify(&path), start);
+        assert_corrupt_at(Journal::open(&path), start);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bad,
+            "file changed (byte {at})"
+        );
+    }
+    // A bad first frame counts as the middle too when later frames are valid.
+    let mut bad = bytes.clone();
+    bad[offs[0] as usize + 50] ^= 1;
+    std::fs::write(&path, &bad).unwrap();
+    assert_corrupt_at(Journal::open(&path), FILE_HEADER_LEN);
+}
+
+/// Rewrites the file with frames built by hand, so seq and prev can be wrong
+/// while every crc is right.
+fn write_frames(path: &Path, frames: &[(u64, Hash, &[u8])]) -> Vec<u64> {
+    let mut bytes = file_header().to_vec();
+    let mut offsets = Vec::new();
+    for (seq, prev, p) in frames {
+        offsets.push(bytes.len() as u64);
+        encode_frame(&mut bytes, *seq, prev, p);
+    }
+    std::fs::write(path, &bytes).unwrap();
+    offsets
+}
+
+#[test]
+fn broken_chain_or_seq_with_valid_crcs_is_corruption() {
+    let (_d, path) = new_dir();
+    let h1 = frame_hash(1, &[0; 32], b"a");
+    let h2 = frame_hash(2, &h1, b"b");
+    let h3 = frame_hash(3, &h2, b"c");
+
+    // prev of frame 2 wrong.
+    let offs = write_frames(
+        &path,
+        &[(1, [0; 32], b"a"), (2, [9; 32], b"b"), (3, h2, b"c")],
+    );
+    assert_corrupt_at(verify(&path), offs[1]);
+
+    // Seq gap: 1, 3, 4.
+    let offs = write_frames(&path, &[(1, [0; 32], b"a"), (3, h2, b"c"), (4, h3, b"d")]);
+    assert_corrupt_at(Journal::open(&path), offs[1]);
+
+    // A wrong last frame with nothing valid after it is a torn tail.
+    let offs = write_frames(
+        &path,
+        &[(1, [0; 32], b"a"), (2, h1, b"b"), (3, [1; 32], b"c")],
+    );
+    let rec = verify(&path).unwrap();
+    assert_eq!(rec.records, 2);
+    assert_eq!(rec.last_hash, h2);
+    assert_eq!(rec.truncated.unwrap().offset, offs[2]);
+}
+
+#[test]
+fn verify_never_modifies_the_file() {
+    let (_d, path) = new_dir();
+    let mut bytes = journal_with(&path, 3);
+    bytes.extend_from_slice(&[1, 2, 3, 4, 5]);
+    std::fs::write(&path, &bytes).unwrap();
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let rec = verify(&path).unwrap();
+    assert_eq!(rec.records, 3);
+    assert!(rec.truncated.is_some());
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+
+    // Partial header: reported, not rewritten.
+    std::fs::write(&path, b"LOYJ").unwrap();
+    let rec = verify(&path).unwrap();
+    assert_eq!(
+        rec.truncated,
+        Some(Truncation {
+            offset: 0,
+            bytes: 4
+        })
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), b"LOYJ");
+
+    assert!(matches!(
+        verify(&path.with_extension("missing")),
+        Err(JournalError::Io { .. })
+    ));
+}
+
+#[test]
+fn bad_file_headers() {
+    let (_d, path) = new_dir();
+    let good = journal_with(&path, 2);
+
+    let mut bad = good.clone();
+    bad[0] = b'X';
+    std::fs::write(&path, &bad).unwrap();
+    assert_corrupt_at(Journal::open(&path), 0);
+    assert_eq!(std::fs::read(&path).unwrap(), bad);
+
+    let mut bad = good.clone();
+    bad[8] = 2;
+    std::fs::write(&path, &bad).unwrap();
+    assert_corrupt_at(verify(&path), 0);
+
+    let mut bad = good.clone();
+    bad[15] = 1;
+    std::fs::write(&path, &bad).unwrap();
+    assert_corrupt_at(verify(&path), 0);
+
+    // Short and not a header prefix.
+    std::fs::write(&path, b"LOYX").unwrap();
+    assert_corrupt_at(Journal::open(&path), 0);
+    assert_eq!(std::fs::read(&path).unwrap(), b"LOYX");
+
+    // Crash while creating: every proper prefix gets the header rewritten.
+    for n in 0..FILE_HEADER_LEN as usize {
+        std::fs::write(&path, &file_header()[..n]).unwrap();
+        let (j, rec) = Journal::open(&path).unwrap();
+        let cut = (n > 0).then_some(Truncation {
+            offset: 0,
+            bytes: n as u64,
+        });
+        assert_eq!(
+            rec,
+            Recovery {
+                records: 0,
+                last_hash: [0; 32],
+                truncated: cut
+            }
+        );
+        assert_eq!(j.append(&[b"first"]).unwrap(), 1);
+        drop(j);
+        assert_eq!(verify(&path).unwrap().records, 1);
+    }
+}
+
+#[test]
+fn concurrent_writers_share_fdatasyncs() {
+    const THREADS: u64 = 8;
+    const EACH: u64 = 500;
+    let (_d, path) = new_dir();
+    let (j, _) = Journal::open(&path).unwrap();
+    let j = Arc::new(j);
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let j = Arc::clone(&j);
+            thread::spawn(move || {
+                let mut mine = Vec::new();
+                for i in 0..EACH {
+                    let p = format!("t{t} i{i}").into_bytes();
+                    let seq = j.append(&[&p]).unwrap();
+                    j.wait_durable(seq).unwrap();
+                    assert!(j.durable_seq() >= seq);
+                    mine.push((seq, p));
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut written: Vec<(u64, Vec<u8>)> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    written.sort();
+    let total = THREADS * EACH;
+    let seqs: Vec<u64> = written.iter().map(|w| w.0).collect();
+    assert_eq!(
+        seqs,
+        (1..=total).collect::<Vec<_>>(),
+        "seqs unique and gap-free"
+    );
+    assert_eq!(read_all(&j, 1), written);
+    let syncs = j.sync_count();
+    assert!(
+        syncs >= 1 && syncs < total,
+        "no group commit: {syncs} syncs"
+    );
+    assert!(
+        !j.faults.overlapped.load(Ordering::SeqCst),
+        "two fdatasyncs ran at once"
+    );
+    assert_eq!(j.durable_seq(), total);
+}
+
+#[test]
+fn appends_proceed_while_a_sync_runs_and_the_next_leader_covers_them() {
+    let (_d, path) = new_dir();
+    let (j, _) = Journal::open(&path).unwrap();
+    let j = Arc::new(j);
+    j.append(&[b"first"]).unwrap();
+    j.faults.sync_delay_ms.store(300, Ordering::SeqCst);
+    let leader = {
+        let j = Arc::clone(&j);
+        thread::spawn(move || j.wait_durable(1).unwrap())
+    };
+    while j.faults.in_sync.load(Ordering::SeqCst) == 0 {
+        thread::yield_now();
+    }
+    // The leader is inside fdatasync: appending must not wait for it.
+    let seqs: Vec<u64> = (0..5).map(|_| j.append(&[b"more"]).unwrap()).collect();
+    assert_eq!(
+        j.faults.in_sync.load(Ordering::SeqCst),
+        1,
+        "append waited for the sync"
+    );
+    assert_eq!(seqs, [2, 3, 4, 5, 6]);
+    // Waiters behind the running sync share the next one.
+    j.faults.sync_delay_ms.store(0, Ordering::SeqCst);
+    let waiters: Vec<_> = (2..=6)
+        .map(|s| {
+            let j = Arc::clone(&j);
+            thread::spawn(move || j.wait_durable(s).unwrap())
+        })
+        .collect();
+    leader.join().unwrap();
+    for w in waiters {
+        w.join().unwrap();
+    }
+    assert_eq!(j.durable_seq(), 6);
+    assert!(j.sync_count() <= 3, "{} syncs", j.sync_count());
+    assert!(!j.faults.overlapped.load(Ordering::SeqCst));
+}
+
+#[test]
+fn reader_reports_damage_done_after_open() {
+    let (_d, path) = new_dir();
+    let (j, _) = Journal::open(&path).unwrap();
+    for seq in 1..=10 {
+        j.append(&[&payload_for(seq + 20)]).unwrap();
+    }
+    let offs = frame_offsets(&std::fs::read(&path).unwrap());
+    // Flip one payload byte of seq 7 behind the journal's back.
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    let at = offs[6] + FRAME_HEAD as u64;
+    let mut b = [0u8];
+    File::open(&path)
+        .unwrap()
+        .read_exact_at(&mut b, at)
+        .unwrap();
+    f.write_all_at(&[b[0] ^ 1], at).unwrap();
+
+    let items: Vec<_> = j.read_from(3).unwrap().collect();
+    assert_eq!(
+        items.len(),
+        5,
+        "four good frames, then the error, then nothing"
+    );
+    for (i, item) in items[..4].iter().enumerate() {
+        assert_eq!(item.as_ref().unwrap().0, i as u64 + 3);
+    }
+    assert_corrupt_at(items[4].as_ref().map(|_| ()).map_err(clone_err), offs[6]);
+    // Skipping over the damaged frame does not read its body.
+    assert_eq!(read_all(&j, 8).len(), 3);
+}
+
+fn clone_err(e: &JournalError) -> JournalError {
+    match e {
+        JournalError::Corrupt {
+            path,
+            offset,
+            reason,
+        } => JournalError::Corrupt {
+            path: path.clone(),
+            offset: *offset,
+            reason: reason.clone(),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn read_from_while_appending() {
+    let (_d, path) = new_dir();
+    let (j, _) = Journal::open(&path).unwrap();
+    let j = Arc::new(j);
+    const N: u64 = 3000;
+    let writer = {
+        let j = Arc::clone(&j);
+        thread::spawn(move || {
+            let mut seq = 1;
+            while seq <= N {
+                let batch: Vec<Vec<u8>> = (seq..(seq + 3).min(N + 1)).map(payload_for).collect();
+                let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+                assert_eq!(j.append(&refs).unwrap(), seq);
+                seq += batch.len() as u64;
+            }
+        })
+    };
+    let mut reads = 0;
+    loop {
+        let before = j.last_seq();
+        let from = before / 2 + 1;
+        let mut next = from;
+        for item in j.read_from(from).unwrap() {
+            let (seq, p) = item.unwrap();
+            assert_eq!((seq, p), (next, payload_for(next)));
+            next += 1;
+        }
+        // Saw at least everything written before the call, in order.
+        assert!(next > before || before == 0 || from > before);
+        reads += 1;
+        if before == N {
+            break;
+        }
+    }
+    writer.join().unwrap();
+    assert!(reads > 1);
+}
+
+#[test]
+fn failed_fdatasync_is_sticky_and_reported_to_every_waiter() {
+    let (_d, path) = new_dir();
+    let (j, _) = Journal::open(&path).unwrap();
+    j.append(&[b"a"]).unwrap();
+    j.wait_durable(1).unwrap();
+    j.append(&[b"b"]).unwrap();
+    let j = Arc::new(j);
+    j.faults.fail_sync.store(true, Ordering::SeqCst);
+    j.faults.sync_delay_ms.store(200, Ordering::SeqCst);
+    let leader = {
+        let j = Arc::clone(&j);
+        thread::spawn(move || j.wait_durable(2))
+    };
+    while j.faults.in_sync.load(Ordering::SeqCst) == 0 {
+        thread::yield_now();
+    }
+    // These wait behind the failing sync and must all get its error.
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let j = Arc::clone(&j);
+            thread::spawn(move || j.wait_durable(2))
+        })
+        .collect();
+    j.faults.sync_delay_ms.store(0, Ordering::SeqCst);
+    for h in std::iter::once(leader).chain(waiters) {
+        match h.join().unwrap() {
+            Err(JournalError::Io { source, .. }) => {
+                assert!(source.to_string().contains("fdatasync failed"), "{source}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(j.sync_count(), 2, "waiters must not retry a failed sync");
+    // The fault fired once; the journal still refuses.
+    assert!(matches!(j.wait_durable(2), Err(JournalError::Io { .. })));
+    assert!(matches!(j.append(&[b"c"]), Err(JournalError::Io { .. })));
+    assert_eq!((j.durable_seq(), j.last_seq()), (1, 2));
+    // What was already durable stays so.
+    j.wait_durable(1).unwrap();
+    drop(j);
+    // A reopen re-verifies and carries on.
+    let (j, rec) = Journal::open(&path).unwrap();
+    assert_eq!(rec.records, 2);
+    assert_eq!(j.append(&[b"c"]).unwrap(), 3);
+}
+
+#[test]
+fn failed_write_removes_the_partial_frames_and_refuses_appends() {
+    let (_d, path) = new_dir();
+    let (j, _) = Journal::open(&path).unwrap();
+    j.append(&[b"keep"]).unwrap();
+    let len = std::fs::metadata(&path).unwrap().len();
+    j.faults.fail_write.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        j.append(&[&[1u8; 500], &[2u8; 500]]),
+        Err(JournalError::Io { .. })
+    ));
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+    assert_eq!(j.last_seq(), 1);
+    assert!(matches!(j.append(&[b"x"]), Err(JournalError::Io { .. })));
+    // Frames written before the failure can still be made durable.
+    j.wait_durable(1).unwrap();
+    drop(j);
+    let (_j, rec) = Journal::open(&path).unwrap();
+    assert_eq!((rec.records, rec.truncated), (1, None));
+}
+
+#[test]
+fn wait_durable_bounds() {
+    let (_d, path) = new_dir();
+    let (j, _) = Journal::open(&path).unwrap();
+    j.wait_durable(0).unwrap();
+    assert_eq!(j.sync_count(), 0);
+    match j.wait_durable(1) {
+        Err(JournalError::Io { source, .. }) => {
+            assert_eq!(source.kind(), io::ErrorKind::InvalidInput)
+        }
+        other => panic!("{other:?}"),
+    }
+    j.append(&[b"a", b"b"]).unwrap();
+    j.wait_durable(1).unwrap();
+    // One sync covered both.
+    j.wait_durable(2).unwrap();
+    assert_eq!(j.sync_count(), 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_batches_read_back_identically(
+        batches in proptest::collection::vec(
+            proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..6),
+            1..12,
+        ),
+        from in 0u64..40,
+    ) {
+        let (_d, path) = new_dir();
+        let (j, _) = Journal::open(&path).unwrap();
+        let mut all = Vec::new();
+        for batch in &batches {
+            let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+            let first = j.append(&refs).unwrap();
+            prop_assert_eq!(first, all.len() as u64 + 1);
+            all.extend(batch.iter().cloned());
+        }
+        drop(j);
+        let (j, rec) = Journal::open(&path).unwrap();
+        prop_assert_eq!(rec.records, all.len() as u64);
+        prop_assert_eq!(rec.last_hash, chain_hash(&all));
+        let got: Vec<Vec<u8>> = read_all(&j, 1).into_iter().map(|(_, p)| p).collect();
+        prop_assert_eq!(&got, &all);
+        let tail = read_all(&j, from);
+        let skip = from.max(1) as usize - 1;
+        prop_assert_eq!(tail.len(), all.len().saturating_sub(skip));
+        for (seq, p) in tail {
+            prop_assert_eq!(&p, &all[seq as usize - 1]);
+        }
+    }
+}

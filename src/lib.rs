@@ -1,0 +1,18 @@
+//! loyaltyd: an offline-first member-card loyalty terminal, and the hub it syncs with.
+//!
+//! See ARCHITECTURE.md for the bird's-eye view and the invariants the modules keep.
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod journal;
+pub mod model;
+pub mod pin;
+pub mod reader;
+pub mod record;
+pub mod rules;
+pub mod store;
+pub mod views;
+
+pub use error::{Code, Error, Result};

@@ -1,0 +1,150 @@
+//! Journal records: what happened, with the outcome the rules computed.
+//!
+//! A record carries results (points earned, amounts, the tier reached), not just the
+//! request, so that applying it needs no ruleset: replay, `rebuild` and the hub reach
+//! the same state whatever rules are loaded now. The encoding is postcard inside a
+//! versioned enum: postcard is not self-describing, so a changed layout is a new variant.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::{Birthday, DayNo, Ts};
+use crate::rules::refund::RefundPlan;
+use crate::rules::PricedLine;
+
+#[derive(Deserialize)]
+enum Payload {
+    V1(Record),
+}
+
+/// Encodes exactly like `Payload` without cloning the record.
+#[derive(Serialize)]
+enum PayloadRef<'a> {
+    V1(&'a Record),
+}
+
+/// One journal record. Its identity is (terminal id, install epoch, journal seq): the
+/// first two come from the journal's `Init` record, the seq from the journal frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Wall-clock time when written, and whether the clock was trusted then.
+    pub wall: Ts,
+    pub clock_trusted: bool,
+    pub boot_id: [u8; 16],
+    /// CLOCK_BOOTTIME in microseconds: orders records within one boot whatever the wall clock does.
+    pub mono_us: u64,
+    /// The business instant the change was priced at (`--at` or now).
+    pub at: Ts,
+    /// The shop-local date of `at` (the ruleset's zone at the time): daily report and tier day.
+    pub day: DayNo,
+    pub body: Body,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// First record of every journal: who wrote it.
+    Init {
+        terminal_id: String,
+        epoch: u64,
+    },
+    MemberAdd {
+        member_id: String,
+        card: String,
+        name: String,
+        phone: String,
+        birthday: Option<Birthday>,
+        pin_hash: Option<String>,
+    },
+    CardBlock {
+        card: String,
+    },
+    CardReplace {
+        old: String,
+        new: String,
+    },
+    Checkout(Box<CheckoutRec>),
+    Refund(Box<RefundRec>),
+    CouponIssue {
+        code: String,
+        type_id: String,
+        member_id: String,
+        issued: DayNo,
+        valid_until: DayNo,
+    },
+    RewardRedeem {
+        redemption_id: String,
+        member_id: String,
+        sku: String,
+        points: i64,
+        pin_verified: bool,
+    },
+    /// Lots of the member gone at `at` leave the balance.
+    Expire {
+        member_id: String,
+    },
+    /// A wrong PIN: counts towards the lock.
+    PinFail {
+        member_id: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckoutRec {
+    pub tx_id: String,
+    pub member_id: String,
+    pub card: String,
+    /// Idempotency key and the hash of the request it came with.
+    pub idem: Option<(String, [u8; 32])>,
+    pub lines: Vec<PricedLine>,
+    pub subtotal: i64,
+    pub tier_discount: i64,
+    pub promotion: Option<(String, i64)>,
+    pub coupon: Option<(String, i64)>,
+    pub due: i64,
+    pub points_redeemed: i64,
+    pub redeem_value: i64,
+    pub total: i64,
+    pub base: i64,
+    pub points_earned: i64,
+    pub lot_expires_at: Option<Ts>,
+    pub tier_before: String,
+    pub tier_after: String,
+    pub visit: bool,
+    pub pin_verified: bool,
+    pub ruleset_version: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRec {
+    pub refund_id: String,
+    pub tx_id: String,
+    pub member_id: String,
+    pub plan: RefundPlan,
+}
+
+impl Record {
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(&PayloadRef::V1(self)).expect("records always encode")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Record> {
+        match postcard::from_bytes::<Payload>(bytes) {
+            Ok(Payload::V1(r)) => Ok(r),
+            Err(e) => Err(Error::internal(format!("undecodable journal record: {e}"))),
+        }
+    }
+
+    /// The member a record concerns, if one.
+    pub fn member_id(&self) -> Option<&str> {
+        match &self.body {
+            Body::MemberAdd { member_id, .. }
+            | Body::CouponIssue { member_id, .. }
+            | Body::RewardRedeem { member_id, .. }
+            | Body::Expire { member_id }
+            | Body::PinFail { member_id } => Some(member_id),
+            Body::Checkout(c) => Some(&c.member_id),
+            Body::Refund(r) => Some(&r.member_id),
+            Body::Init { .. } | Body::CardBlock { .. } | Body::CardReplace { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The materialized state in sled: members, cards, phones, transactions, idempotency
+//! keys, coupons, reward stock, daily totals, and the journal position it reflects.
+//!
+//! Architecture invariants:
+//! - Only this module knows sled and the stored encodings. Every value starts with a
+//!   version byte (postcard is not self-describing), so a changed layout gets a new one.
+//! - [`Store::apply`] is the one function that changes state. Live commits, start-up
+//!   replay, `rebuild` and the hub all call it, so replay equals live by construction.
+//! - One record is applied as one sled batch that also moves the applied position, so
+//!   the state always matches exactly a prefix of the journal.
+
+mod apply;
+
+use std::path::{Path, PathBuf};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::{DayNo, MemberState, Taken, Ts};
+use crate::record::CheckoutRec;
+use crate::rules::refund::Refunded;
+use crate::rules::CouponView;
+
+const VERSION: u8 = 1;
+
+/// Key prefixes of the single sled tree (one tree makes every apply one atomic batch).
+mod key {
+    pub const MEMBER: u8 = b'm';
+    pub const CARD: u8 = b'c';
+    pub const PHONE: u8 = b'p';
+    pub const TX: u8 = b't';
+    pub const IDEM: u8 = b'k';
+    pub const COUPON: u8 = b'q';
+    pub const REWARD: u8 = b'r';
+    pub const DAY: u8 = b'd';
+    pub const APPLIED: &[u8] = b"Mapplied";
+    pub const IDENTITY: &[u8] = b"Midentity";
+}
+
+fn k(prefix: u8, id: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(1 + id.len());
+    v.push(prefix);
+    v.extend_from_slice(id);
+    v
+}
+
+fn day_key(day: DayNo) -> Vec<u8> {
+    // Sign bit flipped so that byte order is date order.
+    k(key::DAY, &((day as u32) ^ 0x8000_0000).to_be_bytes())
+}
+
+fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut out = vec![VERSION];
+    out.extend(postcard::to_allocvec(v).expect("state always encodes"));
+    out
+}
+
+fn dec<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+    match bytes.split_first() {
+        Some((&VERSION, rest)) => postcard::from_bytes(rest)
+            .map_err(|e| Error::internal(format!("state store: bad {what}: {e}"))),
+        _ => Err(Error::internal(format!(
+            "state store: {what} has an unknown encoding version"
+        ))),
+    }
+}
+
+/// A committed checkout as the store keeps it: the record plus what applying it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxState {
+    pub rec: CheckoutRec,
+    pub seq: u64,
+    pub at: Ts,
+    pub day: DayNo,
+    /// Lot parts the redemption took, to give back on refund with their expiry.
+    pub taken: Vec<Taken>,
+    pub balance_after: i64,
+    pub refunded: Refunded,
+    pub refund_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponState {
+    pub type_id: String,
+    pub member_id: String,
+    pub issued: DayNo,
+    pub valid_until: DayNo,
+    pub used_by: Option<String>,
+}
+
+impl CouponState {
+    pub fn view(&self, code: &str) -> CouponView {
+        CouponView {
+            code: code.to_string(),
+            type_id: self.type_id.clone(),
+            member_id: self.member_id.clone(),
+            issued: self.issued,
+            valid_until: self.valid_until,
+            used: self.used_by.is_some(),
+        }
+    }
+}
+
+/// Totals of one local business day.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Daily {
+    pub checkouts: i64,
+    pub subtotal: i64,
+    pub discounts: i64,
+    pub redeem_value: i64,
+    pub total: i64,
+    pub points_earned: i64,
+    pub points_redeemed: i64,
+    pub refunds: i64,
+    pub refunded_amount: i64,
+    pub points_clawed_back: i64,
+    pub points_returned: i64,
+    pub points_expired: i64,
+    pub new_members: i64,
+    pub coupons_issued: i64,
+    pub coupons_used: i64,
+    pub rewards_redeemed: i64,
+    pub reward_points: i64,
+}
+
+/// Where the store stands in the journal: the seq of the last record applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub seq: u64,
+}
+
+pub struct Store {
+    db: sled::Db,
+    dir: PathBuf,
+}
+
+/// Why a sled directory could not be used; the caller moves it aside and rebuilds.
+#[derive(Debug)]
+pub struct Unusable(pub String);
+
+impl Store {
+    /// Opens the sled directory. sled 0.34 can panic on a damaged directory, so a panic is
+    /// caught and reported like an error: the daemon must move it aside, not crash-loop.
+    pub fn open(dir: &Path, cache_bytes: u64) -> std::result::Result<Store, Unusable> {
+        let config = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::LowSpace)
+            .flush_every_ms(Some(1000));
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(Unusable(format!("{}: {e}", dir.display()))),
+            Err(_) => {
+                return Err(Unusable(format!(
+                    "{}: sled panicked while opening it",
+                    dir.display()
+                )))
+            }
+        };
+        let store = Store {
+            db,
+            dir: dir.to_path_buf(),
+        };
+        // A readable position is the least we ask of a store we keep.
+        store
+            .applied()
+            .map_err(|e| Unusable(format!("{}: {}", dir.display(), e.message)))?;
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn get<T: DeserializeOwned>(&self, what: &str, key: &[u8]) -> Result<Option<T>> {
+        match self.db.get(key)? {
+            Some(v) => Ok(Some(dec(what, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn applied(&self) -> Result<Applied> {
+        Ok(self
+            .get("applied position", key::APPLIED)?
+            .unwrap_or_default())
+    }
+
+    /// The terminal id and install epoch of the journal this store reflects.
+    pub fn identity(&self) -> Result<Option<(String, u64)>> {
+        self.get("identity", key::IDENTITY)
+    }
+
+    pub fn member(&self, member_id: &str) -> Result<Option<MemberState>> {
+        self.get("member", &k(key::MEMBER, member_id.as_bytes()))
+    }
+
+    /// The member id a card belongs to (blocked cards included).
+    pub fn card_owner(&self, card: &str) -> Result<Option<String>> {
+        self.get("card", &k(key::CARD, card.as_bytes()))
+    }
+
+    pub fn phone_owner(&self, phone: &str) -> Result<Option<String>> {
+        self.get("phone", &k(key::PHONE, phone.as_bytes()))
+    }
+
+    pub fn tx(&self, tx_id: &str) -> Result<Option<TxState>> {
+        self.get("transaction", &k(key::TX, tx_id.as_bytes()))
+    }
+
+    /// The request hash and transaction of an idempotency key.
+    pub fn idem(&self, idem_key: &str) -> Result<Option<([u8; 32], String)>> {
+        self.get("idempotency key", &k(key::IDEM, idem_key.as_bytes()))
+    }
+
+    pub fn coupon(&self, code: &str) -> Result<Option<CouponState>> {
+        self.get("coupon", &k(key::COUPON, code.as_bytes()))
+    }
+
+    /// How many of a reward this terminal has handed out.
+    pub fn reward_used(&self, sku: &str) -> Result<i64> {
+        Ok(self
+            .get("reward", &k(key::REWARD, sku.as_bytes()))?
+            .unwrap_or(0))
+    }
+
+    pub fn daily(&self, day: DayNo) -> Result<Daily> {
+        Ok(self.get("daily totals", &day_key(day))?.unwrap_or_default())
+    }
+
+    /// Every member, for the daily expiry pass and reports.
+    pub fn member_ids(&self) -> impl Iterator<Item = Result<String>> + '_ {
+        self.db.scan_prefix([key::MEMBER]).map(|kv| {
+            let (k, _) = kv?;
+            Ok(String::from_utf8_lossy(&k[1..]).into_owned())
+        })
+    }
+
+    pub fn member_count(&self) -> usize {
+        self.db.scan_prefix([key::MEMBER]).count()
+    }
+
+    /// Writes sled's buffers out (sled's own durability; the journal is the real one).
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}

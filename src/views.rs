@@ -1,0 +1,247 @@
+//! The JSON shapes of interface.md, built from stored state.
+//!
+//! Names here are a contract with POS integrations and scripts: add fields, rename none.
+
+use serde::Serialize;
+
+use crate::model::{fmt_instant, DayNo, MemberState, Ts};
+use crate::rules::{tier, Ruleset};
+use crate::store::{Daily, TxState};
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CardView {
+    pub card: String,
+    pub status: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LotView {
+    pub points: i64,
+    pub earned_at: String,
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MemberView {
+    pub member_id: String,
+    pub name: String,
+    pub phone: String,
+    pub birthday: Option<String>,
+    pub cards: Vec<CardView>,
+    pub tier: String,
+    pub qualifying: i64,
+    pub balance: i64,
+    pub lots: Vec<LotView>,
+    pub status: &'static str,
+}
+
+impl MemberView {
+    /// The member as seen at `at`. Lots already gone at `at` are left out when expiry
+    /// applies (trusted clock); a debt shows as one negative lot so that the lots always
+    /// add up to the balance.
+    pub fn new(rules: &Ruleset, m: &MemberState, at: Ts, expiry_applies: bool) -> MemberView {
+        let day = crate::model::day_no(crate::rules::local_date(rules, at));
+        let tz = &rules.timezone;
+        let mut lots: Vec<LotView> = m
+            .lots
+            .iter()
+            .filter(|l| !expiry_applies || l.alive_at(at))
+            .map(|l| LotView {
+                points: l.points,
+                earned_at: fmt_instant(l.earned_at, tz),
+                expires_at: l.expires_at.map(|e| fmt_instant(e, tz)),
+            })
+            .collect();
+        if m.debt > 0 {
+            lots.push(LotView {
+                points: -m.debt,
+                earned_at: fmt_instant(m.created_at, tz),
+                expires_at: None,
+            });
+        }
+        MemberView {
+            member_id: m.member_id.clone(),
+            name: m.name.clone(),
+            phone: m.phone.clone(),
+            birthday: m.birthday.map(|b| b.to_string()),
+            cards: m
+                .cards
+                .iter()
+                .map(|(c, s)| CardView {
+                    card: c.clone(),
+                    status: s.as_str(),
+                })
+                .collect(),
+            tier: rules.tiers[tier::current(rules, m, day)].name.clone(),
+            qualifying: tier::metric(rules, &m.days, day),
+            balance: m.balance_at(at, expiry_applies),
+            lots,
+            status: "active",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LineView {
+    pub sku: String,
+    pub category: String,
+    pub qty: i64,
+    pub unit_price: i64,
+    pub net: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DiscountView {
+    pub kind: &'static str,
+    pub id: String,
+    pub amount: i64,
+}
+
+/// A receipt; a quote has the same fields without `tx_id`, plus `max_redeem_points`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Receipt {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tx_id: Option<String>,
+    pub member_id: String,
+    pub card: String,
+    pub at: String,
+    pub lines: Vec<LineView>,
+    pub subtotal: i64,
+    pub discounts: Vec<DiscountView>,
+    pub due: i64,
+    pub points_redeemed: i64,
+    pub redeem_value: i64,
+    pub total: i64,
+    pub points_earned: i64,
+    pub balance: i64,
+    pub tier_before: String,
+    pub tier: String,
+    pub replayed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_redeem_points: Option<i64>,
+}
+
+pub fn discounts(
+    tier_name: &str,
+    tier_discount: i64,
+    promotion: &Option<(String, i64)>,
+    coupon: &Option<(String, i64)>,
+) -> Vec<DiscountView> {
+    let mut out = Vec::new();
+    if tier_discount > 0 {
+        out.push(DiscountView {
+            kind: "tier",
+            id: tier_name.to_string(),
+            amount: tier_discount,
+        });
+    }
+    for (kind, d) in [("promotion", promotion), ("coupon", coupon)] {
+        if let Some((id, amount)) = d {
+            if *amount > 0 {
+                out.push(DiscountView {
+                    kind,
+                    id: id.clone(),
+                    amount: *amount,
+                });
+            }
+        }
+    }
+    out
+}
+
+pub fn lines(lines: &[crate::rules::PricedLine]) -> Vec<LineView> {
+    lines
+        .iter()
+        .map(|l| LineView {
+            sku: l.line.sku.clone(),
+            category: l.line.category.clone(),
+            qty: l.line.qty,
+            unit_price: l.line.unit_price,
+            net: l.net(),
+        })
+        .collect()
+}
+
+impl Receipt {
+    pub fn of_tx(rules: &Ruleset, tx: &TxState, replayed: bool) -> Receipt {
+        let c = &tx.rec;
+        Receipt {
+            tx_id: Some(c.tx_id.clone()),
+            member_id: c.member_id.clone(),
+            card: c.card.clone(),
+            at: fmt_instant(tx.at, &rules.timezone),
+            lines: lines(&c.lines),
+            subtotal: c.subtotal,
+            discounts: discounts(&c.tier_before, c.tier_discount, &c.promotion, &c.coupon),
+            due: c.due,
+            points_redeemed: c.points_redeemed,
+            redeem_value: c.redeem_value,
+            total: c.total,
+            points_earned: c.points_earned,
+            balance: tx.balance_after,
+            tier_before: c.tier_before.clone(),
+            tier: c.tier_after.clone(),
+            replayed,
+            max_redeem_points: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RefundView {
+    pub refund_id: String,
+    pub tx_id: String,
+    pub amount: i64,
+    pub points_clawed_back: i64,
+    pub points_returned: i64,
+    pub balance: i64,
+    pub tier: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CouponView {
+    pub code: String,
+    #[serde(rename = "type")]
+    pub type_id: String,
+    pub valid_until: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RewardView {
+    pub redemption_id: String,
+    pub member_id: String,
+    pub sku: String,
+    pub points: i64,
+    pub balance: i64,
+    pub stock_left: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DailyView {
+    pub date: String,
+    pub currency: String,
+    #[serde(flatten)]
+    pub totals: Daily,
+}
+
+impl DailyView {
+    pub fn new(rules: &Ruleset, day: DayNo, totals: Daily) -> DailyView {
+        DailyView {
+            date: crate::model::day_date(day).to_string(),
+            currency: rules.currency.clone(),
+            totals,
+        }
+    }
+}
+
+/// Minor units as a human amount ("153.90 CNY"); currencies without minor units print
+/// whole. Only for human output: JSON carries the integer.
+pub fn money(minor: i64, currency: &str) -> String {
+    const WHOLE: [&str; 6] = ["JPY", "KRW", "VND", "CLP", "ISK", "UGX"];
+    if WHOLE.contains(&currency) {
+        return format!("{minor} {currency}");
+    }
+    let sign = if minor < 0 { "-" } else { "" };
+    let a = minor.unsigned_abs();
+    format!("{sign}{}.{:02} {currency}", a / 100, a % 100)
+}
