@@ -75,7 +75,8 @@ pub fn record(days: &mut Vec<DayBucket>, day: DayNo, spend: i64, points: i64, vi
         ),
     }
     let newest = days.last().map_or(day, |b| b.day);
-    days.retain(|b| b.day > newest - HISTORY_DAYS);
+    // A fully refunded day leaves no trace, so a full refund restores the member exactly.
+    days.retain(|b| b.day > newest - HISTORY_DAYS && (b.spend, b.points, b.visits) != (0, 0, 0));
 }
 
 #[cfg(test)]

@@ -226,6 +226,11 @@ fn apply_body(ch: &mut Changes, seq: u64, rec: &Record) -> Result<()> {
                 -p.points_metric,
                 -(p.visit as i64),
             );
+            // Points given back no longer count against the offline redemption cap.
+            if let Some(u) = m.unacked_redeem.iter_mut().find(|u| u.0 == tx.seq) {
+                u.1 -= p.points_returned.min(u.1);
+            }
+            m.unacked_redeem.retain(|u| u.1 > 0);
             tx.refunded.add(tx.rec.lines.len(), p);
             tx.refund_ids.push(r.refund_id.clone());
             ch.put(tk, &tx);
