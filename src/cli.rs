@@ -33,6 +33,10 @@ pub struct Cli {
     /// Print the result as one JSON document on stdout
     #[arg(long, global = true)]
     json: bool,
+    /// Send member, card and report commands to the running daemon's API (address and
+    /// token from the config) instead of opening the data directory
+    #[arg(long, global = true)]
+    remote: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -79,6 +83,18 @@ enum Cmd {
     /// Reports
     #[command(subcommand)]
     Report(ReportCmd),
+    /// Run the terminal daemon (POS API, card reader, feedback)
+    Serve {
+        /// Listen address, e.g. 127.0.0.1:0 for an ephemeral port (overrides api.listen)
+        #[arg(long)]
+        listen: Option<String>,
+        /// File with the POS bearer token (overrides api.token_file)
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Card reader: stdin | none | hid:PATH | rdm6300:PATH | wiegand:D0,D1
+        #[arg(long)]
+        reader: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -297,6 +313,24 @@ fn run(cli: Cli) -> Result<Out> {
             });
             out(&v, text)
         }
+        Cmd::Serve {
+            listen,
+            token_file,
+            reader,
+        } => {
+            let (cfg, ecfg) = load(&cli)?;
+            let args = crate::daemon::ServeArgs {
+                listen: listen.clone(),
+                token_file: token_file.clone(),
+                reader: reader.clone(),
+            };
+            crate::daemon::serve(cfg, ecfg, args).map_err(Error::invalid)?;
+            out(&serde_json::json!({"ok": true}), "stopped".into())
+        }
+        _ if cli.remote => {
+            let (cfg, _) = load(&cli)?;
+            run_remote(&cfg, &cli.cmd)
+        }
         Cmd::Rebuild => {
             let (_, ecfg) = load(&cli)?;
             let (n, note) = engine::rebuild(&ecfg)?;
@@ -425,7 +459,9 @@ fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
             );
             out(&r, text)
         }
-        Cmd::Journal(_) | Cmd::Rebuild => unreachable!("handled without an engine"),
+        Cmd::Journal(_) | Cmd::Rebuild | Cmd::Serve { .. } => {
+            unreachable!("handled without an engine")
+        }
     }
 }
 
@@ -505,4 +541,76 @@ fn receipt_text(r: &Receipt, money: &dyn Fn(i64) -> String) -> String {
         ));
     }
     s
+}
+
+/// The commands an operator needs while the daemon holds the data directory, sent to
+/// its POS API.
+fn run_remote(cfg: &Config, cmd: &Cmd) -> Result<Out> {
+    let token = std::fs::read_to_string(&cfg.api.token_file)
+        .map_err(|e| Error::invalid(format!("token file {}: {e}", cfg.api.token_file.display())))?;
+    let base = format!("http://{}", cfg.api.listen);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    let auth = format!("Bearer {}", token.trim());
+    let call =
+        |method: &str, path: &str, body: Option<serde_json::Value>| -> Result<serde_json::Value> {
+            let url = format!("{base}{path}");
+            let unreachable =
+                |e: ureq::Error| Error::internal(format!("cannot reach the daemon at {base}: {e}"));
+            let mut resp = match (method, body) {
+                ("GET", _) => agent.get(&url).header("Authorization", &auth).call(),
+                (_, Some(b)) => agent.post(&url).header("Authorization", &auth).send_json(b),
+                (_, None) => agent.post(&url).header("Authorization", &auth).send_empty(),
+            }
+            .map_err(unreachable)?;
+            let status = resp.status();
+            let v: serde_json::Value = resp.body_mut().read_json().map_err(unreachable)?;
+            if status.is_success() {
+                return Ok(v);
+            }
+            let code = v["error"]["code"].as_str().unwrap_or("internal");
+            let code = crate::error::Code::ALL
+                .into_iter()
+                .find(|c| c.as_str() == code)
+                .unwrap_or(crate::error::Code::Internal);
+            Err(Error::new(
+                code,
+                v["error"]["message"].as_str().unwrap_or("refused"),
+            ))
+        };
+    let text = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    let v = match cmd {
+        Cmd::Member(MemberCmd::Add {
+            card,
+            name,
+            phone,
+            birthday,
+            pin,
+        }) => call(
+            "POST",
+            "/v1/members",
+            Some(serde_json::json!({"card": card, "name": name, "phone": phone, "birthday": birthday, "pin": pin})),
+        )?,
+        Cmd::Member(MemberCmd::Show { card, at: None }) => call("GET", &format!("/v1/cards/{card}"), None)?,
+        Cmd::Card(CardCmd::Block { card }) => call("POST", &format!("/v1/cards/{card}/block"), None)?,
+        Cmd::Card(CardCmd::Replace { card, new_card }) => call(
+            "POST",
+            &format!("/v1/cards/{card}/replace"),
+            Some(serde_json::json!({"new_card": new_card})),
+        )?,
+        Cmd::Report(ReportCmd::Daily { date }) => {
+            let q = date.as_ref().map(|d| format!("?date={d}")).unwrap_or_default();
+            call("GET", &format!("/v1/reports/daily{q}"), None)?
+        }
+        _ => {
+            return Err(Error::invalid(
+                "--remote supports member add, member show (without --at), card block, card replace and report daily",
+            ))
+        }
+    };
+    let t = text(&v);
+    out(&v, t)
 }

@@ -926,6 +926,15 @@ impl Engine {
         Ok(n)
     }
 
+    /// Proves the writer is not stuck (for the systemd watchdog).
+    pub fn probe(&self) -> Result<()> {
+        let _guard = self
+            .writer
+            .lock()
+            .map_err(|_| Error::internal("writer lock poisoned"))?;
+        self.store.applied().map(|_| ())
+    }
+
     /// Writes sled's buffers (on shutdown; the journal already holds everything).
     pub fn flush(&self) -> Result<()> {
         self.store.flush()

@@ -2,11 +2,15 @@
 //!
 //! See ARCHITECTURE.md for the bird's-eye view and the invariants the modules keep.
 
+pub mod api;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod error;
+pub mod feedback;
 pub mod journal;
+pub mod metrics;
 pub mod model;
 pub mod pin;
 pub mod reader;

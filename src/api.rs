@@ -1,0 +1,482 @@
+//! The POS API of interface.md over HTTP/JSON (axum).
+//!
+//! Handlers are thin: parse, call the engine on a blocking thread (commits wait for an
+//! fdatasync), map the result to JSON. Errors become the error document with the status
+//! interface.md gives its code.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+
+use crate::engine::{Engine, NewMember, Sale};
+use crate::error::{Code, Error, Result};
+use crate::feedback::{Feedback, Signal};
+use crate::metrics::Metrics;
+use crate::model::{canonical_card, parse_date, CardStatus};
+use crate::views::MemberView;
+
+/// Request bodies above this are refused with 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Sync progress the health endpoint reports (filled by the sync task).
+#[derive(Default)]
+pub struct SyncInfo {
+    pub acked_seq: std::sync::atomic::AtomicU64,
+    pub last_sync_at: std::sync::Mutex<Option<String>>,
+}
+
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub token: String,
+    pub events: broadcast::Sender<CardEvent>,
+    pub metrics: Arc<Metrics>,
+    pub feedback: Feedback,
+    pub sync: Arc<SyncInfo>,
+    /// Turns true when the daemon stops: open SSE streams end so shutdown can finish.
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// A card read as the POS sees it on `GET /v1/events`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CardEvent {
+    pub card: String,
+    pub status: &'static str,
+    pub member: Option<MemberView>,
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.to_json())).into_response()
+    }
+}
+
+type Shared = Arc<AppState>;
+
+pub fn router(state: Shared) -> Router {
+    let authed = Router::new()
+        .route("/v1/members", post(add_member))
+        .route("/v1/cards/{card}", get(get_card))
+        .route("/v1/cards/{card}/block", post(block_card))
+        .route("/v1/cards/{card}/replace", post(replace_card))
+        .route("/v1/checkout/quote", post(quote))
+        .route("/v1/checkout/commit", post(commit))
+        .route("/v1/refunds", post(refund))
+        .route("/v1/coupons", post(issue_coupon))
+        .route("/v1/rewards/redeem", post(redeem_reward))
+        .route("/v1/swipe", post(swipe))
+        .route("/v1/events", get(events))
+        .route("/v1/reports/daily", get(daily))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { Error::new(Code::InvalidInput, "no such endpoint").into_response() })
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .route("/v1/health", get(health))
+        .merge(authed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Compares without an early exit, so the time taken does not tell how much matched.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn auth(State(st): State<Shared>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(t) if same(t.trim().as_bytes(), st.token.as_bytes()) => next.run(req).await,
+        _ => {
+            st.metrics.refusal(Code::Unauthorized);
+            Error::new(Code::Unauthorized, "missing or wrong bearer token").into_response()
+        }
+    }
+}
+
+/// Parses a JSON body, mapping every failure to a stable code (413 for oversize).
+fn body<T: for<'de> Deserialize<'de>>(
+    b: std::result::Result<Bytes, BytesRejection>,
+) -> Result<T, Box<Response>> {
+    let bytes = b.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            let e = Error::invalid(format!("request body over {BODY_LIMIT} bytes"));
+            (StatusCode::PAYLOAD_TOO_LARGE, Json(e.to_json())).into_response()
+        } else {
+            Error::invalid(r.body_text()).into_response()
+        }
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Box::new(Error::invalid(format!("bad JSON body: {e}")).into_response()))
+}
+
+/// Runs engine work on the blocking pool and counts refusals.
+async fn blocking<T: Send + 'static>(
+    st: &Shared,
+    f: impl FnOnce(&Engine) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let engine = st.engine.clone();
+    let r = tokio::task::spawn_blocking(move || f(&engine))
+        .await
+        .map_err(|e| Error::internal(format!("worker failed: {e}")))?;
+    if let Err(e) = &r {
+        st.metrics.refusal(e.code);
+        if e.code.is_fault() {
+            tracing::error!("{e}");
+        }
+    }
+    r
+}
+
+async fn health(State(st): State<Shared>) -> Json<serde_json::Value> {
+    let engine = &st.engine;
+    let acked = st.sync.acked_seq.load(Relaxed);
+    let last = st
+        .sync
+        .last_sync_at
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or(None);
+    Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "terminal_id": engine.terminal_id(),
+        "outbox": engine.journal().last_seq().saturating_sub(acked),
+        "last_sync_at": last,
+        "clock_trusted": engine.clock_trusted(),
+    }))
+}
+
+async fn add_member(
+    State(st): State<Shared>,
+    b: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let req: NewMember = match body(b) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    let st2 = st.clone();
+    match blocking(&st, move |e| e.add_member(req, e.at(None))).await {
+        Ok(m) => {
+            st2.metrics.members_added.fetch_add(1, Relaxed);
+            (StatusCode::CREATED, Json(m)).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+fn reply<T: Serialize>(r: Result<T>) -> Response {
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn get_card(State(st): State<Shared>, Path(card): Path<String>) -> Response {
+    reply(blocking(&st, move |e| e.show_member(&card, e.at(None))).await)
+}
+
+async fn block_card(State(st): State<Shared>, Path(card): Path<String>) -> Response {
+    reply(blocking(&st, move |e| e.block_card(&card, e.at(None))).await)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplaceBody {
+    new_card: String,
+}
+
+async fn replace_card(
+    State(st): State<Shared>,
+    Path(card): Path<String>,
+    b: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let req: ReplaceBody = match body(b) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    reply(
+        blocking(&st, move |e| {
+            e.replace_card(&card, &req.new_card, e.at(None))
+        })
+        .await,
+    )
+}
+
+async fn quote(
+    State(st): State<Shared>,
+    b: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let sale: Sale = match body(b) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    reply(blocking(&st, move |e| e.quote(&sale, e.at(None))).await)
+}
+
+async fn commit(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    b: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(key) = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    else {
+        st.metrics.refusal(Code::InvalidInput);
+        return Error::invalid("the Idempotency-Key header is required").into_response();
+    };
+    let sale: Sale = match body(b) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    let started = Instant::now();
+    let r = blocking(&st, move |e| e.checkout(&sale, Some(&key), e.at(None))).await;
+    if let Ok(receipt) = &r {
+        if receipt.replayed {
+            st.metrics.replays.fetch_add(1, Relaxed);
+        } else {
+            st.metrics.checkouts.fetch_add(1, Relaxed);
+            st.metrics.commit_took(started.elapsed());
+        }
+    }
+    reply(r)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefundLine {
+    sku: String,
+    qty: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefundBody {
+    tx_id: String,
+    #[serde(default)]
+    lines: Vec<RefundLine>,
+}
+
+async fn refund(
+    State(st): State<Shared>,
+    b: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let req: RefundBody = match body(b) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    if let Some(l) = req
+        .lines
+        .iter()
+        .find(|l| !(1..=crate::model::MAX_QTY).contains(&l.qty))
+    {
+        return Error::invalid(format!(
+            "refund quantity of {} must be 1 to {}",
+            l.sku,
+            crate::model::MAX_QTY
+        ))
+        .into_response();
+    }
+    let asked: Vec<(String, i64)> = req.lines.into_iter().map(|l| (l.sku, l.qty)).collect();
+    let r = blocking(&st, move |e| e.refund(&req.tx_id, &asked, e.at(None))).await;
+    if r.is_ok() {
+        st.metrics.refunds.fetch_add(1, Relaxed);
+    }
+    reply(r)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CouponBody {
+    card: String,
+    #[serde(rename = "type")]
+    type_id: String,
+}
+
+async fn issue_coupon(
+    State(st): State<Shared>,
+    b: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let req: CouponBody = match body(b) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    reply(
+        blocking(&st, move |e| {
+            e.issue_coupon(&req.card, &req.type_id, e.at(None))
+        })
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RewardBody {
+    card: String,
+    sku: String,
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+async fn redeem_reward(
+    State(st): State<Shared>,
+    b: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let req: RewardBody = match body(b) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    reply(
+        blocking(&st, move |e| {
+            e.redeem_reward(&req.card, &req.sku, req.pin.as_deref(), e.at(None))
+        })
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwipeBody {
+    card: String,
+}
+
+async fn swipe(
+    State(st): State<Shared>,
+    b: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let req: SwipeBody = match body(b) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    reply(card_read(&st, req.card).await)
+}
+
+/// What a card read means, published to SSE subscribers and signalled to the cashier.
+pub async fn card_read(st: &Shared, raw: String) -> Result<CardEvent> {
+    let card = canonical_card(&raw)?;
+    let c2 = card.clone();
+    let (member, status) = blocking(st, move |e| e.lookup_card(&c2)).await?;
+    let rules = st.engine.rules();
+    let at = st.engine.at(None);
+    let (status, signal, idx) = match status {
+        Some(CardStatus::Active) => ("member", Signal::Member, 0),
+        None => ("unknown", Signal::Unknown, 1),
+        Some(CardStatus::Blocked) => ("blocked", Signal::Blocked, 2),
+    };
+    st.metrics.card_reads[idx].fetch_add(1, Relaxed);
+    let event = CardEvent {
+        card: card.clone(),
+        status,
+        member: member.map(|m| MemberView::new(&rules, &m, at.ts, at.trusted)),
+    };
+    // No subscriber is fine: the POS may not be listening.
+    let _ = st.events.send(event.clone());
+    st.feedback.signal(&card, signal);
+    Ok(event)
+}
+
+async fn events(
+    State(st): State<Shared>,
+) -> Sse<impl futures_util::Stream<Item = std::result::Result<Event, Infallible>>> {
+    let rx = st.events.subscribe();
+    let stopping = st.stopping.clone();
+    let stream = futures_util::stream::unfold(
+        (rx, stopping),
+        |(mut rx, mut stopping)| async move {
+            loop {
+                if *stopping.borrow() {
+                    return None;
+                }
+                tokio::select! {
+                    msg = rx.recv() => match msg {
+                        Ok(ev) => {
+                            let data = serde_json::to_string(&ev).unwrap_or_default();
+                            return Some((Ok(Event::default().event("card").data(data)), (rx, stopping)));
+                        }
+                        // A slow subscriber skips what it missed rather than stalling the rest.
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    },
+                    _ = stopping.changed() => return None,
+                }
+            }
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[derive(Deserialize)]
+struct DailyQuery {
+    date: Option<String>,
+}
+
+async fn daily(
+    State(st): State<Shared>,
+    q: std::result::Result<Query<DailyQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let date = match q {
+        Ok(Query(q)) => q.date,
+        Err(e) => return Error::invalid(e.body_text()).into_response(),
+    };
+    let date = match date.as_deref().map(parse_date).transpose() {
+        Ok(d) => d,
+        Err(e) => return e.into_response(),
+    };
+    reply(blocking(&st, move |e| e.daily(date)).await)
+}
+
+async fn metrics(State(st): State<Shared>) -> Response {
+    let j = st.engine.journal();
+    let acked = st.sync.acked_seq.load(Relaxed);
+    let gauges = [
+        (
+            "loyaltyd_journal_records",
+            "Records in the journal.",
+            j.last_seq() as i64,
+        ),
+        (
+            "loyaltyd_journal_fsyncs",
+            "fdatasync calls since start (group commit shares them).",
+            j.sync_count() as i64,
+        ),
+        (
+            "loyaltyd_outbox",
+            "Journal records not yet acknowledged by the hub.",
+            j.last_seq().saturating_sub(acked) as i64,
+        ),
+        (
+            "loyaltyd_clock_trusted",
+            "1 when the wall clock is trusted.",
+            st.engine.clock_trusted() as i64,
+        ),
+        (
+            "loyaltyd_sse_clients",
+            "Open event streams.",
+            st.events.receiver_count() as i64,
+        ),
+    ];
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(&gauges),
+    )
+        .into_response()
+}

@@ -1,0 +1,239 @@
+//! `loyaltyd serve`: the terminal daemon. Wiring only: engine, POS API, reader,
+//! feedback, the daily expiry pass, systemd notifications and signals.
+//!
+//! Start-up order: config and ruleset (refuse to start if either is bad), the engine
+//! (journal replay), the listener, the reader; then READY=1. On SIGTERM: STOPPING=1,
+//! stop accepting, let in-flight commits finish, flush, exit 0.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::api::{self, AppState, SyncInfo};
+use crate::config::Config;
+use crate::engine::{Engine, EngineConfig};
+use crate::feedback::Feedback;
+use crate::metrics::Metrics;
+use crate::reader::{self, ReaderOptions, ReaderSpec};
+
+/// `serve` flags that override the config file.
+#[derive(Debug, Clone, Default)]
+pub struct ServeArgs {
+    pub listen: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub reader: Option<String>,
+}
+
+/// Logs to stderr; under systemd (JOURNAL_STREAM set) without timestamps, which the
+/// journal adds itself.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOYALTYD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    let _ = if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().with_ansi(false).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn read_token(path: &std::path::Path) -> Result<String, String> {
+    let token =
+        std::fs::read_to_string(path).map_err(|e| format!("token file {}: {e}", path.display()))?;
+    let token = token.trim().to_string();
+    if token.len() < 8 {
+        return Err(format!(
+            "token file {}: the token must be at least 8 characters",
+            path.display()
+        ));
+    }
+    Ok(token)
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. Errors are start-up failures, said plainly.
+pub fn serve(cfg: Config, ecfg: EngineConfig, args: ServeArgs) -> Result<(), String> {
+    init_logging();
+    let rules = cfg.load_rules().map_err(|e| e.to_string())?;
+    let spec: ReaderSpec = args.reader.as_deref().unwrap_or(&cfg.reader.spec).parse()?;
+    let reader_opts = ReaderOptions::from_config(&cfg.reader)?;
+    let token = read_token(args.token_file.as_ref().unwrap_or(&cfg.api.token_file))?;
+    let listen = args.listen.clone().unwrap_or(cfg.api.listen.clone());
+
+    let engine = Engine::open(ecfg, rules).map_err(|e| e.to_string())?;
+    let s = &engine.startup;
+    if let Some(t) = &s.truncated {
+        tracing::warn!(
+            "journal: cut a torn last record of {} bytes at offset {} (it was never acknowledged)",
+            t.bytes,
+            t.offset
+        );
+    }
+    if let Some(r) = &s.rebuilt {
+        tracing::warn!("state store: {r}");
+    }
+    tracing::info!(
+        "journal: {} records, {} replayed into the state store; terminal {}",
+        s.journal_records,
+        s.replayed,
+        engine.terminal_id()
+    );
+    let engine = Arc::new(engine);
+    let feedback = Feedback::from_config(&cfg.feedback)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("loyaltyd")
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let result = runtime.block_on(run(
+        cfg,
+        engine.clone(),
+        spec,
+        reader_opts,
+        feedback,
+        token,
+        listen,
+    ));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    engine.flush().map_err(|e| e.to_string())?;
+    result
+}
+
+async fn run(
+    cfg: Config,
+    engine: Arc<Engine>,
+    spec: ReaderSpec,
+    reader_opts: ReaderOptions,
+    feedback: Feedback,
+    token: String,
+    listen: String,
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (events, _) = broadcast::channel(256);
+    let state = Arc::new(AppState {
+        engine: engine.clone(),
+        token,
+        events,
+        metrics: Arc::new(Metrics::default()),
+        feedback,
+        sync: Arc::new(SyncInfo::default()),
+        stopping: stop_rx.clone(),
+    });
+
+    // Card reads: reader thread -> channel -> lookup, SSE, feedback.
+    let (reads_tx, mut reads_rx) = mpsc::channel::<reader::CardRead>(64);
+    reader::start(&spec, &reader_opts, reads_tx)?;
+    let st = state.clone();
+    tokio::spawn(async move {
+        while let Some(read) = reads_rx.recv().await {
+            match api::card_read(&st, read.card.as_str().to_string()).await {
+                Ok(ev) => tracing::debug!(
+                    "card {} ({}) in {:?}",
+                    ev.card,
+                    ev.status,
+                    read.at.elapsed()
+                ),
+                Err(e) => tracing::warn!("card read {}: {e}", read.card),
+            }
+        }
+    });
+
+    tokio::spawn(expiry_pass(engine.clone()));
+    if let Some(interval) = sd_notify::watchdog_enabled() {
+        tokio::spawn(watchdog(engine.clone(), interval));
+    }
+    tokio::spawn(signals(cfg, engine.clone(), stop_tx));
+
+    tracing::info!("listening on http://{addr} (reader: {spec:?})");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+
+    let mut stop = stop_rx.clone();
+    let server = axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    });
+    let mut stop = stop_rx.clone();
+    tokio::select! {
+        r = server => r.map_err(|e| format!("server: {e}"))?,
+        _ = async {
+            let _ = stop.wait_for(|s| *s).await;
+            // Requests in flight get a few seconds; a commit takes milliseconds.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        } => tracing::warn!("shutdown: gave up waiting for open connections"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGTERM/SIGINT stop the daemon; SIGHUP reloads the ruleset (a bad one is refused and
+/// the old one stays).
+async fn signals(cfg: Config, engine: Arc<Engine>, stop: watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => match cfg.load_rules() {
+                Ok(r) => {
+                    tracing::info!("ruleset reloaded from {} (version {})", cfg.rules.display(), r.version);
+                    engine.set_rules(r);
+                }
+                Err(e) => tracing::error!("ruleset reload refused, keeping the current one: {e}"),
+            },
+        }
+    }
+    tracing::info!("stopping: no new requests; finishing the ones in flight");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    let _ = stop.send(true);
+}
+
+/// Pings the systemd watchdog at half its interval, but only while the engine answers:
+/// a stuck writer stops the pings and systemd restarts the daemon.
+async fn watchdog(engine: Arc<Engine>, interval: Duration) {
+    let half = interval / 2;
+    loop {
+        tokio::time::sleep(half).await;
+        let e = engine.clone();
+        let probe = tokio::task::spawn_blocking(move || e.probe());
+        match tokio::time::timeout(half, probe).await {
+            Ok(Ok(Ok(()))) => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+            _ => tracing::error!("watchdog: the engine did not answer; not pinging systemd"),
+        }
+    }
+}
+
+/// The daily expiry pass: at start and shortly after every local midnight.
+async fn expiry_pass(engine: Arc<Engine>) {
+    loop {
+        let e = engine.clone();
+        match tokio::task::spawn_blocking(move || e.expire_all(e.at(None))).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!("expiry pass: {n} members had points expire"),
+            Ok(Err(e)) => tracing::error!("expiry pass: {e}"),
+            _ => {}
+        }
+        let rules = engine.rules();
+        let now = crate::model::now();
+        let tomorrow = crate::rules::local_date(&rules, now)
+            .succ_opt()
+            .expect("a next day");
+        let next = crate::rules::start_of_day(&rules.timezone, tomorrow) + 5 * 60 * 1_000_000;
+        tokio::time::sleep(Duration::from_micros((next - now).max(1_000_000) as u64)).await;
+    }
+}
