@@ -27,11 +27,28 @@ fn config(dir: &std::path::Path) -> EngineConfig {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Checkout { who: usize, lines: Vec<(u8, i64, i64)>, redeem: i64, day: i64, coupon: bool },
-    Refund { pick: usize, partial: Option<i64> },
-    Coupon { who: usize, day: i64 },
-    Reward { who: usize, day: i64 },
-    Block { who: usize },
+    Checkout {
+        who: usize,
+        lines: Vec<(u8, i64, i64)>,
+        redeem: i64,
+        day: i64,
+        coupon: bool,
+    },
+    Refund {
+        pick: usize,
+        partial: Option<i64>,
+    },
+    Coupon {
+        who: usize,
+        day: i64,
+    },
+    Reward {
+        who: usize,
+        day: i64,
+    },
+    Block {
+        who: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -48,7 +65,10 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn at(day: i64) -> At {
     let base = parse_instant("2026-01-05T10:00:00+08:00").unwrap();
-    At { ts: base + day * 86_400_000_000, trusted: true }
+    At {
+        ts: base + day * 86_400_000_000,
+        trusted: true,
+    }
 }
 
 fn sale(card: &str, lines: &[(u8, i64, i64)], redeem: i64, coupon: Option<String>) -> Sale {
@@ -73,7 +93,12 @@ fn sale(card: &str, lines: &[(u8, i64, i64)], redeem: i64, coupon: Option<String
 
 fn enrol(engine: &Engine) {
     for (i, card) in CARDS.iter().enumerate() {
-        let m = NewMember { card: card.to_string(), name: format!("M{i}"), phone: format!("1380000000{i}"), ..Default::default() };
+        let m = NewMember {
+            card: card.to_string(),
+            name: format!("M{i}"),
+            phone: format!("1380000000{i}"),
+            ..Default::default()
+        };
         engine.add_member(m, at(0)).unwrap();
     }
 }
@@ -85,10 +110,22 @@ fn run(engine: &Engine, ops: &[Op]) -> Vec<String> {
     let mut clock = 0;
     for op in ops {
         match op {
-            Op::Checkout { who, lines, redeem, day, coupon } => {
+            Op::Checkout {
+                who,
+                lines,
+                redeem,
+                day,
+                coupon,
+            } => {
                 clock = clock.max(*day);
-                let code = if *coupon { coupons.iter().find(|c| c.0 == *who).map(|c| c.1.clone()) } else { None };
-                if let Ok(r) = engine.checkout(&sale(CARDS[*who], lines, *redeem, code), None, at(clock)) {
+                let code = if *coupon {
+                    coupons.iter().find(|c| c.0 == *who).map(|c| c.1.clone())
+                } else {
+                    None
+                };
+                if let Ok(r) =
+                    engine.checkout(&sale(CARDS[*who], lines, *redeem, code), None, at(clock))
+                {
                     txs.push(r.tx_id.unwrap());
                 }
             }
@@ -97,7 +134,8 @@ fn run(engine: &Engine, ops: &[Op]) -> Vec<String> {
                     continue;
                 }
                 let tx = &txs[pick % txs.len()];
-                let asked: Vec<(String, i64)> = partial.iter().map(|q| ("sku0".to_string(), *q)).collect();
+                let asked: Vec<(String, i64)> =
+                    partial.iter().map(|q| ("sku0".to_string(), *q)).collect();
                 let _ = engine.refund(tx, &asked, at(clock));
             }
             Op::Coupon { who, day } => {
@@ -119,8 +157,10 @@ fn run(engine: &Engine, ops: &[Op]) -> Vec<String> {
 }
 
 fn snapshot(store: &Store, txs: &[String]) -> (Vec<MemberState>, Vec<TxState>) {
-    let mut members: Vec<MemberState> =
-        store.member_ids().map(|id| store.member(&id.unwrap()).unwrap().unwrap()).collect();
+    let mut members: Vec<MemberState> = store
+        .member_ids()
+        .map(|id| store.member(&id.unwrap()).unwrap().unwrap())
+        .collect();
     members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
     let txs = txs.iter().map(|t| store.tx(t).unwrap().unwrap()).collect();
     (members, txs)
