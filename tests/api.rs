@@ -1,0 +1,532 @@
+//! End-to-end tests of the POS API against the real daemon on an ephemeral port.
+
+mod support;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::daemon::{code, Client, Daemon, TOKEN};
+
+fn enrol(c: &Client, card: &str, phone: &str) -> Value {
+    c.post_json(
+        "/v1/members",
+        &json!({"card": card, "name": "Ann", "phone": phone, "pin": "1234"}),
+        &[],
+        201,
+    )
+}
+
+fn sale(card: &str) -> Value {
+    json!({"card": card, "lines": [
+        {"sku": "rice", "category": "grocery", "qty": 2, "unit_price": 3450},
+        {"sku": "cigarettes", "category": "tobacco", "qty": 1, "unit_price": 2500},
+        {"sku": "oil", "category": "grocery", "qty": 1, "unit_price": 5990}]})
+}
+
+#[test]
+fn every_endpoint_and_error_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    let c = d.client();
+
+    // Health needs no token; everything else does.
+    let h = Client::new(&d.url, None).get_json("/v1/health", 200);
+    assert_eq!(
+        (h["status"].as_str(), h["terminal_id"].as_str()),
+        (Some("ok"), Some("T1"))
+    );
+    assert!(
+        h["outbox"].is_u64() && h["clock_trusted"].is_boolean() && h.get("last_sync_at").is_some()
+    );
+    for client in [
+        Client::new(&d.url, None),
+        c.with_token(Some("wrong-token-000")),
+    ] {
+        let (s, body) = client.get("/v1/cards/04A1B2C3").unwrap();
+        assert_eq!(s, 401);
+        assert_eq!(code(&serde_json::from_str(&body).unwrap()), "unauthorized");
+        let (s, _) = client.post("/v1/members", "{}", &[]).unwrap();
+        assert_eq!(s, 401);
+        assert_eq!(client.get("/metrics").unwrap().0, 401);
+    }
+
+    // Members.
+    let m = enrol(&c, "04:a1:b2:c3", "13800000001");
+    assert_eq!(m["cards"][0]["card"], "04A1B2C3");
+    let e = c.post_json(
+        "/v1/members",
+        &json!({"card": "04A1B2C3", "name": "B", "phone": "13800000002"}),
+        &[],
+        409,
+    );
+    assert_eq!(code(&e), "member_exists");
+    let e = c.post_json(
+        "/v1/members",
+        &json!({"card": "04A1B2C4", "name": "B", "phone": "13800000001"}),
+        &[],
+        409,
+    );
+    assert_eq!(code(&e), "phone_taken");
+    let e = c.post_json(
+        "/v1/members",
+        &json!({"card": "x", "name": "B", "phone": "13800000009"}),
+        &[],
+        400,
+    );
+    assert_eq!(code(&e), "invalid_card");
+    let e = c.post_json(
+        "/v1/members",
+        &json!({"card": "04A1B2C9", "name": "B"}),
+        &[],
+        400,
+    );
+    assert_eq!(code(&e), "invalid_input");
+    let e = c.post_json(
+        "/v1/members",
+        &json!({"card": "04A1B2C9", "name": "B", "phone": "1", "bogus": 1}),
+        &[],
+        400,
+    );
+    assert_eq!(code(&e), "invalid_input");
+    let (s, body) = c.post("/v1/members", "{not json", &[]).unwrap();
+    assert_eq!(
+        (s, code(&serde_json::from_str(&body).unwrap())),
+        (400, "invalid_input")
+    );
+    assert_eq!(
+        c.get_json("/v1/cards/04A1B2C3", 200)["member_id"],
+        m["member_id"]
+    );
+    assert_eq!(code(&c.get_json("/v1/cards/FFFF0000", 404)), "unknown_card");
+    assert_eq!(code(&c.get_json("/v1/cards/a!", 400)), "invalid_card");
+
+    // Oversized body: 413 before anything is parsed.
+    let big = format!("{{\"card\": \"{}\"}}", "A".repeat(70 * 1024));
+    let (s, body) = c.post("/v1/swipe", &big, &[]).unwrap();
+    assert_eq!(s, 413, "{body}");
+
+    // Quote, then commit (example 1 of rules.md): the numbers, and the key rules.
+    let q = c.post_json("/v1/checkout/quote", &sale("04A1B2C3"), &[], 200);
+    assert_eq!(
+        (
+            q["subtotal"].as_i64(),
+            q["total"].as_i64(),
+            q["points_earned"].as_i64()
+        ),
+        (Some(15390), Some(14390), Some(118))
+    );
+    assert!(q.get("tx_id").is_none() && q["max_redeem_points"].is_i64());
+    let e = c.post_json("/v1/checkout/commit", &sale("04A1B2C3"), &[], 400);
+    assert_eq!(code(&e), "invalid_input");
+    let r1 = c.post_json(
+        "/v1/checkout/commit",
+        &sale("04A1B2C3"),
+        &[("Idempotency-Key", "k-1")],
+        200,
+    );
+    assert_eq!(
+        (
+            r1["total"].as_i64(),
+            r1["balance"].as_i64(),
+            r1["replayed"].as_bool()
+        ),
+        (Some(14390), Some(118), Some(false))
+    );
+    let r2 = c.post_json(
+        "/v1/checkout/commit",
+        &sale("04A1B2C3"),
+        &[("Idempotency-Key", "k-1")],
+        200,
+    );
+    assert_eq!(
+        (r2["tx_id"].clone(), r2["replayed"].as_bool()),
+        (r1["tx_id"].clone(), Some(true))
+    );
+    let mut other = sale("04A1B2C3");
+    other["lines"][0]["qty"] = json!(3);
+    let e = c.post_json(
+        "/v1/checkout/commit",
+        &other,
+        &[("Idempotency-Key", "k-1")],
+        409,
+    );
+    assert_eq!(code(&e), "idempotency_conflict");
+    assert_eq!(c.get_json("/v1/cards/04A1B2C3", 200)["balance"], 118);
+
+    // Business refusals are 422 and change nothing.
+    let before = c.get_json("/v1/cards/04A1B2C3", 200);
+    let mut cases: Vec<(Value, &str)> = Vec::new();
+    let mut s = sale("04A1B2C3");
+    s["redeem_points"] = json!(50);
+    cases.push((s.clone(), "below_min_redeem"));
+    s["redeem_points"] = json!(500);
+    cases.push((s.clone(), "insufficient_points"));
+    let mut s = sale("04A1B2C3");
+    s["coupon"] = json!("NOSUCHCODE");
+    cases.push((s, "coupon_invalid"));
+    for (body, want) in cases {
+        let e = c.post_json(
+            "/v1/checkout/commit",
+            &body,
+            &[("Idempotency-Key", want)],
+            422,
+        );
+        assert_eq!(code(&e), want);
+    }
+    let mut bad = sale("04A1B2C3");
+    bad["lines"][0]["qty"] = json!(0);
+    assert_eq!(
+        code(&c.post_json(
+            "/v1/checkout/commit",
+            &bad,
+            &[("Idempotency-Key", "bad")],
+            400
+        )),
+        "invalid_input"
+    );
+    bad["lines"][0]["qty"] = json!(1);
+    bad["lines"][0]["unit_price"] = json!(-5);
+    assert_eq!(
+        code(&c.post_json("/v1/checkout/quote", &bad, &[], 400)),
+        "invalid_input"
+    );
+    assert_eq!(
+        code(&c.post_json("/v1/checkout/quote", &sale("FFFF0000"), &[], 404)),
+        "unknown_card"
+    );
+    assert_eq!(c.get_json("/v1/cards/04A1B2C3", 200), before);
+
+    // Refunds.
+    let tx = r1["tx_id"].as_str().unwrap();
+    let f = c.post_json(
+        "/v1/refunds",
+        &json!({"tx_id": tx, "lines": [{"sku": "oil", "qty": 1}]}),
+        &[],
+        200,
+    );
+    assert!(f["amount"].as_i64().unwrap() > 0 && f["refund_id"].is_string());
+    let f2 = c.post_json("/v1/refunds", &json!({"tx_id": tx}), &[], 200);
+    assert_eq!(
+        f["amount"].as_i64().unwrap() + f2["amount"].as_i64().unwrap(),
+        14390
+    );
+    assert_eq!(
+        f["points_clawed_back"].as_i64().unwrap() + f2["points_clawed_back"].as_i64().unwrap(),
+        118
+    );
+    assert_eq!(f2["balance"], 0);
+    assert_eq!(
+        code(&c.post_json("/v1/refunds", &json!({"tx_id": tx}), &[], 422)),
+        "refund_exceeds"
+    );
+    assert_eq!(
+        code(&c.post_json("/v1/refunds", &json!({"tx_id": "nope"}), &[], 400)),
+        "invalid_input"
+    );
+
+    // Coupons and rewards (additions to interface.md, same shapes as the CLI).
+    let cp = c.post_json(
+        "/v1/coupons",
+        &json!({"card": "04A1B2C3", "type": "welcome5"}),
+        &[],
+        200,
+    );
+    assert!(cp["code"].is_string() && cp["valid_until"].is_string());
+    let e = c.post_json(
+        "/v1/rewards/redeem",
+        &json!({"card": "04A1B2C3", "sku": "mug"}),
+        &[],
+        422,
+    );
+    assert_eq!(code(&e), "insufficient_points");
+
+    // Cards: block, then the card is refused; replace gives a working card.
+    c.post_json("/v1/cards/04A1B2C3/block", &json!({}), &[], 200);
+    let e = c.post_json(
+        "/v1/checkout/commit",
+        &sale("04A1B2C3"),
+        &[("Idempotency-Key", "k-2")],
+        422,
+    );
+    assert_eq!(code(&e), "card_blocked");
+    let m2 = c.post_json(
+        "/v1/cards/04A1B2C3/replace",
+        &json!({"new_card": "04A1B2C5"}),
+        &[],
+        200,
+    );
+    assert_eq!(m2["cards"].as_array().unwrap().len(), 2);
+    c.post_json(
+        "/v1/checkout/commit",
+        &sale("04A1B2C5"),
+        &[("Idempotency-Key", "k-3")],
+        200,
+    );
+
+    // Reports and metrics.
+    let rep = c.get_json("/v1/reports/daily", 200);
+    assert_eq!(
+        (rep["checkouts"].as_i64(), rep["refunds"].as_i64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(
+        code(&c.get_json("/v1/reports/daily?date=2026-13-01", 400)),
+        "invalid_input"
+    );
+    let (s, text) = c.get("/metrics").unwrap();
+    assert_eq!(s, 200);
+    assert!(text.contains("loyaltyd_checkouts_total 2"), "{text}");
+    assert!(text.contains("loyaltyd_checkout_replays_total 1"), "{text}");
+    assert!(
+        text.contains("loyaltyd_refusals_total{code=\"idempotency_conflict\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("loyaltyd_refusals_total{code=\"unauthorized\"} 6"),
+        "{text}"
+    );
+    assert!(text.contains("loyaltyd_commit_seconds_count 2"), "{text}");
+}
+
+#[test]
+fn a_swipe_reaches_an_sse_subscriber() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    let c = d.client();
+    enrol(&c, "04A1B2C3", "13800000001");
+    // Subscribe with a raw streaming GET.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let url = format!("{}/v1/events", d.url);
+    thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let resp = agent
+            .get(&url)
+            .header("Authorization", format!("Bearer {TOKEN}"))
+            .call()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        for line in BufReader::new(resp.into_body().into_reader())
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The subscription is live once a swipe shows up; swipe until one does.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut data = None;
+    while data.is_none() && Instant::now() < deadline {
+        c.post_json("/v1/swipe", &json!({"card": "04a1b2c3"}), &[], 200);
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            if let Some(d) = line.strip_prefix("data: ") {
+                data = Some(d.to_string());
+                break;
+            }
+        }
+    }
+    let ev: Value = serde_json::from_str(&data.expect("no SSE event within 10 s")).unwrap();
+    assert_eq!(
+        (ev["card"].as_str(), ev["status"].as_str()),
+        (Some("04A1B2C3"), Some("member"))
+    );
+    assert_eq!(ev["member"]["name"], "Ann");
+    // Unknown and blocked cards.
+    let ev = c.post_json("/v1/swipe", &json!({"card": "FFFF0001"}), &[], 200);
+    assert_eq!(
+        (ev["status"].as_str(), ev["member"].is_null()),
+        (Some("unknown"), true)
+    );
+    c.post_json("/v1/cards/04A1B2C3/block", &json!({}), &[], 200);
+    assert_eq!(
+        c.post_json("/v1/swipe", &json!({"card": "04A1B2C3"}), &[], 200)["status"],
+        "blocked"
+    );
+    assert_eq!(
+        code(&c.post_json("/v1/swipe", &json!({"card": "!!"}), &[], 400)),
+        "invalid_card"
+    );
+}
+
+/// Runs `clients` threads committing sales with unique keys until told to stop; returns
+/// every (key, tx_id) answered 2xx.
+fn burst(
+    url: &str,
+    clients: usize,
+    stop: Arc<Mutex<bool>>,
+) -> Vec<thread::JoinHandle<Vec<(String, String)>>> {
+    (0..clients)
+        .map(|t| {
+            let url = url.to_string();
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let c = Client::new(&url, Some(TOKEN));
+                let mut ok = Vec::new();
+                for i in 0.. {
+                    if *stop.lock().unwrap() {
+                        break;
+                    }
+                    let key = format!("t{t}-{i}");
+                    match c.post(
+                        "/v1/checkout/commit",
+                        &sale(&format!("CARD{t:04}")).to_string(),
+                        &[("Idempotency-Key", &key)],
+                    ) {
+                        Ok((200, body)) => {
+                            let v: Value = serde_json::from_str(&body).unwrap();
+                            ok.push((key, v["tx_id"].as_str().unwrap().to_string()));
+                        }
+                        Ok((s, body)) => panic!("unexpected {s}: {body}"),
+                        Err(_) => break, // the daemon went away
+                    }
+                }
+                ok
+            })
+        })
+        .collect()
+}
+
+fn check_all_present(dir: &std::path::Path, receipts: &[(String, String)], clients: usize) {
+    let d = Daemon::start(dir);
+    let c = d.client();
+    let mut seen = HashSet::new();
+    for (key, tx) in receipts {
+        let t: usize = key[1..key.find('-').unwrap()].parse().unwrap();
+        assert!(t < clients);
+        let r = c.post_json(
+            "/v1/checkout/commit",
+            &sale(&format!("CARD{t:04}")),
+            &[("Idempotency-Key", key)],
+            200,
+        );
+        assert_eq!(
+            (r["tx_id"].as_str(), r["replayed"].as_bool()),
+            (Some(tx.as_str()), Some(true)),
+            "{key} lost"
+        );
+        assert!(seen.insert(tx.clone()), "tx {tx} acknowledged twice");
+    }
+}
+
+fn enrol_clients(c: &Client, clients: usize) {
+    for t in 0..clients {
+        c.post_json(
+            "/v1/members",
+            &json!({"card": format!("CARD{t:04}"), "name": "N", "phone": format!("1390000{t:04}")}),
+            &[],
+            201,
+        );
+    }
+}
+
+fn wait_for_commits(c: &Client, at_least: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, text) = c.get("/metrics").unwrap();
+        let n: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("loyaltyd_checkouts_total "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if n >= at_least {
+            return;
+        }
+        assert!(Instant::now() < deadline, "commits did not start");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn sigterm_during_a_burst_loses_nothing_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(dir.path());
+    enrol_clients(&d.client(), 8);
+    let stop = Arc::new(Mutex::new(false));
+    let threads = burst(&d.url, 8, stop.clone());
+    wait_for_commits(&d.client(), 50);
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit(Duration::from_secs(10));
+    *stop.lock().unwrap() = true;
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+    let receipts: Vec<_> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert!(receipts.len() >= 50);
+    drop(d);
+    check_all_present(dir.path(), &receipts, 8);
+}
+
+#[test]
+fn kill_9_during_8_concurrent_clients_loses_no_acknowledged_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(dir.path());
+    enrol_clients(&d.client(), 8);
+    let stop = Arc::new(Mutex::new(false));
+    let threads = burst(&d.url, 8, stop.clone());
+    wait_for_commits(&d.client(), 100);
+    d.signal(libc::SIGKILL);
+    d.wait_exit(Duration::from_secs(10));
+    *stop.lock().unwrap() = true;
+    let receipts: Vec<_> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert!(receipts.len() >= 100);
+    drop(d);
+    check_all_present(dir.path(), &receipts, 8);
+}
+
+#[test]
+fn a_bad_ruleset_or_token_stops_start_up_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.toml"), "version = 1\n").unwrap();
+    std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
+    let mut args = support::daemon::global_args(dir.path());
+    args.extend(
+        [
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--reader",
+            "none",
+            "--token-file",
+        ]
+        .map(String::from),
+    );
+    args.push(dir.path().join("token").display().to_string());
+    let out = std::process::Command::new(support::daemon::BIN)
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rules.toml"), "{err}");
+    // A reader that cannot exist here is refused plainly, not with a panic.
+    std::fs::copy(
+        support::daemon::repo("config/rules.toml"),
+        dir.path().join("rules.toml"),
+    )
+    .unwrap();
+    let mut a2 = args.clone();
+    let i = a2.iter().position(|a| a == "none").unwrap();
+    a2[i] = "rdm6300:/nonexistent/tty".into();
+    let out = std::process::Command::new(support::daemon::BIN)
+        .args(&a2)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/tty") && !err.contains("panicked"),
+        "{err}"
+    );
+}
