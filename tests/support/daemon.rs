@@ -55,19 +55,12 @@ impl Daemon {
         let token = dir.join("token");
         std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
         let mut args = global_args(dir);
-        args.extend(
-            [
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--reader",
-                "none",
-                "--token-file",
-            ]
-            .map(String::from),
-        );
+        args.extend(["serve", "--listen", "127.0.0.1:0", "--token-file"].map(String::from));
         args.push(token.display().to_string());
         args.extend(extra.iter().map(|s| s.to_string()));
+        if !extra.contains(&"--reader") {
+            args.extend(["--reader".to_string(), "none".to_string()]);
+        }
         let mut child = Command::new(BIN)
             .args(&args)
             .env("LOYALTYD_LOG", "info")
@@ -86,11 +79,13 @@ impl Daemon {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
         let url = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx
                 .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("daemon did not start in time"));
+                .unwrap_or_else(|_| panic!("daemon did not start; it said:\n{}", seen.join("\n")));
+            seen.push(line.clone());
             if let Some(i) = line.find("listening on http://") {
                 let rest = &line[i + "listening on ".len()..];
                 break rest.split_whitespace().next().unwrap().to_string();
