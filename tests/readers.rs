@@ -211,9 +211,15 @@ fn the_systemd_unit_verifies() {
     };
     assert!(out.status.success());
     let dir = tempfile::tempdir().unwrap();
-    for unit in ["loyaltyd.service"] {
-        let text =
-            std::fs::read_to_string(support::daemon::repo(&format!("systemd/{unit}"))).unwrap();
+    let units: Vec<_> = std::fs::read_dir(support::daemon::repo("systemd"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "service"))
+        .collect();
+    assert!(!units.is_empty());
+    for unit_path in units {
+        let unit = unit_path.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&unit_path).unwrap();
         // The unit names the installed path; point it at the binary under test.
         let text = text.replace("/usr/bin/loyaltyd", support::daemon::BIN);
         let path = dir.path().join(unit);
