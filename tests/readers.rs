@@ -222,7 +222,7 @@ fn the_systemd_unit_verifies() {
         let text = std::fs::read_to_string(&unit_path).unwrap();
         // The unit names the installed path; point it at the binary under test.
         let text = text.replace("/usr/bin/loyaltyd", support::daemon::BIN);
-        let path = dir.path().join(unit);
+        let path = dir.path().join(&unit);
         std::fs::write(&path, text).unwrap();
         let out = Command::new("systemd-analyze")
             .arg("verify")
