@@ -59,8 +59,7 @@ pub struct CardEvent {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Json(self.to_json())).into_response()
     }
 }
@@ -112,9 +111,7 @@ async fn auth(State(st): State<Shared>, req: Request, next: Next) -> Response {
 }
 
 /// Parses a JSON body, mapping every failure to a stable code (413 for oversize).
-fn body<T: for<'de> Deserialize<'de>>(
-    b: std::result::Result<Bytes, BytesRejection>,
-) -> Result<T, Box<Response>> {
+fn body<T: for<'de> Deserialize<'de>>(b: std::result::Result<Bytes, BytesRejection>) -> Result<T, Box<Response>> {
     let bytes = b.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             let e = Error::invalid(format!("request body over {BODY_LIMIT} bytes"));
@@ -123,15 +120,11 @@ fn body<T: for<'de> Deserialize<'de>>(
             Error::invalid(r.body_text()).into_response()
         }
     })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Box::new(Error::invalid(format!("bad JSON body: {e}")).into_response()))
+    serde_json::from_slice(&bytes).map_err(|e| Box::new(Error::invalid(format!("bad JSON body: {e}")).into_response()))
 }
 
 /// Runs engine work on the blocking pool and counts refusals.
-async fn blocking<T: Send + 'static>(
-    st: &Shared,
-    f: impl FnOnce(&Engine) -> Result<T> + Send + 'static,
-) -> Result<T> {
+async fn blocking<T: Send + 'static>(st: &Shared, f: impl FnOnce(&Engine) -> Result<T> + Send + 'static) -> Result<T> {
     let engine = st.engine.clone();
     let r = tokio::task::spawn_blocking(move || f(&engine))
         .await
@@ -148,12 +141,7 @@ async fn blocking<T: Send + 'static>(
 async fn health(State(st): State<Shared>) -> Json<serde_json::Value> {
     let engine = &st.engine;
     let acked = st.sync.acked_seq.load(Relaxed);
-    let last = st
-        .sync
-        .last_sync_at
-        .lock()
-        .map(|l| l.clone())
-        .unwrap_or(None);
+    let last = st.sync.last_sync_at.lock().map(|l| l.clone()).unwrap_or(None);
     Json(serde_json::json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
@@ -164,10 +152,7 @@ async fn health(State(st): State<Shared>) -> Json<serde_json::Value> {
     }))
 }
 
-async fn add_member(
-    State(st): State<Shared>,
-    b: std::result::Result<Bytes, BytesRejection>,
-) -> Response {
+async fn add_member(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
     let req: NewMember = match body(b) {
         Ok(r) => r,
         Err(resp) => return *resp,
@@ -212,18 +197,10 @@ async fn replace_card(
         Ok(r) => r,
         Err(resp) => return *resp,
     };
-    reply(
-        blocking(&st, move |e| {
-            e.replace_card(&card, &req.new_card, e.at(None))
-        })
-        .await,
-    )
+    reply(blocking(&st, move |e| e.replace_card(&card, &req.new_card, e.at(None))).await)
 }
 
-async fn quote(
-    State(st): State<Shared>,
-    b: std::result::Result<Bytes, BytesRejection>,
-) -> Response {
+async fn quote(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
     let sale: Sale = match body(b) {
         Ok(r) => r,
         Err(resp) => return *resp,
@@ -276,19 +253,12 @@ struct RefundBody {
     lines: Vec<RefundLine>,
 }
 
-async fn refund(
-    State(st): State<Shared>,
-    b: std::result::Result<Bytes, BytesRejection>,
-) -> Response {
+async fn refund(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
     let req: RefundBody = match body(b) {
         Ok(r) => r,
         Err(resp) => return *resp,
     };
-    if let Some(l) = req
-        .lines
-        .iter()
-        .find(|l| !(1..=crate::model::MAX_QTY).contains(&l.qty))
-    {
+    if let Some(l) = req.lines.iter().find(|l| !(1..=crate::model::MAX_QTY).contains(&l.qty)) {
         return Error::invalid(format!(
             "refund quantity of {} must be 1 to {}",
             l.sku,
@@ -312,20 +282,12 @@ struct CouponBody {
     type_id: String,
 }
 
-async fn issue_coupon(
-    State(st): State<Shared>,
-    b: std::result::Result<Bytes, BytesRejection>,
-) -> Response {
+async fn issue_coupon(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
     let req: CouponBody = match body(b) {
         Ok(r) => r,
         Err(resp) => return *resp,
     };
-    reply(
-        blocking(&st, move |e| {
-            e.issue_coupon(&req.card, &req.type_id, e.at(None))
-        })
-        .await,
-    )
+    reply(blocking(&st, move |e| e.issue_coupon(&req.card, &req.type_id, e.at(None))).await)
 }
 
 #[derive(Deserialize)]
@@ -337,10 +299,7 @@ struct RewardBody {
     pin: Option<String>,
 }
 
-async fn redeem_reward(
-    State(st): State<Shared>,
-    b: std::result::Result<Bytes, BytesRejection>,
-) -> Response {
+async fn redeem_reward(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
     let req: RewardBody = match body(b) {
         Ok(r) => r,
         Err(resp) => return *resp,
@@ -359,10 +318,7 @@ struct SwipeBody {
     card: String,
 }
 
-async fn swipe(
-    State(st): State<Shared>,
-    b: std::result::Result<Bytes, BytesRejection>,
-) -> Response {
+async fn swipe(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
     let req: SwipeBody = match body(b) {
         Ok(r) => r,
         Err(resp) => return *resp,
@@ -399,28 +355,25 @@ async fn events(
 ) -> Sse<impl futures_util::Stream<Item = std::result::Result<Event, Infallible>>> {
     let rx = st.events.subscribe();
     let stopping = st.stopping.clone();
-    let stream = futures_util::stream::unfold(
-        (rx, stopping),
-        |(mut rx, mut stopping)| async move {
-            loop {
-                if *stopping.borrow() {
-                    return None;
-                }
-                tokio::select! {
-                    msg = rx.recv() => match msg {
-                        Ok(ev) => {
-                            let data = serde_json::to_string(&ev).unwrap_or_default();
-                            return Some((Ok(Event::default().event("card").data(data)), (rx, stopping)));
-                        }
-                        // A slow subscriber skips what it missed rather than stalling the rest.
-                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(broadcast::error::RecvError::Closed) => return None,
-                    },
-                    _ = stopping.changed() => return None,
-                }
+    let stream = futures_util::stream::unfold((rx, stopping), |(mut rx, mut stopping)| async move {
+        loop {
+            if *stopping.borrow() {
+                return None;
             }
-        },
-    );
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Ok(ev) => {
+                        let data = serde_json::to_string(&ev).unwrap_or_default();
+                        return Some((Ok(Event::default().event("card").data(data)), (rx, stopping)));
+                    }
+                    // A slow subscriber skips what it missed rather than stalling the rest.
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = stopping.changed() => return None,
+            }
+        }
+    });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 

@@ -15,11 +15,7 @@ use crate::model::{parse_date, parse_instant, parse_refund_line, Line};
 use crate::views::{MemberView, Receipt};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "loyaltyd",
-    version,
-    about = "Offline-first member-card loyalty terminal"
-)]
+#[command(name = "loyaltyd", version, about = "Offline-first member-card loyalty terminal")]
 pub struct Cli {
     /// Daemon config TOML [default: config/loyaltyd.toml, else the embedded defaults]
     #[arg(long, global = true)]
@@ -255,9 +251,7 @@ fn load(cli: &Cli) -> Result<(Config, EngineConfig)> {
 
 fn open(cli: &Cli) -> Result<Engine> {
     let (cfg, ecfg) = load(cli)?;
-    let rules = cfg
-        .load_rules()
-        .map_err(|e| Error::invalid(e.to_string()))?;
+    let rules = cfg.load_rules().map_err(|e| Error::invalid(e.to_string()))?;
     let engine = Engine::open(ecfg, rules)?;
     let s = &engine.startup;
     if let Some(t) = &s.truncated {
@@ -279,11 +273,7 @@ fn at_of(engine: &Engine, at: &Option<String>) -> Result<At> {
 fn sale_of(a: &SaleArgs) -> Result<Sale> {
     Ok(Sale {
         card: a.card.clone(),
-        lines: a
-            .lines
-            .iter()
-            .map(|l| Line::parse_cli(l))
-            .collect::<Result<_>>()?,
+        lines: a.lines.iter().map(|l| Line::parse_cli(l)).collect::<Result<_>>()?,
         redeem_points: a.redeem,
         pin: a.pin.clone(),
         coupon: a.coupon.clone(),
@@ -296,11 +286,7 @@ fn run(cli: Cli) -> Result<Out> {
             let (cfg, _) = load(&cli)?;
             let path = engine::journal_path(&cfg.data_dir);
             let r = crate::journal::verify(&path)?;
-            let mut text = format!(
-                "{}: {} records, hash chain intact",
-                path.display(),
-                r.records
-            );
+            let mut text = format!("{}: {} records, hash chain intact", path.display(), r.records);
             if let Some(t) = &r.truncated {
                 text.push_str(&format!(
                     "; a torn last write of {} bytes at offset {} (never acknowledged; cut off at next start)",
@@ -335,10 +321,7 @@ fn run(cli: Cli) -> Result<Out> {
             let (_, ecfg) = load(&cli)?;
             let (n, note) = engine::rebuild(&ecfg)?;
             let v = serde_json::json!({"ok": true, "records": n, "note": note});
-            out(
-                &v,
-                format!("rebuilt the state from {n} journal records; {note}"),
-            )
+            out(&v, format!("rebuilt the state from {n} journal records; {note}"))
         }
         _ => {
             let engine = open(&cli)?;
@@ -368,10 +351,7 @@ fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
                 pin: pin.clone(),
             };
             let m = engine.add_member(req, engine.at(None))?;
-            let text = format!(
-                "enrolled {} ({}) with card {}",
-                m.name, m.member_id, m.cards[0].card
-            );
+            let text = format!("enrolled {} ({}) with card {}", m.name, m.member_id, m.cards[0].card);
             out(&m, text)
         }
         Cmd::Member(MemberCmd::Show { card, at }) => {
@@ -385,10 +365,7 @@ fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
         }
         Cmd::Card(CardCmd::Replace { card, new_card }) => {
             let m = engine.replace_card(card, new_card, engine.at(None))?;
-            out(
-                &m,
-                format!("card {card} replaced by {new_card} for {}", m.name),
-            )
+            out(&m, format!("card {card} replaced by {new_card} for {}", m.name))
         }
         Cmd::Quote(a) => {
             let r = engine.quote(&sale_of(a)?, at_of(engine, &a.at)?)?;
@@ -401,10 +378,7 @@ fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
             out(&r, text)
         }
         Cmd::Refund { tx, lines, at } => {
-            let asked = lines
-                .iter()
-                .map(|l| parse_refund_line(l))
-                .collect::<Result<Vec<_>>>()?;
+            let asked = lines.iter().map(|l| parse_refund_line(l)).collect::<Result<Vec<_>>>()?;
             let r = engine.refund(tx, &asked, at_of(engine, at)?)?;
             let text = format!(
                 "refund {} of {}: {} back, {} points clawed back, {} points returned; balance {}, tier {}",
@@ -422,10 +396,7 @@ fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
             let c = engine.issue_coupon(card, type_id, at_of(engine, at)?)?;
             out(
                 &c,
-                format!(
-                    "coupon {} ({}) valid until {}",
-                    c.code, c.type_id, c.valid_until
-                ),
+                format!("coupon {} ({}) valid until {}", c.code, c.type_id, c.valid_until),
             )
         }
         Cmd::Reward(RewardCmd::Redeem { card, sku, pin, at }) => {
@@ -466,11 +437,7 @@ fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
 }
 
 fn member_text(m: &MemberView) -> String {
-    let cards: Vec<String> = m
-        .cards
-        .iter()
-        .map(|c| format!("{} ({})", c.card, c.status))
-        .collect();
+    let cards: Vec<String> = m.cards.iter().map(|c| format!("{} ({})", c.card, c.status)).collect();
     let mut s = format!(
         "{} {}  phone {}  birthday {}\n  cards: {}\n  tier {} (qualifying {})  balance {} points",
         m.member_id,
@@ -495,16 +462,10 @@ fn member_text(m: &MemberView) -> String {
 
 fn receipt_text(r: &Receipt, money: &dyn Fn(i64) -> String) -> String {
     let mut s = match &r.tx_id {
-        Some(id) => format!(
-            "receipt {id}{}\n",
-            if r.replayed { " (replayed)" } else { "" }
-        ),
+        Some(id) => format!("receipt {id}{}\n", if r.replayed { " (replayed)" } else { "" }),
         None => "quote\n".to_string(),
     };
-    s.push_str(&format!(
-        "  member {} card {} at {}\n",
-        r.member_id, r.card, r.at
-    ));
+    s.push_str(&format!("  member {} card {} at {}\n", r.member_id, r.card, r.at));
     for l in &r.lines {
         s.push_str(&format!(
             "  {:<16} {:<10} {:>4} x {:>10} = {:>12}\n",
@@ -521,11 +482,7 @@ fn receipt_text(r: &Receipt, money: &dyn Fn(i64) -> String) -> String {
     }
     s.push_str(&format!("  due {:>12}\n", money(r.due)));
     if r.points_redeemed > 0 {
-        s.push_str(&format!(
-            "  {} points -{}\n",
-            r.points_redeemed,
-            money(r.redeem_value)
-        ));
+        s.push_str(&format!("  {} points -{}\n", r.points_redeemed, money(r.redeem_value)));
     }
     s.push_str(&format!(
         "  total {:>12}\n  points earned {}  balance {}  tier {} -> {}",
@@ -536,9 +493,7 @@ fn receipt_text(r: &Receipt, money: &dyn Fn(i64) -> String) -> String {
         r.tier
     ));
     if let Some(m) = r.max_redeem_points {
-        s.push_str(&format!(
-            "\n  up to {m} points could be redeemed on this sale"
-        ));
+        s.push_str(&format!("\n  up to {m} points could be redeemed on this sale"));
     }
     s
 }
@@ -555,62 +510,56 @@ fn run_remote(cfg: &Config, cmd: &Cmd) -> Result<Out> {
         .build()
         .into();
     let auth = format!("Bearer {}", token.trim());
-    let call =
-        |method: &str, path: &str, body: Option<serde_json::Value>| -> Result<serde_json::Value> {
-            let url = format!("{base}{path}");
-            let unreachable =
-                |e: ureq::Error| Error::internal(format!("cannot reach the daemon at {base}: {e}"));
-            let mut resp = match (method, body) {
-                ("GET", _) => agent.get(&url).header("Authorization", &auth).call(),
-                (_, Some(b)) => agent.post(&url).header("Authorization", &auth).send_json(b),
-                (_, None) => agent.post(&url).header("Authorization", &auth).send_empty(),
-            }
-            .map_err(unreachable)?;
-            let status = resp.status();
-            let v: serde_json::Value = resp.body_mut().read_json().map_err(unreachable)?;
-            if status.is_success() {
-                return Ok(v);
-            }
-            let code = v["error"]["code"].as_str().unwrap_or("internal");
-            let code = crate::error::Code::ALL
-                .into_iter()
-                .find(|c| c.as_str() == code)
-                .unwrap_or(crate::error::Code::Internal);
-            Err(Error::new(
-                code,
-                v["error"]["message"].as_str().unwrap_or("refused"),
-            ))
-        };
-    let text = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
-    let v = match cmd {
-        Cmd::Member(MemberCmd::Add {
-            card,
-            name,
-            phone,
-            birthday,
-            pin,
-        }) => call(
-            "POST",
-            "/v1/members",
-            Some(serde_json::json!({"card": card, "name": name, "phone": phone, "birthday": birthday, "pin": pin})),
-        )?,
-        Cmd::Member(MemberCmd::Show { card, at: None }) => call("GET", &format!("/v1/cards/{card}"), None)?,
-        Cmd::Card(CardCmd::Block { card }) => call("POST", &format!("/v1/cards/{card}/block"), None)?,
-        Cmd::Card(CardCmd::Replace { card, new_card }) => call(
-            "POST",
-            &format!("/v1/cards/{card}/replace"),
-            Some(serde_json::json!({"new_card": new_card})),
-        )?,
-        Cmd::Report(ReportCmd::Daily { date }) => {
-            let q = date.as_ref().map(|d| format!("?date={d}")).unwrap_or_default();
-            call("GET", &format!("/v1/reports/daily{q}"), None)?
+    let call = |method: &str, path: &str, body: Option<serde_json::Value>| -> Result<serde_json::Value> {
+        let url = format!("{base}{path}");
+        let unreachable = |e: ureq::Error| Error::internal(format!("cannot reach the daemon at {base}: {e}"));
+        let mut resp = match (method, body) {
+            ("GET", _) => agent.get(&url).header("Authorization", &auth).call(),
+            (_, Some(b)) => agent.post(&url).header("Authorization", &auth).send_json(b),
+            (_, None) => agent.post(&url).header("Authorization", &auth).send_empty(),
         }
-        _ => {
-            return Err(Error::invalid(
-                "--remote supports member add, member show (without --at), card block, card replace and report daily",
-            ))
+        .map_err(unreachable)?;
+        let status = resp.status();
+        let v: serde_json::Value = resp.body_mut().read_json().map_err(unreachable)?;
+        if status.is_success() {
+            return Ok(v);
         }
+        let code = v["error"]["code"].as_str().unwrap_or("internal");
+        let code = crate::error::Code::ALL
+            .into_iter()
+            .find(|c| c.as_str() == code)
+            .unwrap_or(crate::error::Code::Internal);
+        Err(Error::new(code, v["error"]["message"].as_str().unwrap_or("refused")))
     };
+    let text = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    let v =
+        match cmd {
+            Cmd::Member(MemberCmd::Add {
+                card,
+                name,
+                phone,
+                birthday,
+                pin,
+            }) => call(
+                "POST",
+                "/v1/members",
+                Some(serde_json::json!({"card": card, "name": name, "phone": phone, "birthday": birthday, "pin": pin})),
+            )?,
+            Cmd::Member(MemberCmd::Show { card, at: None }) => call("GET", &format!("/v1/cards/{card}"), None)?,
+            Cmd::Card(CardCmd::Block { card }) => call("POST", &format!("/v1/cards/{card}/block"), None)?,
+            Cmd::Card(CardCmd::Replace { card, new_card }) => call(
+                "POST",
+                &format!("/v1/cards/{card}/replace"),
+                Some(serde_json::json!({"new_card": new_card})),
+            )?,
+            Cmd::Report(ReportCmd::Daily { date }) => {
+                let q = date.as_ref().map(|d| format!("?date={d}")).unwrap_or_default();
+                call("GET", &format!("/v1/reports/daily{q}"), None)?
+            }
+            _ => return Err(Error::invalid(
+                "--remote supports member add, member show (without --at), card block, card replace and report daily",
+            )),
+        };
     let t = text(&v);
     out(&v, t)
 }

@@ -130,10 +130,9 @@ impl Config {
     pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
         let (text, file) = match std::fs::read_to_string(path) {
             Ok(t) => (t, path.display().to_string()),
-            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => (
-                EMBEDDED_CONFIG.to_string(),
-                "(embedded loyaltyd.toml)".to_string(),
-            ),
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
+                (EMBEDDED_CONFIG.to_string(), "(embedded loyaltyd.toml)".to_string())
+            }
             Err(e) => {
                 return Err(ConfigError {
                     file: path.display().to_string(),
@@ -150,10 +149,7 @@ impl Config {
             reason,
         };
         let id_ok = (1..=32).contains(&cfg.terminal_id.len())
-            && cfg
-                .terminal_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            && cfg.terminal_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !id_ok {
             return Err(bad(format!(
                 "terminal_id {:?} must be 1 to 32 letters, digits or _",
@@ -161,10 +157,7 @@ impl Config {
             )));
         }
         if !(1..=4096).contains(&cfg.cache_mib) {
-            return Err(bad(format!(
-                "cache_mib must be 1 to 4096 (got {})",
-                cfg.cache_mib
-            )));
+            return Err(bad(format!("cache_mib must be 1 to 4096 (got {})", cfg.cache_mib)));
         }
         Ok(cfg)
     }
@@ -194,22 +187,11 @@ mod tests {
     fn refuses_unknown_keys_and_bad_ids() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
-        std::fs::write(
-            &p,
-            "terminal_id = \"T1\"\ndata_dir = \"d\"\nrules = \"r\"\nbogus = 1\n",
-        )
-        .unwrap();
+        std::fs::write(&p, "terminal_id = \"T1\"\ndata_dir = \"d\"\nrules = \"r\"\nbogus = 1\n").unwrap();
         let e = Config::load(&p, true).unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
-        std::fs::write(
-            &p,
-            "terminal_id = \"T 1\"\ndata_dir = \"d\"\nrules = \"r\"\n",
-        )
-        .unwrap();
-        assert!(Config::load(&p, true)
-            .unwrap_err()
-            .to_string()
-            .contains("terminal_id"));
+        std::fs::write(&p, "terminal_id = \"T 1\"\ndata_dir = \"d\"\nrules = \"r\"\n").unwrap();
+        assert!(Config::load(&p, true).unwrap_err().to_string().contains("terminal_id"));
         assert!(Config::load(&dir.path().join("missing.toml"), true).is_err());
     }
 }

@@ -42,8 +42,7 @@ pub fn init_logging() {
 }
 
 fn read_token(path: &std::path::Path) -> Result<String, String> {
-    let token =
-        std::fs::read_to_string(path).map_err(|e| format!("token file {}: {e}", path.display()))?;
+    let token = std::fs::read_to_string(path).map_err(|e| format!("token file {}: {e}", path.display()))?;
     let token = token.trim().to_string();
     if token.len() < 8 {
         return Err(format!(
@@ -89,15 +88,7 @@ pub fn serve(cfg: Config, ecfg: EngineConfig, args: ServeArgs) -> Result<(), Str
         .thread_name("loyaltyd")
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let result = runtime.block_on(run(
-        cfg,
-        engine.clone(),
-        spec,
-        reader_opts,
-        feedback,
-        token,
-        listen,
-    ));
+    let result = runtime.block_on(run(cfg, engine.clone(), spec, reader_opts, feedback, token, listen));
     runtime.shutdown_timeout(Duration::from_secs(1));
     engine.flush().map_err(|e| e.to_string())?;
     result
@@ -135,12 +126,7 @@ async fn run(
     tokio::spawn(async move {
         while let Some(read) = reads_rx.recv().await {
             match api::card_read(&st, read.card.as_str().to_string()).await {
-                Ok(ev) => tracing::debug!(
-                    "card {} ({}) in {:?}",
-                    ev.card,
-                    ev.status,
-                    read.at.elapsed()
-                ),
+                Ok(ev) => tracing::debug!("card {} ({}) in {:?}", ev.card, ev.status, read.at.elapsed()),
                 Err(e) => tracing::warn!("card read {}: {e}", read.card),
             }
         }
@@ -230,9 +216,7 @@ async fn expiry_pass(engine: Arc<Engine>) {
         }
         let rules = engine.rules();
         let now = crate::model::now();
-        let tomorrow = crate::rules::local_date(&rules, now)
-            .succ_opt()
-            .expect("a next day");
+        let tomorrow = crate::rules::local_date(&rules, now).succ_opt().expect("a next day");
         let next = crate::rules::start_of_day(&rules.timezone, tomorrow) + 5 * 60 * 1_000_000;
         tokio::time::sleep(Duration::from_micros((next - now).max(1_000_000) as u64)).await;
     }

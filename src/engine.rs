@@ -13,20 +13,28 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{Code, Error, Result};
 use crate::journal::{Journal, Truncation};
-use crate::model::{
-    self, canonical_card, day_no, validate_lines, Birthday, CardStatus, Line, MemberState, Ts,
-};
+use crate::model::{self, canonical_card, day_no, validate_lines, Birthday, CardStatus, Line, MemberState, Ts};
 use crate::record::{Body, CheckoutRec, Record, RefundRec};
 use crate::rules::refund::{self, Paid};
 use crate::rules::{self, local_date, PinCheck, Priced, Request, Ruleset};
 use crate::store::{Store, TxState};
 use crate::views::{self, CouponView, DailyView, MemberView, Receipt, RefundView, RewardView};
+
+/// How long a clock offset measured against the hub is believed.
+const HUB_CLOCK_VALID: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+#[derive(Debug, Default)]
+struct HubClock {
+    offset_us: i64,
+    measured_at: Option<std::time::Instant>,
+}
 
 /// Whether the wall clock can be believed (a Pi without RTC boots with a stale time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -74,9 +82,15 @@ pub struct Engine {
     rules: RwLock<Arc<Ruleset>>,
     epoch: u64,
     boot_id: [u8; 16],
+    /// The last seq the hub acknowledged (terminal); redemptions above it are offline.
+    acked: AtomicU64,
+    clock: Mutex<HubClock>,
     _lock: DirLock,
     pub startup: Startup,
 }
+
+/// Pushable records as (seq, payload), and the seq up to which they cover the journal.
+pub type OutboxBatch = (Vec<(u64, Vec<u8>)>, u64);
 
 /// A new member as the CLI and API give it.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -162,10 +176,7 @@ fn boot_id() -> [u8; 16] {
 }
 
 fn monotonic_us() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
@@ -186,8 +197,7 @@ fn move_aside(dir: &Path, why: &str) -> Result<String> {
         target = dir.with_extension(format!("broken-{stamp}-{n}"));
         n += 1;
     }
-    std::fs::rename(dir, &target)
-        .map_err(|e| Error::internal(format!("cannot move {} aside: {e}", dir.display())))?;
+    std::fs::rename(dir, &target).map_err(|e| Error::internal(format!("cannot move {} aside: {e}", dir.display())))?;
     Ok(format!(
         "{why}; moved it to {} and rebuilt it from the journal",
         target.display()
@@ -207,13 +217,8 @@ fn replay(journal: &Journal, store: &Store, from: u64) -> Result<u64> {
     let mut n = 0;
     for item in journal.read_from(from)? {
         let (seq, payload) = item?;
-        let rec = Record::decode(&payload).map_err(|e| {
-            Error::internal(format!(
-                "{} record {seq}: {}",
-                journal.path().display(),
-                e.message
-            ))
-        })?;
+        let rec = Record::decode(&payload)
+            .map_err(|e| Error::internal(format!("{} record {seq}: {}", journal.path().display(), e.message)))?;
         store.apply(seq, &rec)?;
         n += 1;
     }
@@ -252,10 +257,7 @@ impl Engine {
                 Err(e) => return Err(e),
             },
             Err(e) => {
-                startup.rebuilt = Some(move_aside(
-                    &dir,
-                    &format!("the state store would not open ({})", e.0),
-                )?);
+                startup.rebuilt = Some(move_aside(&dir, &format!("the state store would not open ({})", e.0))?);
                 Store::open(&dir, cfg.cache_bytes).map_err(|e| Error::internal(e.0))?
             }
         };
@@ -264,6 +266,8 @@ impl Engine {
         let mut engine = Engine {
             epoch: 0,
             boot_id: boot_id(),
+            acked: AtomicU64::new(0),
+            clock: Mutex::new(HubClock::default()),
             journal,
             store,
             writer: Mutex::new(()),
@@ -296,7 +300,28 @@ impl Engine {
                 engine.epoch = epoch;
             }
         }
+        // A ruleset the hub published wins over the local file unless the file's is newer.
+        if let Some(text) = engine.store.hub_ruleset()? {
+            engine.adopt_hub_ruleset(&text);
+        }
         Ok(engine)
+    }
+
+    /// Uses a ruleset the hub sent if it parses and is at least as new as the current one.
+    fn adopt_hub_ruleset(&self, text: &str) {
+        match Ruleset::parse(text, "(ruleset from the hub)") {
+            Ok(r) if r.version >= self.rules().version => {
+                if r.fingerprint != self.rules().fingerprint {
+                    tracing::info!("using ruleset version {} from the hub", r.version);
+                    self.set_rules(r);
+                }
+            }
+            Ok(r) => tracing::info!(
+                "hub ruleset version {} is older than the local one; keeping the local",
+                r.version
+            ),
+            Err(e) => tracing::error!("refusing the hub's ruleset: {e}"),
+        }
     }
 
     pub fn rules(&self) -> Arc<Ruleset> {
@@ -328,18 +353,106 @@ impl Engine {
         match self.cfg.clock {
             ClockPolicy::Trusted => true,
             ClockPolicy::Untrusted => false,
-            ClockPolicy::Auto => kernel_clock_synced(),
+            ClockPolicy::Auto => kernel_clock_synced() || self.hub_offset().is_some(),
         }
+    }
+
+    /// The hub's estimate of how far this clock is off, if it is recent.
+    fn hub_offset(&self) -> Option<i64> {
+        let c = self.clock.lock().ok()?;
+        c.measured_at
+            .filter(|t| t.elapsed() < HUB_CLOCK_VALID)
+            .map(|_| c.offset_us)
+    }
+
+    /// Records the offset between the hub's clock and this one (hub minus local, µs),
+    /// measured over one exchange. Until it goes stale it makes the clock trusted and
+    /// corrects business instants when the kernel clock is not synchronised.
+    pub fn note_hub_clock(&self, offset_us: i64) {
+        if let Ok(mut c) = self.clock.lock() {
+            *c = HubClock {
+                offset_us,
+                measured_at: Some(std::time::Instant::now()),
+            };
+        }
+    }
+
+    /// Business "now": the system clock, corrected by the hub's estimate when the kernel
+    /// clock is not synchronised (a Pi without RTC booting offline).
+    pub fn now(&self) -> Ts {
+        let now = model::now();
+        if self.cfg.clock == ClockPolicy::Auto && !kernel_clock_synced() {
+            if let Some(off) = self.hub_offset() {
+                return now + off;
+            }
+        }
+        now
     }
 
     pub fn at(&self, explicit: Option<Ts>) -> At {
         match explicit {
             Some(ts) => At { ts, trusted: true },
             None => At {
-                ts: model::now(),
+                ts: self.now(),
                 trusted: self.clock_trusted(),
             },
         }
+    }
+
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Acquire)
+    }
+
+    /// Records the hub's acknowledgement (already made durable by the sync task).
+    pub fn set_acked(&self, seq: u64) -> Result<()> {
+        self.acked.fetch_max(seq, Ordering::AcqRel);
+        self.store.prune_outbox(seq)
+    }
+
+    /// Pushable records not yet acknowledged.
+    pub fn outbox(&self) -> usize {
+        self.store.outbox_len(self.acked())
+    }
+
+    /// Up to `max` pushable records after `after`, as (seq, payload), and the seq up to
+    /// which the batch covers the journal (local-only records in between included).
+    pub fn outbox_batch(&self, after: u64, max: usize, max_bytes: usize) -> Result<OutboxBatch> {
+        let mut out = Vec::new();
+        let (mut upto, mut bytes) = (after, 0);
+        for item in self.journal.read_from(after + 1)? {
+            let (seq, payload) = item?;
+            if out.len() >= max || bytes + payload.len() > max_bytes && !out.is_empty() {
+                break;
+            }
+            upto = seq;
+            if Record::decode(&payload)?.body.is_pushable() {
+                bytes += payload.len();
+                out.push((seq, payload));
+            }
+        }
+        Ok((out, upto))
+    }
+
+    /// Applies what a pull brought, through the journal like any change.
+    pub fn apply_pull(&self, pull: crate::record::HubPull) -> Result<()> {
+        let ruleset = pull.ruleset.clone();
+        let at = self.at(None);
+        self.commit(
+            at,
+            |_, _| Ok((vec![Body::HubPull(Box::new(pull))], ())),
+            |_, _, _| Ok(()),
+        )?;
+        if let Some(text) = ruleset {
+            self.adopt_hub_ruleset(&text);
+        }
+        Ok(())
+    }
+
+    /// The hub side of a push: appends the new records of one terminal stream (each
+    /// wrapped with its identity) and the coverage mark, as one durable batch.
+    pub fn ingest(&self, bodies: Vec<Body>) -> Result<()> {
+        let at = self.at(None);
+        self.commit(at, |_, _| Ok((bodies, ())), |_, _, _| Ok(()))
     }
 
     fn tx_id(&self, seq: u64) -> String {
@@ -399,9 +512,10 @@ impl Engine {
             .store
             .card_owner(card)?
             .ok_or_else(|| Error::new(Code::UnknownCard, format!("no member has card {card}")))?;
-        let m = self.store.member(&owner)?.ok_or_else(|| {
-            Error::internal(format!("card {card} points at missing member {owner}"))
-        })?;
+        let m = self
+            .store
+            .member(&owner)?
+            .ok_or_else(|| Error::internal(format!("card {card} points at missing member {owner}")))?;
         let status = m
             .cards
             .iter()
@@ -414,10 +528,7 @@ impl Engine {
     fn active_member(&self, card: &str) -> Result<MemberState> {
         let (m, status) = self.member_by_card(card)?;
         if status == CardStatus::Blocked {
-            return Err(Error::new(
-                Code::CardBlocked,
-                format!("card {card} is blocked"),
-            ));
+            return Err(Error::new(Code::CardBlocked, format!("card {card} is blocked")));
         }
         Ok(m)
     }
@@ -440,7 +551,7 @@ impl Engine {
 
     pub fn daily(&self, date: Option<chrono::NaiveDate>) -> Result<DailyView> {
         let rules = self.rules();
-        let date = date.unwrap_or_else(|| local_date(&rules, model::now()));
+        let date = date.unwrap_or_else(|| local_date(&rules, self.now()));
         let day = day_no(date);
         Ok(DailyView::new(&rules, day, self.store.daily(day)?))
     }
@@ -492,13 +603,7 @@ impl Engine {
         )
     }
 
-    fn member_view(
-        &self,
-        store: &Store,
-        rules: &Ruleset,
-        member_id: &str,
-        at: At,
-    ) -> Result<MemberView> {
+    fn member_view(&self, store: &Store, rules: &Ruleset, member_id: &str, at: At) -> Result<MemberView> {
         let m = store
             .member(member_id)?
             .ok_or_else(|| Error::internal(format!("member {member_id} vanished")))?;
@@ -563,8 +668,7 @@ impl Engine {
             return Err(Error::invalid("redeem_points must be 0 or more"));
         }
         if let Some(pin) = &sale.pin {
-            model::validate_pin(pin)
-                .map_err(|_| Error::new(Code::PinInvalid, "a PIN is 4 to 8 digits"))?;
+            model::validate_pin(pin).map_err(|_| Error::new(Code::PinInvalid, "a PIN is 4 to 8 digits"))?;
         }
         let mut member = self.active_member(&card)?;
         let mut pre = Vec::new();
@@ -588,6 +692,7 @@ impl Engine {
             at: at.ts,
             expiry_applies: at.trusted,
             offline_cap_applies: self.cfg.offline_cap,
+            acked: self.acked(),
         };
         let mut check_pin = || match (&sale.pin, &member.pin_hash) {
             (None, _) => PinCheck::NotGiven,
@@ -635,9 +740,7 @@ impl Engine {
     pub fn checkout(&self, sale: &Sale, key: Option<&str>, at: At) -> Result<Receipt> {
         if let Some(k) = key {
             if k.is_empty() || k.len() > 128 || k.chars().any(char::is_control) {
-                return Err(Error::invalid(
-                    "an idempotency key is 1 to 128 printable characters",
-                ));
+                return Err(Error::invalid("an idempotency key is 1 to 128 printable characters"));
             }
         }
         let hash = request_hash(sale);
@@ -654,14 +757,12 @@ impl Engine {
                         if h != hash {
                             return Err(Error::new(
                                 Code::IdempotencyConflict,
-                                format!(
-                                    "idempotency key {k:?} was used for a different sale ({tx_id})"
-                                ),
+                                format!("idempotency key {k:?} was used for a different sale ({tx_id})"),
                             ));
                         }
-                        let tx = store.tx(&tx_id)?.ok_or_else(|| {
-                            Error::internal(format!("idempotency key points at missing {tx_id}"))
-                        })?;
+                        let tx = store
+                            .tx(&tx_id)?
+                            .ok_or_else(|| Error::internal(format!("idempotency key points at missing {tx_id}")))?;
                         return Ok((vec![], Outcome::Replay(Box::new(tx))));
                     }
                 }
@@ -769,9 +870,9 @@ impl Engine {
             at,
             |store, rules| {
                 let m = self.active_member(&card)?;
-                let ty = rules.coupon_type(type_id).ok_or_else(|| {
-                    Error::new(Code::CouponInvalid, format!("no coupon type {type_id}"))
-                })?;
+                let ty = rules
+                    .coupon_type(type_id)
+                    .ok_or_else(|| Error::new(Code::CouponInvalid, format!("no coupon type {type_id}")))?;
                 let issued = day_no(local_date(rules, at.ts));
                 let valid_until = issued + ty.valid_days as i32 - 1;
                 let mut code = random_code(10);
@@ -799,13 +900,7 @@ impl Engine {
 
     /// Redeems points for a catalog reward, with the same checks as a checkout's
     /// redemption except the share cap (a reward is not paid in money).
-    pub fn redeem_reward(
-        &self,
-        card: &str,
-        sku: &str,
-        pin: Option<&str>,
-        at: At,
-    ) -> Result<RewardView> {
+    pub fn redeem_reward(&self, card: &str, sku: &str, pin: Option<&str>, at: At) -> Result<RewardView> {
         let card = canonical_card(card)?;
         enum Outcome {
             Done(String, i64),
@@ -840,12 +935,18 @@ impl Engine {
                 let mut pin_verified = false;
                 if red.pin_required_from > 0 && reward.points >= red.pin_required_from {
                     if m.pin_locked_at(at.ts) {
-                        return Err(Error::new(Code::PinLocked, "too many wrong PINs; redemption is locked for 15 minutes"));
+                        return Err(Error::new(
+                            Code::PinLocked,
+                            "too many wrong PINs; redemption is locked for 15 minutes",
+                        ));
                     }
                     match (pin, &m.pin_hash) {
                         (None, _) => return Err(Error::new(Code::PinRequired, "this reward needs the member's PIN")),
                         (Some(_), None) => {
-                            return Err(Error::new(Code::PinRequired, "this reward needs a PIN and the member has none set"))
+                            return Err(Error::new(
+                                Code::PinRequired,
+                                "this reward needs a PIN and the member has none set",
+                            ))
                         }
                         (Some(p), Some(h)) if crate::pin::verify(p, h) => pin_verified = true,
                         (Some(_), Some(_)) => {
@@ -856,7 +957,7 @@ impl Engine {
                         }
                     }
                 }
-                if self.cfg.offline_cap && m.unacked_redeemed() + reward.points > red.offline_cap_points {
+                if self.cfg.offline_cap && m.unacked_redeemed(self.acked()) + reward.points > red.offline_cap_points {
                     return Err(Error::new(
                         Code::OfflineCapExceeded,
                         "this member's offline redemption cap is reached until the hub confirms earlier ones",
@@ -913,9 +1014,7 @@ impl Engine {
                     let mut bodies = Vec::new();
                     for id in chunk {
                         if store.member(id)?.is_some_and(|m| m.has_expired_lots(at.ts)) {
-                            bodies.push(Body::Expire {
-                                member_id: id.clone(),
-                            });
+                            bodies.push(Body::Expire { member_id: id.clone() });
                         }
                     }
                     Ok((bodies, ()))
@@ -948,12 +1047,10 @@ pub fn rebuild(cfg: &EngineConfig) -> Result<(u64, String)> {
     let (journal, _) = Journal::open(&journal_path(&cfg.data_dir))?;
     let fresh = cfg.data_dir.join("state.rebuild");
     if fresh.exists() {
-        std::fs::remove_dir_all(&fresh)
-            .map_err(|e| Error::internal(format!("{}: {e}", fresh.display())))?;
+        std::fs::remove_dir_all(&fresh).map_err(|e| Error::internal(format!("{}: {e}", fresh.display())))?;
     }
     let n = {
-        let store =
-            Store::open(&fresh, cfg.cache_bytes.max(64 << 20)).map_err(|e| Error::internal(e.0))?;
+        let store = Store::open(&fresh, cfg.cache_bytes.max(64 << 20)).map_err(|e| Error::internal(e.0))?;
         let n = replay(&journal, &store, 1)?;
         store.flush()?;
         n
@@ -964,8 +1061,7 @@ pub fn rebuild(cfg: &EngineConfig) -> Result<(u64, String)> {
     } else {
         "no state store was there".to_string()
     };
-    std::fs::rename(&fresh, &dir)
-        .map_err(|e| Error::internal(format!("{}: {e}", dir.display())))?;
+    std::fs::rename(&fresh, &dir).map_err(|e| Error::internal(format!("{}: {e}", dir.display())))?;
     Ok((n, note))
 }
 

@@ -68,7 +68,10 @@ impl Metrics {
             "Members enrolled here.",
             self.members_added.load(Relaxed),
         );
-        let _ = writeln!(s, "# HELP loyaltyd_refusals_total Requests refused, by error code.\n# TYPE loyaltyd_refusals_total counter");
+        let _ = writeln!(
+            s,
+            "# HELP loyaltyd_refusals_total Requests refused, by error code.\n# TYPE loyaltyd_refusals_total counter"
+        );
         for (c, n) in Code::ALL.iter().zip(&self.refusals) {
             let _ = writeln!(
                 s,
@@ -77,11 +80,11 @@ impl Metrics {
                 n.load(Relaxed)
             );
         }
-        let _ = writeln!(s, "# HELP loyaltyd_card_reads_total Card reads, by outcome.\n# TYPE loyaltyd_card_reads_total counter");
-        for (status, n) in ["member", "unknown", "blocked"]
-            .iter()
-            .zip(&self.card_reads)
-        {
+        let _ = writeln!(
+            s,
+            "# HELP loyaltyd_card_reads_total Card reads, by outcome.\n# TYPE loyaltyd_card_reads_total counter"
+        );
+        for (status, n) in ["member", "unknown", "blocked"].iter().zip(&self.card_reads) {
             let _ = writeln!(
                 s,
                 "loyaltyd_card_reads_total{{status=\"{status}\"}} {}",

@@ -17,9 +17,7 @@ pub fn ts_from(dt: DateTime<Utc>) -> Ts {
 }
 
 pub fn ts_to(ts: Ts) -> DateTime<Utc> {
-    Utc.timestamp_micros(ts)
-        .single()
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    Utc.timestamp_micros(ts).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// Parses an RFC 3339 instant (the `--at` option and JSON inputs).
@@ -68,11 +66,7 @@ pub fn canonical_card(raw: &str) -> Result<String> {
         .filter(|c| !matches!(c, ' ' | ':' | '-'))
         .map(|c| c.to_ascii_uppercase())
         .collect();
-    if (4..=32).contains(&card.len())
-        && card
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
-    {
+    if (4..=32).contains(&card.len()) && card.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()) {
         Ok(card)
     } else {
         Err(Error::new(
@@ -155,10 +149,7 @@ impl Line {
 
     pub fn validate(&self) -> Result<()> {
         if self.sku.is_empty() || self.sku.len() > 64 {
-            return Err(Error::invalid(format!(
-                "sku {:?} must be 1 to 64 characters",
-                self.sku
-            )));
+            return Err(Error::invalid(format!("sku {:?} must be 1 to 64 characters", self.sku)));
         }
         if self.category.is_empty() || self.category.len() > 64 {
             return Err(Error::invalid(format!(
@@ -191,9 +182,7 @@ pub fn validate_lines(lines: &[Line]) -> Result<()> {
         return Err(Error::invalid("a sale needs at least one line"));
     }
     if lines.len() > MAX_LINES {
-        return Err(Error::invalid(format!(
-            "a sale has at most {MAX_LINES} lines"
-        )));
+        return Err(Error::invalid(format!("a sale has at most {MAX_LINES} lines")));
     }
     lines.iter().try_for_each(Line::validate)?;
     if lines.iter().map(Line::amount).sum::<i64>() > MAX_SUBTOTAL {
@@ -294,6 +283,9 @@ pub struct MemberState {
     pub pin_failed_at: Ts,
     /// Redemptions of this terminal not yet acknowledged upstream: (journal seq, points).
     pub unacked_redeem: Vec<(u64, i64)>,
+    /// The last local journal record that changed this member: a hub snapshot that does
+    /// not cover it yet must not replace the local state.
+    pub local_seq: u64,
 }
 
 impl MemberState {
@@ -317,8 +309,13 @@ impl MemberState {
         self.lots.iter().any(|l| !l.alive_at(at))
     }
 
-    pub fn unacked_redeemed(&self) -> i64 {
-        self.unacked_redeem.iter().map(|(_, p)| p).sum()
+    /// Points redeemed here in records the hub has not acknowledged (seq above `acked`).
+    pub fn unacked_redeemed(&self, acked: u64) -> i64 {
+        self.unacked_redeem
+            .iter()
+            .filter(|(s, _)| *s > acked)
+            .map(|(_, p)| p)
+            .sum()
     }
 
     pub fn pin_locked_at(&self, at: Ts) -> bool {
@@ -346,11 +343,7 @@ mod tests {
     fn cards_are_canonicalised() {
         assert_eq!(canonical_card("04:a1-b2 c3").unwrap(), "04A1B2C3");
         for bad in ["", "abc", "04A1_B2", "ÄÄÄÄ", &"1".repeat(33)] {
-            assert_eq!(
-                canonical_card(bad).unwrap_err().code,
-                Code::InvalidCard,
-                "{bad}"
-            );
+            assert_eq!(canonical_card(bad).unwrap_err().code, Code::InvalidCard, "{bad}");
         }
     }
 
@@ -367,11 +360,7 @@ mod tests {
             "rice,grocery,1",
             ",grocery,1,1",
         ] {
-            assert_eq!(
-                Line::parse_cli(bad).unwrap_err().code,
-                Code::InvalidInput,
-                "{bad}"
-            );
+            assert_eq!(Line::parse_cli(bad).unwrap_err().code, Code::InvalidInput, "{bad}");
         }
     }
 

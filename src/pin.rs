@@ -15,11 +15,7 @@ pub fn hash(pin: &str) -> Result<String> {
 }
 
 pub fn verify(pin: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(pin.as_bytes(), &h)
-            .is_ok()
-    })
+    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(pin.as_bytes(), &h).is_ok())
 }
 
 #[cfg(test)]

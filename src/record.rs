@@ -86,6 +86,56 @@ pub enum Body {
     PinFail {
         member_id: String,
     },
+    /// Terminal: what one pull from the hub brought (applied, never pushed back).
+    HubPull(Box<HubPull>),
+    /// Hub: a record a terminal pushed, with its identity.
+    Remote(Box<Remote>),
+    /// Hub: a terminal's stream is complete up to `upto` (records it skipped as local-only
+    /// included); `duplicates` were received again and refused as already held.
+    Covered {
+        terminal_id: String,
+        epoch: u64,
+        upto: u64,
+        duplicates: u64,
+    },
+    /// Hub: an operator published a ruleset for every terminal.
+    RulesetPublish {
+        text: String,
+        version: u32,
+    },
+}
+
+/// Member snapshots and the rest of a pull, as the hub sent them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubPull {
+    /// The hub's opaque position after this pull.
+    pub cursor: u64,
+    /// What the hub had acknowledged of this terminal when it built the snapshots.
+    pub acked: u64,
+    pub members: Vec<crate::model::MemberState>,
+    pub coupons: Vec<(String, crate::store::CouponState)>,
+    pub blocked_cards: Vec<String>,
+    pub ruleset: Option<String>,
+}
+
+/// A terminal's record as the hub keeps it: its identity, the terminal's own times
+/// (inside `record`) and the hub's (the wrapping record's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remote {
+    pub terminal_id: String,
+    pub epoch: u64,
+    pub seq: u64,
+    pub record: Record,
+}
+
+impl Body {
+    /// Records that go to the hub. What came from the hub, and the hub's own records, do not.
+    pub fn is_pushable(&self) -> bool {
+        !matches!(
+            self,
+            Body::HubPull(_) | Body::Remote(_) | Body::Covered { .. } | Body::RulesetPublish { .. }
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,7 +194,13 @@ impl Record {
             | Body::PinFail { member_id } => Some(member_id),
             Body::Checkout(c) => Some(&c.member_id),
             Body::Refund(r) => Some(&r.member_id),
-            Body::Init { .. } | Body::CardBlock { .. } | Body::CardReplace { .. } => None,
+            Body::Remote(r) => r.record.member_id(),
+            Body::Init { .. }
+            | Body::CardBlock { .. }
+            | Body::CardReplace { .. }
+            | Body::HubPull(_)
+            | Body::Covered { .. }
+            | Body::RulesetPublish { .. } => None,
         }
     }
 }

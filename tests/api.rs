@@ -39,13 +39,8 @@ fn every_endpoint_and_error_code() {
         (h["status"].as_str(), h["terminal_id"].as_str()),
         (Some("ok"), Some("T1"))
     );
-    assert!(
-        h["outbox"].is_u64() && h["clock_trusted"].is_boolean() && h.get("last_sync_at").is_some()
-    );
-    for client in [
-        Client::new(&d.url, None),
-        c.with_token(Some("wrong-token-000")),
-    ] {
+    assert!(h["outbox"].is_u64() && h["clock_trusted"].is_boolean() && h.get("last_sync_at").is_some());
+    for client in [Client::new(&d.url, None), c.with_token(Some("wrong-token-000"))] {
         let (s, body) = client.get("/v1/cards/04A1B2C3").unwrap();
         assert_eq!(s, 401);
         assert_eq!(code(&serde_json::from_str(&body).unwrap()), "unauthorized");
@@ -78,12 +73,7 @@ fn every_endpoint_and_error_code() {
         400,
     );
     assert_eq!(code(&e), "invalid_card");
-    let e = c.post_json(
-        "/v1/members",
-        &json!({"card": "04A1B2C9", "name": "B"}),
-        &[],
-        400,
-    );
+    let e = c.post_json("/v1/members", &json!({"card": "04A1B2C9", "name": "B"}), &[], 400);
     assert_eq!(code(&e), "invalid_input");
     let e = c.post_json(
         "/v1/members",
@@ -93,14 +83,8 @@ fn every_endpoint_and_error_code() {
     );
     assert_eq!(code(&e), "invalid_input");
     let (s, body) = c.post("/v1/members", "{not json", &[]).unwrap();
-    assert_eq!(
-        (s, code(&serde_json::from_str(&body).unwrap())),
-        (400, "invalid_input")
-    );
-    assert_eq!(
-        c.get_json("/v1/cards/04A1B2C3", 200)["member_id"],
-        m["member_id"]
-    );
+    assert_eq!((s, code(&serde_json::from_str(&body).unwrap())), (400, "invalid_input"));
+    assert_eq!(c.get_json("/v1/cards/04A1B2C3", 200)["member_id"], m["member_id"]);
     assert_eq!(code(&c.get_json("/v1/cards/FFFF0000", 404)), "unknown_card");
     assert_eq!(code(&c.get_json("/v1/cards/a!", 400)), "invalid_card");
 
@@ -112,11 +96,7 @@ fn every_endpoint_and_error_code() {
     // Quote, then commit (example 1 of rules.md): the numbers, and the key rules.
     let q = c.post_json("/v1/checkout/quote", &sale("04A1B2C3"), &[], 200);
     assert_eq!(
-        (
-            q["subtotal"].as_i64(),
-            q["total"].as_i64(),
-            q["points_earned"].as_i64()
-        ),
+        (q["subtotal"].as_i64(), q["total"].as_i64(), q["points_earned"].as_i64()),
         (Some(15390), Some(14390), Some(118))
     );
     assert!(q.get("tx_id").is_none() && q["max_redeem_points"].is_i64());
@@ -129,11 +109,7 @@ fn every_endpoint_and_error_code() {
         200,
     );
     assert_eq!(
-        (
-            r1["total"].as_i64(),
-            r1["balance"].as_i64(),
-            r1["replayed"].as_bool()
-        ),
+        (r1["total"].as_i64(), r1["balance"].as_i64(), r1["replayed"].as_bool()),
         (Some(14390), Some(118), Some(false))
     );
     let r2 = c.post_json(
@@ -148,12 +124,7 @@ fn every_endpoint_and_error_code() {
     );
     let mut other = sale("04A1B2C3");
     other["lines"][0]["qty"] = json!(3);
-    let e = c.post_json(
-        "/v1/checkout/commit",
-        &other,
-        &[("Idempotency-Key", "k-1")],
-        409,
-    );
+    let e = c.post_json("/v1/checkout/commit", &other, &[("Idempotency-Key", "k-1")], 409);
     assert_eq!(code(&e), "idempotency_conflict");
     assert_eq!(c.get_json("/v1/cards/04A1B2C3", 200)["balance"], 118);
 
@@ -169,23 +140,13 @@ fn every_endpoint_and_error_code() {
     s["coupon"] = json!("NOSUCHCODE");
     cases.push((s, "coupon_invalid"));
     for (body, want) in cases {
-        let e = c.post_json(
-            "/v1/checkout/commit",
-            &body,
-            &[("Idempotency-Key", want)],
-            422,
-        );
+        let e = c.post_json("/v1/checkout/commit", &body, &[("Idempotency-Key", want)], 422);
         assert_eq!(code(&e), want);
     }
     let mut bad = sale("04A1B2C3");
     bad["lines"][0]["qty"] = json!(0);
     assert_eq!(
-        code(&c.post_json(
-            "/v1/checkout/commit",
-            &bad,
-            &[("Idempotency-Key", "bad")],
-            400
-        )),
+        code(&c.post_json("/v1/checkout/commit", &bad, &[("Idempotency-Key", "bad")], 400)),
         "invalid_input"
     );
     bad["lines"][0]["qty"] = json!(1);
@@ -210,10 +171,7 @@ fn every_endpoint_and_error_code() {
     );
     assert!(f["amount"].as_i64().unwrap() > 0 && f["refund_id"].is_string());
     let f2 = c.post_json("/v1/refunds", &json!({"tx_id": tx}), &[], 200);
-    assert_eq!(
-        f["amount"].as_i64().unwrap() + f2["amount"].as_i64().unwrap(),
-        14390
-    );
+    assert_eq!(f["amount"].as_i64().unwrap() + f2["amount"].as_i64().unwrap(), 14390);
     assert_eq!(
         f["points_clawed_back"].as_i64().unwrap() + f2["points_clawed_back"].as_i64().unwrap(),
         118
@@ -253,12 +211,7 @@ fn every_endpoint_and_error_code() {
         422,
     );
     assert_eq!(code(&e), "card_blocked");
-    let m2 = c.post_json(
-        "/v1/cards/04A1B2C3/replace",
-        &json!({"new_card": "04A1B2C5"}),
-        &[],
-        200,
-    );
+    let m2 = c.post_json("/v1/cards/04A1B2C3/replace", &json!({"new_card": "04A1B2C5"}), &[], 200);
     assert_eq!(m2["cards"].as_array().unwrap().len(), 2);
     c.post_json(
         "/v1/checkout/commit",
@@ -269,10 +222,7 @@ fn every_endpoint_and_error_code() {
 
     // Reports and metrics.
     let rep = c.get_json("/v1/reports/daily", 200);
-    assert_eq!(
-        (rep["checkouts"].as_i64(), rep["refunds"].as_i64()),
-        (Some(2), Some(2))
-    );
+    assert_eq!((rep["checkouts"].as_i64(), rep["refunds"].as_i64()), (Some(2), Some(2)));
     assert_eq!(
         code(&c.get_json("/v1/reports/daily?date=2026-13-01", 400)),
         "invalid_input"
@@ -302,10 +252,7 @@ fn a_swipe_reaches_an_sse_subscriber() {
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let url = format!("{}/v1/events", d.url);
     thread::spawn(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         let resp = agent
             .get(&url)
             .header("Authorization", format!("Bearer {TOKEN}"))
@@ -341,10 +288,7 @@ fn a_swipe_reaches_an_sse_subscriber() {
     assert_eq!(ev["member"]["name"], "Ann");
     // Unknown and blocked cards.
     let ev = c.post_json("/v1/swipe", &json!({"card": "FFFF0001"}), &[], 200);
-    assert_eq!(
-        (ev["status"].as_str(), ev["member"].is_null()),
-        (Some("unknown"), true)
-    );
+    assert_eq!((ev["status"].as_str(), ev["member"].is_null()), (Some("unknown"), true));
     c.post_json("/v1/cards/04A1B2C3/block", &json!({}), &[], 200);
     assert_eq!(
         c.post_json("/v1/swipe", &json!({"card": "04A1B2C3"}), &[], 200)["status"],
@@ -358,11 +302,7 @@ fn a_swipe_reaches_an_sse_subscriber() {
 
 /// Runs `clients` threads committing sales with unique keys until told to stop; returns
 /// every (key, tx_id) answered 2xx.
-fn burst(
-    url: &str,
-    clients: usize,
-    stop: Arc<Mutex<bool>>,
-) -> Vec<thread::JoinHandle<Vec<(String, String)>>> {
+fn burst(url: &str, clients: usize, stop: Arc<Mutex<bool>>) -> Vec<thread::JoinHandle<Vec<(String, String)>>> {
     (0..clients)
         .map(|t| {
             let url = url.to_string();
@@ -456,10 +396,7 @@ fn sigterm_during_a_burst_loses_nothing_and_exits_0() {
     let status = d.wait_exit(Duration::from_secs(10));
     *stop.lock().unwrap() = true;
     assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
-    let receipts: Vec<_> = threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
+    let receipts: Vec<_> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
     assert!(receipts.len() >= 50);
     drop(d);
     check_all_present(dir.path(), &receipts, 8);
@@ -476,10 +413,7 @@ fn kill_9_during_8_concurrent_clients_loses_no_acknowledged_commit() {
     d.signal(libc::SIGKILL);
     d.wait_exit(Duration::from_secs(10));
     *stop.lock().unwrap() = true;
-    let receipts: Vec<_> = threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
+    let receipts: Vec<_> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
     assert!(receipts.len() >= 100);
     drop(d);
     check_all_present(dir.path(), &receipts, 8);
@@ -491,17 +425,7 @@ fn a_bad_ruleset_or_token_stops_start_up_plainly() {
     std::fs::write(dir.path().join("rules.toml"), "version = 1\n").unwrap();
     std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
     let mut args = support::daemon::global_args(dir.path());
-    args.extend(
-        [
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--reader",
-            "none",
-            "--token-file",
-        ]
-        .map(String::from),
-    );
+    args.extend(["serve", "--listen", "127.0.0.1:0", "--reader", "none", "--token-file"].map(String::from));
     args.push(dir.path().join("token").display().to_string());
     let out = std::process::Command::new(support::daemon::BIN)
         .args(&args)
@@ -525,8 +449,5 @@ fn a_bad_ruleset_or_token_stops_start_up_plainly() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("/nonexistent/tty") && !err.contains("panicked"),
-        "{err}"
-    );
+    assert!(err.contains("/nonexistent/tty") && !err.contains("panicked"), "{err}");
 }

@@ -55,11 +55,7 @@ fn wait_live(d: &Daemon, rx: &mpsc::Receiver<String>) {
 }
 
 fn next_event(rx: &mpsc::Receiver<String>) -> Value {
-    serde_json::from_str(
-        &rx.recv_timeout(Duration::from_secs(10))
-            .expect("no card event"),
-    )
-    .unwrap()
+    serde_json::from_str(&rx.recv_timeout(Duration::from_secs(10)).expect("no card event")).unwrap()
 }
 
 fn fixtures() -> Value {
@@ -132,9 +128,7 @@ fn rdm6300_frames_from_a_uart_become_card_events() {
     master.write_all(&frame).unwrap();
     // Another card is read at once.
     let other = &fx["rdm6300"][1];
-    master
-        .write_all(&hex(other["frame_hex"].as_str().unwrap()))
-        .unwrap();
+    master.write_all(&hex(other["frame_hex"].as_str().unwrap())).unwrap();
     let ev = next_event(&rx);
     assert_eq!(
         (ev["card"].as_str(), ev["status"].as_str()),
@@ -148,17 +142,7 @@ fn stdin_reader_turns_typed_numbers_into_card_events() {
     let token = dir.path().join("token");
     std::fs::write(&token, TOKEN).unwrap();
     let mut args = support::daemon::global_args(dir.path());
-    args.extend(
-        [
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--reader",
-            "stdin",
-            "--token-file",
-        ]
-        .map(String::from),
-    );
+    args.extend(["serve", "--listen", "127.0.0.1:0", "--reader", "stdin", "--token-file"].map(String::from));
     args.push(token.display().to_string());
     let mut child = Command::new(support::daemon::BIN)
         .args(&args)

@@ -123,9 +123,7 @@ fn run(engine: &Engine, ops: &[Op]) -> Vec<String> {
                 } else {
                     None
                 };
-                if let Ok(r) =
-                    engine.checkout(&sale(CARDS[*who], lines, *redeem, code), None, at(clock))
-                {
+                if let Ok(r) = engine.checkout(&sale(CARDS[*who], lines, *redeem, code), None, at(clock)) {
                     txs.push(r.tx_id.unwrap());
                 }
             }
@@ -134,8 +132,7 @@ fn run(engine: &Engine, ops: &[Op]) -> Vec<String> {
                     continue;
                 }
                 let tx = &txs[pick % txs.len()];
-                let asked: Vec<(String, i64)> =
-                    partial.iter().map(|q| ("sku0".to_string(), *q)).collect();
+                let asked: Vec<(String, i64)> = partial.iter().map(|q| ("sku0".to_string(), *q)).collect();
                 let _ = engine.refund(tx, &asked, at(clock));
             }
             Op::Coupon { who, day } => {

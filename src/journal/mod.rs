@@ -106,11 +106,7 @@ pub enum JournalError {
         source: io::Error,
     },
     #[error("{path}: corrupt journal at offset {offset}: {reason}")]
-    Corrupt {
-        path: PathBuf,
-        offset: u64,
-        reason: String,
-    },
+    Corrupt { path: PathBuf, offset: u64, reason: String },
     #[error("payload of {0} bytes exceeds the 1 MiB record limit")]
     TooLarge(usize),
 }
@@ -202,10 +198,7 @@ impl Journal {
                 file.sync_all().map_err(io_err)?;
                 // The directory entry may be as new as the file.
                 sync_dir(path).map_err(io_err)?;
-                let cut = (n > 0).then_some(Truncation {
-                    offset: 0,
-                    bytes: n,
-                });
+                let cut = (n > 0).then_some(Truncation { offset: 0, bytes: n });
                 (scan::Scan::empty(), cut)
             }
             scan::Header::Complete => {
@@ -485,10 +478,7 @@ pub fn verify(path: &Path) -> Result<Recovery, JournalError> {
         scan::Header::Partial(n) => Ok(Recovery {
             records: 0,
             last_hash: [0; 32],
-            truncated: (n > 0).then_some(Truncation {
-                offset: 0,
-                bytes: n,
-            }),
+            truncated: (n > 0).then_some(Truncation { offset: 0, bytes: n }),
         }),
         scan::Header::Complete => {
             let s = scan::scan(path, &file, len)?;

@@ -27,13 +27,7 @@ pub struct Reader {
 impl Reader {
     /// `offset` is where the frame `start_seq` begins (start_seq <= from);
     /// frames before `from` are skipped without reading their bodies.
-    pub(super) fn open(
-        path: &Path,
-        offset: u64,
-        start_seq: u64,
-        from: u64,
-        last: u64,
-    ) -> Result<Reader, JournalError> {
+    pub(super) fn open(path: &Path, offset: u64, start_seq: u64, from: u64, last: u64) -> Result<Reader, JournalError> {
         let io_err = |source| JournalError::Io {
             path: path.to_path_buf(),
             source,

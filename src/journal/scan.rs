@@ -7,8 +7,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::{
-    file_header, frame_crc, frame_hash, parse_head, Hash, JournalError, Truncation,
-    FILE_HEADER_LEN, FRAME_OVERHEAD, INDEX_STRIDE, MAGIC, MAX_PAYLOAD, VERSION,
+    file_header, frame_crc, frame_hash, parse_head, Hash, JournalError, Truncation, FILE_HEADER_LEN, FRAME_OVERHEAD,
+    INDEX_STRIDE, MAGIC, MAX_PAYLOAD, VERSION,
 };
 
 /// Big sequential reads: opening verifies every byte of the file.
@@ -93,15 +93,8 @@ pub(super) fn scan(path: &Path, file: &File, file_len: u64) -> Result<Scan, Jour
     let mut s = Scan::empty();
     let mut payload = Vec::new();
     while s.end < file_len {
-        let checked = check_frame(
-            &mut src,
-            s.end,
-            file_len,
-            s.records + 1,
-            &s.last_hash,
-            &mut payload,
-        )
-        .map_err(io_err)?;
+        let checked =
+            check_frame(&mut src, s.end, file_len, s.records + 1, &s.last_hash, &mut payload).map_err(io_err)?;
         match checked {
             Ok(hash) => {
                 if s.records % INDEX_STRIDE == 0 {

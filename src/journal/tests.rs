@@ -13,9 +13,7 @@ fn new_dir() -> (tempfile::TempDir, PathBuf) {
 
 /// Distinct, seq-dependent content of varying length (0..=40 bytes).
 fn payload_for(seq: u64) -> Vec<u8> {
-    (0..seq % 41)
-        .map(|i| (seq as u8).wrapping_mul(31) ^ i as u8)
-        .collect()
+    (0..seq % 41).map(|i| (seq as u8).wrapping_mul(31) ^ i as u8).collect()
 }
 
 fn read_all(j: &Journal, from: u64) -> Vec<(u64, Vec<u8>)> {
@@ -142,10 +140,7 @@ fn round_trip_including_empty_and_max_payloads() {
     for from in [0, 2, 3, 1024, 1025, 1026, 2048, 2049, 3001, 3002] {
         let got = read_all(&j, from);
         let first = from.max(1);
-        assert_eq!(
-            got.len() as u64,
-            (all.len() as u64 + 1).saturating_sub(first)
-        );
+        assert_eq!(got.len() as u64, (all.len() as u64 + 1).saturating_sub(first));
         for (seq, p) in got {
             assert_eq!(p, all[seq as usize - 1]);
         }
@@ -198,10 +193,7 @@ fn reopen_keeps_state_and_the_chain_continues() {
             truncated: None
         }
     );
-    assert_eq!(
-        (j.last_seq(), j.durable_seq(), j.last_hash()),
-        (50, 50, hash)
-    );
+    assert_eq!((j.last_seq(), j.durable_seq(), j.last_hash()), (50, 50, hash));
     for seq in 51..=2100 {
         all.push(payload_for(seq));
         assert_eq!(j.append(&[&all[seq as usize - 1]]).unwrap(), seq);
@@ -370,11 +362,7 @@ fn any_flipped_byte_in_a_middle_frame_is_corruption_at_that_frame() {
         std::fs::write(&path, &bad).unwrap();
         assert_corrupt_at(verify(&path), start);
         assert_corrupt_at(Journal::open(&path), start);
-        assert_eq!(
-            std::fs::read(&path).unwrap(),
-            bad,
-            "file changed (byte {at})"
-        );
+        assert_eq!(std::fs::read(&path).unwrap(), bad, "file changed (byte {at})");
     }
     // A bad first frame counts as the middle too when later frames are valid.
     let mut bad = bytes.clone();
@@ -404,10 +392,7 @@ fn broken_chain_or_seq_with_valid_crcs_is_corruption() {
     let h3 = frame_hash(3, &h2, b"c");
 
     // prev of frame 2 wrong.
-    let offs = write_frames(
-        &path,
-        &[(1, [0; 32], b"a"), (2, [9; 32], b"b"), (3, h2, b"c")],
-    );
+    let offs = write_frames(&path, &[(1, [0; 32], b"a"), (2, [9; 32], b"b"), (3, h2, b"c")]);
     assert_corrupt_at(verify(&path), offs[1]);
 
     // Seq gap: 1, 3, 4.
@@ -415,10 +400,7 @@ fn broken_chain_or_seq_with_valid_crcs_is_corruption() {
     assert_corrupt_at(Journal::open(&path), offs[1]);
 
     // A wrong last frame with nothing valid after it is a torn tail.
-    let offs = write_frames(
-        &path,
-        &[(1, [0; 32], b"a"), (2, h1, b"b"), (3, [1; 32], b"c")],
-    );
+    let offs = write_frames(&path, &[(1, [0; 32], b"a"), (2, h1, b"b"), (3, [1; 32], b"c")]);
     let rec = verify(&path).unwrap();
     assert_eq!(rec.records, 2);
     assert_eq!(rec.last_hash, h2);
@@ -441,13 +423,7 @@ fn verify_never_modifies_the_file() {
     // Partial header: reported, not rewritten.
     std::fs::write(&path, b"LOYJ").unwrap();
     let rec = verify(&path).unwrap();
-    assert_eq!(
-        rec.truncated,
-        Some(Truncation {
-            offset: 0,
-            bytes: 4
-        })
-    );
+    assert_eq!(rec.truncated, Some(Truncation { offset: 0, bytes: 4 }));
     assert_eq!(std::fs::read(&path).unwrap(), b"LOYJ");
 
     assert!(matches!(
@@ -527,24 +503,14 @@ fn concurrent_writers_share_fdatasyncs() {
             })
         })
         .collect();
-    let mut written: Vec<(u64, Vec<u8>)> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
+    let mut written: Vec<(u64, Vec<u8>)> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
     written.sort();
     let total = THREADS * EACH;
     let seqs: Vec<u64> = written.iter().map(|w| w.0).collect();
-    assert_eq!(
-        seqs,
-        (1..=total).collect::<Vec<_>>(),
-        "seqs unique and gap-free"
-    );
+    assert_eq!(seqs, (1..=total).collect::<Vec<_>>(), "seqs unique and gap-free");
     assert_eq!(read_all(&j, 1), written);
     let syncs = j.sync_count();
-    assert!(
-        syncs >= 1 && syncs < total,
-        "no group commit: {syncs} syncs"
-    );
+    assert!(syncs >= 1 && syncs < total, "no group commit: {syncs} syncs");
     assert!(
         !j.faults.overlapped.load(Ordering::SeqCst),
         "two fdatasyncs ran at once"
@@ -568,11 +534,7 @@ fn appends_proceed_while_a_sync_runs_and_the_next_leader_covers_them() {
     }
     // The leader is inside fdatasync: appending must not wait for it.
     let seqs: Vec<u64> = (0..5).map(|_| j.append(&[b"more"]).unwrap()).collect();
-    assert_eq!(
-        j.faults.in_sync.load(Ordering::SeqCst),
-        1,
-        "append waited for the sync"
-    );
+    assert_eq!(j.faults.in_sync.load(Ordering::SeqCst), 1, "append waited for the sync");
     assert_eq!(seqs, [2, 3, 4, 5, 6]);
     // Waiters behind the running sync share the next one.
     j.faults.sync_delay_ms.store(0, Ordering::SeqCst);
@@ -603,18 +565,11 @@ fn reader_reports_damage_done_after_open() {
     let f = OpenOptions::new().write(true).open(&path).unwrap();
     let at = offs[6] + FRAME_HEAD as u64;
     let mut b = [0u8];
-    File::open(&path)
-        .unwrap()
-        .read_exact_at(&mut b, at)
-        .unwrap();
+    File::open(&path).unwrap().read_exact_at(&mut b, at).unwrap();
     f.write_all_at(&[b[0] ^ 1], at).unwrap();
 
     let items: Vec<_> = j.read_from(3).unwrap().collect();
-    assert_eq!(
-        items.len(),
-        5,
-        "four good frames, then the error, then nothing"
-    );
+    assert_eq!(items.len(), 5, "four good frames, then the error, then nothing");
     for (i, item) in items[..4].iter().enumerate() {
         assert_eq!(item.as_ref().unwrap().0, i as u64 + 3);
     }
@@ -625,11 +580,7 @@ fn reader_reports_damage_done_after_open() {
 
 fn clone_err(e: &JournalError) -> JournalError {
     match e {
-        JournalError::Corrupt {
-            path,
-            offset,
-            reason,
-        } => JournalError::Corrupt {
+        JournalError::Corrupt { path, offset, reason } => JournalError::Corrupt {
             path: path.clone(),
             offset: *offset,
             reason: reason.clone(),

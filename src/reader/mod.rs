@@ -39,9 +39,7 @@ impl FromStr for ReaderSpec {
         let (kind, arg) = s.split_once(':').unwrap_or((s, ""));
         let need_path = |what: &str| -> Result<PathBuf, String> {
             if arg.is_empty() {
-                Err(format!(
-                    "reader {what:?} needs a device path, e.g. {what}:/dev/..."
-                ))
+                Err(format!("reader {what:?} needs a device path, e.g. {what}:/dev/..."))
             } else {
                 Ok(PathBuf::from(arg))
             }
@@ -55,7 +53,9 @@ impl FromStr for ReaderSpec {
                 let pins: Vec<Result<u8, _>> = arg.split(',').map(|p| p.trim().parse::<u8>()).collect();
                 match pins[..] {
                     [Ok(d0), Ok(d1)] if d0 != d1 && d0 <= 53 && d1 <= 53 => Ok(ReaderSpec::Wiegand(d0, d1)),
-                    _ => Err(format!("reader {s:?}: want wiegand:D0,D1 with two different BCM pin numbers")),
+                    _ => Err(format!(
+                        "reader {s:?}: want wiegand:D0,D1 with two different BCM pin numbers"
+                    )),
                 }
             }
             _ => Err(format!(
@@ -122,18 +122,13 @@ fn micros(origin: Instant) -> u64 {
 /// Starts the reader's thread. Errors that make the reader impossible (no GPIO on this
 /// machine, no such device) are returned here so that start-up can say so plainly;
 /// a device that disappears later (USB unplugged) is reopened by the thread itself.
-pub fn start(
-    spec: &ReaderSpec,
-    opts: &ReaderOptions,
-    tx: mpsc::Sender<CardRead>,
-) -> Result<(), String> {
+pub fn start(spec: &ReaderSpec, opts: &ReaderOptions, tx: mpsc::Sender<CardRead>) -> Result<(), String> {
     match spec.clone() {
         ReaderSpec::None => Ok(()),
         ReaderSpec::Stdin => spawn("reader-stdin", move || stdin_loop(tx)),
         ReaderSpec::Hid(path) => {
             // Open once now so that a wrong path fails start-up instead of retrying forever.
-            evdev::Device::open(&path)
-                .map_err(|e| format!("hid reader {}: {e}", path.display()))?;
+            evdev::Device::open(&path).map_err(|e| format!("hid reader {}: {e}", path.display()))?;
             let cfg = opts.hid;
             spawn("reader-hid", move || hid_loop(path, cfg, tx))
         }
@@ -164,9 +159,7 @@ fn stdin_loop(tx: mpsc::Sender<CardRead>) {
         line.clear();
         match std::io::stdin().read_line(&mut line) {
             Ok(0) => {
-                tracing::info!(
-                    "stdin reader: end of input; card reads now come only from POST /v1/swipe"
-                );
+                tracing::info!("stdin reader: end of input; card reads now come only from POST /v1/swipe");
                 return;
             }
             Ok(_) => {
@@ -246,12 +239,7 @@ fn open_uart(path: &std::path::Path) -> Result<rppal::uart::Uart, String> {
     Ok(uart)
 }
 
-fn rdm6300_loop(
-    mut uart: rppal::uart::Uart,
-    path: PathBuf,
-    cfg: decode::rdm6300::Config,
-    tx: mpsc::Sender<CardRead>,
-) {
+fn rdm6300_loop(mut uart: rppal::uart::Uart, path: PathBuf, cfg: decode::rdm6300::Config, tx: mpsc::Sender<CardRead>) {
     let origin = Instant::now();
     let mut decoder = decode::rdm6300::Rdm6300::new(cfg);
     let mut buf = [0u8; 64];
@@ -281,12 +269,7 @@ fn rdm6300_loop(
 
 /// Wiegand: each falling edge on D0 is a 0 bit, on D1 a 1 bit. The interrupt callbacks
 /// forward (bit, timestamp) to a decoder thread, which also ends frames on silence.
-fn wiegand_start(
-    d0: u8,
-    d1: u8,
-    cfg: decode::wiegand::Config,
-    tx: mpsc::Sender<CardRead>,
-) -> Result<(), String> {
+fn wiegand_start(d0: u8, d1: u8, cfg: decode::wiegand::Config, tx: mpsc::Sender<CardRead>) -> Result<(), String> {
     use rppal::gpio::{Gpio, Trigger};
     let gpio = Gpio::new().map_err(|e| {
         format!("the wiegand reader needs GPIO, which this machine does not offer ({e}); choose another reader")
@@ -310,10 +293,7 @@ fn wiegand_start(
         let _pins = pins; // keep the interrupts alive as long as the thread runs
         let mut decoder = decode::wiegand::Wiegand::new(cfg);
         let boot = || {
-            let mut ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
             unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
             ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
         };

@@ -5,18 +5,12 @@
 /// fractional parts, ties to the earlier line. Requires `0 <= x <= sum(weights)`.
 pub fn allocate(x: i64, weights: &[i64]) -> Vec<i64> {
     let total: i128 = weights.iter().map(|&w| w as i128).sum();
-    assert!(
-        x >= 0 && (x as i128) <= total,
-        "allocation of {x} over {total}"
-    );
+    assert!(x >= 0 && (x as i128) <= total, "allocation of {x} over {total}");
     if x == 0 || total == 0 {
         return vec![0; weights.len()];
     }
     let x128 = x as i128;
-    let mut shares: Vec<i64> = weights
-        .iter()
-        .map(|&w| (x128 * w as i128 / total) as i64)
-        .collect();
+    let mut shares: Vec<i64> = weights.iter().map(|&w| (x128 * w as i128 / total) as i64).collect();
     let leftover = x - shares.iter().sum::<i64>();
     let mut order: Vec<usize> = (0..weights.len()).collect();
     // Stable sort keeps the earlier line first among equal remainders.

@@ -29,13 +29,7 @@ fn sort_key(expires_at: Option<Ts>, earned_at: Ts) -> (bool, Ts, Ts) {
 
 /// Adds points with an expiry, repaying debt first; merges with a lot of the same
 /// expiry and earning time (a give-back to its original lot).
-pub fn credit(
-    lots: &mut Vec<Lot>,
-    debt: &mut i64,
-    points: i64,
-    earned_at: Ts,
-    expires_at: Option<Ts>,
-) {
+pub fn credit(lots: &mut Vec<Lot>, debt: &mut i64, points: i64, earned_at: Ts, expires_at: Option<Ts>) {
     let repay = points.min(*debt).max(0);
     *debt -= repay;
     let points = points - repay;
@@ -80,38 +74,31 @@ pub fn take(lots: &mut Vec<Lot>, debt: &mut i64, points: i64) -> Vec<Taken> {
 }
 
 /// Gives `points` of a redemption back, latest-taken part first, each to a lot with its
-/// original expiry.
-pub fn give_back(lots: &mut Vec<Lot>, debt: &mut i64, taken: &[Taken], points: i64) {
-    let mut left = points;
+/// original expiry. `already` points of it were given back by earlier refunds (from the
+/// latest-taken parts too), so a refund in steps ends exactly where a full one does.
+pub fn give_back(lots: &mut Vec<Lot>, debt: &mut i64, taken: &[Taken], already: i64, points: i64) {
+    let (mut skip, mut left) = (already.max(0), points);
     for t in taken.iter().rev() {
         if left == 0 {
             break;
         }
-        let n = left.min(t.points);
-        credit(lots, debt, n, t.earned_at, t.expires_at);
-        left -= n;
+        let avail = t.points - skip.min(t.points);
+        skip -= t.points - avail;
+        let n = left.min(avail);
+        if n > 0 {
+            credit(lots, debt, n, t.earned_at, t.expires_at);
+            left -= n;
+        }
     }
     // More than was taken cannot be asked for by refund arithmetic; keep it anyway.
     if left > 0 {
-        credit(
-            lots,
-            debt,
-            left,
-            taken.last().map_or(0, |t| t.earned_at),
-            None,
-        );
+        credit(lots, debt, left, taken.last().map_or(0, |t| t.earned_at), None);
     }
 }
 
 /// Claws back points earned by a checkout: from that checkout's own lot first, then from
 /// the first-expiring lots; what the lots cannot cover becomes debt.
-pub fn clawback(
-    lots: &mut Vec<Lot>,
-    debt: &mut i64,
-    points: i64,
-    own_earned_at: Ts,
-    own_expires_at: Option<Ts>,
-) {
+pub fn clawback(lots: &mut Vec<Lot>, debt: &mut i64, points: i64, own_earned_at: Ts, own_expires_at: Option<Ts>) {
     let mut left = points;
     if let Some(i) = lots
         .iter()
@@ -161,19 +148,13 @@ mod tests {
         credit(&mut lots, &mut debt, 100, 5, None);
         credit(&mut lots, &mut debt, 50, 3, Some(900));
         credit(&mut lots, &mut debt, 70, 1, Some(500));
-        assert_eq!(
-            lots.iter().map(|l| l.points).collect::<Vec<_>>(),
-            [70, 50, 100]
-        );
+        assert_eq!(lots.iter().map(|l| l.points).collect::<Vec<_>>(), [70, 50, 100]);
         let taken = take(&mut lots, &mut debt, 100);
         assert_eq!(
-            taken
-                .iter()
-                .map(|t| (t.points, t.expires_at))
-                .collect::<Vec<_>>(),
+            taken.iter().map(|t| (t.points, t.expires_at)).collect::<Vec<_>>(),
             [(70, Some(500)), (30, Some(900))]
         );
-        give_back(&mut lots, &mut debt, &taken, 40);
+        give_back(&mut lots, &mut debt, &taken, 0, 40);
         assert_eq!(
             lots,
             vec![
@@ -194,6 +175,23 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn give_back_in_steps_ends_where_one_give_back_does() {
+        let (mut lots, mut debt) = (Vec::new(), 0);
+        credit(&mut lots, &mut debt, 1, 1, Some(500));
+        credit(&mut lots, &mut debt, 432, 2, Some(500));
+        let before = lots.clone();
+        let taken = take(&mut lots, &mut debt, 100);
+        assert_eq!(taken.iter().map(|t| t.points).collect::<Vec<_>>(), [1, 99]);
+        let mut whole = lots.clone();
+        give_back(&mut whole, &mut debt, &taken, 0, 100);
+        assert_eq!(whole, before);
+        give_back(&mut lots, &mut debt, &taken, 0, 60);
+        give_back(&mut lots, &mut debt, &taken, 60, 39);
+        give_back(&mut lots, &mut debt, &taken, 99, 1);
+        assert_eq!(lots, before, "the first-taken point returns to its own lot last");
     }
 
     #[test]

@@ -128,6 +128,5 @@ stock = 20
     }
 
     /// Worked example 2 adds this promotion.
-    pub const M200: &str =
-        "[[promotions]]\nid = \"m200-25\"\nmin_minor = 20000\noff_minor = 2500\n";
+    pub const M200: &str = "[[promotions]]\nid = \"m200-25\"\nmin_minor = 20000\noff_minor = 2500\n";
 }

@@ -43,6 +43,8 @@ pub struct Request<'a> {
     pub expiry_applies: bool,
     /// Whether the offline redemption cap applies (a terminal with an upstream).
     pub offline_cap_applies: bool,
+    /// The last journal seq the hub has acknowledged: redemptions above it are offline.
+    pub acked: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -89,11 +91,7 @@ pub struct Priced {
 }
 
 /// Prices a checkout. `check_pin` is called only when the redemption needs a PIN.
-pub fn price(
-    rules: &Ruleset,
-    req: &Request,
-    check_pin: &mut dyn FnMut() -> PinCheck,
-) -> Result<Priced> {
+pub fn price(rules: &Ruleset, req: &Request, check_pin: &mut dyn FnMut() -> PinCheck) -> Result<Priced> {
     let at_local = local(rules, req.at);
     let day = day_no(at_local.date());
     let member = req.member;
@@ -113,8 +111,7 @@ pub fn price(
         .collect();
     let subtotal: i64 = lines.iter().map(PricedLine::gross).sum();
     let eligible: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].eligible).collect();
-    let remaining =
-        |lines: &[PricedLine]| -> Vec<i64> { eligible.iter().map(|&i| lines[i].net()).collect() };
+    let remaining = |lines: &[PricedLine]| -> Vec<i64> { eligible.iter().map(|&i| lines[i].net()).collect() };
 
     // 1. Tier discount, per eligible line.
     for &i in &eligible {
@@ -144,8 +141,7 @@ pub fn price(
     let coupon = match req.coupon {
         None => None,
         Some((code, found)) => {
-            let c = found
-                .ok_or_else(|| Error::new(Code::CouponInvalid, format!("no coupon {code}")))?;
+            let c = found.ok_or_else(|| Error::new(Code::CouponInvalid, format!("no coupon {code}")))?;
             if c.member_id != member.member_id {
                 return Err(Error::new(
                     Code::CouponInvalid,
@@ -155,17 +151,11 @@ pub fn price(
             let ty = rules.coupon_type(&c.type_id).ok_or_else(|| {
                 Error::new(
                     Code::CouponInvalid,
-                    format!(
-                        "coupon {code} is of type {} which the rules no longer offer",
-                        c.type_id
-                    ),
+                    format!("coupon {code} is of type {} which the rules no longer offer", c.type_id),
                 )
             })?;
             if c.used {
-                return Err(Error::new(
-                    Code::CouponUsed,
-                    format!("coupon {code} has been used"),
-                ));
+                return Err(Error::new(Code::CouponUsed, format!("coupon {code} has been used")));
             }
             if day < c.issued || day > c.valid_until {
                 return Err(Error::new(
@@ -202,16 +192,14 @@ pub fn price(
     let balance = member.balance_at(req.at, req.expiry_applies);
     let red = &rules.redeem;
     let share_cap = (due as i128 * red.max_share_bp as i128 / BP) as i64;
-    let value_of =
-        |p: i64| (p as i128 * red.unit_minor as i128 / red.points_per_unit as i128) as i64;
+    let value_of = |p: i64| (p as i128 * red.unit_minor as i128 / red.points_per_unit as i128) as i64;
     let cap_left = if req.offline_cap_applies {
-        (red.offline_cap_points - member.unacked_redeemed()).max(0)
+        (red.offline_cap_points - member.unacked_redeemed(req.acked)).max(0)
     } else {
         i64::MAX
     };
     // Largest r whose value fits the share cap: floor(((C + 1) * ppu - 1) / unit_minor).
-    let by_share = (((share_cap as i128 + 1) * red.points_per_unit as i128 - 1)
-        / red.unit_minor as i128) as i64;
+    let by_share = (((share_cap as i128 + 1) * red.points_per_unit as i128 - 1) / red.unit_minor as i128) as i64;
     let mut max_redeem_points = by_share.min(balance).min(cap_left).max(0);
     if max_redeem_points < red.min_points {
         max_redeem_points = 0;
@@ -266,10 +254,12 @@ pub fn price(
                 PinCheck::Wrong => return Err(Error::new(Code::PinInvalid, "wrong PIN")),
             }
         }
-        if req.offline_cap_applies && member.unacked_redeemed() + r > red.offline_cap_points {
+        if req.offline_cap_applies && member.unacked_redeemed(req.acked) + r > red.offline_cap_points {
             return Err(Error::new(
                 Code::OfflineCapExceeded,
-                format!("only {cap_left} more points may be redeemed for this member until the hub confirms earlier ones"),
+                format!(
+                    "only {cap_left} more points may be redeemed for this member until the hub confirms earlier ones"
+                ),
             ));
         }
         v
@@ -298,11 +288,7 @@ pub fn price(
         .iter()
         .filter(|c| c.window.open_at(at_local, &tier.name))
         .collect();
-    let m_camp = campaigns
-        .iter()
-        .map(|c| c.multiplier_bp)
-        .max()
-        .unwrap_or(10_000);
+    let m_camp = campaigns.iter().map(|c| c.multiplier_bp).max().unwrap_or(10_000);
     let m_bday = match (&rules.birthday, member.birthday) {
         (Some(bd), Some(mb)) if birthday_matches(bd.scope, mb, at_local.date()) => bd.multiplier_bp,
         _ => 10_000,
@@ -328,10 +314,7 @@ pub fn price(
     let tier_after = tier::after(rules, member, day, (base, points, visit as i64));
 
     debug_assert_eq!(
-        subtotal
-            - tier_discount
-            - promotion.as_ref().map_or(0, |p| p.1)
-            - coupon.as_ref().map_or(0, |c| c.1),
+        subtotal - tier_discount - promotion.as_ref().map_or(0, |p| p.1) - coupon.as_ref().map_or(0, |c| c.1),
         due
     );
 
@@ -359,18 +342,13 @@ pub fn price(
 
 /// Scope "day": the same month and day (a 02-29 birthday is kept on 02-28 in other
 /// years); scope "month": the same month.
-fn birthday_matches(
-    scope: BirthdayScope,
-    b: crate::model::Birthday,
-    date: chrono::NaiveDate,
-) -> bool {
+fn birthday_matches(scope: BirthdayScope, b: crate::model::Birthday, date: chrono::NaiveDate) -> bool {
     let (m, d) = (date.month() as u8, date.day() as u8);
     match scope {
         BirthdayScope::Month => b.month == m,
         BirthdayScope::Day => {
             let leap = chrono::NaiveDate::from_ymd_opt(date.year(), 2, 29).is_some();
-            (b.month, b.day) == (m, d)
-                || (!leap && (b.month, b.day) == (2, 29) && (m, d) == (2, 28))
+            (b.month, b.day) == (m, d) || (!leap && (b.month, b.day) == (2, 29) && (m, d) == (2, 28))
         }
     }
 }
@@ -405,6 +383,7 @@ mod tests {
             pin_failures: 0,
             pin_failed_at: 0,
             unacked_redeem: vec![],
+            local_seq: 0,
         }
     }
 
@@ -452,6 +431,7 @@ mod tests {
                 at: parse_instant(self.at).unwrap(),
                 expiry_applies: true,
                 offline_cap_applies: self.cap,
+                acked: 0,
             };
             let pin = self.pin;
             price(&self.rules, &req, &mut || pin)
@@ -471,14 +451,8 @@ mod tests {
         let p = Case::new(example1()).run().unwrap();
         assert_eq!(p.subtotal, 15390);
         assert_eq!(p.promotion, Some(("m100-10".into(), 1000)));
-        assert_eq!(
-            p.lines.iter().map(|l| l.d2).collect::<Vec<_>>(),
-            [535, 0, 465]
-        );
-        assert_eq!(
-            (p.due, p.total, p.base, p.points_earned),
-            (14390, 14390, 11890, 118)
-        );
+        assert_eq!(p.lines.iter().map(|l| l.d2).collect::<Vec<_>>(), [535, 0, 465]);
+        assert_eq!((p.due, p.total, p.base, p.points_earned), (14390, 14390, 11890, 118));
         assert_eq!(p.tier_before, "standard");
         // Earned 2026-11-24: usable through 2027-11-30 local.
         assert_eq!(
@@ -504,19 +478,10 @@ mod tests {
     fn worked_example_2() {
         let p = example2().run().unwrap();
         assert_eq!(p.tier_discount, 3225);
-        assert_eq!(
-            p.lines.iter().map(|l| l.d1).collect::<Vec<_>>(),
-            [3000, 225]
-        );
+        assert_eq!(p.lines.iter().map(|l| l.d1).collect::<Vec<_>>(), [3000, 225]);
         assert_eq!(p.promotion, Some(("m200-25".into(), 2500)));
-        assert_eq!(
-            p.lines.iter().map(|l| l.d2).collect::<Vec<_>>(),
-            [2326, 174]
-        );
-        assert_eq!(
-            (p.due, p.redeem_value, p.total, p.base),
-            (58775, 1500, 57275, 57275)
-        );
+        assert_eq!(p.lines.iter().map(|l| l.d2).collect::<Vec<_>>(), [2326, 174]);
+        assert_eq!((p.due, p.redeem_value, p.total, p.base), (58775, 1500, 57275, 57275));
         assert_eq!(p.points_earned, 1761);
         assert!(p.pin_verified);
         assert_eq!(p.tier_after, "gold");
@@ -526,16 +491,8 @@ mod tests {
     fn redemption_refusals_in_order() {
         type Tweak = Box<dyn Fn(&mut Case)>;
         let cases: Vec<(&str, Tweak, Code)> = vec![
-            (
-                "below minimum",
-                Box::new(|c| c.redeem = 99),
-                Code::BelowMinRedeem,
-            ),
-            (
-                "over balance",
-                Box::new(|c| c.redeem = 2001),
-                Code::InsufficientPoints,
-            ),
+            ("below minimum", Box::new(|c| c.redeem = 99), Code::BelowMinRedeem),
+            ("over balance", Box::new(|c| c.redeem = 2001), Code::InsufficientPoints),
             (
                 "over share",
                 Box::new(|c| {
@@ -544,21 +501,13 @@ mod tests {
                 }),
                 Code::RedeemExceedsShare,
             ),
-            (
-                "no pin",
-                Box::new(|c| c.pin = PinCheck::NotGiven),
-                Code::PinRequired,
-            ),
+            ("no pin", Box::new(|c| c.pin = PinCheck::NotGiven), Code::PinRequired),
             (
                 "no pin set",
                 Box::new(|c| c.pin = PinCheck::NoPinSet),
                 Code::PinRequired,
             ),
-            (
-                "wrong pin",
-                Box::new(|c| c.pin = PinCheck::Wrong),
-                Code::PinInvalid,
-            ),
+            ("wrong pin", Box::new(|c| c.pin = PinCheck::Wrong), Code::PinInvalid),
             (
                 "locked",
                 Box::new(|c| {
@@ -622,16 +571,10 @@ mod tests {
         assert_eq!(p.coupon, Some(("C1".into(), 500)));
         assert_eq!(p.due, 15390 - 1000 - 500);
         // The coupon is allocated over what the promotion left: 6365 / 5525.
-        assert_eq!(
-            p.lines.iter().map(|l| l.d3).collect::<Vec<_>>(),
-            [268, 0, 232]
-        );
+        assert_eq!(p.lines.iter().map(|l| l.d3).collect::<Vec<_>>(), [268, 0, 232]);
         let refusals: Vec<(Option<CouponView>, Code)> = vec![
             (None, Code::CouponInvalid),
-            (
-                Some(coupon(true, "m1", "2026-11-01", "2026-11-30")),
-                Code::CouponUsed,
-            ),
+            (Some(coupon(true, "m1", "2026-11-01", "2026-11-30")), Code::CouponUsed),
             (
                 Some(coupon(false, "m2", "2026-11-01", "2026-11-30")),
                 Code::CouponInvalid,
@@ -654,9 +597,7 @@ mod tests {
         c.coupon = Some(coupon(false, "m1", "2026-11-01", "2026-11-30"));
         assert_eq!(c.run().unwrap_err().code, Code::CouponMinSpend);
         // Percentage coupons take a share of the base, floored.
-        c.rules = example_with(
-            "[[coupon_types]]\nid = \"pct\"\noff_bp = 1000\nmin_minor = 0\nvalid_days = 1\n",
-        );
+        c.rules = example_with("[[coupon_types]]\nid = \"pct\"\noff_bp = 1000\nmin_minor = 0\nvalid_days = 1\n");
         let mut cv = coupon(false, "m1", "2026-11-01", "2026-11-30");
         cv.type_id = "pct".into();
         c.coupon = Some(cv);
@@ -692,13 +633,7 @@ mod tests {
         c.member = member("gold", 0);
         let p = c.run().unwrap();
         assert_eq!(
-            (
-                p.tier_discount,
-                p.promotion.clone(),
-                p.due,
-                p.base,
-                p.points_earned
-            ),
+            (p.tier_discount, p.promotion.clone(), p.due, p.base, p.points_earned),
             (0, None, 25000, 0, 0)
         );
     }
@@ -747,11 +682,7 @@ mod tests {
         let mut c = Case::new(vec![line("tv", "electronics", 1, 101000)]);
         let p = c.run().unwrap();
         assert_eq!(
-            (
-                p.tier_before.as_str(),
-                p.tier_after.as_str(),
-                p.tier_discount
-            ),
+            (p.tier_before.as_str(), p.tier_after.as_str(), p.tier_discount),
             ("standard", "silver", 0)
         );
         c.member.days = vec![DayBucket {
@@ -762,10 +693,7 @@ mod tests {
         }];
         c.member.tier = p.tier_after.clone();
         let p2 = c.run().unwrap();
-        assert_eq!(
-            (p2.tier_before.as_str(), p2.tier_discount),
-            ("silver", 3030)
-        );
+        assert_eq!((p2.tier_before.as_str(), p2.tier_discount), ("silver", 3030));
     }
 
     #[test]

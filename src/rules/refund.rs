@@ -49,12 +49,7 @@ pub struct RefundPlan {
 }
 
 /// Plans a refund of `(sku, qty)` requests, or of everything left when `asked` is empty.
-pub fn plan(
-    lines: &[PricedLine],
-    paid: Paid,
-    done: &Refunded,
-    asked: &[(String, i64)],
-) -> Result<RefundPlan> {
+pub fn plan(lines: &[PricedLine], paid: Paid, done: &Refunded, asked: &[(String, i64)]) -> Result<RefundPlan> {
     let left = |i: usize| lines[i].line.qty - done.qty.get(i).copied().unwrap_or(0);
     let mut now = vec![0i64; lines.len()];
     if asked.is_empty() {
@@ -73,9 +68,7 @@ pub fn plan(
                 want -= n;
             }
             if !found {
-                return Err(Error::invalid(format!(
-                    "the sale has no line with sku {sku}"
-                )));
+                return Err(Error::invalid(format!("the sale has no line with sku {sku}")));
             }
             if want > 0 {
                 return Err(Error::new(
@@ -174,33 +167,20 @@ mod tests {
         let p1 = plan(&lines, paid, &done, &[("a".into(), 1)]).unwrap();
         // net a = 2900, 1 of 3 -> 966; sum net 3400; 3100 * 966 / 3400 = 880.76
         assert_eq!(
-            (
-                p1.amount,
-                p1.points_clawed_back,
-                p1.points_returned,
-                p1.last
-            ),
+            (p1.amount, p1.points_clawed_back, p1.points_returned, p1.last),
             (880, 8, 85, false)
         );
         done.add(2, &p1);
         let p2 = plan(&lines, paid, &done, &[]).unwrap();
         assert!(p2.last && p2.visit);
         assert_eq!(
-            (
-                p1.amount + p2.amount,
-                p1.points_clawed_back + p2.points_clawed_back
-            ),
+            (p1.amount + p2.amount, p1.points_clawed_back + p2.points_clawed_back),
             (3100, 31)
         );
         done.add(2, &p2);
+        assert_eq!(plan(&lines, paid, &done, &[]).unwrap_err().code, Code::RefundExceeds);
         assert_eq!(
-            plan(&lines, paid, &done, &[]).unwrap_err().code,
-            Code::RefundExceeds
-        );
-        assert_eq!(
-            plan(&lines, paid, &done, &[("a".into(), 1)])
-                .unwrap_err()
-                .code,
+            plan(&lines, paid, &done, &[("a".into(), 1)]).unwrap_err().code,
             Code::RefundExceeds
         );
     }
@@ -217,15 +197,11 @@ mod tests {
         };
         let done = Refunded::default();
         assert_eq!(
-            plan(&lines, paid, &done, &[("a".into(), 3)])
-                .unwrap_err()
-                .code,
+            plan(&lines, paid, &done, &[("a".into(), 3)]).unwrap_err().code,
             Code::RefundExceeds
         );
         assert_eq!(
-            plan(&lines, paid, &done, &[("zz".into(), 1)])
-                .unwrap_err()
-                .code,
+            plan(&lines, paid, &done, &[("zz".into(), 1)]).unwrap_err().code,
             Code::InvalidInput
         );
     }

@@ -561,10 +561,7 @@ impl Cx<'_> {
             .starts
             .map(|s| self.local_time(&s, &join(path, "starts")))
             .transpose()?;
-        let ends = raw
-            .ends
-            .map(|s| self.local_time(&s, &join(path, "ends")))
-            .transpose()?;
+        let ends = raw.ends.map(|s| self.local_time(&s, &join(path, "ends"))).transpose()?;
         if let (Some(starts), Some(ends)) = (starts, ends) {
             if ends < starts {
                 return Err(self.err(join(path, "ends"), "is before starts"));
@@ -579,9 +576,7 @@ impl Cx<'_> {
             let day = weekday(name).ok_or_else(|| {
                 self.err(
                     &field,
-                    format!(
-                        "unknown weekday \"{name}\" (expected mon, tue, wed, thu, fri, sat or sun)"
-                    ),
+                    format!("unknown weekday \"{name}\" (expected mon, tue, wed, thu, fri, sat or sun)"),
                 )
             })?;
             if weekdays.contains(&day) {
@@ -631,8 +626,7 @@ impl Cx<'_> {
         let num = |from: usize, to: usize| s[from..to].parse::<u32>().map_err(|_| bad());
         let year = i32::try_from(num(0, 4)?).map_err(|_| bad())?;
         let date = NaiveDate::from_ymd_opt(year, num(5, 7)?, num(8, 10)?).ok_or_else(bad)?;
-        let time =
-            NaiveTime::from_hms_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?).ok_or_else(bad)?;
+        let time = NaiveTime::from_hms_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?).ok_or_else(bad)?;
         Ok(date.and_time(time))
     }
 }
@@ -668,9 +662,7 @@ fn reject_datetimes(cx: &Cx, table: &toml::Table, path: &str) -> Res<()> {
             _ => Ok(()),
         }
     }
-    table
-        .iter()
-        .try_for_each(|(k, v)| walk(cx, v, &join(path, k)))
+    table.iter().try_for_each(|(k, v)| walk(cx, v, &join(path, k)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -684,19 +676,14 @@ impl RawRuleset {
         if !(self.currency.len() == 3 && self.currency.bytes().all(|c| c.is_ascii_uppercase())) {
             return Err(cx.err(
                 "currency",
-                format!(
-                    "\"{}\" is not a currency code of 3 upper-case letters",
-                    self.currency
-                ),
+                format!("\"{}\" is not a currency code of 3 upper-case letters", self.currency),
             ));
         }
 
-        let timezone: Tz = self.timezone.parse().map_err(|_| {
-            cx.err(
-                "timezone",
-                format!("unknown IANA time zone \"{}\"", self.timezone),
-            )
-        })?;
+        let timezone: Tz = self
+            .timezone
+            .parse()
+            .map_err(|_| cx.err("timezone", format!("unknown IANA time zone \"{}\"", self.timezone)))?;
 
         let excluded_categories = cx.strings(self.excluded_categories, "excluded_categories")?;
         let mut seen = HashSet::new();
@@ -751,10 +738,8 @@ impl RawRuleset {
             unit_minor: cx.positive(raw.unit_minor, "redeem.unit_minor")?,
             min_points: cx.non_negative(raw.min_points, "redeem.min_points")?,
             max_share_bp: cx.share_bp(raw.max_share_bp, "redeem.max_share_bp")?,
-            pin_required_from: cx
-                .non_negative(raw.pin_required_from, "redeem.pin_required_from")?,
-            offline_cap_points: cx
-                .non_negative(raw.offline_cap_points, "redeem.offline_cap_points")?,
+            pin_required_from: cx.non_negative(raw.pin_required_from, "redeem.pin_required_from")?,
+            offline_cap_points: cx.non_negative(raw.offline_cap_points, "redeem.offline_cap_points")?,
         };
 
         let raw: RawExpiry = cx.de(self.expiry, "expiry")?;
@@ -812,8 +797,7 @@ fn validate_earn(cx: &Cx, raw: RawEarn) -> Res<Earn> {
     let unit_minor = cx.positive(raw.unit_minor, "earn.unit_minor")?;
     let points_per_unit = cx.positive(raw.points_per_unit, "earn.points_per_unit")?;
     let visit_bonus_points = cx.non_negative(raw.visit_bonus_points, "earn.visit_bonus_points")?;
-    let visit_bonus_min_minor =
-        cx.non_negative(raw.visit_bonus_min_minor, "earn.visit_bonus_min_minor")?;
+    let visit_bonus_min_minor = cx.non_negative(raw.visit_bonus_min_minor, "earn.visit_bonus_min_minor")?;
     let max_points_per_tx = cx.non_negative(raw.max_points_per_tx, "earn.max_points_per_tx")?;
     let brackets = match raw.brackets {
         // No brackets = one flat rate; pricing always has at least one bracket to walk.
@@ -835,9 +819,7 @@ fn validate_earn(cx: &Cx, raw: RawEarn) -> Res<Earn> {
                 let from_field = format!("{path}.from_minor");
                 cx.non_negative(b.from_minor, &from_field)?;
                 match brackets.last() {
-                    None if b.from_minor != 0 => {
-                        return Err(cx.err(&from_field, "the first bracket must start at 0"))
-                    }
+                    None if b.from_minor != 0 => return Err(cx.err(&from_field, "the first bracket must start at 0")),
                     Some(prev) if b.from_minor <= prev.from_minor => {
                         return Err(cx.err(
                             &from_field,
@@ -852,8 +834,7 @@ fn validate_earn(cx: &Cx, raw: RawEarn) -> Res<Earn> {
                 }
                 brackets.push(Bracket {
                     from_minor: b.from_minor,
-                    multiplier_bp: cx
-                        .multiplier(b.multiplier_bp, &format!("{path}.multiplier_bp"))?,
+                    multiplier_bp: cx.multiplier(b.multiplier_bp, &format!("{path}.multiplier_bp"))?,
                 });
             }
             brackets
@@ -886,9 +867,7 @@ fn validate_tiers(cx: &Cx, values: Vec<toml::Value>) -> Res<Vec<Tier>> {
         let qualify = cx.non_negative(raw.qualify, &qualify_field)?;
         match tiers.last() {
             // Every member is in some tier, so the lowest must need nothing.
-            None if qualify != 0 => {
-                return Err(cx.err(&qualify_field, "the first tier must have qualify = 0"))
-            }
+            None if qualify != 0 => return Err(cx.err(&qualify_field, "the first tier must have qualify = 0")),
             Some(prev) if qualify <= prev.qualify => {
                 return Err(cx.err(
                     &qualify_field,
@@ -975,9 +954,7 @@ fn validate_coupon_types(cx: &Cx, values: Vec<toml::Value>) -> Res<Vec<CouponTyp
             return Err(cx.err(&id_field, format!("duplicate value \"{id}\"")));
         }
         let value = match (raw.off_minor, raw.off_bp) {
-            (Some(off), None) => {
-                CouponValue::OffMinor(cx.positive(off, &format!("{path}.off_minor"))?)
-            }
+            (Some(off), None) => CouponValue::OffMinor(cx.positive(off, &format!("{path}.off_minor"))?),
             (None, Some(bp)) => {
                 let field = format!("{path}.off_bp");
                 cx.positive(bp, &field)?;
@@ -1133,9 +1110,7 @@ stock = 20                           # terminal-local stock"##;
             .find(&format!("\n{prefix}"))
             .unwrap_or_else(|| panic!("line {prefix:?} not found"))
             + 1;
-        let end = text[start..]
-            .find('\n')
-            .map_or(text.len(), |n| start + n + 1);
+        let end = text[start..].find('\n').map_or(text.len(), |n| start + n + 1);
         format!("{}{}", &text[..start], &text[end..])
     }
 
@@ -1404,18 +1379,10 @@ stock = 0
             rep(t, "[earn]\n", "[earn]\nbogus = 1\n")
         }),
         ("earn.brackets[1].bogus", "unknown field", |t| {
-            rep(
-                t,
-                "multiplier_bp = 12000",
-                "multiplier_bp = 12000\nbogus = 1",
-            )
+            rep(t, "multiplier_bp = 12000", "multiplier_bp = 12000\nbogus = 1")
         }),
         ("tiers[2].bogus", "unknown field", |t| {
-            rep(
-                t,
-                "multiplier_bp = 15000",
-                "multiplier_bp = 15000\nbogus = 1",
-            )
+            rep(t, "multiplier_bp = 15000", "multiplier_bp = 15000\nbogus = 1")
         }),
         ("tier_policy.bogus", "unknown field", |t| {
             rep(t, "[tier_policy]\n", "[tier_policy]\nbogus = 1\n")
@@ -1430,11 +1397,7 @@ stock = 0
             rep(t, "[birthday]\n", "[birthday]\nbogus = 1\n")
         }),
         ("campaigns[0].bogus", "unknown field", |t| {
-            rep(
-                t,
-                "id = \"weekend-x2\"\n",
-                "id = \"weekend-x2\"\nbogus = 1\n",
-            )
+            rep(t, "id = \"weekend-x2\"\n", "id = \"weekend-x2\"\nbogus = 1\n")
         }),
         ("promotions[0].bogus", "unknown field", |t| {
             rep(t, "id = \"m100-10\"\n", "id = \"m100-10\"\nbogus = 1\n")
@@ -1451,14 +1414,10 @@ stock = 0
         ("timezone", "missing", |t| drop_line(t, "timezone =")),
         ("earn", "missing", |t| cut(t, "[earn]", "[[tiers]]")),
         ("tiers", "missing", |t| cut(t, "[[tiers]]", "[tier_policy]")),
-        ("tier_policy", "missing", |t| {
-            cut(t, "[tier_policy]", "[redeem]")
-        }),
+        ("tier_policy", "missing", |t| cut(t, "[tier_policy]", "[redeem]")),
         ("redeem", "missing", |t| cut(t, "[redeem]", "[expiry]")),
         ("expiry", "missing", |t| cut(t, "[expiry]", "[birthday]")),
-        ("earn.unit_minor", "missing", |t| {
-            drop_line(t, "unit_minor = 100  ")
-        }),
+        ("earn.unit_minor", "missing", |t| drop_line(t, "unit_minor = 100  ")),
         ("earn.points_per_unit", "missing", |t| {
             drop_line(t, "points_per_unit = 1\n")
         }),
@@ -1468,36 +1427,20 @@ stock = 0
         ("earn.brackets[1].from_minor", "missing", |t| {
             drop_line(t, "from_minor = 50000")
         }),
-        ("tiers[0].name", "missing", |t| {
-            drop_line(t, "name = \"standard\"")
-        }),
-        ("tiers[1].discount_bp", "missing", |t| {
-            drop_line(t, "discount_bp = 300")
-        }),
-        ("tiers[2].qualify", "missing", |t| {
-            drop_line(t, "qualify = 500000")
-        }),
-        ("tier_policy.metric", "missing", |t| {
-            drop_line(t, "metric =")
-        }),
-        ("tier_policy.window_days", "missing", |t| {
-            drop_line(t, "window_days =")
-        }),
-        ("tier_policy.downgrade", "missing", |t| {
-            drop_line(t, "downgrade =")
-        }),
+        ("tiers[0].name", "missing", |t| drop_line(t, "name = \"standard\"")),
+        ("tiers[1].discount_bp", "missing", |t| drop_line(t, "discount_bp = 300")),
+        ("tiers[2].qualify", "missing", |t| drop_line(t, "qualify = 500000")),
+        ("tier_policy.metric", "missing", |t| drop_line(t, "metric =")),
+        ("tier_policy.window_days", "missing", |t| drop_line(t, "window_days =")),
+        ("tier_policy.downgrade", "missing", |t| drop_line(t, "downgrade =")),
         ("redeem.points_per_unit", "missing", |t| {
             drop_line(t, "points_per_unit = 100")
         }),
         ("redeem.unit_minor", "missing", |t| {
             drop_line(t, "unit_minor = 100                     # so here")
         }),
-        ("redeem.min_points", "missing", |t| {
-            drop_line(t, "min_points =")
-        }),
-        ("redeem.max_share_bp", "missing", |t| {
-            drop_line(t, "max_share_bp =")
-        }),
+        ("redeem.min_points", "missing", |t| drop_line(t, "min_points =")),
+        ("redeem.max_share_bp", "missing", |t| drop_line(t, "max_share_bp =")),
         ("redeem.pin_required_from", "missing", |t| {
             drop_line(t, "pin_required_from =")
         }),
@@ -1509,21 +1452,15 @@ stock = 0
             drop_line(t, "multiplier_bp = 20000")
         }),
         ("birthday.scope", "missing", |t| drop_line(t, "scope =")),
-        ("campaigns[0].id", "missing", |t| {
-            drop_line(t, "id = \"weekend-x2\"")
-        }),
-        ("promotions[0].id", "missing", |t| {
-            drop_line(t, "id = \"m100-10\"")
-        }),
+        ("campaigns[0].id", "missing", |t| drop_line(t, "id = \"weekend-x2\"")),
+        ("promotions[0].id", "missing", |t| drop_line(t, "id = \"m100-10\"")),
         ("promotions[0].min_minor", "missing", |t| {
             drop_line(t, "min_minor = 10000")
         }),
         ("promotions[0].off_minor", "missing", |t| {
             drop_line(t, "off_minor = 1000\n")
         }),
-        ("coupon_types[0].id", "missing", |t| {
-            drop_line(t, "id = \"welcome5\"")
-        }),
+        ("coupon_types[0].id", "missing", |t| drop_line(t, "id = \"welcome5\"")),
         ("coupon_types[0].min_minor", "missing", |t| {
             drop_line(t, "min_minor = 3000")
         }),
@@ -1531,14 +1468,10 @@ stock = 0
             drop_line(t, "valid_days =")
         }),
         ("rewards[0].sku", "missing", |t| drop_line(t, "sku =")),
-        ("rewards[0].points", "missing", |t| {
-            drop_line(t, "points = 500")
-        }),
+        ("rewards[0].points", "missing", |t| drop_line(t, "points = 500")),
         ("rewards[0].stock", "missing", |t| drop_line(t, "stock =")),
         // wrong types: floats and strings where integers belong, and the like
-        ("version", "invalid type", |t| {
-            rep(t, "version = 1", "version = \"1\"")
-        }),
+        ("version", "invalid type", |t| rep(t, "version = 1", "version = \"1\"")),
         (
             "tiers[1].discount_bp",
             "floating point `3.5`, expected a whole number",
@@ -1570,33 +1503,21 @@ stock = 0
             rep(t, "\"2026-12-01T00:00:00\"", "2026-12-01T00:00:00")
         }),
         // version, currency, timezone
-        ("version", "greater than 0", |t| {
-            rep(t, "version = 1", "version = 0")
-        }),
-        ("version", "greater than 0", |t| {
-            rep(t, "version = 1", "version = -1")
-        }),
+        ("version", "greater than 0", |t| rep(t, "version = 1", "version = 0")),
+        ("version", "greater than 0", |t| rep(t, "version = 1", "version = -1")),
         ("version", "too large", |t| {
             rep(t, "version = 1", "version = 4294967296")
         }),
         ("currency", "3 upper-case", |t| rep(t, "\"CNY\"", "\"cny\"")),
-        ("currency", "3 upper-case", |t| {
-            rep(t, "\"CNY\"", "\"CNYY\"")
-        }),
+        ("currency", "3 upper-case", |t| rep(t, "\"CNY\"", "\"CNYY\"")),
         ("currency", "3 upper-case", |t| rep(t, "\"CNY\"", "\"C1Y\"")),
-        ("timezone", "unknown IANA", |t| {
-            rep(t, "Asia/Shanghai", "Mars/Olympus")
-        }),
-        ("timezone", "unknown IANA", |t| {
-            rep(t, "Asia/Shanghai", "asia/shanghai")
-        }),
+        ("timezone", "unknown IANA", |t| rep(t, "Asia/Shanghai", "Mars/Olympus")),
+        ("timezone", "unknown IANA", |t| rep(t, "Asia/Shanghai", "asia/shanghai")),
         // excluded categories
         ("excluded_categories[1]", "duplicate", |t| {
             rep(t, "[\"tobacco\"]", "[\"tobacco\", \"tobacco\"]")
         }),
-        ("excluded_categories[0]", "empty", |t| {
-            rep(t, "[\"tobacco\"]", "[\"\"]")
-        }),
+        ("excluded_categories[0]", "empty", |t| rep(t, "[\"tobacco\"]", "[\"\"]")),
         // earn
         ("earn.unit_minor", "greater than 0", |t| {
             rep(t, "unit_minor = 100", "unit_minor = 0")
@@ -1665,9 +1586,7 @@ stock = 0
         ("tiers[2].name", "duplicate", |t| {
             rep(t, "name = \"gold\"", "name = \"silver\"")
         }),
-        ("tiers[2].name", "empty", |t| {
-            rep(t, "name = \"gold\"", "name = \"\"")
-        }),
+        ("tiers[2].name", "empty", |t| rep(t, "name = \"gold\"", "name = \"\"")),
         ("tiers[1].discount_bp", "at most 10000", |t| {
             rep(t, "discount_bp = 300", "discount_bp = 10001")
         }),
@@ -1701,11 +1620,7 @@ stock = 0
             rep(t, "points_per_unit = 100", "points_per_unit = 0")
         }),
         ("redeem.unit_minor", "greater than 0", |t| {
-            rep(
-                t,
-                "unit_minor = 100                     # so",
-                "unit_minor = 0 # so",
-            )
+            rep(t, "unit_minor = 100                     # so", "unit_minor = 0 # so")
         }),
         ("redeem.min_points", "negative", |t| {
             rep(t, "min_points = 100", "min_points = -100")
@@ -1723,15 +1638,11 @@ stock = 0
             rep(t, "offline_cap_points = 2000", "offline_cap_points = -1")
         }),
         // expiry and birthday
-        ("expiry.months", "negative", |t| {
-            rep(t, "months = 12", "months = -12")
-        }),
+        ("expiry.months", "negative", |t| rep(t, "months = 12", "months = -12")),
         ("birthday.multiplier_bp", "greater than 0", |t| {
             rep(t, "multiplier_bp = 20000", "multiplier_bp = 0")
         }),
-        ("birthday.scope", "unknown scope", |t| {
-            rep(t, "\"day\"", "\"week\"")
-        }),
+        ("birthday.scope", "unknown scope", |t| rep(t, "\"day\"", "\"week\"")),
         // campaigns
         ("campaigns[0].starts", "YYYY-MM-DDTHH:MM:SS", |t| {
             rep(t, "2026-12-01T00:00:00", "2026-12-01 00:00:00")
@@ -1770,18 +1681,12 @@ stock = 0
             rep(t, "tiers = []", "tiers = [\"gold\", \"gold\"]")
         }),
         ("campaigns[0].multiplier_bp", "greater than 0", |t| {
-            rep(
-                t,
-                "multiplier_bp = 20000\nbonus",
-                "multiplier_bp = 0\nbonus",
-            )
+            rep(t, "multiplier_bp = 20000\nbonus", "multiplier_bp = 0\nbonus")
         }),
         ("campaigns[0].bonus_points", "negative", |t| {
             rep(t, "\nbonus_points = 0", "\nbonus_points = -1")
         }),
-        ("campaigns[0].id", "empty", |t| {
-            rep(t, "\"weekend-x2\"", "\"\"")
-        }),
+        ("campaigns[0].id", "empty", |t| rep(t, "\"weekend-x2\"", "\"\"")),
         ("campaigns[1].id", "duplicate", |t| {
             append(t, "[[campaigns]]\nid = \"weekend-x2\"")
         }),
@@ -1796,18 +1701,10 @@ stock = 0
             rep(t, "off_minor = 1000\n", "off_minor = -1000\n")
         }),
         ("promotions[0].tiers[0]", "unknown tier", |t| {
-            rep(
-                t,
-                "off_minor = 1000\n",
-                "tiers = [\"vip\"]\noff_minor = 1000\n",
-            )
+            rep(t, "off_minor = 1000\n", "tiers = [\"vip\"]\noff_minor = 1000\n")
         }),
         ("promotions[0].starts", "YYYY-MM-DDTHH:MM:SS", |t| {
-            rep(
-                t,
-                "off_minor = 1000\n",
-                "starts = \"tomorrow\"\noff_minor = 1000\n",
-            )
+            rep(t, "off_minor = 1000\n", "starts = \"tomorrow\"\noff_minor = 1000\n")
         }),
         ("promotions[0].ends", "before starts", |t| {
             rep(
@@ -1817,25 +1714,16 @@ stock = 0
             )
         }),
         ("promotions[0].weekdays[0]", "unknown weekday", |t| {
-            rep(
-                t,
-                "off_minor = 1000\n",
-                "weekdays = [\"fr\"]\noff_minor = 1000\n",
-            )
+            rep(t, "off_minor = 1000\n", "weekdays = [\"fr\"]\noff_minor = 1000\n")
         }),
         ("promotions[1].id", "duplicate", |t| {
-            append(
-                t,
-                "[[promotions]]\nid = \"m100-10\"\nmin_minor = 1\noff_minor = 1",
-            )
+            append(t, "[[promotions]]\nid = \"m100-10\"\nmin_minor = 1\noff_minor = 1")
         }),
         // coupon types
         ("coupon_types[0]", "both", |t| {
             rep(t, "off_minor = 500 ", "off_bp = 1000\noff_minor = 500 ")
         }),
-        ("coupon_types[0]", "neither", |t| {
-            drop_line(t, "off_minor = 500 ")
-        }),
+        ("coupon_types[0]", "neither", |t| drop_line(t, "off_minor = 500 ")),
         ("coupon_types[0].off_minor", "greater than 0", |t| {
             rep(t, "off_minor = 500 ", "off_minor = 0 ")
         }),
@@ -1867,9 +1755,7 @@ stock = 0
         ("rewards[0].points", "greater than 0", |t| {
             rep(t, "points = 500", "points = -500")
         }),
-        ("rewards[0].stock", "negative", |t| {
-            rep(t, "stock = 20", "stock = -1")
-        }),
+        ("rewards[0].stock", "negative", |t| rep(t, "stock = 20", "stock = -1")),
         ("rewards[0].sku", "empty", |t| rep(t, "\"mug\"", "\"\"")),
         ("rewards[1].sku", "duplicate", |t| {
             append(t, "[[rewards]]\nsku = \"mug\"\npoints = 1\nstock = 0")

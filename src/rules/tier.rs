@@ -19,11 +19,7 @@ pub fn metric(rules: &Ruleset, days: &[DayBucket], day: DayNo) -> i64 {
 
 /// Index of the highest tier whose threshold the metric reaches.
 pub fn index_for(rules: &Ruleset, metric: i64) -> usize {
-    rules
-        .tiers
-        .iter()
-        .rposition(|t| t.qualify <= metric)
-        .unwrap_or(0)
+    rules.tiers.iter().rposition(|t| t.qualify <= metric).unwrap_or(0)
 }
 
 /// Index of a tier by name; a tier the ruleset no longer has counts as the lowest.
@@ -100,6 +96,7 @@ mod tests {
             pin_failures: 0,
             pin_failed_at: 0,
             unacked_redeem: vec![],
+            local_seq: 0,
         }
     }
 

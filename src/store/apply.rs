@@ -1,12 +1,30 @@
 //! `Store::apply`: one journal record into the materialized state.
+//!
+//! The same code runs on a terminal and on the hub. The differences are small and come
+//! from the record itself: a hub applies what terminals pushed inside `Remote` records
+//! (idempotency keys namespaced by terminal, no offline-cap bookkeeping, conflicts
+//! tolerated because the till already served the customer), and a terminal applies what
+//! it pulled inside `HubPull` records.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
-use super::{dec, enc, k, key, Applied, CouponState, Daily, Store, TxState};
+use sha2::{Digest, Sha256};
+
+use super::{dec, enc, k, key, Applied, CouponState, Daily, HubTerminal, Store, TxState};
 use crate::error::{Error, Result};
 use crate::model::{CardStatus, DayNo, MemberState};
-use crate::record::{Body, Record};
+use crate::record::{Body, HubPull, Record, Remote};
 use crate::rules::{lots, tier};
+
+/// Where a record came from, which decides the little that differs in applying it.
+#[derive(Clone, Copy)]
+struct Origin<'a> {
+    /// The journal seq of a record made here (None for a record a terminal pushed to the hub).
+    local_seq: Option<u64>,
+    /// The terminal a pushed record came from (namespaces its idempotency keys on the hub).
+    terminal: Option<&'a str>,
+}
 
 /// Changes of one record, collected first and written as one atomic batch.
 struct Changes<'a> {
@@ -15,7 +33,7 @@ struct Changes<'a> {
     cache: HashMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
-impl<'a> Changes<'a> {
+impl Changes<'_> {
     fn read(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if let Some(v) = self.cache.get(key) {
             return Ok(v.clone());
@@ -34,17 +52,28 @@ impl<'a> Changes<'a> {
         self.cache.insert(key, Some(enc(v)));
     }
 
-    fn member(&mut self, id: &str) -> Result<MemberState> {
-        self.get("member", &k(key::MEMBER, id.as_bytes()))?
-            .ok_or_else(|| {
-                Error::internal(format!(
-                    "journal names member {id} that the state does not have"
-                ))
-            })
+    fn remove(&mut self, key: Vec<u8>) {
+        self.cache.insert(key, None);
     }
 
-    fn put_member(&mut self, m: &MemberState) {
-        self.put(k(key::MEMBER, m.member_id.as_bytes()), m);
+    fn member(&mut self, id: &str) -> Result<MemberState> {
+        self.get("member", &k(key::MEMBER, id.as_bytes()))?
+            .ok_or_else(|| Error::internal(format!("journal names member {id} that the state does not have")))
+    }
+
+    /// Writes a member, stamping local changes and keeping the negative-balance index
+    /// (the hub's overspent report) exact.
+    fn put_member(&mut self, m: &mut MemberState, o: Origin) {
+        if let Some(seq) = o.local_seq {
+            m.local_seq = seq;
+        }
+        let nk = k(key::NEGATIVE, m.member_id.as_bytes());
+        if m.ledger_balance() < 0 {
+            self.put(nk, &m.ledger_balance());
+        } else if self.read(&nk).ok().flatten().is_some() {
+            self.remove(nk);
+        }
+        self.put(k(key::MEMBER, m.member_id.as_bytes()), &*m);
     }
 
     fn daily(&mut self, day: DayNo, f: impl FnOnce(&mut Daily)) -> Result<()> {
@@ -54,24 +83,42 @@ impl<'a> Changes<'a> {
         self.put(key, &d);
         Ok(())
     }
+
+    fn terminal(&mut self, terminal: &str, epoch: u64) -> Result<(Vec<u8>, HubTerminal)> {
+        let tk = super::terminal_key(terminal, epoch);
+        let t = self.get("terminal", &tk)?.unwrap_or(HubTerminal {
+            terminal_id: terminal.to_string(),
+            epoch,
+            ..HubTerminal::default()
+        });
+        Ok((tk, t))
+    }
 }
 
 impl Store {
     /// Applies record `seq` to the state, atomically with the new applied position.
     /// Records must come in journal order, each exactly once.
     pub fn apply(&self, seq: u64, rec: &Record) -> Result<()> {
-        let applied = self.applied()?;
-        if seq != applied.seq + 1 {
+        let applied = self.applied.load(Ordering::Acquire);
+        if seq != applied + 1 {
             return Err(Error::internal(format!(
-                "state store is at record {} and was given record {seq}",
-                applied.seq
+                "state store is at record {applied} and was given record {seq}"
             )));
         }
         let mut ch = Changes {
             store: self,
             cache: HashMap::new(),
         };
-        apply_body(&mut ch, seq, rec)?;
+        let pushable = rec.body.is_pushable();
+        let origin = Origin {
+            local_seq: pushable.then_some(seq),
+            terminal: None,
+        };
+        apply_body(&mut ch, origin, rec)?;
+        if pushable {
+            // The outbox index: pushable records the hub has not acknowledged yet.
+            ch.put(k(key::OUTBOX, &seq.to_be_bytes()), &());
+        }
         ch.put(key::APPLIED.to_vec(), &Applied { seq });
         let mut batch = sled::Batch::default();
         for (k, v) in ch.cache {
@@ -81,11 +128,17 @@ impl Store {
             }
         }
         self.db.apply_batch(batch)?;
+        self.applied.store(seq, Ordering::Release);
         Ok(())
     }
 }
 
-fn apply_body(ch: &mut Changes, seq: u64, rec: &Record) -> Result<()> {
+/// The hash under which the hub remembers a pushed record's content.
+pub fn content_hash(rec: &Record) -> [u8; 32] {
+    Sha256::digest(rec.encode()).into()
+}
+
+fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
     let at = rec.at;
     match &rec.body {
         Body::Init { terminal_id, epoch } => {
@@ -99,13 +152,25 @@ fn apply_body(ch: &mut Changes, seq: u64, rec: &Record) -> Result<()> {
             birthday,
             pin_hash,
         } => {
-            let m = MemberState {
+            // On a terminal the engine refused duplicates before writing; on the hub two
+            // offline shops may have enrolled the same card or phone. The first keeps it:
+            // the later member's card is blocked until an operator sorts it out.
+            let card_key = k(key::CARD, card.as_bytes());
+            let card_taken = ch.read(&card_key)?.is_some();
+            let mut m = MemberState {
                 member_id: member_id.clone(),
                 name: name.clone(),
                 phone: phone.clone(),
                 birthday: *birthday,
                 pin_hash: pin_hash.clone(),
-                cards: vec![(card.clone(), CardStatus::Active)],
+                cards: vec![(
+                    card.clone(),
+                    if card_taken {
+                        CardStatus::Blocked
+                    } else {
+                        CardStatus::Active
+                    },
+                )],
                 created_at: at,
                 tier: String::new(),
                 lots: vec![],
@@ -114,10 +179,18 @@ fn apply_body(ch: &mut Changes, seq: u64, rec: &Record) -> Result<()> {
                 pin_failures: 0,
                 pin_failed_at: 0,
                 unacked_redeem: vec![],
+                local_seq: 0,
             };
-            ch.put_member(&m);
-            ch.put(k(key::CARD, card.as_bytes()), member_id);
-            ch.put(k(key::PHONE, phone.as_bytes()), member_id);
+            if card_taken {
+                tracing::warn!("member {member_id}: card {card} is already enrolled to another member; blocked");
+            } else {
+                ch.put(card_key, member_id);
+            }
+            let phone_key = k(key::PHONE, phone.as_bytes());
+            if ch.read(&phone_key)?.is_none() {
+                ch.put(phone_key, member_id);
+            }
+            ch.put_member(&mut m, o);
             ch.daily(rec.day, |d| d.new_members += 1)?;
         }
         Body::CardBlock { card } => {
@@ -125,65 +198,54 @@ fn apply_body(ch: &mut Changes, seq: u64, rec: &Record) -> Result<()> {
                 .get("card", &k(key::CARD, card.as_bytes()))?
                 .ok_or_else(|| Error::internal(format!("journal blocks unknown card {card}")))?;
             let mut m = ch.member(&owner)?;
-            for (c, s) in &mut m.cards {
-                if c == card {
-                    *s = CardStatus::Blocked;
-                }
-            }
-            ch.put_member(&m);
+            set_card(&mut m, card, CardStatus::Blocked);
+            ch.put_member(&mut m, o);
         }
         Body::CardReplace { old, new } => {
             let owner: String = ch
                 .get("card", &k(key::CARD, old.as_bytes()))?
                 .ok_or_else(|| Error::internal(format!("journal replaces unknown card {old}")))?;
             let mut m = ch.member(&owner)?;
-            for (c, s) in &mut m.cards {
-                if c == old {
-                    *s = CardStatus::Blocked;
-                }
-            }
-            m.cards.push((new.clone(), CardStatus::Active));
-            ch.put_member(&m);
-            ch.put(k(key::CARD, new.as_bytes()), &owner);
+            set_card(&mut m, old, CardStatus::Blocked);
+            let new_key = k(key::CARD, new.as_bytes());
+            let status = if ch.read(&new_key)?.is_some() {
+                CardStatus::Blocked
+            } else {
+                ch.put(new_key, &owner);
+                CardStatus::Active
+            };
+            set_card(&mut m, new, status);
+            ch.put_member(&mut m, o);
         }
         Body::Checkout(c) => {
             let mut m = ch.member(&c.member_id)?;
             let taken = lots::take(&mut m.lots, &mut m.debt, c.points_redeemed);
-            if c.points_redeemed > 0 {
+            if let (Some(seq), true) = (o.local_seq, c.points_redeemed > 0) {
                 m.unacked_redeem.push((seq, c.points_redeemed));
             }
-            lots::credit(
-                &mut m.lots,
-                &mut m.debt,
-                c.points_earned,
-                at,
-                c.lot_expires_at,
-            );
+            lots::credit(&mut m.lots, &mut m.debt, c.points_earned, at, c.lot_expires_at);
             m.tier = c.tier_after.clone();
-            tier::record(
-                &mut m.days,
-                rec.day,
-                c.base,
-                c.points_earned,
-                c.visit as i64,
-            );
+            tier::record(&mut m.days, rec.day, c.base, c.points_earned, c.visit as i64);
             if c.pin_verified {
                 m.pin_failures = 0;
             }
             if let Some((code, _)) = &c.coupon {
                 let ck = k(key::COUPON, code.as_bytes());
-                let mut cs: CouponState = ch.get("coupon", &ck)?.ok_or_else(|| {
-                    Error::internal(format!("journal uses unknown coupon {code}"))
-                })?;
-                cs.used_by = Some(c.tx_id.clone());
-                ch.put(ck, &cs);
+                if let Some(mut cs) = ch.get::<CouponState>("coupon", &ck)? {
+                    cs.used_by = Some(c.tx_id.clone());
+                    ch.put(ck, &cs);
+                }
             }
             if let Some((idem_key, hash)) = &c.idem {
-                ch.put(k(key::IDEM, idem_key.as_bytes()), &(*hash, c.tx_id.clone()));
+                let scoped = match o.terminal {
+                    Some(t) => format!("{t}/{idem_key}"),
+                    None => idem_key.clone(),
+                };
+                ch.put(k(key::IDEM, scoped.as_bytes()), &(*hash, c.tx_id.clone()));
             }
             let tx = TxState {
                 rec: (**c).clone(),
-                seq,
+                seq: o.local_seq.unwrap_or(0),
                 at,
                 day: rec.day,
                 taken,
@@ -192,7 +254,7 @@ fn apply_body(ch: &mut Changes, seq: u64, rec: &Record) -> Result<()> {
                 refund_ids: vec![],
             };
             ch.put(k(key::TX, c.tx_id.as_bytes()), &tx);
-            ch.put_member(&m);
+            ch.put_member(&mut m, o);
             ch.daily(rec.day, |d| {
                 d.checkouts += 1;
                 d.subtotal += c.subtotal;
@@ -206,12 +268,18 @@ fn apply_body(ch: &mut Changes, seq: u64, rec: &Record) -> Result<()> {
         }
         Body::Refund(r) => {
             let tk = k(key::TX, r.tx_id.as_bytes());
-            let mut tx: TxState = ch.get("transaction", &tk)?.ok_or_else(|| {
-                Error::internal(format!("journal refunds unknown transaction {}", r.tx_id))
-            })?;
+            let mut tx: TxState = ch
+                .get("transaction", &tk)?
+                .ok_or_else(|| Error::internal(format!("journal refunds unknown transaction {}", r.tx_id)))?;
             let mut m = ch.member(&r.member_id)?;
             let p = &r.plan;
-            lots::give_back(&mut m.lots, &mut m.debt, &tx.taken, p.points_returned);
+            lots::give_back(
+                &mut m.lots,
+                &mut m.debt,
+                &tx.taken,
+                tx.refunded.points_returned,
+                p.points_returned,
+            );
             lots::clawback(
                 &mut m.lots,
                 &mut m.debt,
@@ -219,13 +287,7 @@ fn apply_body(ch: &mut Changes, seq: u64, rec: &Record) -> Result<()> {
                 tx.at,
                 tx.rec.lot_expires_at,
             );
-            tier::record(
-                &mut m.days,
-                tx.day,
-                -p.base,
-                -p.points_metric,
-                -(p.visit as i64),
-            );
+            tier::record(&mut m.days, tx.day, -p.base, -p.points_metric, -(p.visit as i64));
             // Points given back no longer count against the offline redemption cap.
             if let Some(u) = m.unacked_redeem.iter_mut().find(|u| u.0 == tx.seq) {
                 u.1 -= p.points_returned.min(u.1);
@@ -234,7 +296,7 @@ fn apply_body(ch: &mut Changes, seq: u64, rec: &Record) -> Result<()> {
             tx.refunded.add(tx.rec.lines.len(), p);
             tx.refund_ids.push(r.refund_id.clone());
             ch.put(tk, &tx);
-            ch.put_member(&m);
+            ch.put_member(&mut m, o);
             ch.daily(rec.day, |d| {
                 d.refunds += 1;
                 d.refunded_amount += p.amount;
@@ -268,11 +330,13 @@ fn apply_body(ch: &mut Changes, seq: u64, rec: &Record) -> Result<()> {
         } => {
             let mut m = ch.member(member_id)?;
             lots::take(&mut m.lots, &mut m.debt, *points);
-            m.unacked_redeem.push((seq, *points));
+            if let Some(seq) = o.local_seq {
+                m.unacked_redeem.push((seq, *points));
+            }
             if *pin_verified {
                 m.pin_failures = 0;
             }
-            ch.put_member(&m);
+            ch.put_member(&mut m, o);
             let rk = k(key::REWARD, sku.as_bytes());
             let used: i64 = ch.get("reward", &rk)?.unwrap_or(0);
             ch.put(rk, &(used + 1));
@@ -284,7 +348,7 @@ fn apply_body(ch: &mut Changes, seq: u64, rec: &Record) -> Result<()> {
         Body::Expire { member_id } => {
             let mut m = ch.member(member_id)?;
             let gone = lots::expire(&mut m.lots, at);
-            ch.put_member(&m);
+            ch.put_member(&mut m, o);
             ch.daily(rec.day, |d| d.points_expired += gone)?;
         }
         Body::PinFail { member_id } => {
@@ -295,8 +359,110 @@ fn apply_body(ch: &mut Changes, seq: u64, rec: &Record) -> Result<()> {
             }
             m.pin_failures += 1;
             m.pin_failed_at = at;
-            ch.put_member(&m);
+            ch.put_member(&mut m, o);
+        }
+        Body::HubPull(p) => apply_pull(ch, p)?,
+        Body::Remote(r) => apply_remote(ch, r)?,
+        Body::Covered {
+            terminal_id,
+            epoch,
+            upto,
+            duplicates,
+        } => {
+            let (tk, mut t) = ch.terminal(terminal_id, *epoch)?;
+            t.acked = t.acked.max(*upto);
+            t.duplicates += duplicates;
+            ch.put(tk, &t);
+        }
+        Body::RulesetPublish { text, version } => {
+            ch.put(key::RULESET.to_vec(), &(text.clone(), *version));
         }
     }
+    Ok(())
+}
+
+fn set_card(m: &mut MemberState, card: &str, status: CardStatus) {
+    match m.cards.iter_mut().find(|(c, _)| c == card) {
+        Some(c) => c.1 = status,
+        None => m.cards.push((card.to_string(), status)),
+    }
+}
+
+/// Hub: a record a terminal pushed. It is stored once per identity whatever happens;
+/// if it cannot be applied to the hub's state (which should not happen, as a terminal
+/// pushes in order), its effects are skipped and counted, never the whole batch refused.
+fn apply_remote(ch: &mut Changes, r: &Remote) -> Result<()> {
+    let o = Origin {
+        local_seq: None,
+        terminal: Some(&r.terminal_id),
+    };
+    let saved = ch.cache.clone();
+    let (tk, mut t) = ch.terminal(&r.terminal_id, r.epoch)?;
+    if let Err(e) = apply_body(ch, o, &r.record) {
+        tracing::error!(
+            "hub: record {}/{:x}/{} could not be applied and is kept without effect: {e}",
+            r.terminal_id,
+            r.epoch,
+            r.seq
+        );
+        ch.cache = saved;
+        t.skipped += 1;
+    }
+    t.records += 1;
+    ch.put(tk, &t);
+    ch.put(
+        super::record_key(&r.terminal_id, r.epoch, r.seq),
+        &content_hash(&r.record),
+    );
+    Ok(())
+}
+
+/// Terminal: what a pull brought. A member snapshot replaces the local member only when
+/// it covers every local change to that member (the hub had acknowledged them);
+/// otherwise the member is marked stale and asked for again on the next pull. Blocks
+/// apply at once, whatever else is pending.
+fn apply_pull(ch: &mut Changes, p: &HubPull) -> Result<()> {
+    let none = Origin {
+        local_seq: None,
+        terminal: None,
+    };
+    for snap in &p.members {
+        let mk = k(key::MEMBER, snap.member_id.as_bytes());
+        let stale_key = k(key::STALE, snap.member_id.as_bytes());
+        let local: Option<MemberState> = ch.get("member", &mk)?;
+        if local.as_ref().is_some_and(|l| l.local_seq > p.acked) {
+            ch.put(stale_key, &());
+            continue;
+        }
+        let mut m = snap.clone();
+        m.local_seq = local.as_ref().map_or(0, |l| l.local_seq);
+        m.unacked_redeem.clear();
+        for (card, _) in &m.cards {
+            ch.put(k(key::CARD, card.as_bytes()), &m.member_id);
+        }
+        ch.put(k(key::PHONE, m.phone.as_bytes()), &m.member_id);
+        ch.remove(stale_key);
+        ch.put_member(&mut m, none);
+    }
+    for (code, state) in &p.coupons {
+        let ck = k(key::COUPON, code.as_bytes());
+        let local: Option<CouponState> = ch.get("coupon", &ck)?;
+        // A coupon used here stays used whatever an older hub view says.
+        if local.is_some_and(|l| l.used_by.is_some() && state.used_by.is_none()) {
+            continue;
+        }
+        ch.put(ck, state);
+    }
+    for card in &p.blocked_cards {
+        if let Some(owner) = ch.get::<String>("card", &k(key::CARD, card.as_bytes()))? {
+            let mut m = ch.member(&owner)?;
+            set_card(&mut m, card, CardStatus::Blocked);
+            ch.put_member(&mut m, none);
+        }
+    }
+    if let Some(text) = &p.ruleset {
+        ch.put(key::HUB_RULESET.to_vec(), text);
+    }
+    ch.put(key::CURSOR.to_vec(), &p.cursor);
     Ok(())
 }

@@ -11,7 +11,10 @@
 
 mod apply;
 
+pub use apply::content_hash;
+
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -33,8 +36,54 @@ mod key {
     pub const COUPON: u8 = b'q';
     pub const REWARD: u8 = b'r';
     pub const DAY: u8 = b'd';
+    /// Terminal: pushable records not yet acknowledged (by seq).
+    pub const OUTBOX: u8 = b'o';
+    /// Members whose balance is negative (the hub's overspent report).
+    pub const NEGATIVE: u8 = b'n';
+    /// Terminal: members whose hub snapshot was skipped for pending local changes.
+    pub const STALE: u8 = b's';
+    /// Hub: content hash of every record a terminal pushed, by identity.
+    pub const RECORD: u8 = b'R';
+    /// Hub: per terminal and epoch, what it holds.
+    pub const TERMINAL: u8 = b'T';
     pub const APPLIED: &[u8] = b"Mapplied";
     pub const IDENTITY: &[u8] = b"Midentity";
+    /// Hub: the published ruleset (text, version).
+    pub const RULESET: &[u8] = b"Mruleset";
+    /// Terminal: the ruleset text the hub sent last.
+    pub const HUB_RULESET: &[u8] = b"Mhubruleset";
+    /// Terminal: the hub's pull cursor after the last pull applied.
+    pub const CURSOR: &[u8] = b"Mcursor";
+}
+
+fn terminal_key(terminal: &str, epoch: u64) -> Vec<u8> {
+    let mut v = k(key::TERMINAL, terminal.as_bytes());
+    v.push(0);
+    v.extend_from_slice(&epoch.to_be_bytes());
+    v
+}
+
+fn record_key(terminal: &str, epoch: u64, seq: u64) -> Vec<u8> {
+    let mut v = k(key::RECORD, terminal.as_bytes());
+    v.push(0);
+    v.extend_from_slice(&epoch.to_be_bytes());
+    v.extend_from_slice(&seq.to_be_bytes());
+    v
+}
+
+/// What the hub holds of one terminal's stream (one install epoch).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubTerminal {
+    pub terminal_id: String,
+    pub epoch: u64,
+    /// Highest seq up to which the stream is complete.
+    pub acked: u64,
+    /// Records stored (each identity once).
+    pub records: u64,
+    /// Records received again after they were stored, and refused as duplicates.
+    pub duplicates: u64,
+    /// Records stored whose effects could not be applied.
+    pub skipped: u64,
 }
 
 fn k(prefix: u8, id: &[u8]) -> Vec<u8> {
@@ -57,8 +106,9 @@ fn enc<T: Serialize>(v: &T) -> Vec<u8> {
 
 fn dec<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
     match bytes.split_first() {
-        Some((&VERSION, rest)) => postcard::from_bytes(rest)
-            .map_err(|e| Error::internal(format!("state store: bad {what}: {e}"))),
+        Some((&VERSION, rest)) => {
+            postcard::from_bytes(rest).map_err(|e| Error::internal(format!("state store: bad {what}: {e}")))
+        }
         _ => Err(Error::internal(format!(
             "state store: {what} has an unknown encoding version"
         ))),
@@ -132,6 +182,8 @@ pub struct Applied {
 pub struct Store {
     db: sled::Db,
     dir: PathBuf,
+    /// The applied seq, cached: every apply checks it.
+    applied: AtomicU64,
 }
 
 /// Why a sled directory could not be used; the caller moves it aside and rebuilds.
@@ -151,21 +203,19 @@ impl Store {
         let db = match opened {
             Ok(Ok(db)) => db,
             Ok(Err(e)) => return Err(Unusable(format!("{}: {e}", dir.display()))),
-            Err(_) => {
-                return Err(Unusable(format!(
-                    "{}: sled panicked while opening it",
-                    dir.display()
-                )))
-            }
+            Err(_) => return Err(Unusable(format!("{}: sled panicked while opening it", dir.display()))),
         };
         let store = Store {
             db,
             dir: dir.to_path_buf(),
+            applied: AtomicU64::new(0),
         };
         // A readable position is the least we ask of a store we keep.
-        store
-            .applied()
-            .map_err(|e| Unusable(format!("{}: {}", dir.display(), e.message)))?;
+        let applied: Applied = store
+            .get("applied position", key::APPLIED)
+            .map_err(|e| Unusable(format!("{}: {}", dir.display(), e.message)))?
+            .unwrap_or_default();
+        store.applied.store(applied.seq, Ordering::Release);
         Ok(store)
     }
 
@@ -181,9 +231,9 @@ impl Store {
     }
 
     pub fn applied(&self) -> Result<Applied> {
-        Ok(self
-            .get("applied position", key::APPLIED)?
-            .unwrap_or_default())
+        Ok(Applied {
+            seq: self.applied.load(Ordering::Acquire),
+        })
     }
 
     /// The terminal id and install epoch of the journal this store reflects.
@@ -219,9 +269,7 @@ impl Store {
 
     /// How many of a reward this terminal has handed out.
     pub fn reward_used(&self, sku: &str) -> Result<i64> {
-        Ok(self
-            .get("reward", &k(key::REWARD, sku.as_bytes()))?
-            .unwrap_or(0))
+        Ok(self.get("reward", &k(key::REWARD, sku.as_bytes()))?.unwrap_or(0))
     }
 
     pub fn daily(&self, day: DayNo) -> Result<Daily> {
@@ -238,6 +286,79 @@ impl Store {
 
     pub fn member_count(&self) -> usize {
         self.db.scan_prefix([key::MEMBER]).count()
+    }
+
+    /// Terminal: pushable records above `acked` (the outbox depth).
+    pub fn outbox_len(&self, acked: u64) -> usize {
+        self.db
+            .range(k(key::OUTBOX, &(acked + 1).to_be_bytes())..k(key::OUTBOX + 1, &[]))
+            .count()
+    }
+
+    /// Terminal: forgets outbox entries the hub has acknowledged. Derived data (a rebuild
+    /// recreates them and the next acknowledgement prunes them again), so not journalled.
+    pub fn prune_outbox(&self, acked: u64) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for kv in self
+            .db
+            .range(k(key::OUTBOX, &[])..=k(key::OUTBOX, &acked.to_be_bytes()))
+        {
+            batch.remove(kv?.0);
+        }
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Terminal: the pull cursor of the last pull applied.
+    pub fn cursor(&self) -> Result<u64> {
+        Ok(self.get("cursor", key::CURSOR)?.unwrap_or(0))
+    }
+
+    /// Terminal: members to ask the hub for again.
+    pub fn stale_members(&self) -> Result<Vec<String>> {
+        self.db
+            .scan_prefix([key::STALE])
+            .map(|kv| Ok(String::from_utf8_lossy(&kv?.0[1..]).into_owned()))
+            .collect()
+    }
+
+    /// Terminal: the last ruleset text the hub sent.
+    pub fn hub_ruleset(&self) -> Result<Option<String>> {
+        self.get("hub ruleset", key::HUB_RULESET)
+    }
+
+    /// Hub: the published ruleset.
+    pub fn published_ruleset(&self) -> Result<Option<(String, u32)>> {
+        self.get("published ruleset", key::RULESET)
+    }
+
+    /// Hub: the content hash of a stored pushed record.
+    pub fn record_hash(&self, terminal: &str, epoch: u64, seq: u64) -> Result<Option<[u8; 32]>> {
+        self.get("record hash", &record_key(terminal, epoch, seq))
+    }
+
+    /// Hub: one terminal stream's figures.
+    pub fn hub_terminal(&self, terminal: &str, epoch: u64) -> Result<Option<HubTerminal>> {
+        self.get("terminal", &terminal_key(terminal, epoch))
+    }
+
+    /// Hub: every terminal stream.
+    pub fn hub_terminals(&self) -> Result<Vec<HubTerminal>> {
+        self.db
+            .scan_prefix([key::TERMINAL])
+            .map(|kv| dec("terminal", &kv?.1))
+            .collect()
+    }
+
+    /// Members with a negative balance, with that balance.
+    pub fn negative_members(&self) -> Result<Vec<(String, i64)>> {
+        self.db
+            .scan_prefix([key::NEGATIVE])
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((String::from_utf8_lossy(&k[1..]).into_owned(), dec("balance", &v)?))
+            })
+            .collect()
     }
 
     /// Writes sled's buffers out (sled's own durability; the journal is the real one).

@@ -119,10 +119,7 @@ impl Daemon {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(
-                Instant::now() < deadline,
-                "daemon did not exit within {within:?}"
-            );
+            assert!(Instant::now() < deadline, "daemon did not exit within {within:?}");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -172,12 +169,7 @@ impl Client {
         Ok((resp.status().as_u16(), resp.body_mut().read_to_string()?))
     }
 
-    pub fn post(
-        &self,
-        path: &str,
-        body: &str,
-        headers: &[(&str, &str)],
-    ) -> Result<(u16, String), ureq::Error> {
+    pub fn post(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> Result<(u16, String), ureq::Error> {
         let mut req = self
             .agent
             .post(format!("{}{path}", self.base))
@@ -191,10 +183,7 @@ impl Client {
         let mut resp = req.send(body)?;
         Ok((
             resp.status().as_u16(),
-            resp.body_mut()
-                .with_config()
-                .limit(10 << 20)
-                .read_to_string()?,
+            resp.body_mut().with_config().limit(10 << 20).read_to_string()?,
         ))
     }
 
@@ -206,13 +195,7 @@ impl Client {
     }
 
     /// POST JSON, asserting the status, returning the JSON answer.
-    pub fn post_json(
-        &self,
-        path: &str,
-        body: &Value,
-        headers: &[(&str, &str)],
-        status: u16,
-    ) -> Value {
+    pub fn post_json(&self, path: &str, body: &Value, headers: &[(&str, &str)], status: u16) -> Value {
         let (s, text) = self.post(path, &body.to_string(), headers).unwrap();
         assert_eq!(s, status, "POST {path} {body}: {text}");
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("POST {path}: {e}: {text}"))

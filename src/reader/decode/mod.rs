@@ -187,10 +187,7 @@ mod tests {
         assert_eq!(CardId::parse("ABCD").unwrap().to_string(), "ABCD");
         let max = "Z".repeat(32);
         assert_eq!(CardId::parse(&max).unwrap().as_str(), max);
-        assert_eq!(
-            "0015835827".parse::<CardId>().unwrap().as_ref(),
-            "0015835827"
-        );
+        assert_eq!("0015835827".parse::<CardId>().unwrap().as_ref(), "0015835827");
     }
 
     #[test]
@@ -207,9 +204,7 @@ mod tests {
     #[test]
     fn format_only_builds_canonical_ids() {
         assert_eq!(
-            CardId::format(format_args!("{:08X}", 0xF1A2B3u32))
-                .unwrap()
-                .as_str(),
+            CardId::format(format_args!("{:08X}", 0xF1A2B3u32)).unwrap().as_str(),
             "00F1A2B3"
         );
         assert!(CardId::format(format_args!("{:x}", 0xabcdefu32)).is_some());

@@ -240,10 +240,7 @@ mod tests {
     }
 
     fn no_gap(form: OutputForm) -> Rdm6300 {
-        Rdm6300::new(Config {
-            form,
-            repeat_gap_us: 0,
-        })
+        Rdm6300::new(Config { form, repeat_gap_us: 0 })
     }
 
     fn read_all(dec: &mut Rdm6300, chunk: &[u8], t_us: u64) -> Vec<String> {
@@ -262,10 +259,7 @@ mod tests {
             assert_eq!(read_all(&mut hex, &bytes, 0), vec![v.card.clone()]);
             assert_eq!(hex.rejected, 0);
             let mut dec = no_gap(OutputForm::Em4100Decimal);
-            assert_eq!(
-                read_all(&mut dec, &bytes, 0),
-                vec![v.em4100_decimal.clone()]
-            );
+            assert_eq!(read_all(&mut dec, &bytes, 0), vec![v.em4100_decimal.clone()]);
             // The default config is the hex form.
             let mut default = Rdm6300::default();
             assert_eq!(read_all(&mut default, &bytes, 0), vec![v.card.clone()]);
@@ -334,10 +328,7 @@ mod tests {
         stream.extend(frame(CARD_B));
         stream.extend(b"trailing");
         let mut dec = no_gap(OutputForm::Hex);
-        assert_eq!(
-            read_all(&mut dec, &stream, 0),
-            vec!["62E3086CED", "0400F1A2B3"]
-        );
+        assert_eq!(read_all(&mut dec, &stream, 0), vec!["62E3086CED", "0400F1A2B3"]);
         // Noise outside frames is not a frame, so nothing was rejected.
         assert_eq!(dec.rejected, 0);
     }
@@ -347,10 +338,7 @@ mod tests {
         let mut stream = frame(CARD_A);
         stream.extend(frame(CARD_B));
         let mut dec = Rdm6300::default();
-        assert_eq!(
-            read_all(&mut dec, &stream, 0),
-            vec!["62E3086CED", "0400F1A2B3"]
-        );
+        assert_eq!(read_all(&mut dec, &stream, 0), vec!["62E3086CED", "0400F1A2B3"]);
     }
 
     #[test]
@@ -399,15 +387,9 @@ mod tests {
     fn different_card_not_suppressed() {
         let mut dec = Rdm6300::default();
         assert_eq!(read_all(&mut dec, &frame(CARD_A), 0), vec!["62E3086CED"]);
-        assert_eq!(
-            read_all(&mut dec, &frame(CARD_B), 100 * MS),
-            vec!["0400F1A2B3"]
-        );
+        assert_eq!(read_all(&mut dec, &frame(CARD_B), 100 * MS), vec!["0400F1A2B3"]);
         // Back to A straight away is a new presentation too.
-        assert_eq!(
-            read_all(&mut dec, &frame(CARD_A), 200 * MS),
-            vec!["62E3086CED"]
-        );
+        assert_eq!(read_all(&mut dec, &frame(CARD_A), 200 * MS), vec!["62E3086CED"]);
         assert_eq!(dec.suppressed, 0);
     }
 
@@ -441,11 +423,7 @@ mod tests {
             let mut stream = f[..cut].to_vec();
             stream.extend(frame(CARD_A));
             let mut dec = no_gap(OutputForm::Hex);
-            assert_eq!(
-                read_all(&mut dec, &stream, 0),
-                vec!["62E3086CED"],
-                "cut at {cut}"
-            );
+            assert_eq!(read_all(&mut dec, &stream, 0), vec!["62E3086CED"], "cut at {cut}");
             assert_eq!(dec.rejected, 1, "cut at {cut}");
         }
     }

@@ -192,11 +192,7 @@ mod tests {
 
     /// Feeds `bits` from `start_us`, one every 2 ms, and returns the results the pushes
     /// produced plus the time of the last bit.
-    fn send(
-        dec: &mut Wiegand,
-        bits: &[bool],
-        start_us: u64,
-    ) -> (Vec<Result<WiegandCard, WiegandError>>, u64) {
+    fn send(dec: &mut Wiegand, bits: &[bool], start_us: u64) -> (Vec<Result<WiegandCard, WiegandError>>, u64) {
         let mut out = Vec::new();
         let mut t = start_us;
         for (i, &b) in bits.iter().enumerate() {
@@ -261,12 +257,7 @@ mod tests {
         for v in &fixtures::load().wiegand_bad {
             let bits = fixtures::bits(&v.bits);
             let len = bits.len() as u8;
-            assert_eq!(
-                one_frame(&bits),
-                Err(WiegandError::Parity { bits: len }),
-                "{}",
-                v.why
-            );
+            assert_eq!(one_frame(&bits), Err(WiegandError::Parity { bits: len }), "{}", v.why);
         }
     }
 
@@ -285,9 +276,7 @@ mod tests {
                 bad[i] = !bad[i];
                 assert_eq!(
                     one_frame(&bad),
-                    Err(WiegandError::Parity {
-                        bits: good.len() as u8
-                    }),
+                    Err(WiegandError::Parity { bits: good.len() as u8 }),
                     "{s} flipped at {i}"
                 );
             }
@@ -357,19 +346,14 @@ mod tests {
         let (_, last) = send(&mut dec, &bits[..10], 0);
         let (r, last) = send(&mut dec, &bits[10..], last + GAP - 1);
         assert!(r.is_empty());
-        assert_eq!(
-            dec.poll(last + GAP).unwrap().unwrap().card.as_str(),
-            "7B11D7"
-        );
+        assert_eq!(dec.poll(last + GAP).unwrap().unwrap().card.as_str(), "7B11D7");
     }
 
     #[test]
     fn configurable_gap() {
         let fx = fixtures::load();
         let bits = fixtures::bits(&fx.wiegand26[0].bits);
-        let mut dec = Wiegand::new(Config {
-            frame_gap_us: 50_000,
-        });
+        let mut dec = Wiegand::new(Config { frame_gap_us: 50_000 });
         let (_, last) = send(&mut dec, &bits[..10], 0);
         // 30 ms would split a frame at the default gap, not at 50 ms.
         let (r, last) = send(&mut dec, &bits[10..], last + 30_000);
@@ -390,10 +374,7 @@ mod tests {
         let good = fixtures::bits(&fx.wiegand34[1].bits);
         let (r, last) = send(&mut dec, &good, last + GAP + 1);
         assert!(r.is_empty());
-        assert_eq!(
-            dec.poll(last + GAP).unwrap().unwrap().card.as_str(),
-            "DEADBEEF"
-        );
+        assert_eq!(dec.poll(last + GAP).unwrap().unwrap().card.as_str(), "DEADBEEF");
         assert_eq!(dec.rejected, 1);
     }
 
