@@ -141,6 +141,7 @@ fn engine_config(dir: &Path) -> EngineConfig {
         // As config/loyaltyd.toml: cache_mib = 8.
         cache_bytes: 8 << 20,
         offline_cap: false,
+        hub: false,
     }
 }
 
@@ -442,7 +443,7 @@ impl Synth {
             chunk.copy_from_slice(&self.rng.next().to_le_bytes());
         }
         self.record(Body::Checkout(Box::new(CheckoutRec {
-            tx_id: format!("T1-{:08x}-{seq}", 0x5EED),
+            tx_id: engine::tx_id("T1", 0x5EED, seq),
             member_id: Synth::member_id(i),
             card: card(i),
             idem: Some((format!("pos-{seq}"), hash)),

@@ -245,6 +245,7 @@ fn load(cli: &Cli) -> Result<(Config, EngineConfig)> {
         clock: cfg.clock,
         cache_bytes: cfg.cache_mib << 20,
         offline_cap: !cfg.sync.upstream.trim().is_empty(),
+        hub: false,
     };
     Ok((cfg, ecfg))
 }

@@ -13,7 +13,6 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use sha2::{Digest, Sha256};
@@ -54,6 +53,8 @@ pub struct EngineConfig {
     pub cache_bytes: u64,
     /// The offline redemption cap applies (the terminal has an upstream hub).
     pub offline_cap: bool,
+    /// This engine is the hub: its store keeps the change feed terminals pull.
+    pub hub: bool,
 }
 
 /// What start-up found and did, for the log.
@@ -82,8 +83,6 @@ pub struct Engine {
     rules: RwLock<Arc<Ruleset>>,
     epoch: u64,
     boot_id: [u8; 16],
-    /// The last seq the hub acknowledged (terminal); redemptions above it are offline.
-    acked: AtomicU64,
     clock: Mutex<HubClock>,
     _lock: DirLock,
     pub startup: Startup,
@@ -212,17 +211,36 @@ fn state_path(data_dir: &Path) -> PathBuf {
     data_dir.join("state")
 }
 
+/// Records applied to the store in one step during replay (sled gets fewer, larger
+/// batches; a member touched many times is written once).
+const REPLAY_CHUNK: usize = 256;
+
 /// Applies journal records `from..` to the store; returns how many.
 fn replay(journal: &Journal, store: &Store, from: u64) -> Result<u64> {
     let mut n = 0;
-    for item in journal.read_from(from)? {
-        let (seq, payload) = item?;
-        let rec = Record::decode(&payload)
-            .map_err(|e| Error::internal(format!("{} record {seq}: {}", journal.path().display(), e.message)))?;
-        store.apply(seq, &rec)?;
-        n += 1;
+    let mut chunk = Vec::with_capacity(REPLAY_CHUNK);
+    let mut first = from;
+    let mut reader = journal.read_from(from)?;
+    let mut buf = Vec::new();
+    loop {
+        let next = reader.next_into(&mut buf).transpose()?;
+        if let Some(seq) = next {
+            let rec = Record::decode(&buf)
+                .map_err(|e| Error::internal(format!("{} record {seq}: {}", journal.path().display(), e.message)))?;
+            if chunk.is_empty() {
+                first = seq;
+            }
+            chunk.push(rec);
+        }
+        if chunk.len() == REPLAY_CHUNK || (next.is_none() && !chunk.is_empty()) {
+            store.apply_all(first, &chunk)?;
+            n += chunk.len() as u64;
+            chunk.clear();
+        }
+        if next.is_none() {
+            return Ok(n);
+        }
     }
-    Ok(n)
 }
 
 impl Engine {
@@ -240,7 +258,7 @@ impl Engine {
             ..Startup::default()
         };
         let dir = state_path(&cfg.data_dir);
-        let store = match Store::open(&dir, cfg.cache_bytes) {
+        let store = match Store::open(&dir, cfg.cache_bytes, cfg.hub) {
             Ok(s) => match s.applied() {
                 Ok(a) if a.seq <= recovery.records => s,
                 Ok(a) => {
@@ -252,13 +270,13 @@ impl Engine {
                         recovery.records
                     );
                     startup.rebuilt = Some(move_aside(&dir, &why)?);
-                    Store::open(&dir, cfg.cache_bytes).map_err(|e| Error::internal(e.0))?
+                    Store::open(&dir, cfg.cache_bytes, cfg.hub).map_err(|e| Error::internal(e.0))?
                 }
                 Err(e) => return Err(e),
             },
             Err(e) => {
                 startup.rebuilt = Some(move_aside(&dir, &format!("the state store would not open ({})", e.0))?);
-                Store::open(&dir, cfg.cache_bytes).map_err(|e| Error::internal(e.0))?
+                Store::open(&dir, cfg.cache_bytes, cfg.hub).map_err(|e| Error::internal(e.0))?
             }
         };
         let from = store.applied()?.seq + 1;
@@ -266,7 +284,6 @@ impl Engine {
         let mut engine = Engine {
             epoch: 0,
             boot_id: boot_id(),
-            acked: AtomicU64::new(0),
             clock: Mutex::new(HubClock::default()),
             journal,
             store,
@@ -399,19 +416,34 @@ impl Engine {
         }
     }
 
-    pub fn acked(&self) -> u64 {
-        self.acked.load(Ordering::Acquire)
+    /// What the hub has acknowledged of this terminal's journal.
+    pub fn acked(&self) -> Result<crate::store::Acked> {
+        self.store.acked()
     }
 
-    /// Records the hub's acknowledgement (already made durable by the sync task).
-    pub fn set_acked(&self, seq: u64) -> Result<()> {
-        self.acked.fetch_max(seq, Ordering::AcqRel);
-        self.store.prune_outbox(seq)
+    /// Records the hub's acknowledgement durably (through the journal, like any change).
+    pub fn record_ack(&self, upto: u64, pushable: u64) -> Result<()> {
+        let at = self.at(None);
+        self.commit(
+            at,
+            |store, _| {
+                let now = store.acked()?;
+                Ok((
+                    if upto > now.seq {
+                        vec![Body::Acked { upto, pushable }]
+                    } else {
+                        vec![]
+                    },
+                    (),
+                ))
+            },
+            |_, _, _| Ok(()),
+        )
     }
 
-    /// Pushable records not yet acknowledged.
-    pub fn outbox(&self) -> usize {
-        self.store.outbox_len(self.acked())
+    /// Records that go upstream and the hub has not acknowledged yet.
+    pub fn outbox(&self) -> Result<u64> {
+        self.store.outbox_len()
     }
 
     /// Up to `max` pushable records after `after`, as (seq, payload), and the seq up to
@@ -456,7 +488,7 @@ impl Engine {
     }
 
     fn tx_id(&self, seq: u64) -> String {
-        format!("{}-{:08x}-{seq}", self.cfg.terminal_id, self.epoch as u32)
+        tx_id(&self.cfg.terminal_id, self.epoch, seq)
     }
 
     /// The one write path. `decide` sees the state and the rules and returns the records
@@ -495,9 +527,7 @@ impl Engine {
         let encoded: Vec<Vec<u8>> = records.iter().map(Record::encode).collect();
         let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
         let first = self.journal.append(&refs)?;
-        for (i, rec) in records.iter().enumerate() {
-            self.store.apply(first + i as u64, rec)?;
-        }
+        self.store.apply_all(first, &records)?;
         let out = answer(&self.store, &rules, r);
         let last = first + records.len() as u64 - 1;
         drop(guard);
@@ -692,7 +722,7 @@ impl Engine {
             at: at.ts,
             expiry_applies: at.trusted,
             offline_cap_applies: self.cfg.offline_cap,
-            acked: self.acked(),
+            acked: self.acked()?.seq,
         };
         let mut check_pin = || match (&sale.pin, &member.pin_hash) {
             (None, _) => PinCheck::NotGiven,
@@ -957,7 +987,9 @@ impl Engine {
                         }
                     }
                 }
-                if self.cfg.offline_cap && m.unacked_redeemed(self.acked()) + reward.points > red.offline_cap_points {
+                if self.cfg.offline_cap
+                    && m.unacked_redeemed(self.acked()?.seq) + reward.points > red.offline_cap_points
+                {
                     return Err(Error::new(
                         Code::OfflineCapExceeded,
                         "this member's offline redemption cap is reached until the hub confirms earlier ones",
@@ -997,8 +1029,7 @@ impl Engine {
             return Ok(0);
         }
         let mut due = Vec::new();
-        for id in self.store.member_ids() {
-            let id = id?;
+        for id in self.store.member_ids()? {
             if let Some(m) = self.store.member(&id)? {
                 if m.has_expired_lots(at.ts) {
                     due.push(id);
@@ -1050,7 +1081,7 @@ pub fn rebuild(cfg: &EngineConfig) -> Result<(u64, String)> {
         std::fs::remove_dir_all(&fresh).map_err(|e| Error::internal(format!("{}: {e}", fresh.display())))?;
     }
     let n = {
-        let store = Store::open(&fresh, cfg.cache_bytes.max(64 << 20)).map_err(|e| Error::internal(e.0))?;
+        let store = Store::open(&fresh, cfg.cache_bytes.max(64 << 20), cfg.hub).map_err(|e| Error::internal(e.0))?;
         let n = replay(&journal, &store, 1)?;
         store.flush()?;
         n
@@ -1063,6 +1094,13 @@ pub fn rebuild(cfg: &EngineConfig) -> Result<(u64, String)> {
     };
     std::fs::rename(&fresh, &dir).map_err(|e| Error::internal(format!("{}: {e}", dir.display())))?;
     Ok((n, note))
+}
+
+/// The id of the transaction (checkout, refund, reward) journal record `seq` holds:
+/// terminal, install epoch, seq. The seq is zero-padded so that ids sort in the order
+/// they were made, which keeps the store's inserts at the end of its key range.
+pub fn tx_id(terminal: &str, epoch: u64, seq: u64) -> String {
+    format!("{terminal}-{:08x}-{seq:010}", epoch as u32)
 }
 
 /// Phones are kept as digits with an optional leading `+`; spaces and dashes dropped.

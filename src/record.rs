@@ -103,6 +103,12 @@ pub enum Body {
         text: String,
         version: u32,
     },
+    /// Terminal: the hub acknowledged every record up to `upto`, which holds `pushable`
+    /// records that go upstream.
+    Acked {
+        upto: u64,
+        pushable: u64,
+    },
 }
 
 /// Member snapshots and the rest of a pull, as the hub sent them.
@@ -133,7 +139,11 @@ impl Body {
     pub fn is_pushable(&self) -> bool {
         !matches!(
             self,
-            Body::HubPull(_) | Body::Remote(_) | Body::Covered { .. } | Body::RulesetPublish { .. }
+            Body::HubPull(_)
+                | Body::Remote(_)
+                | Body::Covered { .. }
+                | Body::RulesetPublish { .. }
+                | Body::Acked { .. }
         )
     }
 }
@@ -200,7 +210,8 @@ impl Record {
             | Body::CardReplace { .. }
             | Body::HubPull(_)
             | Body::Covered { .. }
-            | Body::RulesetPublish { .. } => None,
+            | Body::RulesetPublish { .. }
+            | Body::Acked { .. } => None,
         }
     }
 }

@@ -1015,6 +1015,7 @@ fn open_engine(t: &Term) -> loyaltyd::engine::Engine {
         clock: cfg.clock,
         cache_bytes: cfg.cache_mib << 20,
         offline_cap: !cfg.sync.upstream.trim().is_empty(),
+        hub: false,
     };
     Engine::open(ecfg, rules).expect("open the engine in-process")
 }

@@ -22,6 +22,7 @@ fn config(dir: &std::path::Path) -> EngineConfig {
         clock: ClockPolicy::Trusted,
         cache_bytes: 4 << 20,
         offline_cap: true,
+        hub: false,
     }
 }
 
@@ -156,7 +157,9 @@ fn run(engine: &Engine, ops: &[Op]) -> Vec<String> {
 fn snapshot(store: &Store, txs: &[String]) -> (Vec<MemberState>, Vec<TxState>) {
     let mut members: Vec<MemberState> = store
         .member_ids()
-        .map(|id| store.member(&id.unwrap()).unwrap().unwrap())
+        .unwrap()
+        .iter()
+        .map(|id| store.member(id).unwrap().unwrap())
         .collect();
     members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
     let txs = txs.iter().map(|t| store.tx(t).unwrap().unwrap()).collect();

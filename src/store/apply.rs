@@ -1,17 +1,20 @@
-//! `Store::apply`: one journal record into the materialized state.
+//! `Store::apply`: journal records into the materialized state.
 //!
 //! The same code runs on a terminal and on the hub. The differences are small and come
 //! from the record itself: a hub applies what terminals pushed inside `Remote` records
 //! (idempotency keys namespaced by terminal, no offline-cap bookkeeping, conflicts
 //! tolerated because the till already served the customer), and a terminal applies what
-//! it pulled inside `HubPull` records.
+//! it pulled inside `HubPull` records. The hub also keeps a change feed of what it
+//! changed, which terminals pull.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use sha2::{Digest, Sha256};
 
-use super::{dec, enc, k, key, Applied, CouponState, Daily, HubTerminal, Store, TxState};
+use super::{
+    dec, enc, feed_key, feed_pos_key, k, key, Acked, Applied, CouponState, Daily, FeedKind, HubTerminal, Store, TxState,
+};
 use crate::error::{Error, Result};
 use crate::model::{CardStatus, DayNo, MemberState};
 use crate::record::{Body, HubPull, Record, Remote};
@@ -20,25 +23,32 @@ use crate::rules::{lots, tier};
 /// Where a record came from, which decides the little that differs in applying it.
 #[derive(Clone, Copy)]
 struct Origin<'a> {
-    /// The journal seq of a record made here (None for a record a terminal pushed to the hub).
-    local_seq: Option<u64>,
+    /// The journal seq of the record being applied (on the hub: the hub's own seq).
+    seq: u64,
+    /// A record made here that goes upstream: it stamps the members it changes and
+    /// counts against the offline redemption cap.
+    local: bool,
     /// The terminal a pushed record came from (namespaces its idempotency keys on the hub).
     terminal: Option<&'a str>,
 }
 
-/// Changes of one record, collected first and written as one atomic batch.
+/// The changes of the records being applied, collected first and handed to the store
+/// as one step.
 struct Changes<'a> {
     store: &'a Store,
-    /// Values read or written by this record, by key, so reads see earlier writes.
+    /// Changes of the enclosing step, seen through (a pushed record on the hub is
+    /// applied in a step of its own so that a failure can drop just its changes).
+    base: Option<&'a HashMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// Values read or written so far, by key, so reads see earlier writes.
     cache: HashMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl Changes<'_> {
     fn read(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some(v) = self.cache.get(key) {
+        if let Some(v) = self.cache.get(key).or_else(|| self.base.and_then(|b| b.get(key))) {
             return Ok(v.clone());
         }
-        Ok(self.store.db.get(key)?.map(|v| v.to_vec()))
+        self.store.raw(key)
     }
 
     fn get<T: serde::de::DeserializeOwned>(&mut self, what: &str, key: &[u8]) -> Result<Option<T>> {
@@ -61,19 +71,40 @@ impl Changes<'_> {
             .ok_or_else(|| Error::internal(format!("journal names member {id} that the state does not have")))
     }
 
-    /// Writes a member, stamping local changes and keeping the negative-balance index
-    /// (the hub's overspent report) exact.
-    fn put_member(&mut self, m: &mut MemberState, o: Origin) {
-        if let Some(seq) = o.local_seq {
-            m.local_seq = seq;
+    /// Writes a member, stamping local changes; on the hub also keeps the negative-balance
+    /// index (the overspent report) exact and puts the member in the change feed.
+    fn put_member(&mut self, m: &mut MemberState, o: Origin) -> Result<()> {
+        if o.local {
+            m.local_seq = o.seq;
+        }
+        self.put(k(key::MEMBER, m.member_id.as_bytes()), &*m);
+        if !self.store.hub {
+            return Ok(());
         }
         let nk = k(key::NEGATIVE, m.member_id.as_bytes());
         if m.ledger_balance() < 0 {
             self.put(nk, &m.ledger_balance());
-        } else if self.read(&nk).ok().flatten().is_some() {
+        } else if self.read(&nk)?.is_some() {
             self.remove(nk);
         }
-        self.put(k(key::MEMBER, m.member_id.as_bytes()), &*m);
+        self.feed(FeedKind::Member, &m.member_id, o)
+    }
+
+    /// Hub: moves an entity to the head of the change feed.
+    fn feed(&mut self, kind: FeedKind, id: &str, o: Origin) -> Result<()> {
+        if !self.store.hub {
+            return Ok(());
+        }
+        let pos = feed_pos_key(kind, id);
+        if let Some(old) = self.get::<u64>("feed position", &pos)? {
+            if old == o.seq {
+                return Ok(());
+            }
+            self.remove(feed_key(old, kind, id));
+        }
+        self.put(feed_key(o.seq, kind, id), &());
+        self.put(pos, &o.seq);
+        Ok(())
     }
 
     fn daily(&mut self, day: DayNo, f: impl FnOnce(&mut Daily)) -> Result<()> {
@@ -99,36 +130,39 @@ impl Store {
     /// Applies record `seq` to the state, atomically with the new applied position.
     /// Records must come in journal order, each exactly once.
     pub fn apply(&self, seq: u64, rec: &Record) -> Result<()> {
+        self.apply_all(seq, std::slice::from_ref(rec))
+    }
+
+    /// Applies records `first`, `first + 1`, ... as one step: readers see all of them
+    /// or none, and sled gets them in one batch with the new applied position.
+    pub fn apply_all(&self, first: u64, recs: &[Record]) -> Result<()> {
         let applied = self.applied.load(Ordering::Acquire);
-        if seq != applied + 1 {
+        if first != applied + 1 {
             return Err(Error::internal(format!(
-                "state store is at record {applied} and was given record {seq}"
+                "state store is at record {applied} and was given record {first}"
             )));
         }
         let mut ch = Changes {
             store: self,
+            base: None,
             cache: HashMap::new(),
         };
-        let pushable = rec.body.is_pushable();
-        let origin = Origin {
-            local_seq: pushable.then_some(seq),
-            terminal: None,
-        };
-        apply_body(&mut ch, origin, rec)?;
-        if pushable {
-            // The outbox index: pushable records the hub has not acknowledged yet.
-            ch.put(k(key::OUTBOX, &seq.to_be_bytes()), &());
+        let mut pushable = self.pushable.load(Ordering::Acquire);
+        for (i, rec) in recs.iter().enumerate() {
+            let local = rec.body.is_pushable();
+            let origin = Origin {
+                seq: first + i as u64,
+                local,
+                terminal: None,
+            };
+            apply_body(&mut ch, origin, rec)?;
+            pushable += u64::from(local);
         }
-        ch.put(key::APPLIED.to_vec(), &Applied { seq });
-        let mut batch = sled::Batch::default();
-        for (k, v) in ch.cache {
-            match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
-            }
-        }
-        self.db.apply_batch(batch)?;
-        self.applied.store(seq, Ordering::Release);
+        let last = first + recs.len() as u64 - 1;
+        ch.put(key::APPLIED.to_vec(), &Applied { seq: last, pushable });
+        self.shared.overlay.merge(ch.cache);
+        self.pushable.store(pushable, Ordering::Release);
+        self.applied.store(last, Ordering::Release);
         Ok(())
     }
 }
@@ -190,7 +224,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
             if ch.read(&phone_key)?.is_none() {
                 ch.put(phone_key, member_id);
             }
-            ch.put_member(&mut m, o);
+            ch.put_member(&mut m, o)?;
             ch.daily(rec.day, |d| d.new_members += 1)?;
         }
         Body::CardBlock { card } => {
@@ -199,7 +233,8 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
                 .ok_or_else(|| Error::internal(format!("journal blocks unknown card {card}")))?;
             let mut m = ch.member(&owner)?;
             set_card(&mut m, card, CardStatus::Blocked);
-            ch.put_member(&mut m, o);
+            ch.put_member(&mut m, o)?;
+            ch.feed(FeedKind::BlockedCard, card, o)?;
         }
         Body::CardReplace { old, new } => {
             let owner: String = ch
@@ -215,13 +250,16 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
                 CardStatus::Active
             };
             set_card(&mut m, new, status);
-            ch.put_member(&mut m, o);
+            ch.put_member(&mut m, o)?;
+            ch.feed(FeedKind::BlockedCard, old, o)?;
         }
         Body::Checkout(c) => {
             let mut m = ch.member(&c.member_id)?;
             let taken = lots::take(&mut m.lots, &mut m.debt, c.points_redeemed);
-            if let (Some(seq), true) = (o.local_seq, c.points_redeemed > 0) {
-                m.unacked_redeem.push((seq, c.points_redeemed));
+            if o.local && c.points_redeemed > 0 {
+                let acked: Acked = ch.get("acknowledgement", key::ACKED)?.unwrap_or_default();
+                m.unacked_redeem.retain(|u| u.0 > acked.seq);
+                m.unacked_redeem.push((o.seq, c.points_redeemed));
             }
             lots::credit(&mut m.lots, &mut m.debt, c.points_earned, at, c.lot_expires_at);
             m.tier = c.tier_after.clone();
@@ -234,6 +272,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
                 if let Some(mut cs) = ch.get::<CouponState>("coupon", &ck)? {
                     cs.used_by = Some(c.tx_id.clone());
                     ch.put(ck, &cs);
+                    ch.feed(FeedKind::Coupon, code, o)?;
                 }
             }
             if let Some((idem_key, hash)) = &c.idem {
@@ -245,7 +284,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
             }
             let tx = TxState {
                 rec: (**c).clone(),
-                seq: o.local_seq.unwrap_or(0),
+                seq: if o.local { o.seq } else { 0 },
                 at,
                 day: rec.day,
                 taken,
@@ -254,7 +293,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
                 refund_ids: vec![],
             };
             ch.put(k(key::TX, c.tx_id.as_bytes()), &tx);
-            ch.put_member(&mut m, o);
+            ch.put_member(&mut m, o)?;
             ch.daily(rec.day, |d| {
                 d.checkouts += 1;
                 d.subtotal += c.subtotal;
@@ -296,7 +335,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
             tx.refunded.add(tx.rec.lines.len(), p);
             tx.refund_ids.push(r.refund_id.clone());
             ch.put(tk, &tx);
-            ch.put_member(&mut m, o);
+            ch.put_member(&mut m, o)?;
             ch.daily(rec.day, |d| {
                 d.refunds += 1;
                 d.refunded_amount += p.amount;
@@ -319,6 +358,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
                 used_by: None,
             };
             ch.put(k(key::COUPON, code.as_bytes()), &cs);
+            ch.feed(FeedKind::Coupon, code, o)?;
             ch.daily(rec.day, |d| d.coupons_issued += 1)?;
         }
         Body::RewardRedeem {
@@ -330,13 +370,15 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
         } => {
             let mut m = ch.member(member_id)?;
             lots::take(&mut m.lots, &mut m.debt, *points);
-            if let Some(seq) = o.local_seq {
-                m.unacked_redeem.push((seq, *points));
+            if o.local {
+                let acked: Acked = ch.get("acknowledgement", key::ACKED)?.unwrap_or_default();
+                m.unacked_redeem.retain(|u| u.0 > acked.seq);
+                m.unacked_redeem.push((o.seq, *points));
             }
             if *pin_verified {
                 m.pin_failures = 0;
             }
-            ch.put_member(&mut m, o);
+            ch.put_member(&mut m, o)?;
             let rk = k(key::REWARD, sku.as_bytes());
             let used: i64 = ch.get("reward", &rk)?.unwrap_or(0);
             ch.put(rk, &(used + 1));
@@ -348,7 +390,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
         Body::Expire { member_id } => {
             let mut m = ch.member(member_id)?;
             let gone = lots::expire(&mut m.lots, at);
-            ch.put_member(&mut m, o);
+            ch.put_member(&mut m, o)?;
             ch.daily(rec.day, |d| d.points_expired += gone)?;
         }
         Body::PinFail { member_id } => {
@@ -359,10 +401,17 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
             }
             m.pin_failures += 1;
             m.pin_failed_at = at;
-            ch.put_member(&mut m, o);
+            ch.put_member(&mut m, o)?;
         }
-        Body::HubPull(p) => apply_pull(ch, p)?,
-        Body::Remote(r) => apply_remote(ch, r)?,
+        Body::HubPull(p) => apply_pull(ch, o, p)?,
+        Body::Remote(r) => apply_remote(ch, o, r)?,
+        Body::Acked { upto, pushable } => {
+            let acked = Acked {
+                seq: *upto,
+                pushable: *pushable,
+            };
+            ch.put(key::ACKED.to_vec(), &acked);
+        }
         Body::Covered {
             terminal_id,
             epoch,
@@ -376,6 +425,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
         }
         Body::RulesetPublish { text, version } => {
             ch.put(key::RULESET.to_vec(), &(text.clone(), *version));
+            ch.feed(FeedKind::Ruleset, "", o)?;
         }
     }
     Ok(())
@@ -391,22 +441,32 @@ fn set_card(m: &mut MemberState, card: &str, status: CardStatus) {
 /// Hub: a record a terminal pushed. It is stored once per identity whatever happens;
 /// if it cannot be applied to the hub's state (which should not happen, as a terminal
 /// pushes in order), its effects are skipped and counted, never the whole batch refused.
-fn apply_remote(ch: &mut Changes, r: &Remote) -> Result<()> {
+fn apply_remote(ch: &mut Changes, o: Origin, r: &Remote) -> Result<()> {
     let o = Origin {
-        local_seq: None,
+        seq: o.seq,
+        local: false,
         terminal: Some(&r.terminal_id),
     };
-    let saved = ch.cache.clone();
+    let applied = {
+        let mut own = Changes {
+            store: ch.store,
+            base: Some(&ch.cache),
+            cache: HashMap::new(),
+        };
+        apply_body(&mut own, o, &r.record).map(|_| own.cache)
+    };
     let (tk, mut t) = ch.terminal(&r.terminal_id, r.epoch)?;
-    if let Err(e) = apply_body(ch, o, &r.record) {
-        tracing::error!(
-            "hub: record {}/{:x}/{} could not be applied and is kept without effect: {e}",
-            r.terminal_id,
-            r.epoch,
-            r.seq
-        );
-        ch.cache = saved;
-        t.skipped += 1;
+    match applied {
+        Ok(changes) => ch.cache.extend(changes),
+        Err(e) => {
+            tracing::error!(
+                "hub: record {}/{:x}/{} could not be applied and is kept without effect: {e}",
+                r.terminal_id,
+                r.epoch,
+                r.seq
+            );
+            t.skipped += 1;
+        }
     }
     t.records += 1;
     ch.put(tk, &t);
@@ -421,9 +481,10 @@ fn apply_remote(ch: &mut Changes, r: &Remote) -> Result<()> {
 /// it covers every local change to that member (the hub had acknowledged them);
 /// otherwise the member is marked stale and asked for again on the next pull. Blocks
 /// apply at once, whatever else is pending.
-fn apply_pull(ch: &mut Changes, p: &HubPull) -> Result<()> {
+fn apply_pull(ch: &mut Changes, o: Origin, p: &HubPull) -> Result<()> {
     let none = Origin {
-        local_seq: None,
+        seq: o.seq,
+        local: false,
         terminal: None,
     };
     for snap in &p.members {
@@ -442,7 +503,7 @@ fn apply_pull(ch: &mut Changes, p: &HubPull) -> Result<()> {
         }
         ch.put(k(key::PHONE, m.phone.as_bytes()), &m.member_id);
         ch.remove(stale_key);
-        ch.put_member(&mut m, none);
+        ch.put_member(&mut m, none)?;
     }
     for (code, state) in &p.coupons {
         let ck = k(key::COUPON, code.as_bytes());
@@ -457,7 +518,7 @@ fn apply_pull(ch: &mut Changes, p: &HubPull) -> Result<()> {
         if let Some(owner) = ch.get::<String>("card", &k(key::CARD, card.as_bytes()))? {
             let mut m = ch.member(&owner)?;
             set_card(&mut m, card, CardStatus::Blocked);
-            ch.put_member(&mut m, none);
+            ch.put_member(&mut m, none)?;
         }
     }
     if let Some(text) = &p.ruleset {

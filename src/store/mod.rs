@@ -1,20 +1,24 @@
 //! The materialized state in sled: members, cards, phones, transactions, idempotency
-//! keys, coupons, reward stock, daily totals, and the journal position it reflects.
+//! keys, coupons, reward stock, daily totals, sync bookkeeping, and the journal
+//! position it reflects.
 //!
 //! Architecture invariants:
 //! - Only this module knows sled and the stored encodings. Every value starts with a
 //!   version byte (postcard is not self-describing), so a changed layout gets a new one.
 //! - [`Store::apply`] is the one function that changes state. Live commits, start-up
 //!   replay, `rebuild` and the hub all call it, so replay equals live by construction.
-//! - One record is applied as one sled batch that also moves the applied position, so
-//!   the state always matches exactly a prefix of the journal.
+//! - Applied changes reach sled through a write-behind overlay (see `overlay`), in
+//!   atomic batches that also move the applied position, so sled always matches
+//!   exactly a prefix of the journal; reads see the last record applied.
 
 mod apply;
+mod overlay;
 
 pub use apply::content_hash;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -23,6 +27,8 @@ use crate::model::{DayNo, MemberState, Taken, Ts};
 use crate::record::CheckoutRec;
 use crate::rules::refund::Refunded;
 use crate::rules::CouponView;
+
+use overlay::Overlay;
 
 const VERSION: u8 = 1;
 
@@ -36,8 +42,6 @@ mod key {
     pub const COUPON: u8 = b'q';
     pub const REWARD: u8 = b'r';
     pub const DAY: u8 = b'd';
-    /// Terminal: pushable records not yet acknowledged (by seq).
-    pub const OUTBOX: u8 = b'o';
     /// Members whose balance is negative (the hub's overspent report).
     pub const NEGATIVE: u8 = b'n';
     /// Terminal: members whose hub snapshot was skipped for pending local changes.
@@ -46,14 +50,50 @@ mod key {
     pub const RECORD: u8 = b'R';
     /// Hub: per terminal and epoch, what it holds.
     pub const TERMINAL: u8 = b'T';
+    /// Hub: the change feed terminals pull, by hub seq: (seq, kind, id) -> ().
+    pub const FEED: u8 = b'F';
+    /// Hub: where an entity stands in the feed: (kind, id) -> seq.
+    pub const FEED_POS: u8 = b'f';
     pub const APPLIED: &[u8] = b"Mapplied";
     pub const IDENTITY: &[u8] = b"Midentity";
+    /// Terminal: what the hub has acknowledged.
+    pub const ACKED: &[u8] = b"Macked";
     /// Hub: the published ruleset (text, version).
     pub const RULESET: &[u8] = b"Mruleset";
     /// Terminal: the ruleset text the hub sent last.
     pub const HUB_RULESET: &[u8] = b"Mhubruleset";
     /// Terminal: the hub's pull cursor after the last pull applied.
     pub const CURSOR: &[u8] = b"Mcursor";
+}
+
+/// What a change-feed entry names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedKind {
+    Member,
+    Coupon,
+    BlockedCard,
+    Ruleset,
+}
+
+impl FeedKind {
+    fn byte(self) -> u8 {
+        match self {
+            FeedKind::Member => b'm',
+            FeedKind::Coupon => b'q',
+            FeedKind::BlockedCard => b'b',
+            FeedKind::Ruleset => b'r',
+        }
+    }
+
+    fn of(b: u8) -> Option<FeedKind> {
+        Some(match b {
+            b'm' => FeedKind::Member,
+            b'q' => FeedKind::Coupon,
+            b'b' => FeedKind::BlockedCard,
+            b'r' => FeedKind::Ruleset,
+            _ => return None,
+        })
+    }
 }
 
 fn terminal_key(terminal: &str, epoch: u64) -> Vec<u8> {
@@ -71,6 +111,19 @@ fn record_key(terminal: &str, epoch: u64, seq: u64) -> Vec<u8> {
     v
 }
 
+fn feed_key(seq: u64, kind: FeedKind, id: &str) -> Vec<u8> {
+    let mut v = k(key::FEED, &seq.to_be_bytes());
+    v.push(kind.byte());
+    v.extend_from_slice(id.as_bytes());
+    v
+}
+
+fn feed_pos_key(kind: FeedKind, id: &str) -> Vec<u8> {
+    let mut v = vec![key::FEED_POS, kind.byte()];
+    v.extend_from_slice(id.as_bytes());
+    v
+}
+
 /// What the hub holds of one terminal's stream (one install epoch).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HubTerminal {
@@ -84,6 +137,14 @@ pub struct HubTerminal {
     pub duplicates: u64,
     /// Records stored whose effects could not be applied.
     pub skipped: u64,
+}
+
+/// What the hub has acknowledged of this terminal's journal: everything up to `seq`,
+/// which holds `pushable` records that go upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acked {
+    pub seq: u64,
+    pub pushable: u64,
 }
 
 fn k(prefix: u8, id: &[u8]) -> Vec<u8> {
@@ -173,17 +234,29 @@ pub struct Daily {
     pub reward_points: i64,
 }
 
-/// Where the store stands in the journal: the seq of the last record applied.
+/// Where the store stands in the journal: the seq of the last record applied, and how
+/// many of the records up to it go upstream (the outbox is the difference to `Acked`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
     pub seq: u64,
+    pub pushable: u64,
+}
+
+/// sled and the changes on their way to it, shared with the flusher thread.
+struct Shared {
+    db: sled::Db,
+    overlay: Overlay,
 }
 
 pub struct Store {
-    db: sled::Db,
+    shared: Arc<Shared>,
     dir: PathBuf,
+    /// The hub keeps a change feed for terminals to pull; a terminal does not.
+    hub: bool,
     /// The applied seq, cached: every apply checks it.
     applied: AtomicU64,
+    pushable: AtomicU64,
+    flusher: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Why a sled directory could not be used; the caller moves it aside and rebuilds.
@@ -193,11 +266,12 @@ pub struct Unusable(pub String);
 impl Store {
     /// Opens the sled directory. sled 0.34 can panic on a damaged directory, so a panic is
     /// caught and reported like an error: the daemon must move it aside, not crash-loop.
-    pub fn open(dir: &Path, cache_bytes: u64) -> std::result::Result<Store, Unusable> {
+    /// `hub` turns on the change feed the hub serves to terminals.
+    pub fn open(dir: &Path, cache_bytes: u64, hub: bool) -> std::result::Result<Store, Unusable> {
         let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
-            .mode(sled::Mode::LowSpace)
+            .mode(sled::Mode::HighThroughput)
             .flush_every_ms(Some(1000));
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
         let db = match opened {
@@ -205,34 +279,67 @@ impl Store {
             Ok(Err(e)) => return Err(Unusable(format!("{}: {e}", dir.display()))),
             Err(_) => return Err(Unusable(format!("{}: sled panicked while opening it", dir.display()))),
         };
-        let store = Store {
+        let shared = Arc::new(Shared {
             db,
-            dir: dir.to_path_buf(),
-            applied: AtomicU64::new(0),
-        };
+            overlay: Overlay::new(),
+        });
         // A readable position is the least we ask of a store we keep.
-        let applied: Applied = store
-            .get("applied position", key::APPLIED)
-            .map_err(|e| Unusable(format!("{}: {}", dir.display(), e.message)))?
-            .unwrap_or_default();
-        store.applied.store(applied.seq, Ordering::Release);
-        Ok(store)
+        let applied: Applied = match shared.db.get(key::APPLIED) {
+            Ok(None) => Applied::default(),
+            Ok(Some(v)) => {
+                dec("applied position", &v).map_err(|e| Unusable(format!("{}: {}", dir.display(), e.message)))?
+            }
+            Err(e) => return Err(Unusable(format!("{}: {e}", dir.display()))),
+        };
+        let s2 = shared.clone();
+        let flusher = std::thread::Builder::new()
+            .name("state-flusher".into())
+            .spawn(move || s2.overlay.run_flusher(&s2.db))
+            .map_err(|e| Unusable(format!("{}: cannot start its flusher: {e}", dir.display())))?;
+        Ok(Store {
+            shared,
+            dir: dir.to_path_buf(),
+            hub,
+            applied: AtomicU64::new(applied.seq),
+            pushable: AtomicU64::new(applied.pushable),
+            flusher: Some(flusher),
+        })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    pub fn is_hub(&self) -> bool {
+        self.hub
+    }
+
+    fn raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.shared.overlay.get(&self.shared.db, key)
+    }
+
     fn get<T: DeserializeOwned>(&self, what: &str, key: &[u8]) -> Result<Option<T>> {
-        match self.db.get(key)? {
+        match self.raw(key)? {
             Some(v) => Ok(Some(dec(what, &v)?)),
             None => Ok(None),
         }
     }
 
+    /// Writes every pending change to sled, so that a scan of sled sees it.
+    fn settle(&self) -> Result<()> {
+        self.shared.overlay.flush_once(&self.shared.db)
+    }
+
+    /// Keys and values under `prefix`, in key order, after settling pending changes.
+    fn scan(&self, prefix: &[u8]) -> Result<impl Iterator<Item = Result<(sled::IVec, sled::IVec)>> + '_> {
+        self.settle()?;
+        Ok(self.shared.db.scan_prefix(prefix).map(|kv| kv.map_err(Error::from)))
+    }
+
     pub fn applied(&self) -> Result<Applied> {
         Ok(Applied {
             seq: self.applied.load(Ordering::Acquire),
+            pushable: self.pushable.load(Ordering::Acquire),
         })
     }
 
@@ -276,37 +383,28 @@ impl Store {
         Ok(self.get("daily totals", &day_key(day))?.unwrap_or_default())
     }
 
-    /// Every member, for the daily expiry pass and reports.
-    pub fn member_ids(&self) -> impl Iterator<Item = Result<String>> + '_ {
-        self.db.scan_prefix([key::MEMBER]).map(|kv| {
-            let (k, _) = kv?;
-            Ok(String::from_utf8_lossy(&k[1..]).into_owned())
-        })
+    /// Every member id, for the daily expiry pass.
+    pub fn member_ids(&self) -> Result<Vec<String>> {
+        self.scan(&[key::MEMBER])?
+            .map(|kv| Ok(String::from_utf8_lossy(&kv?.0[1..]).into_owned()))
+            .collect()
     }
 
-    pub fn member_count(&self) -> usize {
-        self.db.scan_prefix([key::MEMBER]).count()
+    pub fn member_count(&self) -> Result<usize> {
+        Ok(self.scan(&[key::MEMBER])?.count())
     }
 
-    /// Terminal: pushable records above `acked` (the outbox depth).
-    pub fn outbox_len(&self, acked: u64) -> usize {
-        self.db
-            .range(k(key::OUTBOX, &(acked + 1).to_be_bytes())..k(key::OUTBOX + 1, &[]))
-            .count()
+    /// Terminal: what the hub has acknowledged.
+    pub fn acked(&self) -> Result<Acked> {
+        Ok(self.get("acknowledgement", key::ACKED)?.unwrap_or_default())
     }
 
-    /// Terminal: forgets outbox entries the hub has acknowledged. Derived data (a rebuild
-    /// recreates them and the next acknowledgement prunes them again), so not journalled.
-    pub fn prune_outbox(&self, acked: u64) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        for kv in self
-            .db
-            .range(k(key::OUTBOX, &[])..=k(key::OUTBOX, &acked.to_be_bytes()))
-        {
-            batch.remove(kv?.0);
-        }
-        self.db.apply_batch(batch)?;
-        Ok(())
+    /// Terminal: records that go upstream and the hub has not acknowledged yet.
+    pub fn outbox_len(&self) -> Result<u64> {
+        Ok(self
+            .pushable
+            .load(Ordering::Acquire)
+            .saturating_sub(self.acked()?.pushable))
     }
 
     /// Terminal: the pull cursor of the last pull applied.
@@ -316,8 +414,7 @@ impl Store {
 
     /// Terminal: members to ask the hub for again.
     pub fn stale_members(&self) -> Result<Vec<String>> {
-        self.db
-            .scan_prefix([key::STALE])
+        self.scan(&[key::STALE])?
             .map(|kv| Ok(String::from_utf8_lossy(&kv?.0[1..]).into_owned()))
             .collect()
     }
@@ -344,16 +441,12 @@ impl Store {
 
     /// Hub: every terminal stream.
     pub fn hub_terminals(&self) -> Result<Vec<HubTerminal>> {
-        self.db
-            .scan_prefix([key::TERMINAL])
-            .map(|kv| dec("terminal", &kv?.1))
-            .collect()
+        self.scan(&[key::TERMINAL])?.map(|kv| dec("terminal", &kv?.1)).collect()
     }
 
-    /// Members with a negative balance, with that balance.
+    /// Hub: members with a negative balance, with that balance.
     pub fn negative_members(&self) -> Result<Vec<(String, i64)>> {
-        self.db
-            .scan_prefix([key::NEGATIVE])
+        self.scan(&[key::NEGATIVE])?
             .map(|kv| {
                 let (k, v) = kv?;
                 Ok((String::from_utf8_lossy(&k[1..]).into_owned(), dec("balance", &v)?))
@@ -361,9 +454,38 @@ impl Store {
             .collect()
     }
 
-    /// Writes sled's buffers out (sled's own durability; the journal is the real one).
+    /// Hub: change-feed entries after `cursor`, in order, as (seq, kind, id). Stops at
+    /// `limit` entries, but never inside one seq, so that a cursor resumes exactly.
+    pub fn feed_after(&self, cursor: u64, limit: usize) -> Result<Vec<(u64, FeedKind, String)>> {
+        self.settle()?;
+        let from = k(key::FEED, &(cursor.saturating_add(1)).to_be_bytes());
+        let mut out: Vec<(u64, FeedKind, String)> = Vec::new();
+        for kv in self.shared.db.range(from..vec![key::FEED + 1]) {
+            let (k, _) = kv?;
+            let seq = u64::from_be_bytes(k[1..9].try_into().expect("feed keys hold a seq"));
+            if out.len() >= limit && out.last().is_some_and(|l| l.0 != seq) {
+                break;
+            }
+            let Some(kind) = FeedKind::of(k[9]) else { continue };
+            out.push((seq, kind, String::from_utf8_lossy(&k[10..]).into_owned()));
+        }
+        Ok(out)
+    }
+
+    /// Writes every pending change and sled's buffers out (on shutdown and after a
+    /// rebuild; sled's own durability, the journal is the real one).
     pub fn flush(&self) -> Result<()> {
-        self.db.flush()?;
+        self.settle()?;
+        self.shared.db.flush()?;
         Ok(())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.shared.overlay.stop();
+        if let Some(t) = self.flusher.take() {
+            let _ = t.join();
+        }
     }
 }
