@@ -34,8 +34,20 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// Sync progress the health endpoint reports (filled by the sync task).
 #[derive(Default)]
 pub struct SyncInfo {
-    pub acked_seq: std::sync::atomic::AtomicU64,
-    pub last_sync_at: std::sync::Mutex<Option<String>>,
+    last_sync_at: std::sync::Mutex<Option<crate::model::Ts>>,
+}
+
+impl SyncInfo {
+    pub fn note_success(&self) {
+        if let Ok(mut t) = self.last_sync_at.lock() {
+            *t = Some(crate::model::now());
+        }
+    }
+
+    /// When the last round with the hub completed.
+    pub fn last_sync_at(&self) -> Option<crate::model::Ts> {
+        self.last_sync_at.lock().ok().and_then(|t| *t)
+    }
 }
 
 pub struct AppState {
@@ -91,7 +103,7 @@ pub fn router(state: Shared) -> Router {
 }
 
 /// Compares without an early exit, so the time taken does not tell how much matched.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -138,18 +150,24 @@ async fn blocking<T: Send + 'static>(st: &Shared, f: impl FnOnce(&Engine) -> Res
     r
 }
 
-async fn health(State(st): State<Shared>) -> Json<serde_json::Value> {
+async fn health(State(st): State<Shared>) -> Response {
     let engine = &st.engine;
-    let acked = st.sync.acked_seq.load(Relaxed);
-    let last = st.sync.last_sync_at.lock().map(|l| l.clone()).unwrap_or(None);
+    let outbox = match engine.outbox() {
+        Ok(n) => n,
+        Err(e) => return e.into_response(),
+    };
+    let tz = engine.rules().timezone;
+    let last = st.sync.last_sync_at().map(|t| crate::model::fmt_instant(t, &tz));
     Json(serde_json::json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "terminal_id": engine.terminal_id(),
-        "outbox": engine.journal().last_seq().saturating_sub(acked),
+        "outbox": outbox,
         "last_sync_at": last,
         "clock_trusted": engine.clock_trusted(),
+        "journal_records": engine.journal().last_seq(),
     }))
+    .into_response()
 }
 
 async fn add_member(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
@@ -399,7 +417,7 @@ async fn daily(
 
 async fn metrics(State(st): State<Shared>) -> Response {
     let j = st.engine.journal();
-    let acked = st.sync.acked_seq.load(Relaxed);
+    let outbox = st.engine.outbox().unwrap_or(0);
     let gauges = [
         (
             "loyaltyd_journal_records",
@@ -413,8 +431,8 @@ async fn metrics(State(st): State<Shared>) -> Response {
         ),
         (
             "loyaltyd_outbox",
-            "Journal records not yet acknowledged by the hub.",
-            j.last_seq().saturating_sub(acked) as i64,
+            "Records not yet acknowledged by the hub.",
+            outbox as i64,
         ),
         (
             "loyaltyd_clock_trusted",

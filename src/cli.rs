@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::config::{Config, HubConfig, DEFAULT_CONFIG_PATH, DEFAULT_HUB_CONFIG_PATH};
 use crate::engine::{self, At, Engine, EngineConfig, NewMember, Sale};
 use crate::error::{Error, Result};
 use crate::model::{parse_date, parse_instant, parse_refund_line, Line};
@@ -90,7 +90,40 @@ enum Cmd {
         /// Card reader: stdin | none | hid:PATH | rdm6300:PATH | wiegand:D0,D1
         #[arg(long)]
         reader: Option<String>,
+        /// This terminal's id in the chain (overrides terminal_id)
+        #[arg(long)]
+        terminal_id: Option<String>,
+        /// The hub's base URL, e.g. http://10.0.0.2:7440; "" for standalone (overrides sync.upstream)
+        #[arg(long)]
+        upstream: Option<String>,
+        /// File with this terminal's secret shared with the hub (overrides sync.secret_file)
+        #[arg(long)]
+        upstream_secret_file: Option<PathBuf>,
+        /// Seconds between sync rounds (overrides sync.interval_secs)
+        #[arg(long)]
+        sync_interval: Option<u64>,
     },
+    /// The chain's hub (global --config names config/hub.toml here)
+    #[command(subcommand)]
+    Hub(HubCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum HubCmd {
+    /// Run the hub: push/pull for terminals, read-only endpoints for operators
+    Serve {
+        /// Listen address (overrides listen)
+        #[arg(long)]
+        listen: Option<String>,
+        /// File with the operators' bearer token (overrides token_file)
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// ID=SECRET_FILE: a terminal allowed to sync (repeatable; adds to or replaces the config's)
+        #[arg(long = "terminal")]
+        terminals: Vec<String>,
+    },
+    /// Rebuild the hub's state store from its journal
+    Rebuild,
 }
 
 #[derive(Subcommand, Debug)]
@@ -227,7 +260,7 @@ fn out<T: Serialize>(v: &T, text: String) -> Result<Out> {
     })
 }
 
-fn load(cli: &Cli) -> Result<(Config, EngineConfig)> {
+fn load_config(cli: &Cli) -> Result<Config> {
     let (path, explicit) = match &cli.config {
         Some(p) => (p.clone(), true),
         None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
@@ -239,15 +272,28 @@ fn load(cli: &Cli) -> Result<(Config, EngineConfig)> {
     if let Some(r) = &cli.rules {
         cfg.rules = r.clone();
     }
-    let ecfg = EngineConfig {
-        data_dir: cfg.data_dir.clone(),
-        terminal_id: cfg.terminal_id.clone(),
-        clock: cfg.clock,
-        cache_bytes: cfg.cache_mib << 20,
-        offline_cap: !cfg.sync.upstream.trim().is_empty(),
-        hub: false,
-    };
+    Ok(cfg)
+}
+
+fn load(cli: &Cli) -> Result<(Config, EngineConfig)> {
+    let cfg = load_config(cli)?;
+    let ecfg = cfg.engine_config();
     Ok((cfg, ecfg))
+}
+
+fn load_hub(cli: &Cli) -> Result<HubConfig> {
+    let (path, explicit) = match &cli.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_HUB_CONFIG_PATH), false),
+    };
+    let mut cfg = HubConfig::load(&path, explicit).map_err(|e| Error::invalid(e.to_string()))?;
+    if let Some(d) = &cli.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    if let Some(r) = &cli.rules {
+        cfg.rules = r.clone();
+    }
+    Ok(cfg)
 }
 
 fn open(cli: &Cli) -> Result<Engine> {
@@ -304,8 +350,30 @@ fn run(cli: Cli) -> Result<Out> {
             listen,
             token_file,
             reader,
+            terminal_id,
+            upstream,
+            upstream_secret_file,
+            sync_interval,
         } => {
-            let (cfg, ecfg) = load(&cli)?;
+            let mut cfg = load_config(&cli)?;
+            if let Some(t) = terminal_id {
+                if !crate::config::valid_terminal_id(t) {
+                    return Err(Error::invalid(format!(
+                        "--terminal-id {t:?}: 1 to 32 letters, digits or _"
+                    )));
+                }
+                cfg.terminal_id = t.clone();
+            }
+            if let Some(u) = upstream {
+                cfg.sync.upstream = u.clone();
+            }
+            if let Some(f) = upstream_secret_file {
+                cfg.sync.secret_file = Some(f.clone());
+            }
+            if let Some(s) = sync_interval {
+                cfg.sync.interval_secs = *s;
+            }
+            let ecfg = cfg.engine_config();
             let args = crate::daemon::ServeArgs {
                 listen: listen.clone(),
                 token_file: token_file.clone(),
@@ -313,6 +381,26 @@ fn run(cli: Cli) -> Result<Out> {
             };
             crate::daemon::serve(cfg, ecfg, args).map_err(Error::invalid)?;
             out(&serde_json::json!({"ok": true}), "stopped".into())
+        }
+        Cmd::Hub(HubCmd::Serve {
+            listen,
+            token_file,
+            terminals,
+        }) => {
+            let cfg = load_hub(&cli)?;
+            let args = crate::sync::hub::HubArgs {
+                listen: listen.clone(),
+                token_file: token_file.clone(),
+                terminals: terminals.clone(),
+            };
+            crate::sync::hub::serve(cfg, args).map_err(Error::invalid)?;
+            out(&serde_json::json!({"ok": true}), "stopped".into())
+        }
+        Cmd::Hub(HubCmd::Rebuild) => {
+            let ecfg = crate::sync::hub::engine_config(&load_hub(&cli)?);
+            let (n, note) = engine::rebuild(&ecfg)?;
+            let v = serde_json::json!({"ok": true, "records": n, "note": note});
+            out(&v, format!("rebuilt the hub state from {n} journal records; {note}"))
         }
         _ if cli.remote => {
             let (cfg, _) = load(&cli)?;
@@ -431,7 +519,7 @@ fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
             );
             out(&r, text)
         }
-        Cmd::Journal(_) | Cmd::Rebuild | Cmd::Serve { .. } => {
+        Cmd::Journal(_) | Cmd::Rebuild | Cmd::Serve { .. } | Cmd::Hub(_) => {
             unreachable!("handled without an engine")
         }
     }

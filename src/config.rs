@@ -16,6 +16,9 @@ pub const EMBEDDED_CONFIG: &str = include_str!("../config/loyaltyd.toml");
 /// The ruleset used when the configured one is the default path and does not exist.
 pub const EMBEDDED_RULES: &str = include_str!("../config/rules.toml");
 pub const DEFAULT_CONFIG_PATH: &str = "config/loyaltyd.toml";
+/// The hub's configuration used when `config/hub.toml` is absent and none is given.
+pub const EMBEDDED_HUB_CONFIG: &str = include_str!("../config/hub.toml");
+pub const DEFAULT_HUB_CONFIG_PATH: &str = "config/hub.toml";
 pub const DEFAULT_RULES_PATH: &str = "config/rules.toml";
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,13 +110,116 @@ impl Default for Feedback {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Sync {
     /// The hub's base URL. Empty = a standalone terminal (no offline cap: it is the authority).
     pub upstream: String,
+    /// This terminal's shared secret with the hub (one line); sync is off without it.
     pub secret_file: Option<PathBuf>,
-    pub interval_secs: Option<u64>,
+    /// Seconds between sync rounds while nothing else wakes the sync task.
+    pub interval_secs: u64,
+}
+
+impl Default for Sync {
+    fn default() -> Sync {
+        Sync {
+            upstream: String::new(),
+            secret_file: None,
+            interval_secs: 30,
+        }
+    }
+}
+
+/// The hub's configuration (`config/hub.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    #[serde(default = "default_hub_listen")]
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// The ruleset the hub renders members with until an operator publishes one.
+    pub rules: PathBuf,
+    /// File holding the operators' bearer token (one line).
+    pub token_file: PathBuf,
+    #[serde(default = "default_hub_cache_mib")]
+    pub cache_mib: u64,
+    /// The terminals allowed to sync, each with its shared secret.
+    #[serde(default)]
+    pub terminals: Vec<HubTerminalConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubTerminalConfig {
+    pub id: String,
+    pub secret_file: PathBuf,
+}
+
+fn default_hub_listen() -> String {
+    "127.0.0.1:7440".into()
+}
+
+fn default_hub_cache_mib() -> u64 {
+    64
+}
+
+/// Reads a one-line secret or token file: trimmed, at least `min` characters.
+pub fn read_secret(path: &Path, what: &str, min: usize) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.display().to_string(),
+        reason: format!("cannot read the {what}: {e}"),
+    })?;
+    let secret = text.trim().to_string();
+    if secret.len() < min {
+        return Err(ConfigError {
+            file: path.display().to_string(),
+            reason: format!("the {what} must be at least {min} characters"),
+        });
+    }
+    Ok(secret)
+}
+
+/// Terminal ids: 1 to 32 letters, digits or `_` (they are part of transaction ids).
+pub fn valid_terminal_id(id: &str) -> bool {
+    (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Reads a config file, or the embedded text when `explicit` is false and the default
+/// path is absent. Returns the text and the name to report problems under.
+fn read_config(
+    path: &Path,
+    explicit: bool,
+    embedded: &str,
+    embedded_name: &str,
+) -> Result<(String, String), ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok((t, path.display().to_string())),
+        Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
+            Ok((embedded.to_string(), embedded_name.to_string()))
+        }
+        Err(e) => Err(ConfigError {
+            file: path.display().to_string(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+impl HubConfig {
+    pub fn load(path: &Path, explicit: bool) -> Result<HubConfig, ConfigError> {
+        let (text, file) = read_config(path, explicit, EMBEDDED_HUB_CONFIG, "(embedded hub.toml)")?;
+        let cfg: HubConfig = toml::from_str(&text).map_err(|e| ConfigError {
+            file: file.clone(),
+            reason: e.to_string().trim().replace('\n', " "),
+        })?;
+        if let Some(t) = cfg.terminals.iter().find(|t| !valid_terminal_id(&t.id)) {
+            return Err(ConfigError {
+                file,
+                reason: format!("terminals: id {:?} must be 1 to 32 letters, digits or _", t.id),
+            });
+        }
+        Ok(cfg)
+    }
 }
 
 /// A configuration problem, naming the file.
@@ -128,18 +234,7 @@ impl Config {
     /// Loads the config file. `explicit` is false when the path is the default, in which
     /// case a missing file falls back to the embedded defaults.
     pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
-        let (text, file) = match std::fs::read_to_string(path) {
-            Ok(t) => (t, path.display().to_string()),
-            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
-                (EMBEDDED_CONFIG.to_string(), "(embedded loyaltyd.toml)".to_string())
-            }
-            Err(e) => {
-                return Err(ConfigError {
-                    file: path.display().to_string(),
-                    reason: e.to_string(),
-                })
-            }
-        };
+        let (text, file) = read_config(path, explicit, EMBEDDED_CONFIG, "(embedded loyaltyd.toml)")?;
         let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError {
             file: file.clone(),
             reason: e.to_string().trim().replace('\n', " "),
@@ -148,9 +243,7 @@ impl Config {
             file: file.clone(),
             reason,
         };
-        let id_ok = (1..=32).contains(&cfg.terminal_id.len())
-            && cfg.terminal_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !id_ok {
+        if !valid_terminal_id(&cfg.terminal_id) {
             return Err(bad(format!(
                 "terminal_id {:?} must be 1 to 32 letters, digits or _",
                 cfg.terminal_id
@@ -160,6 +253,18 @@ impl Config {
             return Err(bad(format!("cache_mib must be 1 to 4096 (got {})", cfg.cache_mib)));
         }
         Ok(cfg)
+    }
+
+    /// The engine settings this config gives.
+    pub fn engine_config(&self) -> crate::engine::EngineConfig {
+        crate::engine::EngineConfig {
+            data_dir: self.data_dir.clone(),
+            terminal_id: self.terminal_id.clone(),
+            clock: self.clock,
+            cache_bytes: self.cache_mib << 20,
+            offline_cap: !self.sync.upstream.trim().is_empty(),
+            hub: false,
+        }
     }
 
     /// Loads the ruleset the config names; the default path falls back to the embedded

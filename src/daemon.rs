@@ -17,13 +17,36 @@ use crate::engine::{Engine, EngineConfig};
 use crate::feedback::Feedback;
 use crate::metrics::Metrics;
 use crate::reader::{self, ReaderOptions, ReaderSpec};
+use crate::sync::client::SyncConfig;
 
-/// `serve` flags that override the config file.
+/// `serve` flags that override the config file (the sync ones are applied to the
+/// config before the engine opens).
 #[derive(Debug, Clone, Default)]
 pub struct ServeArgs {
     pub listen: Option<String>,
     pub token_file: Option<PathBuf>,
     pub reader: Option<String>,
+}
+
+/// The sync task's settings from the config: `None` for a standalone terminal.
+fn sync_config(cfg: &Config) -> Result<Option<SyncConfig>, String> {
+    let upstream = cfg.sync.upstream.trim();
+    if upstream.is_empty() {
+        return Ok(None);
+    }
+    let Some(file) = &cfg.sync.secret_file else {
+        tracing::warn!("sync: upstream {upstream} is set but sync.secret_file is not; not syncing");
+        return Ok(None);
+    };
+    let secret = crate::config::read_secret(file, "terminal secret", 16).map_err(|e| e.to_string())?;
+    if !upstream.starts_with("http://") && !upstream.starts_with("https://") {
+        return Err(format!("sync.upstream {upstream:?} must be an http:// or https:// URL"));
+    }
+    Ok(Some(SyncConfig {
+        upstream: upstream.to_string(),
+        secret: secret.into_bytes(),
+        interval: Duration::from_secs(cfg.sync.interval_secs.max(1)),
+    }))
 }
 
 /// Logs to stderr; under systemd (JOURNAL_STREAM set) without timestamps, which the
@@ -41,26 +64,16 @@ pub fn init_logging() {
     };
 }
 
-fn read_token(path: &std::path::Path) -> Result<String, String> {
-    let token = std::fs::read_to_string(path).map_err(|e| format!("token file {}: {e}", path.display()))?;
-    let token = token.trim().to_string();
-    if token.len() < 8 {
-        return Err(format!(
-            "token file {}: the token must be at least 8 characters",
-            path.display()
-        ));
-    }
-    Ok(token)
-}
-
 /// Runs the daemon until SIGTERM/SIGINT. Errors are start-up failures, said plainly.
 pub fn serve(cfg: Config, ecfg: EngineConfig, args: ServeArgs) -> Result<(), String> {
     init_logging();
     let rules = cfg.load_rules().map_err(|e| e.to_string())?;
     let spec: ReaderSpec = args.reader.as_deref().unwrap_or(&cfg.reader.spec).parse()?;
     let reader_opts = ReaderOptions::from_config(&cfg.reader)?;
-    let token = read_token(args.token_file.as_ref().unwrap_or(&cfg.api.token_file))?;
+    let token = crate::config::read_secret(args.token_file.as_ref().unwrap_or(&cfg.api.token_file), "POS token", 8)
+        .map_err(|e| e.to_string())?;
     let listen = args.listen.clone().unwrap_or(cfg.api.listen.clone());
+    let sync = sync_config(&cfg)?;
 
     let engine = Engine::open(ecfg, rules).map_err(|e| e.to_string())?;
     let s = &engine.startup;
@@ -88,21 +101,42 @@ pub fn serve(cfg: Config, ecfg: EngineConfig, args: ServeArgs) -> Result<(), Str
         .thread_name("loyaltyd")
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let result = runtime.block_on(run(cfg, engine.clone(), spec, reader_opts, feedback, token, listen));
+    let parts = Parts {
+        cfg,
+        spec,
+        reader_opts,
+        feedback,
+        token,
+        listen,
+        sync,
+    };
+    let result = runtime.block_on(run(engine.clone(), parts));
     runtime.shutdown_timeout(Duration::from_secs(1));
     engine.flush().map_err(|e| e.to_string())?;
     result
 }
 
-async fn run(
+/// What `serve` checked and built before the runtime starts.
+struct Parts {
     cfg: Config,
-    engine: Arc<Engine>,
     spec: ReaderSpec,
     reader_opts: ReaderOptions,
     feedback: Feedback,
     token: String,
     listen: String,
-) -> Result<(), String> {
+    sync: Option<SyncConfig>,
+}
+
+async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), String> {
+    let Parts {
+        cfg,
+        spec,
+        reader_opts,
+        feedback,
+        token,
+        listen,
+        sync,
+    } = parts;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -132,6 +166,19 @@ async fn run(
         }
     });
 
+    if let Some(sync) = sync {
+        tracing::info!("sync: with {} every {:?}", sync.upstream, sync.interval);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let w = wake.clone();
+        engine.on_pushable_commit(Box::new(move || w.notify_one()));
+        tokio::spawn(crate::sync::client::run(
+            engine.clone(),
+            sync,
+            state.sync.clone(),
+            wake,
+            stop_rx.clone(),
+        ));
+    }
     tokio::spawn(expiry_pass(engine.clone()));
     if let Some(interval) = sd_notify::watchdog_enabled() {
         tokio::spawn(watchdog(engine.clone(), interval));
@@ -177,15 +224,35 @@ async fn signals(cfg: Config, engine: Arc<Engine>, stop: watch::Sender<bool>) {
             _ = hup.recv() => match cfg.load_rules() {
                 Ok(r) => {
                     tracing::info!("ruleset reloaded from {} (version {})", cfg.rules.display(), r.version);
-                    engine.set_rules(r);
+                    if let Err(e) = engine.reload_rules(r) {
+                        tracing::error!("ruleset reload: {e}");
+                    }
                 }
                 Err(e) => tracing::error!("ruleset reload refused, keeping the current one: {e}"),
             },
         }
     }
+    stopping(&stop);
+}
+
+fn stopping(stop: &watch::Sender<bool>) {
     tracing::info!("stopping: no new requests; finishing the ones in flight");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     let _ = stop.send(true);
+}
+
+/// SIGTERM/SIGINT stop a daemon without a ruleset to reload (the hub).
+pub async fn stop_on_signal(stop: watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    stopping(&stop);
 }
 
 /// Pings the systemd watchdog at half its interval, but only while the engine answers:

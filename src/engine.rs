@@ -84,6 +84,7 @@ pub struct Engine {
     epoch: u64,
     boot_id: [u8; 16],
     clock: Mutex<HubClock>,
+    on_commit: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
     _lock: DirLock,
     pub startup: Startup,
 }
@@ -285,6 +286,7 @@ impl Engine {
             epoch: 0,
             boot_id: boot_id(),
             clock: Mutex::new(HubClock::default()),
+            on_commit: std::sync::OnceLock::new(),
             journal,
             store,
             writer: Mutex::new(()),
@@ -348,6 +350,16 @@ impl Engine {
     /// Swaps in a new ruleset for the next request.
     pub fn set_rules(&self, rules: Ruleset) {
         *self.rules.write().expect("rules lock") = Arc::new(rules);
+    }
+
+    /// A ruleset reloaded from the local file (SIGHUP): used unless the hub has sent
+    /// a newer one, which keeps precedence.
+    pub fn reload_rules(&self, file_rules: Ruleset) -> Result<()> {
+        self.set_rules(file_rules);
+        if let Some(text) = self.store.hub_ruleset()? {
+            self.adopt_hub_ruleset(&text);
+        }
+        Ok(())
     }
 
     pub fn store(&self) -> &Store {
@@ -480,11 +492,30 @@ impl Engine {
         Ok(())
     }
 
-    /// The hub side of a push: appends the new records of one terminal stream (each
-    /// wrapped with its identity) and the coverage mark, as one durable batch.
-    pub fn ingest(&self, bodies: Vec<Body>) -> Result<()> {
-        let at = self.at(None);
-        self.commit(at, |_, _| Ok((bodies, ())), |_, _, _| Ok(()))
+    /// A change decided outside the engine (the hub's ingest): `decide` sees the state
+    /// under the writer lock and returns the records to write and a result, which is
+    /// returned once the records are durable.
+    pub fn transact<R>(&self, at: At, decide: impl FnOnce(&Store, &Ruleset) -> Result<(Vec<Body>, R)>) -> Result<R> {
+        self.commit(at, decide, |_, _, r| Ok(r))
+    }
+
+    /// How many records in `from..=to` go upstream.
+    pub fn count_pushable(&self, from: u64, to: u64) -> Result<u64> {
+        let mut n = 0;
+        for item in self.journal.read_from(from)? {
+            let (seq, payload) = item?;
+            if seq > to {
+                break;
+            }
+            n += u64::from(Record::decode(&payload)?.body.is_pushable());
+        }
+        Ok(n)
+    }
+
+    /// Sets what to call after every durable commit of records that go upstream (the
+    /// sync task's wake-up). Set once, before the engine is shared.
+    pub fn on_pushable_commit(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.on_commit.set(hook);
     }
 
     fn tx_id(&self, seq: u64) -> String {
@@ -511,6 +542,7 @@ impl Engine {
             return answer(&self.store, &rules, r);
         }
         let day = day_no(local_date(&rules, at.ts));
+        let pushable = bodies.iter().any(Body::is_pushable);
         let (wall, clock_trusted, mono_us) = (model::now(), self.clock_trusted(), monotonic_us());
         let records: Vec<Record> = bodies
             .into_iter()
@@ -532,6 +564,11 @@ impl Engine {
         let last = first + records.len() as u64 - 1;
         drop(guard);
         self.journal.wait_durable(last)?;
+        if pushable {
+            if let Some(hook) = self.on_commit.get() {
+                hook();
+            }
+        }
         out
     }
 

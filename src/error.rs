@@ -32,10 +32,14 @@ pub enum Code {
     Unauthorized,
     StoreBusy,
     Internal,
+    /// Hub: no member with that id.
+    UnknownMember,
+    /// Hub: a terminal sent a record whose identity the hub holds with other content.
+    SyncConflict,
 }
 
 impl Code {
-    pub const ALL: [Code; 23] = [
+    pub const ALL: [Code; 25] = [
         Code::InvalidInput,
         Code::InvalidCard,
         Code::UnknownCard,
@@ -59,6 +63,8 @@ impl Code {
         Code::Unauthorized,
         Code::StoreBusy,
         Code::Internal,
+        Code::UnknownMember,
+        Code::SyncConflict,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +92,8 @@ impl Code {
             Code::Unauthorized => "unauthorized",
             Code::StoreBusy => "store_busy",
             Code::Internal => "internal",
+            Code::UnknownMember => "unknown_member",
+            Code::SyncConflict => "sync_conflict",
         }
     }
 
@@ -94,8 +102,8 @@ impl Code {
         match self {
             Code::InvalidInput | Code::InvalidCard => 400,
             Code::Unauthorized => 401,
-            Code::UnknownCard => 404,
-            Code::IdempotencyConflict | Code::MemberExists | Code::PhoneTaken => 409,
+            Code::UnknownCard | Code::UnknownMember => 404,
+            Code::IdempotencyConflict | Code::MemberExists | Code::PhoneTaken | Code::SyncConflict => 409,
             Code::StoreBusy => 503,
             Code::Internal => 500,
             _ => 422,

@@ -17,6 +17,7 @@ pub mod reader;
 pub mod record;
 pub mod rules;
 pub mod store;
+pub mod sync;
 pub mod views;
 
 pub use error::{Code, Error, Result};

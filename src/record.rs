@@ -135,11 +135,13 @@ pub struct Remote {
 }
 
 impl Body {
-    /// Records that go to the hub. What came from the hub, and the hub's own records, do not.
+    /// Records that go to the hub. What came from the hub, the hub's own records, and
+    /// the journal's `Init` (the hub knows a stream by its identity) do not.
     pub fn is_pushable(&self) -> bool {
         !matches!(
             self,
-            Body::HubPull(_)
+            Body::Init { .. }
+                | Body::HubPull(_)
                 | Body::Remote(_)
                 | Body::Covered { .. }
                 | Body::RulesetPublish { .. }

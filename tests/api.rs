@@ -427,10 +427,7 @@ fn a_bad_ruleset_or_token_stops_start_up_plainly() {
     let mut args = support::daemon::global_args(dir.path());
     args.extend(["serve", "--listen", "127.0.0.1:0", "--reader", "none", "--token-file"].map(String::from));
     args.push(dir.path().join("token").display().to_string());
-    let out = std::process::Command::new(support::daemon::BIN)
-        .args(&args)
-        .output()
-        .unwrap();
+    let out = support::loyaltyd_command().args(&args).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("rules.toml"), "{err}");
@@ -443,10 +440,7 @@ fn a_bad_ruleset_or_token_stops_start_up_plainly() {
     let mut a2 = args.clone();
     let i = a2.iter().position(|a| a == "none").unwrap();
     a2[i] = "rdm6300:/nonexistent/tty".into();
-    let out = std::process::Command::new(support::daemon::BIN)
-        .args(&a2)
-        .output()
-        .unwrap();
+    let out = support::loyaltyd_command().args(&a2).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/tty") && !err.contains("panicked"), "{err}");

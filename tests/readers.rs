@@ -144,7 +144,7 @@ fn stdin_reader_turns_typed_numbers_into_card_events() {
     let mut args = support::daemon::global_args(dir.path());
     args.extend(["serve", "--listen", "127.0.0.1:0", "--reader", "stdin", "--token-file"].map(String::from));
     args.push(token.display().to_string());
-    let mut child = Command::new(support::daemon::BIN)
+    let mut child = support::loyaltyd_command()
         .args(&args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

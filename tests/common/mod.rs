@@ -11,6 +11,21 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_loyaltyd");
 pub const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/loyaltyd.toml");
 pub const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/rules.toml");
 
+/// A `Command` that starts the `loyaltyd` under test. With LOYALTYD_TEST_RUNNER set
+/// (scripts/qemu-aarch64-runner sets it for `cargo test --target aarch64-...`), the
+/// binary is started through that runner, e.g. `qemu-aarch64 <binary> ARGS`.
+pub fn loyaltyd_command() -> Command {
+    match std::env::var("LOYALTYD_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut c = Command::new(words.next().unwrap_or_default());
+            c.args(words).arg(BIN);
+            c
+        }
+        _ => Command::new(BIN),
+    }
+}
+
 /// The promotion worked example 2 of rules.md adds to the ruleset.
 pub const M200_25: &str = "\n[[promotions]]\nid = \"m200-25\"\nmin_minor = 20000\noff_minor = 2500\n";
 
@@ -88,7 +103,7 @@ impl Term {
 
     /// The binary with the global options and `--json`, ready for a subcommand.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = loyaltyd_command();
         c.arg("--config")
             .arg(CONFIG)
             .arg("--data-dir")

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,13 @@ impl Daemon {
     }
 
     pub fn start_with(dir: &Path, extra: &[&str]) -> Daemon {
+        Daemon::start_env(dir, extra, &[])
+    }
+
+    /// Starts with `extra` serve flags and `env` variables. Without `--upstream` in
+    /// `extra` the sync target is a closed loopback port, so that a test terminal never
+    /// reaches a hub a developer happens to run on the default port.
+    pub fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let token = dir.join("token");
         std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
         let mut args = global_args(dir);
@@ -61,8 +68,12 @@ impl Daemon {
         if !extra.contains(&"--reader") {
             args.extend(["--reader".to_string(), "none".to_string()]);
         }
-        let mut child = Command::new(BIN)
+        if !extra.contains(&"--upstream") {
+            args.extend(["--upstream".to_string(), "http://127.0.0.1:9".to_string()]);
+        }
+        let mut child = super::loyaltyd_command()
             .args(&args)
+            .envs(env.iter().copied())
             .env("LOYALTYD_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

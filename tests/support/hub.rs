@@ -1,0 +1,113 @@
+//! Starting the real `loyaltyd hub serve` for the sync tests: a data dir and a config of
+//! its own (absolute paths), an ephemeral port read back from its log, and a client
+//! with the operator token.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::daemon::{repo, Client};
+
+pub const HUB_TOKEN: &str = "hub-operator-token-0123";
+
+/// A terminal's secret file for the hub and the terminal to share.
+pub fn secret_file(dir: &Path, terminal: &str) -> PathBuf {
+    let p = dir.join(format!("{terminal}.secret"));
+    std::fs::write(&p, format!("secret-of-{terminal}-0123456789abcdef\n")).unwrap();
+    p
+}
+
+pub struct Hub {
+    pub child: Child,
+    pub url: String,
+    pub dir: PathBuf,
+    pub log: mpsc::Receiver<String>,
+}
+
+impl Hub {
+    /// Starts a hub keeping its data under `dir/hub`, with `terminals` as (id, secret file).
+    pub fn start(dir: &Path, terminals: &[(&str, &Path)]) -> Hub {
+        Hub::start_on(dir, terminals, "127.0.0.1:0")
+    }
+
+    pub fn start_on(dir: &Path, terminals: &[(&str, &Path)], listen: &str) -> Hub {
+        let token = dir.join("hub.token");
+        std::fs::write(&token, format!("{HUB_TOKEN}\n")).unwrap();
+        let config = dir.join("hub.toml");
+        let mut text = format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nrules = {:?}\ntoken_file = {:?}\ncache_mib = 16\n",
+            dir.join("hub").display().to_string(),
+            repo("config/rules.toml").display().to_string(),
+            token.display().to_string(),
+        );
+        for (id, secret) in terminals {
+            text.push_str(&format!(
+                "[[terminals]]\nid = {id:?}\nsecret_file = {:?}\n",
+                secret.display().to_string()
+            ));
+        }
+        std::fs::write(&config, text).unwrap();
+        let mut child = super::loyaltyd_command()
+            .arg("--config")
+            .arg(&config)
+            .args(["hub", "serve", "--listen", listen])
+            .env("LOYALTYD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        let url = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("hub did not start; it said:\n{}", seen.join("\n")));
+            seen.push(line.clone());
+            if let Some(i) = line.find("hub listening on http://") {
+                let rest = &line[i + "hub listening on ".len()..];
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        Hub {
+            child,
+            url,
+            dir: dir.to_path_buf(),
+            log: rx,
+        }
+    }
+
+    /// host:port, for a proxy in front of it.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_string()
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.url, Some(HUB_TOKEN))
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

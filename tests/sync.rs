@@ -1,0 +1,469 @@
+//! Sync end to end: the real hub and real terminals on loopback, with a fault-injecting
+//! proxy between them. After the link heals, every committed record is on the hub
+//! exactly once, no point is applied twice, terminals and hub agree on every balance,
+//! and offline double spending stays within 2 x the cap and is reported.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::daemon::{code, Client, Daemon};
+use support::hub::{secret_file, Hub};
+use support::proxy::{Fault, Proxy};
+
+const PIN: &str = "1234";
+
+/// Polls `f` until it returns Some, or fails after `secs` seconds saying `what`.
+fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A terminal syncing with the hub through a proxy of its own.
+struct Shop {
+    id: &'static str,
+    dir: PathBuf,
+    secret: PathBuf,
+    proxy: Proxy,
+    d: Daemon,
+}
+
+impl Shop {
+    fn open(root: &Path, id: &'static str, hub: &Hub, secret: &Path) -> Shop {
+        let proxy = Proxy::start(&hub.addr());
+        let dir = root.join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = Shop::start(&dir, id, &proxy, secret, &[]);
+        Shop {
+            id,
+            dir,
+            secret: secret.to_path_buf(),
+            proxy,
+            d,
+        }
+    }
+
+    fn start(dir: &Path, id: &str, proxy: &Proxy, secret: &Path, env: &[(&str, &str)]) -> Daemon {
+        let url = proxy.url();
+        let secret = secret.display().to_string();
+        let args = [
+            "--terminal-id",
+            id,
+            "--upstream",
+            url.as_str(),
+            "--upstream-secret-file",
+            secret.as_str(),
+            "--sync-interval",
+            "1",
+        ];
+        Daemon::start_env(dir, &args, env)
+    }
+
+    fn restart(&mut self, env: &[(&str, &str)]) {
+        self.d = Shop::start(&self.dir, self.id, &self.proxy, &self.secret, env);
+    }
+
+    fn c(&self) -> Client {
+        self.d.client()
+    }
+
+    fn health(&self) -> Value {
+        self.c().get_json("/v1/health", 200)
+    }
+
+    /// Waits until everything this terminal made is acknowledged and a round has
+    /// completed since `after`.
+    fn wait_synced(&self, after: &str) {
+        eventually(60, &format!("{} has synced", self.id), || {
+            let h = self.health();
+            let last = h["last_sync_at"].as_str().unwrap_or("");
+            (h["outbox"] == 0 && last > after).then_some(())
+        });
+    }
+
+    fn enrol(&self, card: &str, phone: &str) -> String {
+        let body = json!({"card": card, "name": "Member", "phone": phone, "pin": PIN});
+        let m = self.c().post_json("/v1/members", &body, &[], 201);
+        m["member_id"].as_str().unwrap().to_string()
+    }
+
+    fn commit(&self, card: &str, key: &str, unit_price: i64, redeem: i64) -> Result<Value, Value> {
+        let mut body = json!({"card": card, "lines": [{"sku": "tv", "category": "electronics", "qty": 1, "unit_price": unit_price}]});
+        if redeem > 0 {
+            body["redeem_points"] = json!(redeem);
+            body["pin"] = json!(PIN);
+        }
+        let (status, text) = self
+            .c()
+            .post("/v1/checkout/commit", &body.to_string(), &[("Idempotency-Key", key)])
+            .unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        if status == 200 {
+            Ok(v)
+        } else {
+            Err(v)
+        }
+    }
+
+    /// The member's balance as this terminal sees it, once it knows the card.
+    fn balance(&self, card: &str) -> Option<i64> {
+        let (status, text) = self.c().get(&format!("/v1/cards/{card}")).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        (status == 200).then(|| v["balance"].as_i64().unwrap())
+    }
+}
+
+fn now_local(shop: &Shop) -> String {
+    // The health answer's clock is not exposed; a member read's instant format is the
+    // ruleset's local offset, like last_sync_at, so compare with a fresh timestamp.
+    let h = shop.health();
+    h["last_sync_at"].as_str().unwrap_or("").to_string()
+}
+
+fn hub_member(hub: &Hub, id: &str) -> Value {
+    hub.client().get_json(&format!("/v1/hub/members/{id}"), 200)
+}
+
+/// The hub's figures of a terminal, summed over its install epochs.
+fn hub_terminal(hub: &Hub, id: &str) -> (u64, u64) {
+    let all = hub.client().get_json("/v1/hub/terminals", 200);
+    all.as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["terminal_id"] == id)
+        .fold((0, 0), |(r, d), t| {
+            (
+                r + t["records"].as_u64().unwrap(),
+                d + t["duplicates"].as_u64().unwrap(),
+            )
+        })
+}
+
+/// Every terminal and the hub show the same balance for every member.
+fn assert_converged(hub: &Hub, shops: &[&Shop], members: &HashMap<String, String>, expected: &HashMap<String, i64>) {
+    for (card, id) in members {
+        let want = expected[card];
+        assert_eq!(hub_member(hub, id)["balance"], want, "hub balance of {card}");
+        for s in shops {
+            eventually(
+                30,
+                &format!("{} shows {card} at the hub's balance {want}", s.id),
+                || (s.balance(card) == Some(want)).then_some(()),
+            );
+        }
+    }
+}
+
+#[test]
+fn every_record_reaches_the_hub_once_through_a_faulty_link() {
+    let root = tempfile::tempdir().unwrap();
+    let (s1, s2) = (secret_file(root.path(), "T1"), secret_file(root.path(), "T2"));
+    let terminals = [("T1", s1.as_path()), ("T2", s2.as_path())];
+    let mut hub = Hub::start(root.path(), &terminals);
+    let mut t1 = Shop::open(root.path(), "T1", &hub, &s1);
+    let t2 = Shop::open(root.path(), "T2", &hub, &s2);
+
+    // Members enrolled at T1 become known at T2 through the hub.
+    let cards = ["0A000001", "0A000002", "0A000003", "0A000004"];
+    let mut members = HashMap::new();
+    for (i, card) in cards.iter().enumerate() {
+        members.insert(card.to_string(), t1.enrol(card, &format!("1390000000{i}")));
+    }
+    let mut made = HashMap::from([("T1", cards.len() as u64), ("T2", 0u64)]);
+    for card in cards {
+        eventually(30, &format!("T2 knows {card}"), || {
+            t2.c().get(&format!("/v1/cards/{card}")).ok().filter(|r| r.0 == 200)
+        });
+    }
+
+    let mut expected: HashMap<String, i64> = cards.iter().map(|c| (c.to_string(), 0)).collect();
+    let mut sale = |shop: &Shop, n: usize, made: &mut HashMap<&str, u64>| {
+        let card = cards[n % cards.len()];
+        let r = shop
+            .commit(card, &format!("{}-{n}", shop.id), 1000 + 100 * n as i64, 0)
+            .unwrap();
+        *expected.get_mut(card).unwrap() += r["points_earned"].as_i64().unwrap();
+        *made.get_mut(shop.id).unwrap() += 1;
+    };
+
+    // A bad link: every kind of fault, in turn, on both sides.
+    let faults = [
+        Fault::CutRequest,
+        Fault::CutResponse,
+        Fault::Duplicate,
+        Fault::Drop,
+        Fault::Delay(Duration::from_millis(1500)),
+        Fault::CutResponse,
+        Fault::Duplicate,
+    ];
+    t1.proxy.queue(&faults);
+    t2.proxy.queue(&faults[1..]);
+    for n in 0..12 {
+        sale(&t1, n, &mut made);
+        sale(&t2, n, &mut made);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The hub dies and comes back on another port.
+    hub.kill9();
+    for n in 12..18 {
+        sale(&t1, n, &mut made);
+        sale(&t2, n, &mut made);
+    }
+    hub = Hub::start(root.path(), &terminals);
+    t1.proxy.set_upstream(&hub.addr());
+    t2.proxy.set_upstream(&hub.addr());
+
+    // The link goes dead for a while: commits go on offline.
+    t1.proxy.down(true);
+    t2.proxy.down(true);
+    for n in 18..24 {
+        sale(&t1, n, &mut made);
+        sale(&t2, n, &mut made);
+    }
+    t1.proxy.down(false);
+    t2.proxy.down(false);
+
+    // T1 dies after the hub acknowledged its records and before it recorded that: two
+    // sales made offline, a restart with the fault armed while the link is still dead,
+    // then the link returns, the hub acknowledges, and T1 exits before recording it.
+    t1.proxy.down(true);
+    sale(&t1, 24, &mut made);
+    sale(&t1, 25, &mut made);
+    t1.d.signal(libc::SIGKILL);
+    t1.d.wait_exit(Duration::from_secs(10));
+    t1.restart(&[("LOYALTYD_FAULT", "exit-after-ack")]);
+    t1.proxy.down(false);
+    let status = t1.d.wait_exit(Duration::from_secs(30));
+    assert_eq!(
+        status.code(),
+        Some(137),
+        "T1 should have died right after an acknowledgement"
+    );
+    t1.restart(&[]);
+
+    // Healed: everything arrives, once.
+    eventually(60, "every injected fault was used", || {
+        (t1.proxy.queued() == 0 && t2.proxy.queued() == 0).then_some(())
+    });
+    let mark = now_local(&t1).max(now_local(&t2));
+    t1.wait_synced(&mark);
+    t2.wait_synced(&mark);
+    for shop in [&t1, &t2] {
+        let (records, _) = hub_terminal(&hub, shop.id);
+        assert_eq!(records, made[shop.id], "records of {} held by the hub", shop.id);
+    }
+    println!(
+        "hub holds T1 {:?} T2 {:?} (records, duplicates); faults applied at T1: {:?}",
+        hub_terminal(&hub, "T1"),
+        hub_terminal(&hub, "T2"),
+        t1.proxy
+            .applied()
+            .iter()
+            .filter(|a| a.1 != Fault::Pass)
+            .collect::<Vec<_>>()
+    );
+    let dups = hub_terminal(&hub, "T1").1 + hub_terminal(&hub, "T2").1;
+    assert!(
+        dups > 0,
+        "the duplicated and answer-lost pushes were refused as duplicates"
+    );
+    for f in [Fault::CutRequest, Fault::CutResponse, Fault::Duplicate, Fault::Drop] {
+        assert!(t1.proxy.applied().iter().any(|a| a.1 == f), "{f:?} was injected");
+    }
+    assert_converged(&hub, &[&t1, &t2], &members, &expected);
+    assert!(
+        hub.client()
+            .get_json("/v1/hub/reports/overspent", 200)
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "nobody redeemed, nobody is overspent"
+    );
+}
+
+#[test]
+fn offline_double_spend_is_bounded_by_the_cap_and_reported() {
+    let root = tempfile::tempdir().unwrap();
+    let (s1, s2) = (secret_file(root.path(), "T1"), secret_file(root.path(), "T2"));
+    let hub = Hub::start(root.path(), &[("T1", s1.as_path()), ("T2", s2.as_path())]);
+    let t1 = Shop::open(root.path(), "T1", &hub, &s1);
+    let t2 = Shop::open(root.path(), "T2", &hub, &s2);
+    let card = "0B000001";
+    let id = t1.enrol(card, "13900000001");
+    let earned = t1.commit(card, "big", 300_000, 0).unwrap()["points_earned"]
+        .as_i64()
+        .unwrap();
+    let cap = 2000; // redeem.offline_cap_points of config/rules.toml
+    assert!(earned >= cap && earned < 2 * cap, "{earned}");
+    eventually(30, "T2 sees the points", || {
+        (t2.balance(card) == Some(earned)).then_some(())
+    });
+
+    // Both shops lose the hub; each lets the member redeem up to the cap.
+    t1.proxy.down(true);
+    t2.proxy.down(true);
+    let r1 = t1.commit(card, "r1", 10_000, cap).unwrap();
+    let r2 = t2.commit(card, "r2", 10_000, cap).unwrap();
+    assert_eq!(
+        (r1["points_redeemed"].as_i64(), r2["points_redeemed"].as_i64()),
+        (Some(cap), Some(cap))
+    );
+    // The cap counts exactly what the hub has not confirmed.
+    let e = t1.commit(card, "r3", 10_000, 100).unwrap_err();
+    assert_eq!(code(&e), "offline_cap_exceeded", "{e}");
+
+    t1.proxy.down(false);
+    t2.proxy.down(false);
+    let mark = now_local(&t1).max(now_local(&t2));
+    t1.wait_synced(&mark);
+    t2.wait_synced(&mark);
+    let want = earned + r1["points_earned"].as_i64().unwrap() + r2["points_earned"].as_i64().unwrap() - 2 * cap;
+    assert!(want < 0, "the member spent more than they had: {want}");
+    assert!(-want <= 2 * cap, "overspent by at most 2 x the cap");
+    let members = HashMap::from([(card.to_string(), id.clone())]);
+    let expected = HashMap::from([(card.to_string(), want)]);
+    assert_converged(&hub, &[&t1, &t2], &members, &expected);
+    let report = hub.client().get_json("/v1/hub/reports/overspent", 200);
+    assert_eq!(report, json!([{"member_id": id, "balance": want}]));
+    // Once confirmed, the cap no longer holds the member back; the balance does.
+    let e = t1.commit(card, "r4", 10_000, 100).unwrap_err();
+    assert_eq!(code(&e), "insufficient_points", "{e}");
+}
+
+#[test]
+fn a_published_ruleset_and_a_blocked_card_reach_every_terminal() {
+    let root = tempfile::tempdir().unwrap();
+    let (s1, s2) = (secret_file(root.path(), "T1"), secret_file(root.path(), "T2"));
+    let hub = Hub::start(root.path(), &[("T1", s1.as_path()), ("T2", s2.as_path())]);
+    let t1 = Shop::open(root.path(), "T1", &hub, &s1);
+    let t2 = Shop::open(root.path(), "T2", &hub, &s2);
+    let card = "0C000001";
+    t1.enrol(card, "13900000002");
+    eventually(30, "T2 knows the card", || {
+        t2.c().get(&format!("/v1/cards/{card}")).ok().filter(|r| r.0 == 200)
+    });
+    let sale = json!({"card": card, "lines": [{"sku": "rice", "category": "grocery", "qty": 1, "unit_price": 5000}]});
+    let quote = |s: &Shop| {
+        s.c().post_json("/v1/checkout/quote", &sale, &[], 200)["points_earned"]
+            .as_i64()
+            .unwrap()
+    };
+    let before = quote(&t2);
+
+    // Version 2 doubles the points per unit.
+    let base = std::fs::read_to_string(support::daemon::repo("config/rules.toml")).unwrap();
+    let v2 = base
+        .replacen("version = 1", "version = 2", 1)
+        .replacen("points_per_unit = 1 ", "points_per_unit = 2 ", 1);
+    assert_ne!(v2, base);
+    let (status, body) = hub_post(&hub, "/v1/hub/rulesets", &v2, true);
+    assert_eq!(status, 201, "{body}");
+    // Not newer: refused.
+    let (status, body) = hub_post(&hub, "/v1/hub/rulesets", &v2, true);
+    assert_eq!(
+        (status, code(&serde_json::from_str(&body).unwrap())),
+        (400, "invalid_input")
+    );
+    for s in [&t1, &t2] {
+        eventually(30, &format!("{} prices with version 2", s.id), || {
+            (quote(s) == 2 * before).then_some(())
+        });
+    }
+
+    // Blocked at T1, refused at T2 after its next pull.
+    t1.c()
+        .post_json(&format!("/v1/cards/{card}/block"), &json!({}), &[], 200);
+    eventually(30, "T2 refuses the blocked card", || {
+        let (status, text) = t2.c().post("/v1/checkout/quote", &sale.to_string(), &[]).unwrap();
+        (status == 422 && text.contains("card_blocked")).then_some(())
+    });
+}
+
+fn hub_post(hub: &Hub, path: &str, body: &str, with_token: bool) -> (u16, String) {
+    let c = if with_token {
+        hub.client()
+    } else {
+        hub.client().with_token(None)
+    };
+    c.post(path, body, &[]).unwrap()
+}
+
+#[test]
+fn unauthenticated_or_unknown_terminals_are_refused() {
+    use loyaltyd::sync::wire::{self, PushRequest};
+    let root = tempfile::tempdir().unwrap();
+    let s1 = secret_file(root.path(), "T1");
+    let hub = Hub::start(root.path(), &[("T1", s1.as_path())]);
+    let secret = std::fs::read_to_string(&s1).unwrap().trim().as_bytes().to_vec();
+    let push = |terminal: &str, key: &[u8], auth: bool| {
+        let req = PushRequest {
+            terminal_id: terminal.into(),
+            epoch: 7,
+            from: 1,
+            upto: 0,
+            records: vec![],
+        };
+        let body = postcard::to_allocvec(&req).unwrap();
+        let mut r = ureq::post(format!("{}{}", hub.url, wire::PUSH_PATH))
+            .config()
+            .http_status_as_error(false)
+            .build();
+        if auth {
+            r = r.header("Authorization", wire::sign(key, terminal, wire::PUSH_PATH, &body));
+        }
+        r.send(&body[..]).unwrap().status().as_u16()
+    };
+    assert_eq!(
+        push("T1", &secret, true),
+        200,
+        "the registered terminal with its secret"
+    );
+    assert_eq!(push("T1", &secret, false), 401, "unsigned");
+    assert_eq!(push("T1", b"a-wrong-secret-0123456789", true), 401, "wrong secret");
+    assert_eq!(push("T9", &secret, true), 401, "unknown terminal");
+    // A terminal cannot push another's stream with its own signature.
+    let body = postcard::to_allocvec(&PushRequest {
+        terminal_id: "T2".into(),
+        epoch: 7,
+        from: 1,
+        upto: 0,
+        records: vec![],
+    })
+    .unwrap();
+    let status = ureq::post(format!("{}{}", hub.url, wire::PUSH_PATH))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .header("Authorization", wire::sign(&secret, "T1", wire::PUSH_PATH, &body))
+        .send(&body[..])
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(status, 401);
+    // Operators need the token.
+    let anon = hub.client().with_token(None);
+    for path in ["/v1/hub/terminals", "/v1/hub/reports/overspent", "/v1/hub/members/m-1"] {
+        assert_eq!(anon.get(path).unwrap().0, 401, "{path}");
+    }
+    assert_eq!(hub_post(&hub, "/v1/hub/rulesets", "version = 9", false).0, 401);
+    assert_eq!(
+        code(&hub.client().get_json("/v1/hub/members/m-nobody", 404)),
+        "unknown_member"
+    );
+    // An unknown terminal process gets nowhere, and says so in its health.
+    let t9 = Shop::open(root.path(), "T9", &hub, &secret_file(root.path(), "T9"));
+    t9.enrol("0D000001", "13900000009");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(t9.health()["outbox"], 1);
+    assert!(hub_terminal(&hub, "T9") == (0, 0));
+}
