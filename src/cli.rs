@@ -102,6 +102,9 @@ enum Cmd {
         /// Seconds between sync rounds (overrides sync.interval_secs)
         #[arg(long)]
         sync_interval: Option<u64>,
+        /// Which clock to believe: auto | trusted | untrusted | hub (overrides clock)
+        #[arg(long)]
+        clock: Option<crate::engine::ClockPolicy>,
     },
     /// The chain's hub (global --config names config/hub.toml here)
     #[command(subcommand)]
@@ -354,6 +357,7 @@ fn run(cli: Cli) -> Result<Out> {
             upstream,
             upstream_secret_file,
             sync_interval,
+            clock,
         } => {
             let mut cfg = load_config(&cli)?;
             if let Some(t) = terminal_id {
@@ -372,6 +376,9 @@ fn run(cli: Cli) -> Result<Out> {
             }
             if let Some(s) = sync_interval {
                 cfg.sync.interval_secs = *s;
+            }
+            if let Some(c) = clock {
+                cfg.clock = *c;
             }
             let ecfg = cfg.engine_config();
             let args = crate::daemon::ServeArgs {

@@ -39,10 +39,27 @@ struct HubClock {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClockPolicy {
-    /// Trusted when the kernel says the clock is NTP-synchronised.
+    /// Trusted when the kernel says the clock is NTP-synchronised, or while a recent
+    /// measurement against the hub's clock exists (which then corrects it).
     Auto,
     Trusted,
     Untrusted,
+    /// Only the hub's clock is believed: trusted while a recent measurement exists,
+    /// and business time is always corrected by it (no NTP at the shop).
+    Hub,
+}
+
+impl std::str::FromStr for ClockPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<ClockPolicy, String> {
+        match s {
+            "auto" => Ok(ClockPolicy::Auto),
+            "trusted" => Ok(ClockPolicy::Trusted),
+            "untrusted" => Ok(ClockPolicy::Untrusted),
+            "hub" => Ok(ClockPolicy::Hub),
+            _ => Err(format!("clock policy {s:?}: auto, trusted, untrusted or hub")),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -383,6 +400,7 @@ impl Engine {
             ClockPolicy::Trusted => true,
             ClockPolicy::Untrusted => false,
             ClockPolicy::Auto => kernel_clock_synced() || self.hub_offset().is_some(),
+            ClockPolicy::Hub => self.hub_offset().is_some(),
         }
     }
 
@@ -406,16 +424,19 @@ impl Engine {
         }
     }
 
-    /// Business "now": the system clock, corrected by the hub's estimate when the kernel
-    /// clock is not synchronised (a Pi without RTC booting offline).
+    /// Business "now": the system clock, corrected by the hub's estimate when the policy
+    /// says so or the kernel clock is not synchronised (a Pi without RTC booting offline).
     pub fn now(&self) -> Ts {
         let now = model::now();
-        if self.cfg.clock == ClockPolicy::Auto && !kernel_clock_synced() {
-            if let Some(off) = self.hub_offset() {
-                return now + off;
-            }
+        let correct = match self.cfg.clock {
+            ClockPolicy::Hub => true,
+            ClockPolicy::Auto => !kernel_clock_synced(),
+            ClockPolicy::Trusted | ClockPolicy::Untrusted => false,
+        };
+        match self.hub_offset() {
+            Some(off) if correct => now + off,
+            _ => now,
         }
-        now
     }
 
     pub fn at(&self, explicit: Option<Ts>) -> At {

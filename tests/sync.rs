@@ -399,6 +399,55 @@ fn hub_post(hub: &Hub, path: &str, body: &str, with_token: bool) -> (u16, String
 }
 
 #[test]
+fn a_terminal_without_a_clock_of_its_own_takes_the_hubs() {
+    let root = tempfile::tempdir().unwrap();
+    let s1 = secret_file(root.path(), "T1");
+    let hub = Hub::start(root.path(), &[("T1", s1.as_path())]);
+    let proxy = Proxy::start(&hub.addr());
+    proxy.down(true);
+    let dir = root.path().join("T1");
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = proxy.url();
+    let secret = s1.display().to_string();
+    let args = [
+        "--upstream",
+        url.as_str(),
+        "--upstream-secret-file",
+        secret.as_str(),
+        "--sync-interval",
+        "1",
+        "--clock",
+        "hub",
+    ];
+    let d = Daemon::start_env(&dir, &args, &[]);
+    let c = d.client();
+    assert_eq!(c.get_json("/v1/health", 200)["clock_trusted"], false, "no hub seen yet");
+    c.post_json(
+        "/v1/members",
+        &json!({"card": "0E000001", "name": "Member", "phone": "13900000005"}),
+        &[],
+        201,
+    );
+    proxy.down(false);
+    eventually(30, "the hub's clock is trusted", || {
+        (c.get_json("/v1/health", 200)["clock_trusted"] == true).then_some(())
+    });
+    c.post_json(
+        "/v1/members",
+        &json!({"card": "0E000002", "name": "Member", "phone": "13900000006"}),
+        &[],
+        201,
+    );
+    // The hub keeps the terminal's record with its clock flag inside its own.
+    let t = eventually(30, "both records reach the hub", || {
+        let all = hub.client().get_json("/v1/hub/terminals", 200);
+        let t = all[0].clone();
+        (t["records"] == 2).then_some(t)
+    });
+    assert_eq!(t["untrusted_clock"], 1, "{t}");
+}
+
+#[test]
 fn unauthenticated_or_unknown_terminals_are_refused() {
     use loyaltyd::sync::wire::{self, PushRequest};
     let root = tempfile::tempdir().unwrap();

@@ -469,6 +469,7 @@ fn apply_remote(ch: &mut Changes, o: Origin, r: &Remote) -> Result<()> {
         }
     }
     t.records += 1;
+    t.untrusted_clock += u64::from(!r.record.clock_trusted);
     ch.put(tk, &t);
     ch.put(
         super::record_key(&r.terminal_id, r.epoch, r.seq),

@@ -137,6 +137,9 @@ pub struct HubTerminal {
     pub duplicates: u64,
     /// Records stored whose effects could not be applied.
     pub skipped: u64,
+    /// Records the terminal made while it did not trust its clock (their business time
+    /// may be off; the hub's own receive time is in the wrapping record).
+    pub untrusted_clock: u64,
 }
 
 /// What the hub has acknowledged of this terminal's journal: everything up to `seq`,

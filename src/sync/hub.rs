@@ -48,6 +48,8 @@ pub struct TerminalView {
     pub duplicates: u64,
     /// Records held whose effects could not be applied (should stay 0).
     pub skipped: u64,
+    /// Records made while the terminal did not trust its clock.
+    pub untrusted_clock: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -272,6 +274,7 @@ impl HubStore for SledHub {
                 records: t.records,
                 duplicates: t.duplicates,
                 skipped: t.skipped,
+                untrusted_clock: t.untrusted_clock,
             })
             .collect())
     }
