@@ -286,6 +286,8 @@ pub struct MemberState {
     /// The last local journal record that changed this member: a hub snapshot that does
     /// not cover it yet must not replace the local state.
     pub local_seq: u64,
+    /// Hub: the member is in the negative-balance index (so that leaving it needs no read).
+    pub listed_negative: bool,
 }
 
 impl MemberState {

@@ -124,14 +124,15 @@ pub struct HubPull {
     pub ruleset: Option<String>,
 }
 
-/// A terminal's record as the hub keeps it: its identity, the terminal's own times
-/// (inside `record`) and the hub's (the wrapping record's).
+/// A terminal's record as the hub keeps it: its identity and the journal payload exactly
+/// as the terminal wrote it (with the terminal's own times inside), wrapped in a hub
+/// record (with the hub's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Remote {
     pub terminal_id: String,
     pub epoch: u64,
     pub seq: u64,
-    pub record: Record,
+    pub payload: Vec<u8>,
 }
 
 impl Body {
@@ -193,27 +194,6 @@ impl Record {
         match postcard::from_bytes::<Payload>(bytes) {
             Ok(Payload::V1(r)) => Ok(r),
             Err(e) => Err(Error::internal(format!("undecodable journal record: {e}"))),
-        }
-    }
-
-    /// The member a record concerns, if one.
-    pub fn member_id(&self) -> Option<&str> {
-        match &self.body {
-            Body::MemberAdd { member_id, .. }
-            | Body::CouponIssue { member_id, .. }
-            | Body::RewardRedeem { member_id, .. }
-            | Body::Expire { member_id }
-            | Body::PinFail { member_id } => Some(member_id),
-            Body::Checkout(c) => Some(&c.member_id),
-            Body::Refund(r) => Some(&r.member_id),
-            Body::Remote(r) => r.record.member_id(),
-            Body::Init { .. }
-            | Body::CardBlock { .. }
-            | Body::CardReplace { .. }
-            | Body::HubPull(_)
-            | Body::Covered { .. }
-            | Body::RulesetPublish { .. }
-            | Body::Acked { .. } => None,
         }
     }
 }

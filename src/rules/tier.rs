@@ -97,6 +97,7 @@ mod tests {
             pin_failed_at: 0,
             unacked_redeem: vec![],
             local_seq: 0,
+            listed_negative: false,
         }
     }
 

@@ -41,6 +41,9 @@ struct Changes<'a> {
     base: Option<&'a HashMap<Vec<u8>, Option<Vec<u8>>>>,
     /// Values read or written so far, by key, so reads see earlier writes.
     cache: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Hub: entities changed, by seq, moved to the feed's head once the whole step is
+    /// known (so that an entity changed many times in one step moves once).
+    feed: Vec<(FeedKind, String, u64)>,
 }
 
 impl Changes<'_> {
@@ -77,33 +80,50 @@ impl Changes<'_> {
         if o.local {
             m.local_seq = o.seq;
         }
-        self.put(k(key::MEMBER, m.member_id.as_bytes()), &*m);
         if !self.store.hub {
+            self.put(k(key::MEMBER, m.member_id.as_bytes()), &*m);
             return Ok(());
         }
         let nk = k(key::NEGATIVE, m.member_id.as_bytes());
         if m.ledger_balance() < 0 {
             self.put(nk, &m.ledger_balance());
-        } else if self.read(&nk)?.is_some() {
+            m.listed_negative = true;
+        } else if m.listed_negative {
             self.remove(nk);
+            m.listed_negative = false;
         }
+        self.put(k(key::MEMBER, m.member_id.as_bytes()), &*m);
         self.feed(FeedKind::Member, &m.member_id, o)
     }
 
-    /// Hub: moves an entity to the head of the change feed.
+    /// Hub: notes that an entity changed, for the change feed.
     fn feed(&mut self, kind: FeedKind, id: &str, o: Origin) -> Result<()> {
-        if !self.store.hub {
-            return Ok(());
+        if self.store.hub {
+            self.feed.push((kind, id.to_string(), o.seq));
         }
-        let pos = feed_pos_key(kind, id);
-        if let Some(old) = self.get::<u64>("feed position", &pos)? {
-            if old == o.seq {
-                return Ok(());
+        Ok(())
+    }
+
+    /// Hub: moves every entity changed in this step to the head of the change feed.
+    /// Runs on the step's own changes, so an entry made earlier in the step is simply
+    /// dropped rather than written and removed.
+    fn settle_feed(&mut self) -> Result<()> {
+        for (kind, id, seq) in std::mem::take(&mut self.feed) {
+            let pos = feed_pos_key(kind, &id);
+            if let Some(old) = self.get::<u64>("feed position", &pos)? {
+                if old == seq {
+                    continue;
+                }
+                let old_key = feed_key(old, kind, &id);
+                if matches!(self.cache.get(&old_key), Some(Some(_))) {
+                    self.cache.remove(&old_key);
+                } else {
+                    self.remove(old_key);
+                }
             }
-            self.remove(feed_key(old, kind, id));
+            self.put(feed_key(seq, kind, &id), &());
+            self.put(pos, &seq);
         }
-        self.put(feed_key(o.seq, kind, id), &());
-        self.put(pos, &o.seq);
         Ok(())
     }
 
@@ -146,6 +166,7 @@ impl Store {
             store: self,
             base: None,
             cache: HashMap::new(),
+            feed: Vec::new(),
         };
         let mut pushable = self.pushable.load(Ordering::Acquire);
         for (i, rec) in recs.iter().enumerate() {
@@ -158,6 +179,7 @@ impl Store {
             apply_body(&mut ch, origin, rec)?;
             pushable += u64::from(local);
         }
+        ch.settle_feed()?;
         let last = first + recs.len() as u64 - 1;
         ch.put(key::APPLIED.to_vec(), &Applied { seq: last, pushable });
         self.shared.overlay.merge(ch.cache);
@@ -168,8 +190,8 @@ impl Store {
 }
 
 /// The hash under which the hub remembers a pushed record's content.
-pub fn content_hash(rec: &Record) -> [u8; 32] {
-    Sha256::digest(rec.encode()).into()
+pub fn content_hash(payload: &[u8]) -> [u8; 32] {
+    Sha256::digest(payload).into()
 }
 
 fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
@@ -214,6 +236,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
                 pin_failed_at: 0,
                 unacked_redeem: vec![],
                 local_seq: 0,
+                listed_negative: false,
             };
             if card_taken {
                 tracing::warn!("member {member_id}: card {card} is already enrolled to another member; blocked");
@@ -275,12 +298,10 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
                     ch.feed(FeedKind::Coupon, code, o)?;
                 }
             }
-            if let Some((idem_key, hash)) = &c.idem {
-                let scoped = match o.terminal {
-                    Some(t) => format!("{t}/{idem_key}"),
-                    None => idem_key.clone(),
-                };
-                ch.put(k(key::IDEM, scoped.as_bytes()), &(*hash, c.tx_id.clone()));
+            // Idempotency is the terminal's business (the POS talks to it); the hub
+            // identifies records by their own identity.
+            if let (Some((idem_key, hash)), None) = (&c.idem, o.terminal) {
+                ch.put(k(key::IDEM, idem_key.as_bytes()), &(*hash, c.tx_id.clone()));
             }
             let tx = TxState {
                 rec: (**c).clone(),
@@ -447,17 +468,22 @@ fn apply_remote(ch: &mut Changes, o: Origin, r: &Remote) -> Result<()> {
         local: false,
         terminal: Some(&r.terminal_id),
     };
-    let applied = {
+    let record = Record::decode(&r.payload);
+    let applied = record.as_ref().map_err(Clone::clone).and_then(|record| {
         let mut own = Changes {
             store: ch.store,
             base: Some(&ch.cache),
             cache: HashMap::new(),
+            feed: Vec::new(),
         };
-        apply_body(&mut own, o, &r.record).map(|_| own.cache)
-    };
+        apply_body(&mut own, o, record).map(|_| (own.cache, own.feed))
+    });
     let (tk, mut t) = ch.terminal(&r.terminal_id, r.epoch)?;
     match applied {
-        Ok(changes) => ch.cache.extend(changes),
+        Ok((changes, feed)) => {
+            ch.cache.extend(changes);
+            ch.feed.extend(feed);
+        }
         Err(e) => {
             tracing::error!(
                 "hub: record {}/{:x}/{} could not be applied and is kept without effect: {e}",
@@ -469,12 +495,12 @@ fn apply_remote(ch: &mut Changes, o: Origin, r: &Remote) -> Result<()> {
         }
     }
     t.records += 1;
-    t.untrusted_clock += u64::from(!r.record.clock_trusted);
+    t.untrusted_clock += u64::from(record.is_ok_and(|r| !r.clock_trusted));
     ch.put(tk, &t);
-    ch.put(
-        super::record_key(&r.terminal_id, r.epoch, r.seq),
-        &content_hash(&r.record),
-    );
+    let page_key = super::record_page_key(&r.terminal_id, r.epoch, r.seq);
+    let mut page: super::HashPage = ch.get("record hashes", &page_key)?.unwrap_or_default();
+    page.insert(r.seq, content_hash(&r.payload));
+    ch.put(page_key, &page);
     Ok(())
 }
 
@@ -499,6 +525,7 @@ fn apply_pull(ch: &mut Changes, o: Origin, p: &HubPull) -> Result<()> {
         let mut m = snap.clone();
         m.local_seq = local.as_ref().map_or(0, |l| l.local_seq);
         m.unacked_redeem.clear();
+        m.listed_negative = false;
         for (card, _) in &m.cards {
             ch.put(k(key::CARD, card.as_bytes()), &m.member_id);
         }

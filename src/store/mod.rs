@@ -46,7 +46,7 @@ mod key {
     pub const NEGATIVE: u8 = b'n';
     /// Terminal: members whose hub snapshot was skipped for pending local changes.
     pub const STALE: u8 = b's';
-    /// Hub: content hash of every record a terminal pushed, by identity.
+    /// Hub: content hashes of the records a terminal pushed, by identity, in pages.
     pub const RECORD: u8 = b'R';
     /// Hub: per terminal and epoch, what it holds.
     pub const TERMINAL: u8 = b'T';
@@ -103,12 +103,33 @@ fn terminal_key(terminal: &str, epoch: u64) -> Vec<u8> {
     v
 }
 
-fn record_key(terminal: &str, epoch: u64, seq: u64) -> Vec<u8> {
+/// Record hashes are kept in pages of this many seqs (one sled key per page rather
+/// than per record: the hub ingests many records per step).
+const HASH_PAGE: u64 = 256;
+
+fn record_page_key(terminal: &str, epoch: u64, seq: u64) -> Vec<u8> {
     let mut v = k(key::RECORD, terminal.as_bytes());
     v.push(0);
     v.extend_from_slice(&epoch.to_be_bytes());
-    v.extend_from_slice(&seq.to_be_bytes());
+    v.extend_from_slice(&(seq / HASH_PAGE).to_be_bytes());
     v
+}
+
+/// The content hashes of the records of one page of a terminal stream, by seq.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct HashPage(Vec<(u64, [u8; 32])>);
+
+impl HashPage {
+    fn insert(&mut self, seq: u64, hash: [u8; 32]) {
+        match self.0.binary_search_by_key(&seq, |e| e.0) {
+            Ok(i) => self.0[i].1 = hash,
+            Err(i) => self.0.insert(i, (seq, hash)),
+        }
+    }
+
+    fn get(&self, seq: u64) -> Option<[u8; 32]> {
+        self.0.binary_search_by_key(&seq, |e| e.0).ok().map(|i| self.0[i].1)
+    }
 }
 
 fn feed_key(seq: u64, kind: FeedKind, id: &str) -> Vec<u8> {
@@ -434,7 +455,8 @@ impl Store {
 
     /// Hub: the content hash of a stored pushed record.
     pub fn record_hash(&self, terminal: &str, epoch: u64, seq: u64) -> Result<Option<[u8; 32]>> {
-        self.get("record hash", &record_key(terminal, epoch, seq))
+        let page: Option<HashPage> = self.get("record hashes", &record_page_key(terminal, epoch, seq))?;
+        Ok(page.and_then(|p| p.get(seq)))
     }
 
     /// Hub: one terminal stream's figures.

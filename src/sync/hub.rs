@@ -154,20 +154,19 @@ impl HubStore for SledHub {
             let mut bodies = Vec::new();
             let mut duplicates = 0;
             for (seq, payload) in &push.records {
-                let record =
-                    Record::decode(payload).map_err(|e| Error::invalid(format!("record {seq}: {}", e.message)))?;
                 if *seq <= held {
                     match store.record_hash(&push.terminal_id, push.epoch, *seq)? {
-                        Some(h) if h == content_hash(&record) => duplicates += 1,
+                        Some(h) if h == content_hash(payload) => duplicates += 1,
                         _ => return Err(conflict(push, *seq)),
                     }
                     continue;
                 }
+                Record::decode(payload).map_err(|e| Error::invalid(format!("record {seq}: {}", e.message)))?;
                 bodies.push(Body::Remote(Box::new(Remote {
                     terminal_id: push.terminal_id.clone(),
                     epoch: push.epoch,
                     seq: *seq,
-                    record,
+                    payload: payload.clone(),
                 })));
             }
             let acked = held.max(push.upto);
