@@ -263,18 +263,29 @@ fn out<T: Serialize>(v: &T, text: String) -> Result<Out> {
     })
 }
 
-fn load_config(cli: &Cli) -> Result<Config> {
-    let (path, explicit) = match &cli.config {
+/// The config file named by `--config` (explicit), else the default path (which may be
+/// absent: the embedded defaults then apply).
+fn config_path(cli: &Cli, default: &str) -> (PathBuf, bool) {
+    match &cli.config {
         Some(p) => (p.clone(), true),
-        None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
-    };
-    let mut cfg = Config::load(&path, explicit).map_err(|e| Error::invalid(e.to_string()))?;
+        None => (PathBuf::from(default), false),
+    }
+}
+
+/// `--data-dir` and `--rules` override what the file says.
+fn overrides(cli: &Cli, data_dir: &mut PathBuf, rules: &mut PathBuf) {
     if let Some(d) = &cli.data_dir {
-        cfg.data_dir = d.clone();
+        *data_dir = d.clone();
     }
     if let Some(r) = &cli.rules {
-        cfg.rules = r.clone();
+        *rules = r.clone();
     }
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let (path, explicit) = config_path(cli, DEFAULT_CONFIG_PATH);
+    let mut cfg = Config::load(&path, explicit).map_err(|e| Error::invalid(e.to_string()))?;
+    overrides(cli, &mut cfg.data_dir, &mut cfg.rules);
     Ok(cfg)
 }
 
@@ -285,17 +296,9 @@ fn load(cli: &Cli) -> Result<(Config, EngineConfig)> {
 }
 
 fn load_hub(cli: &Cli) -> Result<HubConfig> {
-    let (path, explicit) = match &cli.config {
-        Some(p) => (p.clone(), true),
-        None => (PathBuf::from(DEFAULT_HUB_CONFIG_PATH), false),
-    };
+    let (path, explicit) = config_path(cli, DEFAULT_HUB_CONFIG_PATH);
     let mut cfg = HubConfig::load(&path, explicit).map_err(|e| Error::invalid(e.to_string()))?;
-    if let Some(d) = &cli.data_dir {
-        cfg.data_dir = d.clone();
-    }
-    if let Some(r) = &cli.rules {
-        cfg.rules = r.clone();
-    }
+    overrides(cli, &mut cfg.data_dir, &mut cfg.rules);
     Ok(cfg)
 }
 

@@ -128,16 +128,8 @@ struct Parts {
 }
 
 async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), String> {
-    let Parts {
-        cfg,
-        spec,
-        reader_opts,
-        feedback,
-        token,
-        listen,
-        sync,
-    } = parts;
-    let listener = tokio::net::TcpListener::bind(&listen)
+    let listen = &parts.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -145,17 +137,17 @@ async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), String> {
     let (events, _) = broadcast::channel(256);
     let state = Arc::new(AppState {
         engine: engine.clone(),
-        token,
+        token: parts.token,
         events,
         metrics: Arc::new(Metrics::default()),
-        feedback,
+        feedback: parts.feedback,
         sync: Arc::new(SyncInfo::default()),
         stopping: stop_rx.clone(),
     });
 
     // Card reads: reader thread -> channel -> lookup, SSE, feedback.
     let (reads_tx, mut reads_rx) = mpsc::channel::<reader::CardRead>(64);
-    reader::start(&spec, &reader_opts, reads_tx)?;
+    reader::start(&parts.spec, &parts.reader_opts, reads_tx)?;
     let st = state.clone();
     tokio::spawn(async move {
         while let Some(read) = reads_rx.recv().await {
@@ -166,7 +158,7 @@ async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), String> {
         }
     });
 
-    if let Some(sync) = sync {
+    if let Some(sync) = parts.sync {
         tracing::info!("sync: with {} every {:?}", sync.upstream, sync.interval);
         let wake = Arc::new(tokio::sync::Notify::new());
         let w = wake.clone();
@@ -183,9 +175,9 @@ async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), String> {
     if let Some(interval) = sd_notify::watchdog_enabled() {
         tokio::spawn(watchdog(engine.clone(), interval));
     }
-    tokio::spawn(signals(cfg, engine.clone(), stop_tx));
+    tokio::spawn(signals(parts.cfg, engine.clone(), stop_tx));
 
-    tracing::info!("listening on http://{addr} (reader: {spec:?})");
+    tracing::info!("listening on http://{addr} (reader: {:?})", parts.spec);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
     let mut stop = stop_rx.clone();

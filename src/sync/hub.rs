@@ -456,49 +456,58 @@ fn terminal_of(st: &HubState, headers: &HeaderMap, path: &str, body: &[u8]) -> R
     Ok(terminal.to_string())
 }
 
-fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
-    postcard::from_bytes(body).map_err(|e| Error::invalid(format!("undecodable sync body: {e}")))
+/// A request body that names the terminal it comes from.
+trait FromTerminal: serde::de::DeserializeOwned + Send + 'static {
+    fn terminal_id(&self) -> &str;
 }
 
-fn postcard_reply<T: Serialize>(v: &T) -> Response {
-    match postcard::to_allocvec(v) {
-        Ok(bytes) => ([(header::CONTENT_TYPE, wire::CONTENT_TYPE)], bytes).into_response(),
-        Err(e) => Error::internal(format!("cannot encode the reply: {e}")).into_response(),
+impl FromTerminal for PushRequest {
+    fn terminal_id(&self) -> &str {
+        &self.terminal_id
+    }
+}
+
+impl FromTerminal for PullRequest {
+    fn terminal_id(&self) -> &str {
+        &self.terminal_id
+    }
+}
+
+/// Checks a sync request's signature and that it speaks for the terminal that signed
+/// it, runs `f` on the store and answers in postcard.
+async fn signed<Q: FromTerminal, A: Serialize + Send + 'static>(
+    st: Shared,
+    headers: HeaderMap,
+    body: Bytes,
+    path: &'static str,
+    f: fn(&dyn HubStore, &Q) -> Result<A>,
+) -> Response {
+    let req = terminal_of(&st, &headers, path, &body).and_then(|t| {
+        let req: Q = postcard::from_bytes(&body).map_err(|e| Error::invalid(format!("undecodable sync body: {e}")))?;
+        if req.terminal_id() != t {
+            return Err(Error::new(Code::Unauthorized, "signed by another terminal"));
+        }
+        Ok(req)
+    });
+    let req = match req {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    match blocking(&st, move |s| f(s, &req)).await {
+        Ok(answer) => match postcard::to_allocvec(&answer) {
+            Ok(bytes) => ([(header::CONTENT_TYPE, wire::CONTENT_TYPE)], bytes).into_response(),
+            Err(e) => Error::internal(format!("cannot encode the answer: {e}")).into_response(),
+        },
+        Err(e) => e.into_response(),
     }
 }
 
 async fn push(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let req: PushRequest = match terminal_of(&st, &headers, wire::PUSH_PATH, &body).and_then(|t| {
-        let req: PushRequest = decode(&body)?;
-        if req.terminal_id != t {
-            return Err(Error::new(Code::Unauthorized, "signed by another terminal"));
-        }
-        Ok(req)
-    }) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    match blocking(&st, move |s| s.ingest(&req)).await {
-        Ok(reply) => postcard_reply(&reply),
-        Err(e) => e.into_response(),
-    }
+    signed(st, headers, body, wire::PUSH_PATH, |s, r: &PushRequest| s.ingest(r)).await
 }
 
 async fn pull(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let req: PullRequest = match terminal_of(&st, &headers, wire::PULL_PATH, &body).and_then(|t| {
-        let req: PullRequest = decode(&body)?;
-        if req.terminal_id != t {
-            return Err(Error::new(Code::Unauthorized, "signed by another terminal"));
-        }
-        Ok(req)
-    }) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    match blocking(&st, move |s| s.pull(&req)).await {
-        Ok(reply) => postcard_reply(&reply),
-        Err(e) => e.into_response(),
-    }
+    signed(st, headers, body, wire::PULL_PATH, |s, r: &PullRequest| s.pull(r)).await
 }
 
 /// Operator endpoints need the bearer token.

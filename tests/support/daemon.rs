@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -71,37 +71,9 @@ impl Daemon {
         if !extra.contains(&"--upstream") {
             args.extend(["--upstream".to_string(), "http://127.0.0.1:9".to_string()]);
         }
-        let mut child = super::loyaltyd_command()
-            .args(&args)
-            .envs(env.iter().copied())
-            .env("LOYALTYD_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut seen = Vec::new();
-        let url = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("daemon did not start; it said:\n{}", seen.join("\n")));
-            seen.push(line.clone());
-            if let Some(i) = line.find("listening on http://") {
-                let rest = &line[i + "listening on ".len()..];
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
+        let mut cmd = super::loyaltyd_command();
+        cmd.args(&args).envs(env.iter().copied());
+        let (child, url, rx) = spawn_logged(cmd, "listening on ");
         Daemon {
             child,
             url,
@@ -134,6 +106,40 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Spawns `cmd` (LOYALTYD_LOG=info, stderr captured line by line) and waits, at most
+/// 30 s, for the log line with `marker` followed by the URL it listens on.
+pub fn spawn_logged(mut cmd: Command, marker: &str) -> (Child, String, mpsc::Receiver<String>) {
+    let mut child = cmd
+        .env("LOYALTYD_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    let url = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("{cmd:?} did not start; it said:\n{}", seen.join("\n")));
+        seen.push(line.clone());
+        if let Some(i) = line.find(marker) {
+            break line[i + marker.len()..].split_whitespace().next().unwrap().to_string();
+        }
+    };
+    (child, url, rx)
 }
 
 impl Drop for Daemon {

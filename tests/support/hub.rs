@@ -4,13 +4,11 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
-use super::daemon::{repo, Client};
+use super::daemon::{repo, spawn_logged, Client};
 
 pub const HUB_TOKEN: &str = "hub-operator-token-0123";
 
@@ -51,43 +49,16 @@ impl Hub {
             ));
         }
         std::fs::write(&config, text).unwrap();
-        let mut child = super::loyaltyd_command()
-            .arg("--config")
+        let mut cmd = super::loyaltyd_command();
+        cmd.arg("--config")
             .arg(&config)
-            .args(["hub", "serve", "--listen", listen])
-            .env("LOYALTYD_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut seen = Vec::new();
-        let url = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("hub did not start; it said:\n{}", seen.join("\n")));
-            seen.push(line.clone());
-            if let Some(i) = line.find("hub listening on http://") {
-                let rest = &line[i + "hub listening on ".len()..];
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
+            .args(["hub", "serve", "--listen", listen]);
+        let (child, url, log) = spawn_logged(cmd, "hub listening on ");
         Hub {
             child,
             url,
             dir: dir.to_path_buf(),
-            log: rx,
+            log,
         }
     }
 
