@@ -106,6 +106,12 @@ pub struct Engine {
     pub startup: Startup,
 }
 
+/// A PIN checked ahead of the writer lock against the member's hash `phc`.
+struct PinAhead {
+    phc: String,
+    right: bool,
+}
+
 /// Pushable records as (seq, payload), and the seq up to which they cover the journal.
 pub type OutboxBatch = (Vec<(u64, Vec<u8>)>, u64);
 
@@ -740,6 +746,19 @@ impl Engine {
 
     // ----- checkout -----
 
+    /// Checks a PIN before the writer lock is taken: argon2 is slow on purpose (tens of
+    /// milliseconds, more on a Pi), and other commits must not wait for it. The answer
+    /// holds for the hash it was checked against; under the lock it is used only if the
+    /// member's hash is still that one.
+    fn pin_ahead(&self, card: &str, pin: Option<&str>, needed: bool) -> Option<PinAhead> {
+        let pin = pin.filter(|p| needed && model::validate_pin(p).is_ok())?;
+        let card = canonical_card(card).ok()?;
+        let (m, _) = self.member_by_card(&card).ok()?;
+        let phc = m.pin_hash?;
+        let right = crate::pin::verify(pin, &phc);
+        Some(PinAhead { phc, right })
+    }
+
     /// Prices a sale against the current state. Returns the records that must precede
     /// the checkout (expiry) and the refusal-or-price.
     fn price_sale(
@@ -748,6 +767,7 @@ impl Engine {
         rules: &Ruleset,
         sale: &Sale,
         at: At,
+        pin_ahead: Option<&PinAhead>,
     ) -> Result<(MemberState, Vec<Body>, Result<Priced>)> {
         let card = canonical_card(&sale.card)?;
         validate_lines(&sale.lines)?;
@@ -786,7 +806,11 @@ impl Engine {
             (None, _) => PinCheck::NotGiven,
             (Some(_), None) => PinCheck::NoPinSet,
             (Some(pin), Some(hash)) => {
-                if crate::pin::verify(pin, hash) {
+                let right = match pin_ahead {
+                    Some(a) if a.phc == *hash => a.right,
+                    _ => crate::pin::verify(pin, hash),
+                };
+                if right {
                     PinCheck::Right
                 } else {
                     PinCheck::Wrong
@@ -799,7 +823,7 @@ impl Engine {
 
     pub fn quote(&self, sale: &Sale, at: At) -> Result<Receipt> {
         let rules = self.rules();
-        let (member, _, priced) = self.price_sale(&self.store, &rules, sale, at)?;
+        let (member, _, priced) = self.price_sale(&self.store, &rules, sale, at, None)?;
         let p = priced?;
         let balance = member.balance_at(at.ts, at.trusted) - p.points_redeemed + p.points_earned;
         Ok(Receipt {
@@ -832,6 +856,7 @@ impl Engine {
             }
         }
         let hash = request_hash(sale);
+        let pin = self.pin_ahead(&sale.card, sale.pin.as_deref(), sale.redeem_points.unwrap_or(0) > 0);
         enum Outcome {
             Replay(Box<TxState>),
             Done(String),
@@ -854,7 +879,7 @@ impl Engine {
                         return Ok((vec![], Outcome::Replay(Box::new(tx))));
                     }
                 }
-                let (member, mut bodies, priced) = self.price_sale(store, rules, sale, at)?;
+                let (member, mut bodies, priced) = self.price_sale(store, rules, sale, at, pin.as_ref())?;
                 let p = match priced {
                     Ok(p) => p,
                     Err(e) if e.code == Code::PinInvalid && sale.pin.is_some() => {
@@ -994,6 +1019,7 @@ impl Engine {
             Done(String, i64),
             Refused(Error),
         }
+        let ahead = self.pin_ahead(&card, pin, true);
         self.commit(
             at,
             |store, rules| {
@@ -1036,7 +1062,14 @@ impl Engine {
                                 "this reward needs a PIN and the member has none set",
                             ))
                         }
-                        (Some(p), Some(h)) if crate::pin::verify(p, h) => pin_verified = true,
+                        (Some(p), Some(h))
+                            if ahead
+                                .as_ref()
+                                .filter(|a| a.phc == *h)
+                                .map_or_else(|| crate::pin::verify(p, h), |a| a.right) =>
+                        {
+                            pin_verified = true
+                        }
                         (Some(_), Some(_)) => {
                             bodies.push(Body::PinFail {
                                 member_id: m.member_id.clone(),
