@@ -134,6 +134,25 @@ fn rdm6300_frames_from_a_uart_become_card_events() {
         (ev["card"].as_str(), ev["status"].as_str()),
         (other["card"].as_str(), Some("unknown"))
     );
+
+    // Waiting for the next card costs no CPU: the reader blocks on the line.
+    let cpu = || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", d.child.id())).unwrap();
+        let fields: Vec<u64> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|f| f.parse().unwrap())
+            .collect();
+        fields[0] + fields[1] // utime + stime, in clock ticks (1/100 s)
+    };
+    let before = cpu();
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu() - before;
+    assert!(used < 20, "the idle daemon used {used}/100 s of CPU in 1 s");
 }
 
 #[test]

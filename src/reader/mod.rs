@@ -232,9 +232,11 @@ fn hid_loop(path: PathBuf, cfg: decode::hid::Config, tx: mpsc::Sender<CardRead>)
 fn open_uart(path: &std::path::Path) -> Result<rppal::uart::Uart, String> {
     let mut uart = rppal::uart::Uart::with_path(path, 9600, rppal::uart::Parity::None, 8, 1)
         .map_err(|e| format!("rdm6300 reader {}: {e}", path.display()))?;
-    // Return what has arrived after at most 20 ms of quiet, so a frame is decoded as soon
-    // as its last byte is in (a frame takes ~15 ms at 9600 baud).
-    uart.set_read_mode(0, Duration::from_millis(20))
+    // Block until at least one byte is in and return it at once, so a frame is decoded
+    // as soon as its last byte arrives. (A timeout is neither needed, the decoder keeps
+    // partial frames across reads, nor possible below 100 ms: termios counts tenths, and
+    // VMIN = 0 with VTIME = 0 would make every read return at once and the thread spin.)
+    uart.set_read_mode(1, Duration::ZERO)
         .map_err(|e| format!("rdm6300 reader {}: {e}", path.display()))?;
     Ok(uart)
 }
@@ -244,8 +246,13 @@ fn rdm6300_loop(mut uart: rppal::uart::Uart, path: PathBuf, cfg: decode::rdm6300
     let mut decoder = decode::rdm6300::Rdm6300::new(cfg);
     let mut buf = [0u8; 64];
     loop {
-        match uart.read(&mut buf) {
-            Ok(0) => continue,
+        let read = match uart.read(&mut buf) {
+            // With VMIN = 1 a read of nothing means the line hung up (a USB adapter
+            // unplugged, a pty's other end closed): treat it like an error.
+            Ok(0) => Err(rppal::uart::Error::Io(std::io::ErrorKind::UnexpectedEof.into())),
+            other => other,
+        };
+        match read {
             Ok(n) => {
                 let now = Instant::now();
                 let cards: Vec<CardId> = decoder.feed(&buf[..n], micros(origin)).collect();
@@ -259,7 +266,10 @@ fn rdm6300_loop(mut uart: rppal::uart::Uart, path: PathBuf, cfg: decode::rdm6300
                 tracing::warn!("rdm6300 reader {}: {e}; reopening", path.display());
                 std::thread::sleep(Duration::from_secs(1));
                 match open_uart(&path) {
-                    Ok(u) => uart = u,
+                    Ok(u) => {
+                        uart = u;
+                        decoder.reset();
+                    }
                     Err(e) => tracing::warn!("{e}"),
                 }
             }
