@@ -14,18 +14,18 @@
 //! threads, the same workload on SQLite (feature `sqlite-bench`), and a rebuild of the
 //! state from a synthetic journal of BENCH_REBUILD_RECORDS records.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use loyaltyd::engine::{self, At, ClockPolicy, Engine, EngineConfig, NewMember, Sale};
+use loyaltyd::engine::{self, At, ClockPolicy, Engine, EngineConfig, Sale};
 use loyaltyd::journal::Journal;
-use loyaltyd::model::{self, day_no, Line};
+use loyaltyd::model::{self, day_no};
 use loyaltyd::record::{Body, CheckoutRec, Record};
 use loyaltyd::rules::{self, PricedLine, Ruleset};
+
+mod common;
+use common::{bench_dir, card, enrol, env_usize, phone, random_lines, random_sale, rate, us, Lat, RawFile, Rng};
 
 const RULES: &str = include_str!("../config/rules.toml");
 /// Threads used for the parallel enrolment.
@@ -36,94 +36,6 @@ const SERIAL_PROBE: usize = 1000;
 const REBUILD_BATCH: usize = 1000;
 /// Rounds that interleave the single-stream checkouts with the raw and bare appends.
 const ROUNDS: usize = 10;
-
-/// (sku, category, unit price in minor units).
-const CATALOG: [(&str, &str, i64); 8] = [
-    ("rice-5kg", "grocery", 3450),
-    ("milk-1l", "dairy", 1290),
-    ("eggs-12", "grocery", 2100),
-    ("cigarettes", "tobacco", 2500),
-    ("green-tea", "drinks", 5800),
-    ("soap", "household", 990),
-    ("beef-500g", "meat", 8900),
-    ("red-wine", "drinks", 16800),
-];
-
-fn env_usize(name: &str, default: usize) -> Result<usize> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .replace('_', "")
-            .parse()
-            .with_context(|| format!("{name}={v:?} is not a count")),
-        Err(_) => Ok(default),
-    }
-}
-
-/// xorshift64*: deterministic, no rand crate.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-fn card(i: usize) -> String {
-    format!("BC{i:08}")
-}
-
-fn phone(i: usize) -> String {
-    format!("+861{i:010}")
-}
-
-fn new_member(i: usize) -> NewMember {
-    NewMember {
-        card: card(i),
-        name: format!("Member {i}"),
-        phone: phone(i),
-        birthday: None,
-        pin: None,
-    }
-}
-
-/// 2 or 3 distinct catalog lines, quantity 1 to 3.
-fn random_lines(rng: &mut Rng) -> Vec<Line> {
-    let n = 2 + rng.below(2);
-    let first = rng.below(CATALOG.len());
-    (0..n)
-        .map(|j| {
-            let (sku, category, unit_price) = CATALOG[(first + j * 3) % CATALOG.len()];
-            Line {
-                sku: sku.to_string(),
-                category: category.to_string(),
-                qty: 1 + rng.below(3) as i64,
-                unit_price,
-            }
-        })
-        .collect()
-}
-
-fn random_sale(rng: &mut Rng, members: usize) -> Sale {
-    Sale {
-        card: card(rng.below(members)),
-        lines: random_lines(rng),
-        redeem_points: None,
-        pin: None,
-        coupon: None,
-    }
-}
 
 /// A fixed business instant outside every campaign, with a trusted clock.
 fn bench_at() -> Result<At> {
@@ -147,37 +59,6 @@ fn engine_config(dir: &Path) -> EngineConfig {
 
 fn rules() -> Result<Ruleset> {
     Ruleset::parse(RULES, "config/rules.toml").map_err(|e| anyhow!("{e}"))
-}
-
-/// Latencies in µs, sorted on construction.
-struct Lat(Vec<u32>);
-
-impl Lat {
-    fn new(mut v: Vec<u32>) -> Lat {
-        v.sort_unstable();
-        Lat(v)
-    }
-    fn pct(&self, p: f64) -> u32 {
-        if self.0.is_empty() {
-            return 0;
-        }
-        let i = ((self.0.len() as f64 * p).ceil() as usize).clamp(1, self.0.len()) - 1;
-        self.0[i]
-    }
-    fn max(&self) -> u32 {
-        self.0.last().copied().unwrap_or(0)
-    }
-    fn mean(&self) -> f64 {
-        self.0.iter().map(|&x| x as f64).sum::<f64>() / self.0.len().max(1) as f64
-    }
-}
-
-fn us(d: Duration) -> u32 {
-    d.as_micros().min(u32::MAX as u128) as u32
-}
-
-fn rate(n: usize, d: Duration) -> f64 {
-    n as f64 / d.as_secs_f64()
 }
 
 /// Result of a checkout run.
@@ -246,58 +127,6 @@ fn checkouts(engine: &Engine, members: usize, n: usize, threads: usize, tag: &st
         lat: Lat::new(all),
         syncs: engine.journal().sync_count() - syncs0,
     })
-}
-
-/// Enrols members `range` with `threads` threads (1 = strictly one after another).
-fn enrol(engine: &Engine, range: std::ops::Range<usize>, threads: usize, at: At) -> Result<()> {
-    let next = AtomicUsize::new(range.start);
-    let end = range.end;
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| -> Result<()> {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= end {
-                            return Ok(());
-                        }
-                        engine
-                            .add_member(new_member(i), at)
-                            .with_context(|| format!("enrolling member {i}"))?;
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("enrol thread panicked"))
-            .collect()
-    });
-    results.into_iter().collect()
-}
-
-/// 512-byte appends, each followed by fdatasync, to an O_APPEND file.
-struct RawFile(std::fs::File);
-
-impl RawFile {
-    fn open(path: &Path) -> Result<RawFile> {
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| path.display().to_string())?;
-        Ok(RawFile(f))
-    }
-
-    fn appends(&mut self, n: usize) -> Result<Duration> {
-        let block = [0x5Au8; 512];
-        let t0 = Instant::now();
-        for _ in 0..n {
-            self.0.write_all(&block)?;
-            self.0.sync_data()?;
-        }
-        Ok(t0.elapsed())
-    }
 }
 
 /// A bare `Journal` (no sled, no rules) fed checkout-sized records one at a time.
@@ -624,6 +453,7 @@ mod sqlite {
                     pin_failed_at: 0,
                     unacked_redeem: vec![],
                     local_seq: 0,
+                    listed_negative: false,
                 };
                 let req = Request {
                     member: &member,
@@ -664,12 +494,6 @@ mod sqlite {
             lat: Lat::new(lat),
         })
     }
-}
-
-fn bench_dir() -> Result<PathBuf> {
-    let base = PathBuf::from(std::env::var("BENCH_DIR").unwrap_or_else(|_| "target".into()));
-    std::fs::create_dir_all(&base).with_context(|| base.display().to_string())?;
-    Ok(base)
 }
 
 fn main() -> Result<()> {
