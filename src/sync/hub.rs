@@ -374,11 +374,7 @@ pub fn serve(mut cfg: HubConfig, args: HubArgs) -> std::result::Result<(), Strin
         token,
         secrets,
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("loyaltyd-hub")
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let runtime = crate::daemon::runtime("loyaltyd-hub")?;
     let result = runtime.block_on(run(state, listen));
     runtime.shutdown_timeout(Duration::from_secs(1));
     hub.flush().map_err(|e| e.to_string())?;
