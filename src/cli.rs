@@ -17,7 +17,8 @@ use crate::views::{MemberView, Receipt};
 #[derive(Parser, Debug)]
 #[command(name = "loyaltyd", version, about = "Offline-first member-card loyalty terminal")]
 pub struct Cli {
-    /// Daemon config TOML [default: config/loyaltyd.toml, else the embedded defaults]
+    /// Config TOML [default: $LOYALTYD_CONFIG, else config/loyaltyd.toml (hub: config/hub.toml),
+    /// else /etc/loyaltyd/loyaltyd.toml (hub.toml), else the embedded defaults]
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// Data directory (overrides the config)
@@ -263,13 +264,19 @@ fn out<T: Serialize>(v: &T, text: String) -> Result<Out> {
     })
 }
 
-/// The config file named by `--config` (explicit), else the default path (which may be
-/// absent: the embedded defaults then apply).
-fn config_path(cli: &Cli, default: &str) -> (PathBuf, bool) {
-    match &cli.config {
-        Some(p) => (p.clone(), true),
-        None => (PathBuf::from(default), false),
+/// The config file: `--config`, else `$LOYALTYD_CONFIG` (both explicit: they must
+/// exist), else the first that exists of `default` (relative, for a checkout of the
+/// repository) and the installed one under /etc/loyaltyd; else `default`, which is
+/// absent, so the embedded defaults apply.
+fn config_path(cli: &Cli, default: &str, installed: &str) -> (PathBuf, bool) {
+    if let Some(p) = &cli.config {
+        return (p.clone(), true);
     }
+    if let Some(p) = std::env::var_os("LOYALTYD_CONFIG").filter(|p| !p.is_empty()) {
+        return (PathBuf::from(p), true);
+    }
+    let found = [default, installed].into_iter().map(PathBuf::from).find(|p| p.exists());
+    (found.unwrap_or_else(|| PathBuf::from(default)), false)
 }
 
 /// `--data-dir` and `--rules` override what the file says.
@@ -283,7 +290,7 @@ fn overrides(cli: &Cli, data_dir: &mut PathBuf, rules: &mut PathBuf) {
 }
 
 fn load_config(cli: &Cli) -> Result<Config> {
-    let (path, explicit) = config_path(cli, DEFAULT_CONFIG_PATH);
+    let (path, explicit) = config_path(cli, DEFAULT_CONFIG_PATH, "/etc/loyaltyd/loyaltyd.toml");
     let mut cfg = Config::load(&path, explicit).map_err(|e| Error::invalid(e.to_string()))?;
     overrides(cli, &mut cfg.data_dir, &mut cfg.rules);
     Ok(cfg)
@@ -296,7 +303,7 @@ fn load(cli: &Cli) -> Result<(Config, EngineConfig)> {
 }
 
 fn load_hub(cli: &Cli) -> Result<HubConfig> {
-    let (path, explicit) = config_path(cli, DEFAULT_HUB_CONFIG_PATH);
+    let (path, explicit) = config_path(cli, DEFAULT_HUB_CONFIG_PATH, "/etc/loyaltyd/hub.toml");
     let mut cfg = HubConfig::load(&path, explicit).map_err(|e| Error::invalid(e.to_string()))?;
     overrides(cli, &mut cfg.data_dir, &mut cfg.rules);
     Ok(cfg)
