@@ -13,7 +13,8 @@ use std::sync::atomic::Ordering;
 use sha2::{Digest, Sha256};
 
 use super::{
-    dec, enc, feed_key, feed_pos_key, k, key, Acked, Applied, CouponState, Daily, FeedKind, HubTerminal, Store, TxState,
+    dec, enc, feed_key, feed_pos_key, k, key, Acked, Applied, CouponState, Daily, FeedKind, HashPage, HubTerminal,
+    Store, TxState,
 };
 use crate::error::{Error, Result};
 use crate::model::{CardStatus, DayNo, MemberState};
@@ -36,25 +37,46 @@ struct Origin<'a> {
 /// as one step.
 struct Changes<'a> {
     store: &'a Store,
-    /// Changes of the enclosing step, seen through (a pushed record on the hub is
-    /// applied in a step of its own so that a failure can drop just its changes).
-    base: Option<&'a HashMap<Vec<u8>, Option<Vec<u8>>>>,
-    /// Values read or written so far, by key, so reads see earlier writes.
+    /// The enclosing step, seen through (a pushed record on the hub is applied in a
+    /// step of its own so that a failure can drop just its changes).
+    base: Option<&'a Changes<'a>>,
+    /// Values written so far, by key, so reads see earlier writes.
     cache: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Members written so far, decoded: a member changed by many records of a step is
+    /// decoded once and encoded once.
+    members: HashMap<String, MemberState>,
     /// Hub: entities changed, by seq, moved to the feed's head once the whole step is
     /// known (so that an entity changed many times in one step moves once).
     feed: Vec<(FeedKind, String, u64)>,
+    /// Hub: terminal streams and record-hash pages touched, written once at the end.
+    terminals: HashMap<Vec<u8>, HubTerminal>,
+    pages: HashMap<Vec<u8>, HashPage>,
 }
 
-impl Changes<'_> {
-    fn read(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some(v) = self.cache.get(key).or_else(|| self.base.and_then(|b| b.get(key))) {
-            return Ok(v.clone());
+impl<'a> Changes<'a> {
+    fn new(store: &'a Store, base: Option<&'a Changes<'a>>) -> Changes<'a> {
+        Changes {
+            store,
+            base,
+            cache: HashMap::new(),
+            members: HashMap::new(),
+            feed: Vec::new(),
+            terminals: HashMap::new(),
+            pages: HashMap::new(),
         }
-        self.store.raw(key)
     }
 
-    fn get<T: serde::de::DeserializeOwned>(&mut self, what: &str, key: &[u8]) -> Result<Option<T>> {
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.cache.get(key) {
+            return Ok(v.clone());
+        }
+        match self.base {
+            Some(b) => b.read(key),
+            None => self.store.raw(key),
+        }
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, what: &str, key: &[u8]) -> Result<Option<T>> {
         match self.read(key)? {
             Some(v) => Ok(Some(dec(what, &v)?)),
             None => Ok(None),
@@ -69,8 +91,18 @@ impl Changes<'_> {
         self.cache.insert(key, None);
     }
 
-    fn member(&mut self, id: &str) -> Result<MemberState> {
-        self.get("member", &k(key::MEMBER, id.as_bytes()))?
+    fn find_member(&self, id: &str) -> Result<Option<MemberState>> {
+        if let Some(m) = self.members.get(id) {
+            return Ok(Some(m.clone()));
+        }
+        match self.base {
+            Some(b) => b.find_member(id),
+            None => self.store.get("member", &k(key::MEMBER, id.as_bytes())),
+        }
+    }
+
+    fn member(&self, id: &str) -> Result<MemberState> {
+        self.find_member(id)?
             .ok_or_else(|| Error::internal(format!("journal names member {id} that the state does not have")))
     }
 
@@ -80,20 +112,19 @@ impl Changes<'_> {
         if o.local {
             m.local_seq = o.seq;
         }
-        if !self.store.hub {
-            self.put(k(key::MEMBER, m.member_id.as_bytes()), &*m);
-            return Ok(());
+        if self.store.hub {
+            let nk = k(key::NEGATIVE, m.member_id.as_bytes());
+            if m.ledger_balance() < 0 {
+                self.put(nk, &m.ledger_balance());
+                m.listed_negative = true;
+            } else if m.listed_negative {
+                self.remove(nk);
+                m.listed_negative = false;
+            }
+            self.feed(FeedKind::Member, &m.member_id, o)?;
         }
-        let nk = k(key::NEGATIVE, m.member_id.as_bytes());
-        if m.ledger_balance() < 0 {
-            self.put(nk, &m.ledger_balance());
-            m.listed_negative = true;
-        } else if m.listed_negative {
-            self.remove(nk);
-            m.listed_negative = false;
-        }
-        self.put(k(key::MEMBER, m.member_id.as_bytes()), &*m);
-        self.feed(FeedKind::Member, &m.member_id, o)
+        self.members.insert(m.member_id.clone(), m.clone());
+        Ok(())
     }
 
     /// Hub: notes that an entity changed, for the change feed.
@@ -104,10 +135,26 @@ impl Changes<'_> {
         Ok(())
     }
 
-    /// Hub: moves every entity changed in this step to the head of the change feed.
-    /// Runs on the step's own changes, so an entry made earlier in the step is simply
-    /// dropped rather than written and removed.
-    fn settle_feed(&mut self) -> Result<()> {
+    /// Takes in what a nested step changed.
+    fn absorb(&mut self, own: Nested) {
+        self.cache.extend(own.cache);
+        self.members.extend(own.members);
+        self.feed.extend(own.feed);
+    }
+
+    /// Ends the step: encodes what was kept decoded and moves every entity changed in
+    /// this step to the head of the change feed (on the step's own changes, so an entry
+    /// made earlier in the step is simply dropped rather than written and removed).
+    fn finish(&mut self) -> Result<()> {
+        for (id, m) in std::mem::take(&mut self.members) {
+            self.put(k(key::MEMBER, id.as_bytes()), &m);
+        }
+        for (key, t) in std::mem::take(&mut self.terminals) {
+            self.put(key, &t);
+        }
+        for (key, page) in std::mem::take(&mut self.pages) {
+            self.put(key, &page);
+        }
         for (kind, id, seq) in std::mem::take(&mut self.feed) {
             let pos = feed_pos_key(kind, &id);
             if let Some(old) = self.get::<u64>("feed position", &pos)? {
@@ -135,15 +182,36 @@ impl Changes<'_> {
         Ok(())
     }
 
-    fn terminal(&mut self, terminal: &str, epoch: u64) -> Result<(Vec<u8>, HubTerminal)> {
+    /// Hub: one terminal stream's figures, kept decoded until the step ends.
+    fn terminal(&mut self, terminal: &str, epoch: u64) -> Result<&mut HubTerminal> {
         let tk = super::terminal_key(terminal, epoch);
-        let t = self.get("terminal", &tk)?.unwrap_or(HubTerminal {
-            terminal_id: terminal.to_string(),
-            epoch,
-            ..HubTerminal::default()
-        });
-        Ok((tk, t))
+        if !self.terminals.contains_key(&tk) {
+            let t = self.get("terminal", &tk)?.unwrap_or(HubTerminal {
+                terminal_id: terminal.to_string(),
+                epoch,
+                ..HubTerminal::default()
+            });
+            self.terminals.insert(tk.clone(), t);
+        }
+        Ok(self.terminals.get_mut(&tk).expect("just inserted"))
     }
+
+    /// Hub: the page of record hashes that `seq` of a stream belongs to.
+    fn hash_page(&mut self, terminal: &str, epoch: u64, seq: u64) -> Result<&mut HashPage> {
+        let pk = super::record_page_key(terminal, epoch, seq);
+        if !self.pages.contains_key(&pk) {
+            let page = self.get("record hashes", &pk)?.unwrap_or_default();
+            self.pages.insert(pk.clone(), page);
+        }
+        Ok(self.pages.get_mut(&pk).expect("just inserted"))
+    }
+}
+
+/// What a nested step changed, handed back to its parent.
+struct Nested {
+    cache: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    members: HashMap<String, MemberState>,
+    feed: Vec<(FeedKind, String, u64)>,
 }
 
 impl Store {
@@ -162,12 +230,7 @@ impl Store {
                 "state store is at record {applied} and was given record {first}"
             )));
         }
-        let mut ch = Changes {
-            store: self,
-            base: None,
-            cache: HashMap::new(),
-            feed: Vec::new(),
-        };
+        let mut ch = Changes::new(self, None);
         let mut pushable = self.pushable.load(Ordering::Acquire);
         for (i, rec) in recs.iter().enumerate() {
             let local = rec.body.is_pushable();
@@ -179,7 +242,7 @@ impl Store {
             apply_body(&mut ch, origin, rec)?;
             pushable += u64::from(local);
         }
-        ch.settle_feed()?;
+        ch.finish()?;
         let last = first + recs.len() as u64 - 1;
         ch.put(key::APPLIED.to_vec(), &Applied { seq: last, pushable });
         self.shared.overlay.merge(ch.cache);
@@ -439,10 +502,9 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
             upto,
             duplicates,
         } => {
-            let (tk, mut t) = ch.terminal(terminal_id, *epoch)?;
+            let t = ch.terminal(terminal_id, *epoch)?;
             t.acked = t.acked.max(*upto);
             t.duplicates += duplicates;
-            ch.put(tk, &t);
         }
         Body::RulesetPublish { text, version } => {
             ch.put(key::RULESET.to_vec(), &(text.clone(), *version));
@@ -470,19 +532,17 @@ fn apply_remote(ch: &mut Changes, o: Origin, r: &Remote) -> Result<()> {
     };
     let record = Record::decode(&r.payload);
     let applied = record.as_ref().map_err(Clone::clone).and_then(|record| {
-        let mut own = Changes {
-            store: ch.store,
-            base: Some(&ch.cache),
-            cache: HashMap::new(),
-            feed: Vec::new(),
-        };
-        apply_body(&mut own, o, record).map(|_| (own.cache, own.feed))
+        let mut own = Changes::new(ch.store, Some(&*ch));
+        apply_body(&mut own, o, record).map(|_| Nested {
+            cache: own.cache,
+            members: own.members,
+            feed: own.feed,
+        })
     });
-    let (tk, mut t) = ch.terminal(&r.terminal_id, r.epoch)?;
-    match applied {
-        Ok((changes, feed)) => {
-            ch.cache.extend(changes);
-            ch.feed.extend(feed);
+    let skipped = match applied {
+        Ok(own) => {
+            ch.absorb(own);
+            false
         }
         Err(e) => {
             tracing::error!(
@@ -491,16 +551,15 @@ fn apply_remote(ch: &mut Changes, o: Origin, r: &Remote) -> Result<()> {
                 r.epoch,
                 r.seq
             );
-            t.skipped += 1;
+            true
         }
-    }
+    };
+    let t = ch.terminal(&r.terminal_id, r.epoch)?;
+    t.skipped += u64::from(skipped);
     t.records += 1;
     t.untrusted_clock += u64::from(record.is_ok_and(|r| !r.clock_trusted));
-    ch.put(tk, &t);
-    let page_key = super::record_page_key(&r.terminal_id, r.epoch, r.seq);
-    let mut page: super::HashPage = ch.get("record hashes", &page_key)?.unwrap_or_default();
-    page.insert(r.seq, content_hash(&r.payload));
-    ch.put(page_key, &page);
+    ch.hash_page(&r.terminal_id, r.epoch, r.seq)?
+        .insert(r.seq, content_hash(&r.payload));
     Ok(())
 }
 
@@ -515,9 +574,8 @@ fn apply_pull(ch: &mut Changes, o: Origin, p: &HubPull) -> Result<()> {
         terminal: None,
     };
     for snap in &p.members {
-        let mk = k(key::MEMBER, snap.member_id.as_bytes());
         let stale_key = k(key::STALE, snap.member_id.as_bytes());
-        let local: Option<MemberState> = ch.get("member", &mk)?;
+        let local = ch.find_member(&snap.member_id)?;
         if local.as_ref().is_some_and(|l| l.local_seq > p.acked) {
             ch.put(stale_key, &());
             continue;

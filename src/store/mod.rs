@@ -184,9 +184,9 @@ fn day_key(day: DayNo) -> Vec<u8> {
 }
 
 fn enc<T: Serialize>(v: &T) -> Vec<u8> {
-    let mut out = vec![VERSION];
-    out.extend(postcard::to_allocvec(v).expect("state always encodes"));
-    out
+    let mut out = Vec::with_capacity(64);
+    out.push(VERSION);
+    postcard::to_extend(v, out).expect("state always encodes")
 }
 
 fn dec<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {

@@ -21,8 +21,8 @@ use crate::model;
 use crate::record::HubPull;
 
 /// Records per push, and the payload bytes a push aims to stay under.
-const PUSH_RECORDS: usize = 2000;
-const PUSH_BYTES: usize = 2 << 20;
+const PUSH_RECORDS: usize = 5000;
+const PUSH_BYTES: usize = 4 << 20;
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 const PROBE_EVERY: Duration = Duration::from_secs(1);
