@@ -30,8 +30,18 @@ struct Pending {
     fresh: Changes,
     /// Handed to sled and being written; still read from until it has landed.
     landing: Option<Arc<Changes>>,
+    /// Values recently read from sled: a commit reads its member to decide and again to
+    /// apply, and a sled read that misses its page cache is the slow part of a commit.
+    /// Dropped for every key a merge changes.
+    recent: Changes,
+    /// Bumped by every merge, so that a value read from sled while a merge went by is
+    /// not remembered (it may be older than what the merge brought).
+    generation: u64,
     stop: bool,
 }
+
+/// Values read from sled that are remembered, at most (then the memory starts over).
+const RECENT_KEYS: usize = 1024;
 
 pub(super) struct Overlay {
     pending: Mutex<Pending>,
@@ -47,6 +57,8 @@ impl Overlay {
             pending: Mutex::new(Pending {
                 fresh: Changes::new(),
                 landing: None,
+                recent: Changes::new(),
+                generation: 0,
                 stop: false,
             }),
             cv: Condvar::new(),
@@ -60,7 +72,7 @@ impl Overlay {
 
     /// The newest value of `key`: pending changes first, then sled.
     pub(super) fn get(&self, db: &sled::Db, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        {
+        let generation = {
             let p = self.lock();
             if let Some(v) = p.fresh.get(key) {
                 return Ok(v.clone());
@@ -68,8 +80,20 @@ impl Overlay {
             if let Some(v) = p.landing.as_ref().and_then(|l| l.get(key)) {
                 return Ok(v.clone());
             }
+            if let Some(v) = p.recent.get(key) {
+                return Ok(v.clone());
+            }
+            p.generation
+        };
+        let v = db.get(key)?.map(|v| v.to_vec());
+        let mut p = self.lock();
+        if p.generation == generation {
+            if p.recent.len() >= RECENT_KEYS {
+                p.recent.clear();
+            }
+            p.recent.insert(key.to_vec(), v.clone());
         }
-        Ok(db.get(key)?.map(|v| v.to_vec()))
+        Ok(v)
     }
 
     /// Makes `changes` visible to readers and queues them for sled, as one step.
@@ -77,6 +101,12 @@ impl Overlay {
         let mut p = self.lock();
         while p.fresh.len() >= MAX_PENDING_KEYS && p.landing.is_some() {
             p = self.cv.wait(p).unwrap_or_else(|e| e.into_inner());
+        }
+        p.generation += 1;
+        if !p.recent.is_empty() {
+            for k in changes.keys() {
+                p.recent.remove(k);
+            }
         }
         if p.fresh.is_empty() {
             p.fresh = changes;
