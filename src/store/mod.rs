@@ -16,7 +16,7 @@ mod overlay;
 
 pub use apply::content_hash;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -274,7 +274,6 @@ struct Shared {
 
 pub struct Store {
     shared: Arc<Shared>,
-    dir: PathBuf,
     /// The hub keeps a change feed for terminals to pull; a terminal does not.
     hub: bool,
     /// The applied seq, cached: every apply checks it.
@@ -322,20 +321,11 @@ impl Store {
             .map_err(|e| Unusable(format!("{}: cannot start its flusher: {e}", dir.display())))?;
         Ok(Store {
             shared,
-            dir: dir.to_path_buf(),
             hub,
             applied: AtomicU64::new(applied.seq),
             pushable: AtomicU64::new(applied.pushable),
             flusher: Some(flusher),
         })
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    pub fn is_hub(&self) -> bool {
-        self.hub
     }
 
     fn raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -412,10 +402,6 @@ impl Store {
         self.scan(&[key::MEMBER])?
             .map(|kv| Ok(String::from_utf8_lossy(&kv?.0[1..]).into_owned()))
             .collect()
-    }
-
-    pub fn member_count(&self) -> Result<usize> {
-        Ok(self.scan(&[key::MEMBER])?.count())
     }
 
     /// Terminal: what the hub has acknowledged.
