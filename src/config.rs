@@ -41,6 +41,10 @@ pub struct Config {
     pub feedback: Feedback,
     #[serde(default)]
     pub sync: Sync,
+    /// No config file was found: these are the embedded defaults, whose relative paths
+    /// may not exist where the binary runs (see `serve`).
+    #[serde(skip)]
+    pub embedded: bool,
 }
 
 fn default_clock() -> ClockPolicy {
@@ -235,10 +239,11 @@ impl Config {
     /// case a missing file falls back to the embedded defaults.
     pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
         let (text, file) = read_config(path, explicit, EMBEDDED_CONFIG, "(embedded loyaltyd.toml)")?;
-        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError {
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| ConfigError {
             file: file.clone(),
             reason: e.to_string().trim().replace('\n', " "),
         })?;
+        cfg.embedded = file == "(embedded loyaltyd.toml)";
         let bad = |reason: String| ConfigError {
             file: file.clone(),
             reason,

@@ -38,6 +38,13 @@ fn sync_config(cfg: &Config) -> Result<Option<SyncConfig>, String> {
         tracing::warn!("sync: upstream {upstream} is set but sync.secret_file is not; not syncing");
         return Ok(None);
     };
+    if cfg.embedded && !file.exists() {
+        tracing::warn!(
+            "sync: the embedded defaults name {}, which is not here; not syncing",
+            file.display()
+        );
+        return Ok(None);
+    }
     let secret = crate::config::read_secret(file, "terminal secret", 16).map_err(|e| e.to_string())?;
     if !upstream.starts_with("http://") && !upstream.starts_with("https://") {
         return Err(format!("sync.upstream {upstream:?} must be an http:// or https:// URL"));
@@ -86,14 +93,40 @@ pub fn init_logging() {
     };
 }
 
+/// The POS bearer token. On the embedded defaults, away from the repository's
+/// `config/pos.token`, a random token is made once in the data directory (and its path
+/// logged), so that `loyaltyd serve` runs anywhere.
+fn pos_token(cfg: &Config, flag: Option<&std::path::Path>) -> Result<String, String> {
+    let mut file = flag.unwrap_or(&cfg.api.token_file).to_path_buf();
+    if flag.is_none() && cfg.embedded && !file.exists() {
+        file = cfg.data_dir.join("pos.token");
+        if !file.exists() {
+            let mut b = [0u8; 24];
+            getrandom::getrandom(&mut b).map_err(|e| format!("cannot make a POS token: {e}"))?;
+            let token: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("{}: {e}", cfg.data_dir.display()))?;
+            let mut opts = std::fs::OpenOptions::new();
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts
+                .write(true)
+                .create_new(true)
+                .open(&file)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            std::io::Write::write_all(&mut f, format!("{token}\n").as_bytes())
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+        }
+        tracing::info!("POS token: {} (made for the embedded defaults)", file.display());
+    }
+    crate::config::read_secret(&file, "POS token", 8).map_err(|e| e.to_string())
+}
+
 /// Runs the daemon until SIGTERM/SIGINT. Errors are start-up failures, said plainly.
 pub fn serve(cfg: Config, ecfg: EngineConfig, args: ServeArgs) -> Result<(), String> {
     init_logging();
     let rules = cfg.load_rules().map_err(|e| e.to_string())?;
     let spec: ReaderSpec = args.reader.as_deref().unwrap_or(&cfg.reader.spec).parse()?;
     let reader_opts = ReaderOptions::from_config(&cfg.reader)?;
-    let token = crate::config::read_secret(args.token_file.as_ref().unwrap_or(&cfg.api.token_file), "POS token", 8)
-        .map_err(|e| e.to_string())?;
+    let token = pos_token(&cfg, args.token_file.as_deref())?;
     let listen = args.listen.clone().unwrap_or(cfg.api.listen.clone());
     let sync = sync_config(&cfg)?;
 

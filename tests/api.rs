@@ -445,3 +445,49 @@ fn a_bad_ruleset_or_token_stops_start_up_plainly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/tty") && !err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn serve_runs_on_its_embedded_defaults_anywhere() {
+    // No config file in reach: the embedded defaults, a POS token made in the data dir.
+    if std::path::Path::new("/etc/loyaltyd/loyaltyd.toml").exists() {
+        eprintln!("skipped: /etc/loyaltyd/loyaltyd.toml exists here and would be read");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = support::loyaltyd_command();
+    cmd.current_dir(dir.path()).env_remove("LOYALTYD_CONFIG").args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--reader",
+        "none",
+    ]);
+    let (child, url, _log) = support::daemon::spawn_logged(cmd, "listening on ");
+    let _child = Guard(child);
+    let token = std::fs::read_to_string(dir.path().join("data/pos.token")).unwrap();
+    let c = Client::new(&url, Some(token.trim()));
+    assert_eq!(c.get_json("/v1/health", 200)["terminal_id"], "T1");
+    c.post_json(
+        "/v1/members",
+        &json!({"card": "04A1B2C3", "name": "Ann", "phone": "13800000001"}),
+        &[],
+        201,
+    );
+    assert_eq!(
+        Client::new(&url, Some("wrong-token"))
+            .get("/v1/cards/04A1B2C3")
+            .unwrap()
+            .0,
+        401
+    );
+}
+
+/// Kills the child when the test ends, however it ends.
+struct Guard(std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
