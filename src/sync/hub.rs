@@ -216,6 +216,12 @@ impl HubStore for SledHub {
             reply.members.push(m);
         };
         for id in req.members.iter().take(PULL_ASKED) {
+            if bytes > PULL_BYTES {
+                // The rest are asked for again by the next round's pull. (Not `more`:
+                // a member stays stale until its records are acknowledged, which the
+                // push after this pull does, so pulling again at once would not help.)
+                break;
+            }
             if let Some(m) = store.member(id)? {
                 add_member(&mut reply, &mut bytes, m);
             }
