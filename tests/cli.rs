@@ -1004,20 +1004,12 @@ fn report_daily_totals() {
 
 fn open_engine(t: &Term) -> loyaltyd::engine::Engine {
     use loyaltyd::config::Config;
-    use loyaltyd::engine::{Engine, EngineConfig};
+    use loyaltyd::engine::Engine;
     let mut cfg = Config::load(Path::new(common::CONFIG), true).expect("config");
     cfg.data_dir = t.data.clone();
     cfg.rules = t.rules.clone();
     let rules = cfg.load_rules().expect("rules");
-    let ecfg = EngineConfig {
-        data_dir: cfg.data_dir.clone(),
-        terminal_id: cfg.terminal_id.clone(),
-        clock: cfg.clock,
-        cache_bytes: cfg.cache_mib << 20,
-        offline_cap: !cfg.sync.upstream.trim().is_empty(),
-        hub: false,
-    };
-    Engine::open(ecfg, rules).expect("open the engine in-process")
+    Engine::open(cfg.engine_config(), rules).expect("open the engine in-process")
 }
 
 #[test]

@@ -122,11 +122,18 @@ impl Shop {
     }
 }
 
-fn now_local(shop: &Shop) -> String {
-    // The health answer's clock is not exposed; a member read's instant format is the
-    // ruleset's local offset, like last_sync_at, so compare with a fresh timestamp.
-    let h = shop.health();
-    h["last_sync_at"].as_str().unwrap_or("").to_string()
+/// A hub and two terminals, T1 and T2, each through a proxy of its own.
+fn chain(root: &Path) -> (Hub, Shop, Shop) {
+    let (s1, s2) = (secret_file(root, "T1"), secret_file(root, "T2"));
+    let hub = Hub::start(root, &[("T1", s1.as_path()), ("T2", s2.as_path())]);
+    let t1 = Shop::open(root, "T1", &hub, &s1);
+    let t2 = Shop::open(root, "T2", &hub, &s2);
+    (hub, t1, t2)
+}
+
+/// When the shop last completed a round with the hub (RFC 3339, the shop's offset).
+fn last_sync(shop: &Shop) -> String {
+    shop.health()["last_sync_at"].as_str().unwrap_or("").to_string()
 }
 
 fn hub_member(hub: &Hub, id: &str) -> Value {
@@ -255,7 +262,7 @@ fn every_record_reaches_the_hub_once_through_a_faulty_link() {
     eventually(60, "every injected fault was used", || {
         (t1.proxy.queued() == 0 && t2.proxy.queued() == 0).then_some(())
     });
-    let mark = now_local(&t1).max(now_local(&t2));
+    let mark = last_sync(&t1).max(last_sync(&t2));
     t1.wait_synced(&mark);
     t2.wait_synced(&mark);
     for shop in [&t1, &t2] {
@@ -294,10 +301,7 @@ fn every_record_reaches_the_hub_once_through_a_faulty_link() {
 #[test]
 fn offline_double_spend_is_bounded_by_the_cap_and_reported() {
     let root = tempfile::tempdir().unwrap();
-    let (s1, s2) = (secret_file(root.path(), "T1"), secret_file(root.path(), "T2"));
-    let hub = Hub::start(root.path(), &[("T1", s1.as_path()), ("T2", s2.as_path())]);
-    let t1 = Shop::open(root.path(), "T1", &hub, &s1);
-    let t2 = Shop::open(root.path(), "T2", &hub, &s2);
+    let (hub, t1, t2) = chain(root.path());
     let card = "0B000001";
     let id = t1.enrol(card, "13900000001");
     let earned = t1.commit(card, "big", 300_000, 0).unwrap()["points_earned"]
@@ -324,7 +328,7 @@ fn offline_double_spend_is_bounded_by_the_cap_and_reported() {
 
     t1.proxy.down(false);
     t2.proxy.down(false);
-    let mark = now_local(&t1).max(now_local(&t2));
+    let mark = last_sync(&t1).max(last_sync(&t2));
     t1.wait_synced(&mark);
     t2.wait_synced(&mark);
     let want = earned + r1["points_earned"].as_i64().unwrap() + r2["points_earned"].as_i64().unwrap() - 2 * cap;
@@ -343,10 +347,7 @@ fn offline_double_spend_is_bounded_by_the_cap_and_reported() {
 #[test]
 fn a_published_ruleset_and_a_blocked_card_reach_every_terminal() {
     let root = tempfile::tempdir().unwrap();
-    let (s1, s2) = (secret_file(root.path(), "T1"), secret_file(root.path(), "T2"));
-    let hub = Hub::start(root.path(), &[("T1", s1.as_path()), ("T2", s2.as_path())]);
-    let t1 = Shop::open(root.path(), "T1", &hub, &s1);
-    let t2 = Shop::open(root.path(), "T2", &hub, &s2);
+    let (hub, t1, t2) = chain(root.path());
     let card = "0C000001";
     t1.enrol(card, "13900000002");
     eventually(30, "T2 knows the card", || {
