@@ -7,15 +7,17 @@
 //!
 //! Enrols COUNT (default 100000) members through `Engine::add_member` from 32 threads,
 //! whose fsyncs group commit shares, with the shipped ruleset; terminal T1 by default.
-//! Cards are `5EED` + 8 hex digits, phones `+862` + 10 digits. The data dir is the
+//! Members are made as the benchmarks make them (`examples/common`: cards `BC` + 8
+//! digits, phones `+861` + 10 digits). The data dir is the
 //! same on every architecture, so one made here serves an aarch64 daemon too.
 
+mod common;
+
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
-use loyaltyd::engine::{At, ClockPolicy, Engine, EngineConfig, NewMember};
+use loyaltyd::engine::{At, ClockPolicy, Engine, EngineConfig};
 use loyaltyd::rules::Ruleset;
 
 const RULES: &str = include_str!("../config/rules.toml");
@@ -50,35 +52,7 @@ fn main() -> Result<()> {
         trusted: true,
     };
     let started = Instant::now();
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|s| -> Result<()> {
-        let workers: Vec<_> = (0..THREADS)
-            .map(|_| {
-                s.spawn(|| -> Result<()> {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= count {
-                            return Ok(());
-                        }
-                        let member = NewMember {
-                            card: format!("5EED{i:08X}"),
-                            name: format!("Member {i}"),
-                            phone: format!("+862{i:010}"),
-                            birthday: None,
-                            pin: None,
-                        };
-                        engine
-                            .add_member(member, at)
-                            .with_context(|| format!("enrolling member {i}"))?;
-                    }
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join().map_err(|_| anyhow!("an enrolment thread panicked"))??;
-        }
-        Ok(())
-    })?;
+    common::enrol(&engine, 0..count, THREADS, at)?;
     engine.flush()?;
     println!(
         "{}: {count} members enrolled in {:.1} s",

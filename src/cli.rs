@@ -132,26 +132,41 @@ enum HubCmd {
 
 #[derive(Subcommand, Debug)]
 enum MemberCmd {
-    Add {
-        #[arg(long)]
-        card: String,
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        phone: String,
-        /// MM-DD
-        #[arg(long)]
-        birthday: Option<String>,
-        /// 4 to 8 digits
-        #[arg(long)]
-        pin: Option<String>,
-    },
+    Add(MemberArgs),
     Show {
         #[arg(long)]
         card: String,
         #[arg(long)]
         at: Option<String>,
     },
+}
+
+#[derive(Args, Debug)]
+struct MemberArgs {
+    #[arg(long)]
+    card: String,
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    phone: String,
+    /// MM-DD
+    #[arg(long)]
+    birthday: Option<String>,
+    /// 4 to 8 digits
+    #[arg(long)]
+    pin: Option<String>,
+}
+
+impl MemberArgs {
+    fn new_member(&self) -> NewMember {
+        NewMember {
+            card: self.card.clone(),
+            name: self.name.clone(),
+            phone: self.phone.clone(),
+            birthday: self.birthday.clone(),
+            pin: self.pin.clone(),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -313,14 +328,7 @@ fn open(cli: &Cli) -> Result<Engine> {
     let (cfg, ecfg) = load(cli)?;
     let rules = cfg.load_rules().map_err(|e| Error::invalid(e.to_string()))?;
     let engine = Engine::open(ecfg, rules)?;
-    let s = &engine.startup;
-    if let Some(t) = &s.truncated {
-        eprintln!(
-            "loyaltyd: cut a torn record of {} bytes at offset {} off the end of the journal (it was never acknowledged)",
-            t.bytes, t.offset
-        );
-    }
-    if let Some(r) = &s.rebuilt {
+    for r in engine.startup.repairs() {
         eprintln!("loyaltyd: {r}");
     }
     Ok(engine)
@@ -442,20 +450,8 @@ fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
     let rules = engine.rules();
     let money = |v: i64| crate::views::money(v, &rules.currency);
     match &cli.cmd {
-        Cmd::Member(MemberCmd::Add {
-            card,
-            name,
-            phone,
-            birthday,
-            pin,
-        }) => {
-            let req = NewMember {
-                card: card.clone(),
-                name: name.clone(),
-                phone: phone.clone(),
-                birthday: birthday.clone(),
-                pin: pin.clone(),
-            };
+        Cmd::Member(MemberCmd::Add(a)) => {
+            let req = a.new_member();
             let m = engine.add_member(req, engine.at(None))?;
             let text = format!("enrolled {} ({}) with card {}", m.name, m.member_id, m.cards[0].card);
             out(&m, text)
@@ -640,17 +636,10 @@ fn run_remote(cfg: &Config, cmd: &Cmd) -> Result<Out> {
     let text = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
     let v =
         match cmd {
-            Cmd::Member(MemberCmd::Add {
-                card,
-                name,
-                phone,
-                birthday,
-                pin,
-            }) => call(
-                "POST",
-                "/v1/members",
-                Some(serde_json::json!({"card": card, "name": name, "phone": phone, "birthday": birthday, "pin": pin})),
-            )?,
+            Cmd::Member(MemberCmd::Add(a)) => {
+                let body = serde_json::to_value(a.new_member()).map_err(|e| Error::internal(e.to_string()))?;
+                call("POST", "/v1/members", Some(body))?
+            }
             Cmd::Member(MemberCmd::Show { card, at: None }) => call("GET", &format!("/v1/cards/{card}"), None)?,
             Cmd::Card(CardCmd::Block { card }) => call("POST", &format!("/v1/cards/{card}/block"), None)?,
             Cmd::Card(CardCmd::Replace { card, new_card }) => call(

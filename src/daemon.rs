@@ -132,15 +132,8 @@ pub fn serve(cfg: Config, ecfg: EngineConfig, args: ServeArgs) -> Result<(), Str
 
     let engine = Engine::open(ecfg, rules).map_err(|e| e.to_string())?;
     let s = &engine.startup;
-    if let Some(t) = &s.truncated {
-        tracing::warn!(
-            "journal: cut a torn last record of {} bytes at offset {} (it was never acknowledged)",
-            t.bytes,
-            t.offset
-        );
-    }
-    if let Some(r) = &s.rebuilt {
-        tracing::warn!("state store: {r}");
+    for r in s.repairs() {
+        tracing::warn!("{r}");
     }
     tracing::info!(
         "journal: {} records, {} replayed into the state store; terminal {}",

@@ -84,6 +84,23 @@ pub struct Startup {
     pub rebuilt: Option<String>,
 }
 
+impl Startup {
+    /// The repairs start-up made, said plainly, for the log or stderr.
+    pub fn repairs(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(t) = &self.truncated {
+            out.push(format!(
+                "journal: cut a torn last record of {} bytes at offset {} (it was never acknowledged)",
+                t.bytes, t.offset
+            ));
+        }
+        if let Some(r) = &self.rebuilt {
+            out.push(format!("state store: {r}"));
+        }
+        out
+    }
+}
+
 /// The business instant of a request and whether expiry may act on it.
 #[derive(Debug, Clone, Copy)]
 pub struct At {
@@ -116,7 +133,7 @@ struct PinAhead {
 pub type OutboxBatch = (Vec<(u64, Vec<u8>)>, u64);
 
 /// A new member as the CLI and API give it.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewMember {
     pub card: String,

@@ -365,8 +365,8 @@ pub fn serve(mut cfg: HubConfig, args: HubArgs) -> std::result::Result<(), Strin
     let listen = args.listen.clone().unwrap_or(cfg.listen.clone());
     let hub = SledHub::open(&cfg).map_err(|e| e.to_string())?;
     let s = &hub.engine().startup;
-    if let Some(r) = &s.rebuilt {
-        tracing::warn!("state store: {r}");
+    for r in s.repairs() {
+        tracing::warn!("hub {r}");
     }
     tracing::info!(
         "hub journal: {} records, {} replayed; {} terminals registered",
