@@ -111,7 +111,7 @@ pub struct At {
 
 pub struct Engine {
     cfg: EngineConfig,
-    journal: Journal,
+    journal: Arc<Journal>,
     store: Store,
     writer: Mutex<()>,
     rules: RwLock<Arc<Ruleset>>,
@@ -293,35 +293,37 @@ impl Engine {
             .map_err(|e| Error::internal(format!("{}: {e}", cfg.data_dir.display())))?;
         let lock = DirLock::take(&cfg.data_dir)?;
         let (journal, recovery) = Journal::open(&journal_path(&cfg.data_dir))?;
+        let journal = Arc::new(journal);
         let mut startup = Startup {
             journal_records: recovery.records,
             truncated: recovery.truncated.clone(),
             ..Startup::default()
         };
         let dir = state_path(&cfg.data_dir);
-        let store = match Store::open(&dir, cfg.cache_bytes, cfg.hub) {
-            Ok(s) => match s.applied() {
-                Ok(a) if a.seq <= recovery.records => s,
-                Ok(a) => {
-                    drop(s);
-                    let why = format!(
-                        "{} reflects record {} but the journal ends at {}",
-                        dir.display(),
-                        a.seq,
-                        recovery.records
-                    );
-                    startup.rebuilt = Some(move_aside(&dir, &why)?);
-                    Store::open(&dir, cfg.cache_bytes, cfg.hub).map_err(|e| Error::internal(e.0))?
-                }
-                Err(e) => return Err(e),
+        let why = match Store::open(&dir, cfg.cache_bytes, cfg.hub, journal.clone()) {
+            Ok(s) => match s.applied()? {
+                a if a.seq <= recovery.records => Ok(s),
+                a => Err(format!(
+                    "{} reflects record {} but the journal ends at {}",
+                    dir.display(),
+                    a.seq,
+                    recovery.records
+                )),
             },
-            Err(e) => {
-                startup.rebuilt = Some(move_aside(&dir, &format!("the state store would not open ({})", e.0))?);
-                Store::open(&dir, cfg.cache_bytes, cfg.hub).map_err(|e| Error::internal(e.0))?
+            Err(e) => Err(format!("the state store would not open ({})", e.0)),
+        };
+        let (store, built) = match why {
+            Ok(s) => (s, 0),
+            Err(why) => {
+                startup.rebuilt = Some(move_aside(&dir, &why)?);
+                let built = build_state(&cfg, &journal)?;
+                let s =
+                    Store::open(&dir, cfg.cache_bytes, cfg.hub, journal.clone()).map_err(|e| Error::internal(e.0))?;
+                (s, built)
             }
         };
         let from = store.applied()?.seq + 1;
-        startup.replayed = replay(&journal, &store, from)?;
+        startup.replayed = built + replay(&journal, &store, from)?;
         let mut engine = Engine {
             epoch: 0,
             boot_id: boot_id(),
@@ -875,25 +877,26 @@ impl Engine {
         let hash = request_hash(sale);
         let pin = self.pin_ahead(&sale.card, sale.pin.as_deref(), sale.redeem_points.unwrap_or(0) > 0);
         enum Outcome {
-            Replay(Box<TxState>),
-            Done(String),
+            Replay(Box<TxState>, i64),
+            Done(Box<CheckoutRec>),
             Refused(Error),
         }
         self.commit(
             at,
             |store, rules| {
                 if let Some(k) = key {
-                    if let Some((h, tx_id)) = store.idem(k)? {
-                        if h != hash {
+                    if let Some(first) = store.idem(k)? {
+                        let tx_id = &first.tx_id;
+                        if first.request != hash {
                             return Err(Error::new(
                                 Code::IdempotencyConflict,
                                 format!("idempotency key {k:?} was used for a different sale ({tx_id})"),
                             ));
                         }
                         let tx = store
-                            .tx(&tx_id)?
+                            .tx(tx_id)?
                             .ok_or_else(|| Error::internal(format!("idempotency key points at missing {tx_id}")))?;
-                        return Ok((vec![], Outcome::Replay(Box::new(tx))));
+                        return Ok((vec![], Outcome::Replay(Box::new(tx), first.balance_after)));
                     }
                 }
                 let (member, mut bodies, priced) = self.price_sale(store, rules, sale, at, pin.as_ref())?;
@@ -910,8 +913,8 @@ impl Engine {
                     Err(e) => return Err(e),
                 };
                 let tx_id = self.tx_id(self.journal.last_seq() + 1 + bodies.len() as u64);
-                bodies.push(Body::Checkout(Box::new(CheckoutRec {
-                    tx_id: tx_id.clone(),
+                let checkout = Box::new(CheckoutRec {
+                    tx_id,
                     member_id: member.member_id.clone(),
                     card: canonical_card(&sale.card)?,
                     idem: key.map(|k| (k.to_string(), hash)),
@@ -932,17 +935,20 @@ impl Engine {
                     visit: p.visit,
                     pin_verified: p.pin_verified,
                     ruleset_version: rules.version,
-                })));
-                Ok((bodies, Outcome::Done(tx_id)))
+                });
+                bodies.push(Body::Checkout(checkout.clone()));
+                Ok((bodies, Outcome::Done(checkout)))
             },
             |store, rules, outcome| match outcome {
                 Outcome::Refused(e) => Err(e),
-                Outcome::Replay(tx) => Ok(Receipt::of_tx(rules, &tx, true)),
-                Outcome::Done(tx_id) => {
-                    let tx = store
-                        .tx(&tx_id)?
-                        .ok_or_else(|| Error::internal(format!("transaction {tx_id} vanished")))?;
-                    Ok(Receipt::of_tx(rules, &tx, false))
+                Outcome::Replay(tx, balance) => Ok(Receipt::of_checkout(rules, &tx.rec, tx.at, balance, true)),
+                Outcome::Done(c) => {
+                    // The answer runs right after the apply, under the writer lock: the
+                    // member's balance now is the balance after this checkout.
+                    let m = store
+                        .member(&c.member_id)?
+                        .ok_or_else(|| Error::internal(format!("member {} vanished", c.member_id)))?;
+                    Ok(Receipt::of_checkout(rules, &c, at.ts, m.ledger_balance(), false))
                 }
             },
         )
@@ -1184,24 +1190,46 @@ impl Engine {
 pub fn rebuild(cfg: &EngineConfig) -> Result<(u64, String)> {
     let _lock = DirLock::take(&cfg.data_dir)?;
     let (journal, _) = Journal::open(&journal_path(&cfg.data_dir))?;
-    let fresh = cfg.data_dir.join("state.rebuild");
-    if fresh.exists() {
-        std::fs::remove_dir_all(&fresh).map_err(|e| Error::internal(format!("{}: {e}", fresh.display())))?;
-    }
-    let n = {
-        let store = Store::open(&fresh, cfg.cache_bytes.max(64 << 20), cfg.hub).map_err(|e| Error::internal(e.0))?;
-        let n = replay(&journal, &store, 1)?;
-        store.flush()?;
-        n
-    };
+    // Built aside first: the old store stays in place until the new one is whole.
+    let n = build_aside(cfg, &Arc::new(journal))?;
     let dir = state_path(&cfg.data_dir);
     let note = if dir.exists() {
         move_aside(&dir, "rebuild asked for")?
     } else {
         "no state store was there".to_string()
     };
+    let fresh = rebuild_path(&cfg.data_dir);
     std::fs::rename(&fresh, &dir).map_err(|e| Error::internal(format!("{}: {e}", dir.display())))?;
     Ok((n, note))
+}
+
+fn rebuild_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("state.rebuild")
+}
+
+/// Builds the state from the whole journal into `state.rebuild/` (a leftover of an
+/// interrupted build is removed first), in the store's bulk mode; returns the records
+/// applied. Until it is renamed into place the directory is never used.
+fn build_aside(cfg: &EngineConfig, journal: &Arc<Journal>) -> Result<u64> {
+    let fresh = rebuild_path(&cfg.data_dir);
+    if fresh.exists() {
+        std::fs::remove_dir_all(&fresh).map_err(|e| Error::internal(format!("{}: {e}", fresh.display())))?;
+    }
+    let store = Store::build(&fresh, cfg.cache_bytes.max(64 << 20), cfg.hub, journal.clone())
+        .map_err(|e| Error::internal(e.0))?;
+    let n = replay(journal, &store, 1)?;
+    store.flush()?;
+    Ok(n)
+}
+
+/// Builds the state from the whole journal and puts it at `state/` (which must not
+/// exist: the caller moved the old one aside).
+fn build_state(cfg: &EngineConfig, journal: &Arc<Journal>) -> Result<u64> {
+    let n = build_aside(cfg, journal)?;
+    let dir = state_path(&cfg.data_dir);
+    std::fs::rename(rebuild_path(&cfg.data_dir), &dir)
+        .map_err(|e| Error::internal(format!("{}: {e}", dir.display())))?;
+    Ok(n)
 }
 
 /// The id of the transaction (checkout, refund, reward) journal record `seq` holds:

@@ -5,8 +5,9 @@
 use serde::Serialize;
 
 use crate::model::{fmt_instant, DayNo, MemberState, Ts};
+use crate::record::CheckoutRec;
 use crate::rules::{tier, Ruleset};
-use crate::store::{Daily, TxState};
+use crate::store::Daily;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct CardView {
@@ -163,13 +164,13 @@ pub fn lines(lines: &[crate::rules::PricedLine]) -> Vec<LineView> {
 }
 
 impl Receipt {
-    pub fn of_tx(rules: &Ruleset, tx: &TxState, replayed: bool) -> Receipt {
-        let c = &tx.rec;
+    /// The receipt of checkout `c` made at `at`, with the member's balance after it.
+    pub fn of_checkout(rules: &Ruleset, c: &CheckoutRec, at: Ts, balance: i64, replayed: bool) -> Receipt {
         Receipt {
             tx_id: Some(c.tx_id.clone()),
             member_id: c.member_id.clone(),
             card: c.card.clone(),
-            at: fmt_instant(tx.at, &rules.timezone),
+            at: fmt_instant(at, &rules.timezone),
             lines: lines(&c.lines),
             subtotal: c.subtotal,
             discounts: discounts(&c.tier_before, c.tier_discount, &c.promotion, &c.coupon),
@@ -178,7 +179,7 @@ impl Receipt {
             redeem_value: c.redeem_value,
             total: c.total,
             points_earned: c.points_earned,
-            balance: tx.balance_after,
+            balance,
             tier_before: c.tier_before.clone(),
             tier: c.tier_after.clone(),
             replayed,

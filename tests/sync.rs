@@ -390,6 +390,50 @@ fn a_published_ruleset_and_a_blocked_card_reach_every_terminal() {
     });
 }
 
+/// The hub finds a refunded sale inside the terminal's record it stored, live and when
+/// its state is rebuilt from its journal.
+#[test]
+fn refunds_reach_the_hub_and_survive_a_rebuild_of_its_state() {
+    let root = tempfile::tempdir().unwrap();
+    let s1 = secret_file(root.path(), "T1");
+    let mut hub = Hub::start(root.path(), &[("T1", s1.as_path())]);
+    let t1 = Shop::open(root.path(), "T1", &hub, &s1);
+    let card = "0D000001";
+    let id = t1.enrol(card, "13900000003");
+    let earned = t1.commit(card, "earn", 300_000, 0).unwrap()["points_earned"]
+        .as_i64()
+        .unwrap();
+    let sale = t1.commit(card, "spend", 20_000, 500).unwrap();
+    assert_eq!(sale["points_redeemed"], 500);
+    assert_ne!(
+        sale["points_earned"], 500,
+        "the refund must move the balance either way"
+    );
+    let tx = sale["tx_id"].as_str().unwrap();
+    let refund = t1.c().post_json("/v1/refunds", &json!({ "tx_id": tx }), &[], 200);
+    assert_eq!(refund["points_returned"], 500, "{refund}");
+    assert_eq!(
+        refund["balance"], earned,
+        "a full refund restores the balance: {refund}"
+    );
+    t1.wait_synced(&last_sync(&t1));
+    assert_eq!(hub_member(&hub, &id)["balance"], earned);
+
+    // The hub's state store is lost (a file where its directory was): the hub moves
+    // it aside and rebuilds it from its journal, refund included.
+    hub.kill9();
+    let state = root.path().join("hub").join("state");
+    std::fs::remove_dir_all(&state).unwrap();
+    std::fs::write(&state, b"not a sled directory").unwrap();
+    let hub = Hub::start(root.path(), &[("T1", s1.as_path())]);
+    assert_eq!(hub_member(&hub, &id)["balance"], earned);
+    let aside = std::fs::read_dir(root.path().join("hub"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().starts_with("state.broken-"));
+    assert!(aside, "the unusable state was moved aside, not deleted");
+}
+
 fn hub_post(hub: &Hub, path: &str, body: &str, with_token: bool) -> (u16, String) {
     let c = if with_token {
         hub.client()

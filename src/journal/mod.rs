@@ -72,9 +72,12 @@ const FILE_HEADER_LEN: u64 = 16;
 const FRAME_HEAD: usize = 48;
 /// Bytes of a frame that are not payload.
 const FRAME_OVERHEAD: usize = FRAME_HEAD + 4;
-/// One in-memory offset per this many frames, so `read_from` can start near
-/// its target without scanning the whole file (1M frames -> ~1000 entries).
-const INDEX_STRIDE: u64 = 1024;
+/// One in-memory offset per this many frames, so `read_from` and `read` start
+/// near their target (1M frames -> 15,625 entries, 122 KiB).
+const INDEX_STRIDE: u64 = 64;
+/// `read` fetches this much at a time while it walks from the index entry to
+/// its frame: a stride of average frames in one pread.
+const READ_WINDOW: usize = 32 << 10;
 /// An append buffer grown beyond this by a large batch is released afterwards
 /// rather than kept for the life of the daemon.
 const KEEP_BUF: usize = 4 << 20;
@@ -109,6 +112,8 @@ pub enum JournalError {
     Corrupt { path: PathBuf, offset: u64, reason: String },
     #[error("payload of {0} bytes exceeds the 1 MiB record limit")]
     TooLarge(usize),
+    #[error("the journal has no record {0}")]
+    NoSuchRecord(u64),
 }
 
 /// An append-only, hash-chained, crash-safe record file. `Send + Sync`: share
@@ -406,6 +411,71 @@ impl Journal {
         Reader::open(&self.path, start_offset, start_seq, from, last)
     }
 
+    /// The payload of frame `seq`, read with pread from the nearest index entry
+    /// (frames in between are only looked at through their headers). Any frame
+    /// already written can be read, durable or not. The frame's header crc,
+    /// seq and crc are checked.
+    pub fn read(&self, seq: u64) -> Result<Vec<u8>, JournalError> {
+        let (mut offset, mut at) = {
+            let st = lock(&self.state);
+            if seq == 0 || seq > st.last_seq {
+                return Err(JournalError::NoSuchRecord(seq));
+            }
+            let i = (seq - 1) / INDEX_STRIDE;
+            (st.index[i as usize], i * INDEX_STRIDE + 1)
+        };
+        let corrupt = |offset, reason: String| JournalError::Corrupt {
+            path: self.path.clone(),
+            offset,
+            reason,
+        };
+        let mut window = vec![0u8; READ_WINDOW];
+        loop {
+            // A window starts at a frame; a read that ends before the window
+            // does is the end of the file.
+            let got = read_up_to(&self.file, &mut window, offset).map_err(|e| self.io_error(e))?;
+            let mut pos = 0;
+            while pos + FRAME_HEAD <= got {
+                let Some((len, found)) = parse_head(&window[pos..pos + FRAME_HEAD]) else {
+                    return Err(corrupt(offset + pos as u64, "frame header crc mismatch".into()));
+                };
+                if found != at || len > MAX_PAYLOAD {
+                    return Err(corrupt(
+                        offset + pos as u64,
+                        format!("expected frame {at}, found {found}"),
+                    ));
+                }
+                let frame = FRAME_OVERHEAD + len;
+                if at < seq {
+                    pos += frame;
+                    at += 1;
+                    continue;
+                }
+                let start = offset + pos as u64;
+                if pos + frame > got {
+                    window.resize(frame, 0);
+                    self.file
+                        .read_exact_at(&mut window, start)
+                        .map_err(|e| self.io_error(e))?;
+                    pos = 0;
+                }
+                let f = &window[pos..pos + frame];
+                let prev: &Hash = f[16..48].try_into().expect("32 bytes");
+                let payload = &f[FRAME_HEAD..FRAME_HEAD + len];
+                let crc = u32::from_le_bytes(f[FRAME_HEAD + len..].try_into().expect("4 bytes"));
+                if frame_crc(seq, prev, payload) != crc {
+                    return Err(corrupt(start, "crc mismatch".into()));
+                }
+                return Ok(payload.to_vec());
+            }
+            if pos == 0 {
+                // Not even a header left: the file was cut under us.
+                return Err(corrupt(offset, "unexpected end of file".into()));
+            }
+            offset += pos as u64;
+        }
+    }
+
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         #[cfg(test)]
         if self.faults.fail_write.swap(false, Ordering::SeqCst) {
@@ -534,6 +604,20 @@ fn frame_hash(seq: u64, prev: &Hash, payload: &[u8]) -> Hash {
     h.update(prev);
     h.update(payload);
     h.finalize().into()
+}
+
+/// Reads from `offset` until `buf` is full or the file ends; returns the count.
+fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 fn open_or_create(path: &Path) -> io::Result<File> {

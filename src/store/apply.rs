@@ -7,18 +7,18 @@
 //! it pulled inside `HubPull` records. The hub also keeps a change feed of what it
 //! changed, which terminals pull.
 
-use std::collections::HashMap;
+use super::overlay::{Changes as Writes, FastMap};
 use std::sync::atomic::Ordering;
 
 use sha2::{Digest, Sha256};
 
 use super::{
-    dec, enc, feed_key, feed_pos_key, k, key, Acked, Applied, CouponState, Daily, FeedKind, HashPage, HubTerminal,
-    Store, TxState,
+    dec, enc, feed_key, feed_pos_key, idem_bucket_key, k, key, Acked, Applied, CouponState, Daily, FeedKind, HashPage,
+    HubTerminal, Idem, Store, TxNote, TxState, VERSION,
 };
 use crate::error::{Error, Result};
 use crate::model::{CardStatus, DayNo, MemberState};
-use crate::record::{Body, HubPull, Record, Remote};
+use crate::record::{Body, CheckoutRec, HubPull, Record, Remote};
 use crate::rules::{lots, tier};
 
 /// Where a record came from, which decides the little that differs in applying it.
@@ -29,8 +29,8 @@ struct Origin<'a> {
     /// A record made here that goes upstream: it stamps the members it changes and
     /// counts against the offline redemption cap.
     local: bool,
-    /// The terminal a pushed record came from (namespaces its idempotency keys on the hub).
-    terminal: Option<&'a str>,
+    /// Hub: the terminal stream (id, install epoch) a pushed record came from.
+    stream: Option<(&'a str, u64)>,
 }
 
 /// The changes of the records being applied, collected first and handed to the store
@@ -41,16 +41,16 @@ struct Changes<'a> {
     /// step of its own so that a failure can drop just its changes).
     base: Option<&'a Changes<'a>>,
     /// Values written so far, by key, so reads see earlier writes.
-    cache: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    cache: Writes,
     /// Members written so far, decoded: a member changed by many records of a step is
     /// decoded once and encoded once.
-    members: HashMap<String, MemberState>,
+    members: FastMap<String, MemberState>,
     /// Hub: entities changed, by seq, moved to the feed's head once the whole step is
     /// known (so that an entity changed many times in one step moves once).
     feed: Vec<(FeedKind, String, u64)>,
     /// Hub: terminal streams and record-hash pages touched, written once at the end.
-    terminals: HashMap<Vec<u8>, HubTerminal>,
-    pages: HashMap<Vec<u8>, HashPage>,
+    terminals: FastMap<Vec<u8>, HubTerminal>,
+    pages: FastMap<Vec<u8>, HashPage>,
 }
 
 impl<'a> Changes<'a> {
@@ -58,11 +58,11 @@ impl<'a> Changes<'a> {
         Changes {
             store,
             base,
-            cache: HashMap::new(),
-            members: HashMap::new(),
+            cache: FastMap::default(),
+            members: FastMap::default(),
             feed: Vec::new(),
-            terminals: HashMap::new(),
-            pages: HashMap::new(),
+            terminals: FastMap::default(),
+            pages: FastMap::default(),
         }
     }
 
@@ -77,9 +77,12 @@ impl<'a> Changes<'a> {
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, what: &str, key: &[u8]) -> Result<Option<T>> {
-        match self.read(key)? {
-            Some(v) => Ok(Some(dec(what, &v)?)),
-            None => Ok(None),
+        if let Some(v) = self.cache.get(key) {
+            return v.as_deref().map(|b| dec(what, b)).transpose();
+        }
+        match self.base {
+            Some(b) => b.get(what, key),
+            None => self.store.get(what, key),
         }
     }
 
@@ -101,14 +104,19 @@ impl<'a> Changes<'a> {
         }
     }
 
-    fn member(&self, id: &str) -> Result<MemberState> {
+    /// A member to change: taken out of this step's decoded members (`put_member`
+    /// puts it back; a step that fails is dropped whole) or read.
+    fn member(&mut self, id: &str) -> Result<MemberState> {
+        if let Some(m) = self.members.remove(id) {
+            return Ok(m);
+        }
         self.find_member(id)?
             .ok_or_else(|| Error::internal(format!("journal names member {id} that the state does not have")))
     }
 
     /// Writes a member, stamping local changes; on the hub also keeps the negative-balance
     /// index (the overspent report) exact and puts the member in the change feed.
-    fn put_member(&mut self, m: &mut MemberState, o: Origin) -> Result<()> {
+    fn put_member(&mut self, mut m: MemberState, o: Origin) -> Result<()> {
         if o.local {
             m.local_seq = o.seq;
         }
@@ -123,7 +131,7 @@ impl<'a> Changes<'a> {
             }
             self.feed(FeedKind::Member, &m.member_id, o)?;
         }
-        self.members.insert(m.member_id.clone(), m.clone());
+        self.members.insert(m.member_id.clone(), m);
         Ok(())
     }
 
@@ -174,6 +182,29 @@ impl<'a> Changes<'a> {
         Ok(())
     }
 
+    /// Remembers the idempotency key of checkout `c` in its bucket (appended: the
+    /// engine never commits a key twice).
+    fn remember_idem(&mut self, c: &CheckoutRec, balance_after: i64) -> Result<()> {
+        let Some((idem_key, request)) = &c.idem else {
+            return Ok(());
+        };
+        let bk = idem_bucket_key(idem_key);
+        let mut bucket = match self.cache.remove(&bk) {
+            Some(v) => v,
+            None => self.read(&bk)?,
+        }
+        .unwrap_or_else(|| vec![VERSION]);
+        let entry = Idem {
+            key: idem_key.clone(),
+            request: *request,
+            tx_id: c.tx_id.clone(),
+            balance_after,
+        };
+        bucket = postcard::to_extend(&entry, bucket).expect("state always encodes");
+        self.cache.insert(bk, Some(bucket));
+        Ok(())
+    }
+
     fn daily(&mut self, day: DayNo, f: impl FnOnce(&mut Daily)) -> Result<()> {
         let key = super::day_key(day);
         let mut d: Daily = self.get("daily totals", &key)?.unwrap_or_default();
@@ -196,6 +227,77 @@ impl<'a> Changes<'a> {
         Ok(self.terminals.get_mut(&tk).expect("just inserted"))
     }
 
+    /// A stream page as this step sees it (hub).
+    fn find_page(&self, pk: &[u8]) -> Result<Option<HashPage>> {
+        if let Some(p) = self.pages.get(pk) {
+            return Ok(Some(p.clone()));
+        }
+        match self.base {
+            Some(b) => b.find_page(pk),
+            None => self.get("record hashes", pk),
+        }
+    }
+
+    fn identity(&self) -> Result<Option<(String, u64)>> {
+        match self.store.identity.get() {
+            Some(id) => Ok(Some(id.clone())),
+            None => self.get("identity", key::IDENTITY),
+        }
+    }
+
+    /// Checkout `tx_id`, read back from the journal record that holds it, with its note.
+    /// A terminal finds its own checkouts by the seq their id names; the hub finds a
+    /// terminal's through the page of `stream` (the stream of the record being applied:
+    /// a terminal refunds only its own sales).
+    fn tx(&self, tx_id: &str, stream: Option<(&str, u64)>) -> Result<Option<TxState>> {
+        let Some((terminal, epoch32, seq)) = super::parse_tx_id(tx_id) else {
+            return Ok(None);
+        };
+        let (held, own_seq) = match stream {
+            Some((t, epoch)) => {
+                if t != terminal || epoch as u32 != epoch32 {
+                    return Ok(None);
+                }
+                let page = self.find_page(&super::record_page_key(t, epoch, seq))?;
+                match page.and_then(|p| p.get(seq)) {
+                    Some((_, held)) => (held, 0),
+                    None => return Ok(None),
+                }
+            }
+            None => {
+                if !self
+                    .identity()?
+                    .is_some_and(|(t, e)| t == terminal && e as u32 == epoch32)
+                {
+                    return Ok(None);
+                }
+                if seq == 0 || seq > self.store.journal.last_seq() {
+                    return Ok(None);
+                }
+                (seq, seq)
+            }
+        };
+        let rec = self.store.journal_record(held)?;
+        let Body::Checkout(c) = rec.body else {
+            return Ok(None);
+        };
+        if c.tx_id != tx_id {
+            return Ok(None);
+        }
+        let note: TxNote = self
+            .get("transaction", &k(key::TX, tx_id.as_bytes()))?
+            .unwrap_or_default();
+        Ok(Some(TxState {
+            rec: *c,
+            seq: own_seq,
+            at: rec.at,
+            day: rec.day,
+            taken: note.taken,
+            refunded: note.refunded,
+            refund_ids: note.refund_ids,
+        }))
+    }
+
     /// Hub: the page of record hashes that `seq` of a stream belongs to.
     fn hash_page(&mut self, terminal: &str, epoch: u64, seq: u64) -> Result<&mut HashPage> {
         let pk = super::record_page_key(terminal, epoch, seq);
@@ -209,8 +311,8 @@ impl<'a> Changes<'a> {
 
 /// What a nested step changed, handed back to its parent.
 struct Nested {
-    cache: HashMap<Vec<u8>, Option<Vec<u8>>>,
-    members: HashMap<String, MemberState>,
+    cache: Writes,
+    members: FastMap<String, MemberState>,
     feed: Vec<(FeedKind, String, u64)>,
 }
 
@@ -237,7 +339,7 @@ impl Store {
             let origin = Origin {
                 seq: first + i as u64,
                 local,
-                terminal: None,
+                stream: None,
             };
             apply_body(&mut ch, origin, rec)?;
             pushable += u64::from(local);
@@ -250,6 +352,11 @@ impl Store {
         self.applied.store(last, Ordering::Release);
         Ok(())
     }
+}
+
+/// A checkout made at this terminal, by id (for `Store::tx`).
+pub(super) fn find_tx(store: &Store, tx_id: &str) -> Result<Option<TxState>> {
+    Changes::new(store, None).tx(tx_id, None)
 }
 
 /// The hash under which the hub remembers a pushed record's content.
@@ -276,7 +383,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
             // the later member's card is blocked until an operator sorts it out.
             let card_key = k(key::CARD, card.as_bytes());
             let card_taken = ch.read(&card_key)?.is_some();
-            let mut m = MemberState {
+            let m = MemberState {
                 member_id: member_id.clone(),
                 name: name.clone(),
                 phone: phone.clone(),
@@ -310,7 +417,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
             if ch.read(&phone_key)?.is_none() {
                 ch.put(phone_key, member_id);
             }
-            ch.put_member(&mut m, o)?;
+            ch.put_member(m, o)?;
             ch.daily(rec.day, |d| d.new_members += 1)?;
         }
         Body::CardBlock { card } => {
@@ -319,7 +426,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
                 .ok_or_else(|| Error::internal(format!("journal blocks unknown card {card}")))?;
             let mut m = ch.member(&owner)?;
             set_card(&mut m, card, CardStatus::Blocked);
-            ch.put_member(&mut m, o)?;
+            ch.put_member(m, o)?;
             ch.feed(FeedKind::BlockedCard, card, o)?;
         }
         Body::CardReplace { old, new } => {
@@ -336,7 +443,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
                 CardStatus::Active
             };
             set_card(&mut m, new, status);
-            ch.put_member(&mut m, o)?;
+            ch.put_member(m, o)?;
             ch.feed(FeedKind::BlockedCard, old, o)?;
         }
         Body::Checkout(c) => {
@@ -363,21 +470,17 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
             }
             // Idempotency is the terminal's business (the POS talks to it); the hub
             // identifies records by their own identity.
-            if let (Some((idem_key, hash)), None) = (&c.idem, o.terminal) {
-                ch.put(k(key::IDEM, idem_key.as_bytes()), &(*hash, c.tx_id.clone()));
+            if o.stream.is_none() {
+                ch.remember_idem(c, m.ledger_balance())?;
             }
-            let tx = TxState {
-                rec: (**c).clone(),
-                seq: if o.local { o.seq } else { 0 },
-                at,
-                day: rec.day,
-                taken,
-                balance_after: m.ledger_balance(),
-                refunded: Default::default(),
-                refund_ids: vec![],
-            };
-            ch.put(k(key::TX, c.tx_id.as_bytes()), &tx);
-            ch.put_member(&mut m, o)?;
+            if !taken.is_empty() {
+                let note = TxNote {
+                    taken,
+                    ..TxNote::default()
+                };
+                ch.put(k(key::TX, c.tx_id.as_bytes()), &note);
+            }
+            ch.put_member(m, o)?;
             ch.daily(rec.day, |d| {
                 d.checkouts += 1;
                 d.subtotal += c.subtotal;
@@ -390,9 +493,8 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
             })?;
         }
         Body::Refund(r) => {
-            let tk = k(key::TX, r.tx_id.as_bytes());
-            let mut tx: TxState = ch
-                .get("transaction", &tk)?
+            let mut tx = ch
+                .tx(&r.tx_id, o.stream)?
                 .ok_or_else(|| Error::internal(format!("journal refunds unknown transaction {}", r.tx_id)))?;
             let mut m = ch.member(&r.member_id)?;
             let p = &r.plan;
@@ -418,8 +520,13 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
             m.unacked_redeem.retain(|u| u.1 > 0);
             tx.refunded.add(tx.rec.lines.len(), p);
             tx.refund_ids.push(r.refund_id.clone());
-            ch.put(tk, &tx);
-            ch.put_member(&mut m, o)?;
+            let note = TxNote {
+                taken: tx.taken,
+                refunded: tx.refunded,
+                refund_ids: tx.refund_ids,
+            };
+            ch.put(k(key::TX, r.tx_id.as_bytes()), &note);
+            ch.put_member(m, o)?;
             ch.daily(rec.day, |d| {
                 d.refunds += 1;
                 d.refunded_amount += p.amount;
@@ -462,7 +569,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
             if *pin_verified {
                 m.pin_failures = 0;
             }
-            ch.put_member(&mut m, o)?;
+            ch.put_member(m, o)?;
             let rk = k(key::REWARD, sku.as_bytes());
             let used: i64 = ch.get("reward", &rk)?.unwrap_or(0);
             ch.put(rk, &(used + 1));
@@ -474,7 +581,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
         Body::Expire { member_id } => {
             let mut m = ch.member(member_id)?;
             let gone = lots::expire(&mut m.lots, at);
-            ch.put_member(&mut m, o)?;
+            ch.put_member(m, o)?;
             ch.daily(rec.day, |d| d.points_expired += gone)?;
         }
         Body::PinFail { member_id } => {
@@ -485,7 +592,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
             }
             m.pin_failures += 1;
             m.pin_failed_at = at;
-            ch.put_member(&mut m, o)?;
+            ch.put_member(m, o)?;
         }
         Body::HubPull(p) => apply_pull(ch, o, p)?,
         Body::Remote(r) => apply_remote(ch, o, r)?,
@@ -528,7 +635,7 @@ fn apply_remote(ch: &mut Changes, o: Origin, r: &Remote) -> Result<()> {
     let o = Origin {
         seq: o.seq,
         local: false,
-        terminal: Some(&r.terminal_id),
+        stream: Some((&r.terminal_id, r.epoch)),
     };
     let record = Record::decode(&r.payload);
     let applied = record.as_ref().map_err(Clone::clone).and_then(|record| {
@@ -559,7 +666,7 @@ fn apply_remote(ch: &mut Changes, o: Origin, r: &Remote) -> Result<()> {
     t.records += 1;
     t.untrusted_clock += u64::from(record.is_ok_and(|r| !r.clock_trusted));
     ch.hash_page(&r.terminal_id, r.epoch, r.seq)?
-        .insert(r.seq, content_hash(&r.payload));
+        .insert(r.seq, content_hash(&r.payload), o.seq);
     Ok(())
 }
 
@@ -571,7 +678,7 @@ fn apply_pull(ch: &mut Changes, o: Origin, p: &HubPull) -> Result<()> {
     let none = Origin {
         seq: o.seq,
         local: false,
-        terminal: None,
+        stream: None,
     };
     for snap in &p.members {
         let stale_key = k(key::STALE, snap.member_id.as_bytes());
@@ -589,7 +696,7 @@ fn apply_pull(ch: &mut Changes, o: Origin, p: &HubPull) -> Result<()> {
         }
         ch.put(k(key::PHONE, m.phone.as_bytes()), &m.member_id);
         ch.remove(stale_key);
-        ch.put_member(&mut m, none)?;
+        ch.put_member(m, none)?;
     }
     for (code, state) in &p.coupons {
         let ck = k(key::COUPON, code.as_bytes());
@@ -604,7 +711,7 @@ fn apply_pull(ch: &mut Changes, o: Origin, p: &HubPull) -> Result<()> {
         if let Some(owner) = ch.get::<String>("card", &k(key::CARD, card.as_bytes()))? {
             let mut m = ch.member(&owner)?;
             set_card(&mut m, card, CardStatus::Blocked);
-            ch.put_member(&mut m, none)?;
+            ch.put_member(m, none)?;
         }
     }
     if let Some(text) = &p.ruleset {

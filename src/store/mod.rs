@@ -1,15 +1,20 @@
-//! The materialized state in sled: members, cards, phones, transactions, idempotency
-//! keys, coupons, reward stock, daily totals, sync bookkeeping, and the journal
-//! position it reflects.
+//! The materialized state in sled: members, cards, phones, what the journal's
+//! transactions do not say themselves, idempotency keys, coupons, reward stock, daily
+//! totals, sync bookkeeping, and the journal position it reflects.
 //!
 //! Architecture invariants:
 //! - Only this module knows sled and the stored encodings. Every value starts with a
-//!   version byte (postcard is not self-describing), so a changed layout gets a new one.
+//!   version byte (postcard is not self-describing), and the key `Mlayout` names the
+//!   layout: a store of another layout is moved aside and rebuilt from the journal.
 //! - [`Store::apply`] is the one function that changes state. Live commits, start-up
 //!   replay, `rebuild` and the hub all call it, so replay equals live by construction.
 //! - Applied changes reach sled through a write-behind overlay (see `overlay`), in
 //!   atomic batches that also move the applied position, so sled always matches
 //!   exactly a prefix of the journal; reads see the last record applied.
+//! - sled is paid per key written, so nothing gets a key per checkout: a transaction is
+//!   read back from the journal record that holds it (its id names the seq), with a
+//!   small note only once a redemption or refund gives it state of its own; idempotency
+//!   keys live in 65,536 buckets.
 
 mod apply;
 mod overlay;
@@ -18,26 +23,31 @@ pub use apply::content_hash;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::journal::Journal;
 use crate::model::{DayNo, MemberState, Taken, Ts};
-use crate::record::CheckoutRec;
+use crate::record::{Body, CheckoutRec, Record};
 use crate::rules::refund::Refunded;
 use crate::rules::CouponView;
 
 use overlay::Overlay;
 
 const VERSION: u8 = 1;
+/// The key layout (see the module docs); 1 kept a key per transaction and idempotency key.
+const LAYOUT: u32 = 2;
 
 /// Key prefixes of the single sled tree (one tree makes every apply one atomic batch).
 mod key {
     pub const MEMBER: u8 = b'm';
     pub const CARD: u8 = b'c';
     pub const PHONE: u8 = b'p';
+    /// A transaction's note (`TxNote`), once it has one.
     pub const TX: u8 = b't';
+    /// Idempotency keys, in buckets by a hash of the key.
     pub const IDEM: u8 = b'k';
     pub const COUPON: u8 = b'q';
     pub const REWARD: u8 = b'r';
@@ -54,6 +64,7 @@ mod key {
     pub const FEED: u8 = b'F';
     /// Hub: where an entity stands in the feed: (kind, id) -> seq.
     pub const FEED_POS: u8 = b'f';
+    pub const LAYOUT: &[u8] = b"Mlayout";
     pub const APPLIED: &[u8] = b"Mapplied";
     pub const IDENTITY: &[u8] = b"Midentity";
     /// Terminal: what the hub has acknowledged.
@@ -115,21 +126,81 @@ fn record_page_key(terminal: &str, epoch: u64, seq: u64) -> Vec<u8> {
     v
 }
 
-/// The content hashes of the records of one page of a terminal stream, by seq.
+/// One page of a terminal stream as the hub holds it, by seq: the record's content
+/// hash and the seq of the hub's own journal record that holds it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct HashPage(Vec<(u64, [u8; 32])>);
+struct HashPage(Vec<(u64, [u8; 32], u64)>);
 
 impl HashPage {
-    fn insert(&mut self, seq: u64, hash: [u8; 32]) {
+    fn insert(&mut self, seq: u64, hash: [u8; 32], held: u64) {
         match self.0.binary_search_by_key(&seq, |e| e.0) {
-            Ok(i) => self.0[i].1 = hash,
-            Err(i) => self.0.insert(i, (seq, hash)),
+            Ok(i) => self.0[i] = (seq, hash, held),
+            Err(i) => self.0.insert(i, (seq, hash, held)),
         }
     }
 
-    fn get(&self, seq: u64) -> Option<[u8; 32]> {
-        self.0.binary_search_by_key(&seq, |e| e.0).ok().map(|i| self.0[i].1)
+    fn get(&self, seq: u64) -> Option<([u8; 32], u64)> {
+        self.0
+            .binary_search_by_key(&seq, |e| e.0)
+            .ok()
+            .map(|i| (self.0[i].1, self.0[i].2))
     }
+}
+
+/// Idempotency keys are kept in this many buckets (a hash of the key picks one), so a
+/// terminal's millionth checkout rewrites a bucket of about 15 entries rather than
+/// inserting a random key into sled, and a rebuild writes each bucket once.
+const IDEM_BUCKET_BITS: u32 = 16;
+
+fn idem_bucket_key(idem_key: &str) -> Vec<u8> {
+    let bucket = crc32fast::hash(idem_key.as_bytes()) >> (32 - IDEM_BUCKET_BITS);
+    k(key::IDEM, &(bucket as u16).to_be_bytes())
+}
+
+/// What an idempotency key answers: the request it was first used for, and the
+/// receipt's transaction and balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Idem {
+    pub key: String,
+    pub request: [u8; 32],
+    pub tx_id: String,
+    pub balance_after: i64,
+}
+
+/// A bucket's value: the version byte, then its entries, each postcard-encoded, one
+/// after the other, so that remembering a key appends to the bytes without decoding
+/// the entries already there.
+fn idem_find(bucket: &[u8], idem_key: &str) -> Result<Option<Idem>> {
+    let Some((&VERSION, mut rest)) = bucket.split_first() else {
+        return Err(Error::internal(
+            "state store: idempotency keys have an unknown encoding version",
+        ));
+    };
+    while !rest.is_empty() {
+        let (e, next) = postcard::take_from_bytes::<Idem>(rest)
+            .map_err(|e| Error::internal(format!("state store: bad idempotency keys: {e}")))?;
+        if e.key == idem_key {
+            return Ok(Some(e));
+        }
+        rest = next;
+    }
+    Ok(None)
+}
+
+/// A transaction id's parts: terminal, the low 32 bits of its install epoch, seq (the
+/// format `engine::tx_id` makes).
+fn parse_tx_id(id: &str) -> Option<(&str, u32, u64)> {
+    let (rest, seq) = id.rsplit_once('-')?;
+    let (terminal, epoch) = rest.rsplit_once('-')?;
+    let digits = |s: &str, hex: bool| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| if hex { b.is_ascii_hexdigit() } else { b.is_ascii_digit() })
+    };
+    if terminal.is_empty() || epoch.len() != 8 || !digits(epoch, true) || !digits(seq, false) {
+        return None;
+    }
+    Some((terminal, u32::from_str_radix(epoch, 16).ok()?, seq.parse().ok()?))
 }
 
 fn feed_key(seq: u64, kind: FeedKind, id: &str) -> Vec<u8> {
@@ -200,18 +271,27 @@ fn dec<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
     }
 }
 
-/// A committed checkout as the store keeps it: the record plus what applying it did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A committed checkout: its journal record and what applying it and refunds did.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxState {
     pub rec: CheckoutRec,
+    /// Its seq in this terminal's journal (0 on the hub, where it came from a terminal).
     pub seq: u64,
     pub at: Ts,
     pub day: DayNo,
     /// Lot parts the redemption took, to give back on refund with their expiry.
     pub taken: Vec<Taken>,
-    pub balance_after: i64,
     pub refunded: Refunded,
     pub refund_ids: Vec<String>,
+}
+
+/// What the store keeps of a transaction beyond its journal record; written only once
+/// there is something to keep (a redemption took lots, a refund was made).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct TxNote {
+    taken: Vec<Taken>,
+    refunded: Refunded,
+    refund_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -274,6 +354,10 @@ struct Shared {
 
 pub struct Store {
     shared: Arc<Shared>,
+    /// The journal this store reflects, for the transactions read back from it.
+    journal: Arc<Journal>,
+    /// The terminal id and epoch of that journal, once its `Init` record is applied.
+    identity: OnceLock<(String, u64)>,
     /// The hub keeps a change feed for terminals to pull; a terminal does not.
     hub: bool,
     /// The applied seq, cached: every apply checks it.
@@ -289,8 +373,37 @@ pub struct Unusable(pub String);
 impl Store {
     /// Opens the sled directory. sled 0.34 can panic on a damaged directory, so a panic is
     /// caught and reported like an error: the daemon must move it aside, not crash-loop.
-    /// `hub` turns on the change feed the hub serves to terminals.
-    pub fn open(dir: &Path, cache_bytes: u64, hub: bool) -> std::result::Result<Store, Unusable> {
+    /// `hub` turns on the change feed the hub serves to terminals. `journal` is the
+    /// journal whose records this store applies. A store of another key layout is
+    /// unusable (it is rebuilt).
+    pub fn open(
+        dir: &Path,
+        cache_bytes: u64,
+        hub: bool,
+        journal: Arc<Journal>,
+    ) -> std::result::Result<Store, Unusable> {
+        Store::open_mode(dir, cache_bytes, hub, journal, false)
+    }
+
+    /// Opens a new, empty store for building from scratch (`rebuild`) in bulk mode:
+    /// faster, but sled matches a journal prefix only once `flush` has returned, so the
+    /// directory must be thrown away unless the build completes.
+    pub fn build(
+        dir: &Path,
+        cache_bytes: u64,
+        hub: bool,
+        journal: Arc<Journal>,
+    ) -> std::result::Result<Store, Unusable> {
+        Store::open_mode(dir, cache_bytes, hub, journal, true)
+    }
+
+    fn open_mode(
+        dir: &Path,
+        cache_bytes: u64,
+        hub: bool,
+        journal: Arc<Journal>,
+        bulk: bool,
+    ) -> std::result::Result<Store, Unusable> {
         let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -304,7 +417,7 @@ impl Store {
         };
         let shared = Arc::new(Shared {
             db,
-            overlay: Overlay::new(),
+            overlay: Overlay::new(bulk),
         });
         // A readable position is the least we ask of a store we keep.
         let applied: Applied = match shared.db.get(key::APPLIED) {
@@ -314,6 +427,22 @@ impl Store {
             }
             Err(e) => return Err(Unusable(format!("{}: {e}", dir.display()))),
         };
+        let unusable = |e: sled::Error| Unusable(format!("{}: {e}", dir.display()));
+        match shared.db.get(key::LAYOUT).map_err(unusable)? {
+            Some(v) if v.as_ref() == LAYOUT.to_be_bytes() => {}
+            None if applied.seq == 0 => {
+                shared.db.insert(key::LAYOUT, &LAYOUT.to_be_bytes()).map_err(unusable)?;
+            }
+            other => {
+                let found = other
+                    .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
+                    .map_or(1, u32::from_be_bytes);
+                return Err(Unusable(format!(
+                    "{}: key layout {found}, this version uses layout {LAYOUT}",
+                    dir.display()
+                )));
+            }
+        }
         let s2 = shared.clone();
         let flusher = std::thread::Builder::new()
             .name("state-flusher".into())
@@ -321,6 +450,8 @@ impl Store {
             .map_err(|e| Unusable(format!("{}: cannot start its flusher: {e}", dir.display())))?;
         Ok(Store {
             shared,
+            journal,
+            identity: OnceLock::new(),
             hub,
             applied: AtomicU64::new(applied.seq),
             pushable: AtomicU64::new(applied.pushable),
@@ -333,10 +464,9 @@ impl Store {
     }
 
     fn get<T: DeserializeOwned>(&self, what: &str, key: &[u8]) -> Result<Option<T>> {
-        match self.raw(key)? {
-            Some(v) => Ok(Some(dec(what, &v)?)),
-            None => Ok(None),
-        }
+        self.shared
+            .overlay
+            .get_with(&self.shared.db, key, |v| v.map(|b| dec(what, b)).transpose())
     }
 
     /// Writes every pending change to sled, so that a scan of sled sees it.
@@ -359,7 +489,14 @@ impl Store {
 
     /// The terminal id and install epoch of the journal this store reflects.
     pub fn identity(&self) -> Result<Option<(String, u64)>> {
-        self.get("identity", key::IDENTITY)
+        if let Some(id) = self.identity.get() {
+            return Ok(Some(id.clone()));
+        }
+        let id: Option<(String, u64)> = self.get("identity", key::IDENTITY)?;
+        if let Some(id) = &id {
+            let _ = self.identity.set(id.clone());
+        }
+        Ok(id)
     }
 
     pub fn member(&self, member_id: &str) -> Result<Option<MemberState>> {
@@ -375,13 +512,29 @@ impl Store {
         self.get("phone", &k(key::PHONE, phone.as_bytes()))
     }
 
+    /// A checkout made at this terminal, by id.
     pub fn tx(&self, tx_id: &str) -> Result<Option<TxState>> {
-        self.get("transaction", &k(key::TX, tx_id.as_bytes()))
+        apply::find_tx(self, tx_id)
     }
 
-    /// The request hash and transaction of an idempotency key.
-    pub fn idem(&self, idem_key: &str) -> Result<Option<([u8; 32], String)>> {
-        self.get("idempotency key", &k(key::IDEM, idem_key.as_bytes()))
+    /// What an idempotency key was used for.
+    pub fn idem(&self, idem_key: &str) -> Result<Option<Idem>> {
+        self.shared
+            .overlay
+            .get_with(&self.shared.db, &idem_bucket_key(idem_key), |v| match v {
+                Some(bucket) => idem_find(bucket, idem_key),
+                None => Ok(None),
+            })
+    }
+
+    /// Journal record `seq`, decoded; a record a terminal pushed to the hub is unwrapped.
+    fn journal_record(&self, seq: u64) -> Result<Record> {
+        let payload = self.journal.read(seq)?;
+        let rec = Record::decode(&payload)?;
+        match rec.body {
+            Body::Remote(r) => Record::decode(&r.payload),
+            _ => Ok(rec),
+        }
     }
 
     pub fn coupon(&self, code: &str) -> Result<Option<CouponState>> {
@@ -442,7 +595,7 @@ impl Store {
     /// Hub: the content hash of a stored pushed record.
     pub fn record_hash(&self, terminal: &str, epoch: u64, seq: u64) -> Result<Option<[u8; 32]>> {
         let page: Option<HashPage> = self.get("record hashes", &record_page_key(terminal, epoch, seq))?;
-        Ok(page.and_then(|p| p.get(seq)))
+        Ok(page.and_then(|p| p.get(seq)).map(|(hash, _)| hash))
     }
 
     /// Hub: one terminal stream's figures.
@@ -500,3 +653,6 @@ impl Drop for Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,168 @@
+//! The store's own layout: transactions read back from the journal, idempotency
+//! buckets, the layout check.
+
+use super::*;
+use crate::engine::{self, At, ClockPolicy, Engine, EngineConfig, NewMember, Sale};
+use crate::error::Code;
+use crate::model::{parse_instant, Line};
+use crate::rules::Ruleset;
+
+fn cfg(dir: &Path) -> EngineConfig {
+    EngineConfig {
+        data_dir: dir.to_path_buf(),
+        terminal_id: "T1".into(),
+        clock: ClockPolicy::Trusted,
+        cache_bytes: 4 << 20,
+        offline_cap: false,
+        hub: false,
+    }
+}
+
+fn open(dir: &Path) -> Engine {
+    let rules = Ruleset::parse(include_str!("../../config/rules.toml"), "rules.toml").unwrap();
+    Engine::open(cfg(dir), rules).unwrap()
+}
+
+fn at() -> At {
+    At {
+        ts: parse_instant("2026-06-15T12:00:00+08:00").unwrap(),
+        trusted: true,
+    }
+}
+
+fn sale(card: &str, price: i64) -> Sale {
+    Sale {
+        card: card.into(),
+        lines: vec![Line {
+            sku: "rice".into(),
+            category: "grocery".into(),
+            qty: 1,
+            unit_price: price,
+        }],
+        redeem_points: None,
+        pin: None,
+        coupon: None,
+    }
+}
+
+fn enrol(e: &Engine, card: &str, phone: &str) {
+    let m = NewMember {
+        card: card.into(),
+        name: "Member".into(),
+        phone: phone.into(),
+        birthday: None,
+        pin: None,
+    };
+    e.add_member(m, at()).unwrap();
+}
+
+/// Two idempotency keys that land in the same bucket.
+fn colliding_keys() -> (String, String) {
+    let mut seen = std::collections::HashMap::new();
+    for i in 0.. {
+        let key = format!("pos-{i}");
+        if let Some(other) = seen.insert(idem_bucket_key(&key), key.clone()) {
+            return (other, key);
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn tx_ids_parse_back_into_their_parts() {
+    let id = engine::tx_id("T-1", 0x1_2345_6789, 42);
+    assert_eq!(parse_tx_id(&id), Some(("T-1", 0x2345_6789, 42)));
+    for bad in [
+        "",
+        "T1",
+        "T1-1234567-0000000001",
+        "T1-1234567g-1",
+        "-12345678-1",
+        "T1-12345678-",
+        "T1-12345678-x1",
+    ] {
+        assert_eq!(parse_tx_id(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn keys_sharing_a_bucket_answer_each_for_its_own_sale_and_survive_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let (k1, k2) = colliding_keys();
+    assert_eq!(idem_bucket_key(&k1), idem_bucket_key(&k2));
+    let e = open(dir.path());
+    enrol(&e, "CARD0001", "13900000001");
+    let r1 = e.checkout(&sale("CARD0001", 1000), Some(&k1), at()).unwrap();
+    let r2 = e.checkout(&sale("CARD0001", 2000), Some(&k2), at()).unwrap();
+    assert_ne!(r1.tx_id, r2.tx_id);
+    let check = |e: &Engine| {
+        let again = e.checkout(&sale("CARD0001", 2000), Some(&k2), at()).unwrap();
+        assert!(again.replayed);
+        assert_eq!((again.tx_id.as_ref(), again.balance), (r2.tx_id.as_ref(), r2.balance));
+        let again = e.checkout(&sale("CARD0001", 1000), Some(&k1), at()).unwrap();
+        assert_eq!((again.tx_id.as_ref(), again.balance), (r1.tx_id.as_ref(), r1.balance));
+        // Each key is bound to its own request, not its bucket-mate's.
+        let err = e.checkout(&sale("CARD0001", 2000), Some(&k1), at()).unwrap_err();
+        assert_eq!(err.code, Code::IdempotencyConflict);
+    };
+    check(&e);
+    drop(e);
+    engine::rebuild(&cfg(dir.path())).unwrap();
+    check(&open(dir.path()));
+}
+
+#[test]
+fn a_transaction_is_found_only_by_its_own_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    enrol(&e, "CARD0001", "13900000001");
+    let r = e.checkout(&sale("CARD0001", 5000), None, at()).unwrap();
+    let id = r.tx_id.clone().unwrap();
+    let tx = e.store().tx(&id).unwrap().unwrap();
+    assert_eq!(
+        (tx.rec.tx_id.as_str(), tx.rec.total, tx.at),
+        (id.as_str(), 5000, at().ts)
+    );
+    let refund = e.refund(&id, &[], at()).unwrap();
+    let (_, epoch, seq) = parse_tx_id(&id).unwrap();
+    for other in [
+        refund.refund_id.clone(),                     // a record, but not a checkout
+        engine::tx_id("T1", epoch as u64, seq - 1),   // the member's enrolment
+        engine::tx_id("T1", epoch as u64, seq + 100), // beyond the journal
+        engine::tx_id("T2", epoch as u64, seq),       // another terminal's
+        engine::tx_id("T1", epoch as u64 + 1, seq),   // another install's
+        "T1-nonsense".to_string(),
+    ] {
+        assert_eq!(e.store().tx(&other).unwrap(), None, "{other}");
+        let err = e.refund(&other, &[], at()).unwrap_err();
+        assert_eq!(err.code, Code::InvalidInput, "{other}: {err}");
+    }
+    // The refund left its note: a second full refund finds nothing left.
+    let tx = e.store().tx(&id).unwrap().unwrap();
+    assert_eq!(tx.refund_ids, vec![refund.refund_id]);
+    assert_eq!(e.refund(&id, &[], at()).unwrap_err().code, Code::RefundExceeds);
+}
+
+#[test]
+fn a_store_of_another_layout_is_unusable_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    enrol(&e, "CARD0001", "13900000001");
+    let r = e.checkout(&sale("CARD0001", 5000), Some("k"), at()).unwrap();
+    e.store().flush().unwrap();
+    drop(e);
+    let state = dir.path().join("state");
+    {
+        let db = sled::open(&state).unwrap();
+        db.insert(key::LAYOUT, &1u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let (journal, _) = Journal::open(&engine::journal_path(dir.path())).unwrap();
+    let err = Store::open(&state, 1 << 20, false, Arc::new(journal)).err().unwrap();
+    assert!(err.0.contains("key layout 1"), "{}", err.0);
+    let e = open(dir.path());
+    let why = e.startup.rebuilt.clone().unwrap();
+    assert!(why.contains("key layout 1, this version uses layout 2"), "{why}");
+    let again = e.checkout(&sale("CARD0001", 5000), Some("k"), at()).unwrap();
+    assert_eq!((again.replayed, again.tx_id), (true, r.tx_id));
+}
