@@ -299,17 +299,10 @@ struct Mem {
 }
 
 fn mem(pid: u32) -> Result<Mem> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> Result<u64> {
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .ok_or_else(|| anyhow!("no {name} in /proc/{pid}/status"))?;
-        Ok(line[name.len()..].trim().trim_end_matches("kB").trim().parse()?)
-    };
+    let pid = pid.to_string();
     Ok(Mem {
-        rss_kib: field("VmRSS:")?,
-        hwm_kib: field("VmHWM:")?,
+        rss_kib: common::proc_status_kib(&pid, "VmRSS:")?,
+        hwm_kib: common::proc_status_kib(&pid, "VmHWM:")?,
     })
 }
 

@@ -302,6 +302,8 @@ struct Rebuild {
     write: Duration,
     journal_bytes: u64,
     rebuild: Duration,
+    /// How far the rebuild raised resident memory above where it started.
+    peak_kib: u64,
 }
 
 /// Writes a journal of `records` records (Init, MemberAdd for up to 100k members, then
@@ -338,9 +340,12 @@ fn rebuild_bench(dir: &Path, records: usize, at: At) -> Result<Rebuild> {
     let journal_bytes = std::fs::metadata(&path)?.len();
 
     let cfg = engine_config(dir);
+    common::reset_peak_rss()?;
+    let rss_before = common::proc_status_kib("self", "VmRSS:")?;
     let t0 = Instant::now();
     let (n, _note) = engine::rebuild(&cfg)?;
     let rebuild = t0.elapsed();
+    let peak_kib = common::proc_status_kib("self", "VmHWM:")?.saturating_sub(rss_before);
     if n != records as u64 {
         return Err(anyhow!("rebuild applied {n} records, the journal has {records}"));
     }
@@ -352,6 +357,7 @@ fn rebuild_bench(dir: &Path, records: usize, at: At) -> Result<Rebuild> {
         write,
         journal_bytes,
         rebuild,
+        peak_kib,
     })
 }
 
@@ -629,12 +635,13 @@ fn main() -> Result<()> {
     let rb = rebuild_bench(&tmp.path().join("rebuild"), rebuild_records, at)?;
     println!(
         "rebuild: journal of {} records ({:.0} MB) written in {:.1} s; rebuilt in {:.1} s = \
-         {:.0} records/s",
+         {:.0} records/s; resident memory rose by at most {:.0} MiB",
         rb.records,
         rb.journal_bytes as f64 / 1e6,
         rb.write.as_secs_f64(),
         rb.rebuild.as_secs_f64(),
         rate(rb.records as usize, rb.rebuild),
+        rb.peak_kib as f64 / 1024.0,
     );
 
     let one = &groups[0].1;
@@ -668,10 +675,11 @@ fn main() -> Result<()> {
     println!("group commit: {group_line}; fsyncs per checkout {per_checkout}");
     println!("sqlite (WAL, synchronous=FULL):  {sqlite_line}");
     println!(
-        "rebuild {} records:          {:>8.1} s   {:.0} records/s (target <= 10 s)",
+        "rebuild {} records:          {:>8.1} s   {:.0} records/s (target <= 10 s); peak +{:.0} MiB",
         rb.records,
         rb.rebuild.as_secs_f64(),
-        rate(rb.records as usize, rb.rebuild)
+        rate(rb.records as usize, rb.rebuild),
+        rb.peak_kib as f64 / 1024.0,
     );
     println!("total run time: {:.0} s", total.elapsed().as_secs_f64());
     Ok(())

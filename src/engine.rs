@@ -300,6 +300,15 @@ impl Engine {
             ..Startup::default()
         };
         let dir = state_path(&cfg.data_dir);
+        let mut built = 0;
+        if !dir.exists() && recovery.records > 0 {
+            // Lost (or deleted) with a journal to rebuild from: the fast way.
+            built = build_state(&cfg, &journal)?;
+            startup.rebuilt = Some(format!(
+                "{} was missing; rebuilt it from the journal ({built} records)",
+                dir.display()
+            ));
+        }
         let why = match Store::open(&dir, cfg.cache_bytes, cfg.hub, journal.clone()) {
             Ok(s) => match s.applied()? {
                 a if a.seq <= recovery.records => Ok(s),
@@ -312,14 +321,12 @@ impl Engine {
             },
             Err(e) => Err(format!("the state store would not open ({})", e.0)),
         };
-        let (store, built) = match why {
-            Ok(s) => (s, 0),
+        let store = match why {
+            Ok(s) => s,
             Err(why) => {
                 startup.rebuilt = Some(move_aside(&dir, &why)?);
-                let built = build_state(&cfg, &journal)?;
-                let s =
-                    Store::open(&dir, cfg.cache_bytes, cfg.hub, journal.clone()).map_err(|e| Error::internal(e.0))?;
-                (s, built)
+                built = build_state(&cfg, &journal)?;
+                Store::open(&dir, cfg.cache_bytes, cfg.hub, journal.clone()).map_err(|e| Error::internal(e.0))?
             }
         };
         let from = store.applied()?.seq + 1;

@@ -1130,6 +1130,13 @@ fn deleted_state_store_is_rebuilt() {
     let t = Term::new();
     let want = history(&t);
     std::fs::remove_dir_all(t.state()).expect("rm state");
+    let r = t.run(&["member", "show", "--card", CARD, "--at", SNAP]);
+    assert!(
+        r.stderr.contains("was missing; rebuilt it from the journal"),
+        "stderr says the store was rebuilt: {}",
+        r.stderr
+    );
+    assert_eq!(r.json(), want[0]);
     assert_eq!(members(&t), want);
     // And it keeps working.
     let r = t.checkout(CARD, SNAP, &["tea,grocery,1,100"], &[]);

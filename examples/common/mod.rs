@@ -213,3 +213,19 @@ pub fn us(d: Duration) -> u32 {
 pub fn rate(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
+
+/// A `kB` field of `/proc/PID/status` (`self` for this process), e.g. `VmHWM:`.
+pub fn proc_status_kib(pid: &str, field: &str) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| path.clone())?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .with_context(|| format!("no {field} in {path}"))?;
+    Ok(line[field.len()..].trim().trim_end_matches("kB").trim().parse()?)
+}
+
+/// Starts this process's peak resident memory (VmHWM) over from its current size.
+pub fn reset_peak_rss() -> Result<()> {
+    std::fs::write("/proc/self/clear_refs", "5").context("resetting VmHWM through /proc/self/clear_refs")
+}
