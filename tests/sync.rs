@@ -42,7 +42,7 @@ impl Shop {
         let proxy = Proxy::start(&hub.addr());
         let dir = root.join(id);
         std::fs::create_dir_all(&dir).unwrap();
-        let d = Shop::start(&dir, id, &proxy, secret, &[]);
+        let d = Shop::start(&dir, id, &proxy, secret, &[], &[]);
         Shop {
             id,
             dir,
@@ -52,10 +52,11 @@ impl Shop {
         }
     }
 
-    fn start(dir: &Path, id: &str, proxy: &Proxy, secret: &Path, env: &[(&str, &str)]) -> Daemon {
+    /// Starts terminal `id` syncing through `proxy`, with `extra` serve flags.
+    fn start(dir: &Path, id: &str, proxy: &Proxy, secret: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let url = proxy.url();
         let secret = secret.display().to_string();
-        let args = [
+        let mut args = vec![
             "--terminal-id",
             id,
             "--upstream",
@@ -65,11 +66,12 @@ impl Shop {
             "--sync-interval",
             "1",
         ];
+        args.extend_from_slice(extra);
         Daemon::start_env(dir, &args, env)
     }
 
     fn restart(&mut self, env: &[(&str, &str)]) {
-        self.d = Shop::start(&self.dir, self.id, &self.proxy, &self.secret, env);
+        self.d = Shop::start(&self.dir, self.id, &self.proxy, &self.secret, &[], env);
     }
 
     fn c(&self) -> Client {
@@ -452,19 +454,7 @@ fn a_terminal_without_a_clock_of_its_own_takes_the_hubs() {
     proxy.down(true);
     let dir = root.path().join("T1");
     std::fs::create_dir_all(&dir).unwrap();
-    let url = proxy.url();
-    let secret = s1.display().to_string();
-    let args = [
-        "--upstream",
-        url.as_str(),
-        "--upstream-secret-file",
-        secret.as_str(),
-        "--sync-interval",
-        "1",
-        "--clock",
-        "hub",
-    ];
-    let d = Daemon::start_env(&dir, &args, &[]);
+    let d = Shop::start(&dir, "T1", &proxy, &s1, &["--clock", "hub"], &[]);
     let c = d.client();
     assert_eq!(c.get_json("/v1/health", 200)["clock_trusted"], false, "no hub seen yet");
     c.post_json(
