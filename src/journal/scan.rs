@@ -105,6 +105,11 @@ pub(super) fn scan(path: &Path, file: &File, file_len: u64) -> Result<Scan, Jour
                 s.end += (FRAME_OVERHEAD + payload.len()) as u64;
             }
             Err(reason) => {
+                let data_end = data_end(file, s.end, file_len).map_err(io_err)?;
+                if data_end == s.end {
+                    // Only zeros from here: the end of the history.
+                    break;
+                }
                 if valid_frame_after(file, s.end + 1, file_len, s.records).map_err(io_err)? {
                     return Err(JournalError::Corrupt {
                         path: path.to_path_buf(),
@@ -114,7 +119,7 @@ pub(super) fn scan(path: &Path, file: &File, file_len: u64) -> Result<Scan, Jour
                 }
                 s.torn = Some(Truncation {
                     offset: s.end,
-                    bytes: file_len - s.end,
+                    bytes: data_end - s.end,
                 });
                 break;
             }
@@ -172,6 +177,23 @@ fn check_frame(
         )));
     }
     Ok(Ok(frame_hash(seq, &prev, payload)))
+}
+
+/// One past the last non-zero byte in `start..file_len`, or `start` if they are
+/// all zero. Reads backwards: the zeros, if any, are at the end.
+fn data_end(file: &File, start: u64, file_len: u64) -> io::Result<u64> {
+    let mut window = vec![0u8; SEARCH_WINDOW];
+    let mut end = file_len;
+    while end > start {
+        let n = (end - start).min(SEARCH_WINDOW as u64) as usize;
+        let from = end - n as u64;
+        file.read_exact_at(&mut window[..n], from)?;
+        if let Some(i) = window[..n].iter().rposition(|&b| b != 0) {
+            return Ok(from + i as u64 + 1);
+        }
+        end = from;
+    }
+    Ok(start)
 }
 
 /// Is there a complete valid frame (hcrc ok, seq > `last_seq`, crc ok)

@@ -20,7 +20,8 @@ fn read_all(j: &Journal, from: u64) -> Vec<(u64, Vec<u8>)> {
     j.read_from(from).unwrap().map(Result::unwrap).collect()
 }
 
-/// Writes `n` frames, one append each, and returns the file's bytes.
+/// Writes `n` frames, one append each, and returns the file's bytes up to the
+/// end of the last frame.
 fn journal_with(path: &Path, n: u64) -> Vec<u8> {
     let (j, _) = Journal::open(path).unwrap();
     for seq in 1..=n {
@@ -28,19 +29,37 @@ fn journal_with(path: &Path, n: u64) -> Vec<u8> {
     }
     j.wait_durable(n).unwrap();
     drop(j);
-    std::fs::read(path).unwrap()
+    frames_of(&std::fs::read(path).unwrap())
 }
 
-/// Start offsets of the frames of a well-formed file.
+/// Start offsets of the frames of a well-formed file (up to the zeros, if any).
 fn frame_offsets(bytes: &[u8]) -> Vec<u64> {
     let mut offsets = Vec::new();
     let mut at = FILE_HEADER_LEN as usize;
-    while at < bytes.len() {
+    while at < bytes.len() && bytes[at..(at + FRAME_HEAD).min(bytes.len())].iter().any(|&b| b != 0) {
         offsets.push(at as u64);
         let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
         at += FRAME_OVERHEAD + len;
     }
     offsets
+}
+
+/// A well-formed file without the zeros written ahead: the header and the frames.
+fn frames_of(bytes: &[u8]) -> Vec<u8> {
+    let end = match frame_offsets(bytes).last() {
+        Some(&last) => {
+            let last = last as usize;
+            last + FRAME_OVERHEAD + u32::from_le_bytes(bytes[last..last + 4].try_into().unwrap()) as usize
+        }
+        None => FILE_HEADER_LEN as usize,
+    };
+    assert!(bytes[end..].iter().all(|&b| b == 0), "only zeros follow the frames");
+    bytes[..end].to_vec()
+}
+
+/// One past the last non-zero byte of `bytes`: how much of a torn tail is reported.
+fn data_len(bytes: &[u8]) -> u64 {
+    bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i as u64 + 1)
 }
 
 fn assert_corrupt_at<T: fmt::Debug>(r: Result<T, JournalError>, want: u64) {
@@ -83,7 +102,11 @@ fn on_disk_layout_matches_the_documented_format() {
         }
     );
     j.append(&[b"abc", b""]).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
+    let file = std::fs::read(&path).unwrap();
+    let bytes = frames_of(&file);
+    // The zeros written ahead: the file ends ZERO_AHEAD to twice that past the frames.
+    assert_eq!(file.len() as u64 % ZERO_AHEAD, 0);
+    assert!(file.len() - bytes.len() >= ZERO_AHEAD as usize, "{}", file.len());
 
     let mut want = Vec::new();
     want.extend_from_slice(b"LOYJRNL\0");
@@ -235,25 +258,34 @@ fn torn_last_frame_is_cut_at_every_offset() {
         rec
     };
     let prev_hash = chain_hash(&(1..=4).map(payload_for).collect::<Vec<_>>());
-    for cut in last + 1..bytes.len() as u64 {
-        std::fs::write(&path, &bytes[..cut as usize]).unwrap();
-        let torn = Some(Truncation {
-            offset: last,
-            bytes: cut - last,
-        });
+    // The torn frame at the very end of the file, or followed by the zeros
+    // written ahead (as after a power cut).
+    for zeros in [0, ZERO_AHEAD as usize] {
+        for cut in last + 1..bytes.len() as u64 {
+            let mut file = bytes[..cut as usize].to_vec();
+            file.resize(file.len() + zeros, 0);
+            std::fs::write(&path, &file).unwrap();
+            // A torn frame may end in zero bytes; they are not counted.
+            let torn = (data_len(&bytes[..cut as usize]) > last).then(|| Truncation {
+                offset: last,
+                bytes: data_len(&bytes[..cut as usize]) - last,
+            });
 
-        let rec = verify(&path).unwrap();
-        assert_eq!((rec.records, rec.last_hash), (4, prev_hash), "cut {cut}");
-        assert_eq!(rec.truncated, torn, "cut {cut}");
-        assert_eq!(std::fs::read(&path).unwrap(), &bytes[..cut as usize]);
+            let rec = verify(&path).unwrap();
+            assert_eq!((rec.records, rec.last_hash), (4, prev_hash), "cut {cut}");
+            assert_eq!(rec.truncated, torn.clone(), "cut {cut}");
+            assert_eq!(std::fs::read(&path).unwrap(), file);
 
-        let (j, rec) = Journal::open(&path).unwrap();
-        assert_eq!((rec.records, rec.truncated), (4, torn), "cut {cut}");
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), last);
-        // Appending again recreates the identical frame.
-        j.append(&[&payload_for(5)]).unwrap();
-        drop(j);
-        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+            let (j, rec) = Journal::open(&path).unwrap();
+            assert_eq!((rec.records, rec.truncated), (4, torn.clone()), "cut {cut}");
+            if torn.is_some() {
+                assert_eq!(std::fs::metadata(&path).unwrap().len(), last);
+            }
+            // Appending again recreates the identical frame.
+            j.append(&[&payload_for(5)]).unwrap();
+            drop(j);
+            assert_eq!(frames_of(&std::fs::read(&path).unwrap()), bytes);
+        }
     }
     assert_eq!(verify(&path).unwrap(), good);
 }
@@ -265,7 +297,7 @@ fn torn_multi_frame_write_keeps_the_complete_frames() {
     j.append(&[b"one"]).unwrap();
     j.append(&[b"two", b"three", b"four"]).unwrap();
     drop(j);
-    let bytes = std::fs::read(&path).unwrap();
+    let bytes = frames_of(&std::fs::read(&path).unwrap());
     let offs = frame_offsets(&bytes);
     // Tear inside "four": "two" and "three" of the same write survive.
     let cut = offs[3] + 20;
@@ -304,30 +336,30 @@ fn last_frame_with_bad_crc_is_cut() {
 }
 
 #[test]
-fn zero_filled_tail_is_cut() {
+fn zeros_after_the_last_frame_end_the_history() {
     let (_d, path) = new_dir();
     let bytes = journal_with(&path, 4);
     let end = bytes.len() as u64;
 
-    // Zeros right after the last frame (file size extended, data never written).
-    let mut zeros = bytes.clone();
-    zeros.resize(bytes.len() + 4096, 0);
-    std::fs::write(&path, &zeros).unwrap();
-    let (j, rec) = Journal::open(&path).unwrap();
-    assert_eq!(
-        (rec.records, rec.truncated),
-        (
-            4,
-            Some(Truncation {
-                offset: end,
-                bytes: 4096
-            })
-        )
-    );
-    drop(j);
-    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    // Zeros right after the last frame, of any length: the clean end. They stay,
+    // and the next frame goes where they start.
+    for zeros in [1, 15, 16, 52, 4096, 3 * ZERO_AHEAD as usize + 7] {
+        let mut file = bytes.clone();
+        file.resize(bytes.len() + zeros, 0);
+        std::fs::write(&path, &file).unwrap();
+        assert_eq!(verify(&path).unwrap().truncated, None, "{zeros} zeros");
+        let (j, rec) = Journal::open(&path).unwrap();
+        assert_eq!((rec.records, rec.truncated), (4, None), "{zeros} zeros");
+        assert_eq!(std::fs::read(&path).unwrap(), file, "the file is not touched");
+        assert_eq!(j.append(&[&payload_for(5)]).unwrap(), 5);
+        drop(j);
+        let grown = std::fs::read(&path).unwrap();
+        assert_eq!(frame_offsets(&grown).last(), Some(&end));
+        assert_eq!(Journal::open(&path).unwrap().1.records, 5);
+        std::fs::write(&path, &bytes).unwrap();
+    }
 
-    // The start of a frame followed by zeros.
+    // The start of a frame followed by zeros: a torn tail of the bytes written.
     let (j, _) = Journal::open(&path).unwrap();
     j.append(&[&[7u8; 300]]).unwrap();
     drop(j);
@@ -342,11 +374,24 @@ fn zero_filled_tail_is_cut() {
             4,
             Some(Truncation {
                 offset: end,
-                bytes: 8192
+                bytes: 100
             })
         )
     );
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
+fn a_zeroed_frame_in_the_middle_is_corruption() {
+    // Zeros are the end only if nothing valid follows them.
+    let (_d, path) = new_dir();
+    let mut bytes = journal_with(&path, 5);
+    let offs = frame_offsets(&bytes);
+    let (start, end) = (offs[2] as usize, offs[3] as usize);
+    bytes[start..end].fill(0);
+    std::fs::write(&path, &bytes).unwrap();
+    assert_corrupt_at(verify(&path), start as u64);
+    assert_corrupt_at(Journal::open(&path), start as u64);
 }
 
 #[test]
@@ -680,13 +725,13 @@ fn failed_write_removes_the_partial_frames_and_refuses_appends() {
     let (_d, path) = new_dir();
     let (j, _) = Journal::open(&path).unwrap();
     j.append(&[b"keep"]).unwrap();
-    let len = std::fs::metadata(&path).unwrap().len();
+    let before = frames_of(&std::fs::read(&path).unwrap());
     j.faults.fail_write.store(true, Ordering::SeqCst);
     assert!(matches!(
         j.append(&[&[1u8; 500], &[2u8; 500]]),
         Err(JournalError::Io { .. })
     ));
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
     assert_eq!(j.last_seq(), 1);
     assert!(matches!(j.append(&[b"x"]), Err(JournalError::Io { .. })));
     // Frames written before the failure can still be made durable.
