@@ -64,6 +64,37 @@ const MAX_BLOCKING_THREADS: usize = 64;
 /// The daemon's runtime, built for a small machine: glibc's malloc keeps at most two
 /// arenas (one per thread by default, which makes the resident size grow with the
 /// blocking pool), and the blocking pool is bounded.
+/// How often start-up tells systemd it is still busy, and how much more time each
+/// message asks for.
+const EXTEND_EVERY: Duration = Duration::from_secs(10);
+const EXTEND_BY: Duration = Duration::from_secs(30);
+
+/// Runs `open` (journal scan, replay, maybe a rebuild: a minute or more for a large
+/// journal on a Pi) while telling systemd that start-up goes on: EXTEND_TIMEOUT_USEC
+/// at once and then every `EXTEND_EVERY`, so a long replay is not killed by the start
+/// timeout, while a start-up that hangs still is (`EXTEND_BY` after its last sign of
+/// life). Without a notify socket the messages go nowhere.
+pub fn while_starting<T>(open: impl FnOnce() -> T) -> T {
+    let (done, stopped) = std::sync::mpsc::channel::<()>();
+    let pinger = std::thread::Builder::new()
+        .name("start-timeout".into())
+        .spawn(move || loop {
+            let _ = sd_notify::notify(&[
+                sd_notify::NotifyState::ExtendTimeoutUsec(EXTEND_BY.as_micros() as u32),
+                sd_notify::NotifyState::Status("opening the journal and the state store"),
+            ]);
+            if stopped.recv_timeout(EXTEND_EVERY) != Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                return;
+            }
+        });
+    let out = open();
+    drop(done);
+    if let Ok(p) = pinger {
+        let _ = p.join();
+    }
+    out
+}
+
 pub fn runtime(name: &str) -> Result<tokio::runtime::Runtime, String> {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only tunes glibc's allocator; called before the runtime's threads.
@@ -130,7 +161,7 @@ pub fn serve(cfg: Config, ecfg: EngineConfig, args: ServeArgs) -> Result<(), Str
     let listen = args.listen.clone().unwrap_or(cfg.api.listen.clone());
     let sync = sync_config(&cfg)?;
 
-    let engine = Engine::open(ecfg, rules).map_err(|e| e.to_string())?;
+    let engine = while_starting(|| Engine::open(ecfg, rules)).map_err(|e| e.to_string())?;
     let s = &engine.startup;
     for r in s.repairs() {
         tracing::warn!("{r}");

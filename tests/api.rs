@@ -491,3 +491,49 @@ impl Drop for Guard {
         let _ = self.0.wait();
     }
 }
+
+/// Datagrams on a notify socket of our own until one holds `want` (deadline 10 s).
+fn notifications_until(sock: &std::os::unix::net::UnixDatagram, want: &str, got: &mut Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while !got.iter().any(|m| m.lines().any(|l| l == want)) {
+        assert!(Instant::now() < deadline, "no {want} within 10 s; got {got:?}");
+        if let Ok(n) = sock.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+}
+
+#[test]
+fn systemd_hears_start_up_readiness_watchdog_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let env = [("NOTIFY_SOCKET", path.to_str().unwrap()), ("WATCHDOG_USEC", "1000000")];
+    let mut d = Daemon::start_env(dir.path(), &[], &env);
+
+    let mut got = Vec::new();
+    notifications_until(&sock, "READY=1", &mut got);
+    // Opening the journal and the store asked for more start time first.
+    assert!(
+        got[0].lines().any(|l| l == "EXTEND_TIMEOUT_USEC=30000000"),
+        "first message: {got:?}"
+    );
+    // Then the watchdog pings, at half the 1 s interval, while the engine answers.
+    let ready = got.len();
+    let t0 = Instant::now();
+    for _ in 0..2 {
+        got.truncate(ready);
+        notifications_until(&sock, "WATCHDOG=1", &mut got);
+    }
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "two pings took {:?}",
+        t0.elapsed()
+    );
+
+    d.signal(libc::SIGTERM);
+    notifications_until(&sock, "STOPPING=1", &mut got);
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}

@@ -363,7 +363,7 @@ pub fn serve(mut cfg: HubConfig, args: HubArgs) -> std::result::Result<(), Strin
         secrets.insert(t.id.clone(), s.into_bytes());
     }
     let listen = args.listen.clone().unwrap_or(cfg.listen.clone());
-    let hub = SledHub::open(&cfg).map_err(|e| e.to_string())?;
+    let hub = crate::daemon::while_starting(|| SledHub::open(&cfg)).map_err(|e| e.to_string())?;
     let s = &hub.engine().startup;
     for r in s.repairs() {
         tracing::warn!("hub {r}");
