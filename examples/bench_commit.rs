@@ -503,6 +503,7 @@ mod sqlite {
 }
 
 fn main() -> Result<()> {
+    loyaltyd::alloc::tune();
     let members = env_usize("BENCH_MEMBERS", 100_000)?.max(1);
     let n = env_usize("BENCH_CHECKOUTS", 20_000)?.max(1);
     let rebuild_records = env_usize("BENCH_REBUILD_RECORDS", 1_000_000)?;

@@ -245,6 +245,7 @@ enum ReportCmd {
 
 /// Runs the CLI; returns the exit status.
 pub fn main() -> i32 {
+    crate::alloc::tune();
     let cli = Cli::parse();
     let json = cli.json;
     match run(cli) {

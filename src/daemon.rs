@@ -56,14 +56,11 @@ fn sync_config(cfg: &Config) -> Result<Option<SyncConfig>, String> {
     }))
 }
 
-/// Engine calls wait on fdatasync on the blocking pool; this many may wait at once (a
-/// till's POS sends a handful of requests at a time, and tokio's default of 512
-/// threads would only cost memory).
-const MAX_BLOCKING_THREADS: usize = 64;
+/// Engine calls wait on fdatasync on the blocking pool; this many may wait at once. A
+/// till's POS sends a handful of requests at a time; 16 still fill a group commit under
+/// the benchmark's 32 clients, and tokio's default of 512 threads would only cost memory.
+const MAX_BLOCKING_THREADS: usize = 16;
 
-/// The daemon's runtime, built for a small machine: glibc's malloc keeps at most two
-/// arenas (one per thread by default, which makes the resident size grow with the
-/// blocking pool), and the blocking pool is bounded.
 /// How often start-up tells systemd it is still busy, and how much more time each
 /// message asks for.
 const EXTEND_EVERY: Duration = Duration::from_secs(10);
@@ -95,12 +92,8 @@ pub fn while_starting<T>(open: impl FnOnce() -> T) -> T {
     out
 }
 
+/// The daemon's runtime, built for a small machine: the blocking pool is bounded.
 pub fn runtime(name: &str) -> Result<tokio::runtime::Runtime, String> {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only tunes glibc's allocator; called before the runtime's threads.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name(name)

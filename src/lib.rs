@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the bird's-eye view and the invariants the modules keep.
 
+pub mod alloc;
 pub mod api;
 pub mod cli;
 pub mod config;
