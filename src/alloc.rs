@@ -29,9 +29,9 @@ pub fn tune() {
 }
 
 /// The purge delay in milliseconds, as mimalloc will use it.
-pub fn purge_delay_ms() -> i64 {
+pub fn purge_delay_ms() -> std::os::raw::c_long {
     // SAFETY: reads one of mimalloc's integer options.
-    i64::from(unsafe { mi_option_get(PURGE_DELAY) })
+    unsafe { mi_option_get(PURGE_DELAY) }
 }
 
 #[cfg(test)]
