@@ -469,15 +469,23 @@ impl Store {
             .get_with(&self.shared.db, key, |v| v.map(|b| dec(what, b)).transpose())
     }
 
-    /// Writes every pending change to sled, so that a scan of sled sees it.
+    /// Writes every pending change to sled.
     fn settle(&self) -> Result<()> {
         self.shared.overlay.flush_once(&self.shared.db)
     }
 
-    /// Keys and values under `prefix`, in key order, after settling pending changes.
-    fn scan(&self, prefix: &[u8]) -> Result<impl Iterator<Item = Result<(sled::IVec, sled::IVec)>> + '_> {
-        self.settle()?;
-        Ok(self.shared.db.scan_prefix(prefix).map(|kv| kv.map_err(Error::from)))
+    /// `f` of every key and value under `prefix`, in key order, read from sled with
+    /// every pending change written and no batch landing meanwhile (one state).
+    fn scan<T>(&self, prefix: &[u8], mut f: impl FnMut(sled::IVec, sled::IVec) -> Result<T>) -> Result<Vec<T>> {
+        let db = &self.shared.db;
+        self.shared.overlay.settled(db, || {
+            db.scan_prefix(prefix)
+                .map(|kv| {
+                    let (k, v) = kv?;
+                    f(k, v)
+                })
+                .collect()
+        })
     }
 
     pub fn applied(&self) -> Result<Applied> {
@@ -552,9 +560,7 @@ impl Store {
 
     /// Every member id, for the daily expiry pass.
     pub fn member_ids(&self) -> Result<Vec<String>> {
-        self.scan(&[key::MEMBER])?
-            .map(|kv| Ok(String::from_utf8_lossy(&kv?.0[1..]).into_owned()))
-            .collect()
+        self.scan(&[key::MEMBER], |k, _| Ok(String::from_utf8_lossy(&k[1..]).into_owned()))
     }
 
     /// Terminal: what the hub has acknowledged.
@@ -577,9 +583,7 @@ impl Store {
 
     /// Terminal: members to ask the hub for again.
     pub fn stale_members(&self) -> Result<Vec<String>> {
-        self.scan(&[key::STALE])?
-            .map(|kv| Ok(String::from_utf8_lossy(&kv?.0[1..]).into_owned()))
-            .collect()
+        self.scan(&[key::STALE], |k, _| Ok(String::from_utf8_lossy(&k[1..]).into_owned()))
     }
 
     /// Terminal: the last ruleset text the hub sent.
@@ -605,35 +609,34 @@ impl Store {
 
     /// Hub: every terminal stream.
     pub fn hub_terminals(&self) -> Result<Vec<HubTerminal>> {
-        self.scan(&[key::TERMINAL])?.map(|kv| dec("terminal", &kv?.1)).collect()
+        self.scan(&[key::TERMINAL], |_, v| dec("terminal", &v))
     }
 
     /// Hub: members with a negative balance, with that balance.
     pub fn negative_members(&self) -> Result<Vec<(String, i64)>> {
-        self.scan(&[key::NEGATIVE])?
-            .map(|kv| {
-                let (k, v) = kv?;
-                Ok((String::from_utf8_lossy(&k[1..]).into_owned(), dec("balance", &v)?))
-            })
-            .collect()
+        self.scan(&[key::NEGATIVE], |k, v| {
+            Ok((String::from_utf8_lossy(&k[1..]).into_owned(), dec("balance", &v)?))
+        })
     }
 
     /// Hub: change-feed entries after `cursor`, in order, as (seq, kind, id). Stops at
     /// `limit` entries, but never inside one seq, so that a cursor resumes exactly.
     pub fn feed_after(&self, cursor: u64, limit: usize) -> Result<Vec<(u64, FeedKind, String)>> {
-        self.settle()?;
         let from = k(key::FEED, &(cursor.saturating_add(1)).to_be_bytes());
-        let mut out: Vec<(u64, FeedKind, String)> = Vec::new();
-        for kv in self.shared.db.range(from..vec![key::FEED + 1]) {
-            let (k, _) = kv?;
-            let seq = u64::from_be_bytes(k[1..9].try_into().expect("feed keys hold a seq"));
-            if out.len() >= limit && out.last().is_some_and(|l| l.0 != seq) {
-                break;
+        let db = &self.shared.db;
+        self.shared.overlay.settled(db, || {
+            let mut out: Vec<(u64, FeedKind, String)> = Vec::new();
+            for kv in db.range(from..vec![key::FEED + 1]) {
+                let (k, _) = kv?;
+                let seq = u64::from_be_bytes(k[1..9].try_into().expect("feed keys hold a seq"));
+                if out.len() >= limit && out.last().is_some_and(|l| l.0 != seq) {
+                    break;
+                }
+                let Some(kind) = FeedKind::of(k[9]) else { continue };
+                out.push((seq, kind, String::from_utf8_lossy(&k[10..]).into_owned()));
             }
-            let Some(kind) = FeedKind::of(k[9]) else { continue };
-            out.push((seq, kind, String::from_utf8_lossy(&k[10..]).into_owned()));
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Writes every pending change and sled's buffers out (on shutdown and after a

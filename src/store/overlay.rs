@@ -80,7 +80,7 @@ pub(super) struct Overlay {
     pending: Mutex<Pending>,
     /// Wakes the flusher (many keys pending, stop) and writers held back (batch landed).
     cv: Condvar,
-    /// One batch is written at a time, by the flusher or by `settle`.
+    /// One batch is written at a time, by the flusher or by `settled`.
     writing: Mutex<()>,
 }
 
@@ -192,6 +192,20 @@ impl Overlay {
     /// Writes what is pending to sled as one atomic batch.
     pub(super) fn flush_once(&self, db: &sled::Db) -> Result<()> {
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        self.flush_locked(db)
+    }
+
+    /// Writes what is pending to sled, then runs `f` while no batch can start, so that
+    /// a scan of sled in `f` sees one state throughout: that of the last record applied
+    /// when it began (sled's iterators alone would see batches landing mid-scan).
+    pub(super) fn settled<T>(&self, db: &sled::Db, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        self.flush_locked(db)?;
+        f()
+    }
+
+    /// `flush_once` with the `writing` lock held.
+    fn flush_locked(&self, db: &sled::Db) -> Result<()> {
         let batch_src = {
             let mut p = self.lock();
             if p.fresh.is_empty() {
