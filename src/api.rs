@@ -135,12 +135,17 @@ fn body<T: for<'de> Deserialize<'de>>(b: std::result::Result<Bytes, BytesRejecti
     serde_json::from_slice(&bytes).map_err(|e| Box::new(Error::invalid(format!("bad JSON body: {e}")).into_response()))
 }
 
-/// Runs engine work on the blocking pool and counts refusals.
-async fn blocking<T: Send + 'static>(st: &Shared, f: impl FnOnce(&Engine) -> Result<T> + Send + 'static) -> Result<T> {
-    let engine = st.engine.clone();
-    let r = tokio::task::spawn_blocking(move || f(&engine))
-        .await
-        .map_err(|e| Error::internal(format!("worker failed: {e}")))?;
+/// Runs engine work, which may wait for an fdatasync, and counts refusals.
+///
+/// `block_in_place` runs it on the request's own thread and hands the runtime's other
+/// work to another thread, where `spawn_blocking` would wake a pool thread and then wake
+/// the request's thread again with the answer: two context switches fewer on the path of
+/// every request (1-client commits: p50 430-477 µs instead of 489-658, p99 1.5-2.0 ms
+/// instead of 2.2-4.4 in the same noisy runs). Needs the multi-threaded runtime, which
+/// is the only one serving this API.
+async fn blocking<T>(st: &Shared, f: impl FnOnce(&Engine) -> Result<T>) -> Result<T> {
+    let engine = &st.engine;
+    let r = tokio::task::block_in_place(move || f(engine));
     if let Err(e) = &r {
         st.metrics.refusal(e.code);
         if e.code.is_fault() {

@@ -56,9 +56,10 @@ fn sync_config(cfg: &Config) -> Result<Option<SyncConfig>, String> {
     }))
 }
 
-/// Engine calls wait on fdatasync on the blocking pool; this many may wait at once. A
-/// till's POS sends a handful of requests at a time; 16 still fill a group commit under
-/// the benchmark's 32 clients, and tokio's default of 512 threads would only cost memory.
+/// Engine calls wait on fdatasync off the runtime's workers (`block_in_place` hands a
+/// worker's queue to a blocking-pool thread); this many may wait at once. A till's POS
+/// sends a handful of requests at a time; 16 still fill a group commit under the
+/// benchmark's 32 clients, and tokio's default of 512 threads would only cost memory.
 const MAX_BLOCKING_THREADS: usize = 16;
 
 /// How often start-up tells systemd it is still busy, and how much more time each
