@@ -381,6 +381,12 @@ impl Client {
             .parse()
             .with_context(|| format!("{name} in /metrics"))
     }
+
+    /// Commits the daemon has timed over 1 ms since it started.
+    fn commits_over_1ms(&self) -> Result<u64> {
+        Ok(self.metric("loyaltyd_commit_seconds_count")?
+            - self.metric("loyaltyd_commit_seconds_bucket{le=\"0.001\"}")?)
+    }
 }
 
 // ----- commits -----
@@ -398,6 +404,10 @@ struct Load {
     elapsed: Duration,
     lat: Lat,
     fsyncs: u64,
+    /// Commits the daemon itself timed over 1 ms (`loyaltyd_commit_seconds`, from the
+    /// engine call to the durable receipt): tells a tail inside the daemon from one in
+    /// HTTP, scheduling and the client.
+    server_over_1ms: u64,
     cpu: Duration,
     /// The daemon's memory right after the phase.
     mem: Mem,
@@ -428,6 +438,7 @@ impl Load {
             elapsed: self.elapsed + later.elapsed,
             lat: Lat::new(lat),
             fsyncs: self.fsyncs + later.fsyncs,
+            server_over_1ms: self.server_over_1ms + later.server_over_1ms,
             cpu: self.cpu + later.cpu,
             mem: later.mem,
         }
@@ -439,6 +450,7 @@ impl Load {
 fn commit_load(d: &Daemon, members: usize, n: usize, clients: usize, tag: &str) -> Result<Load> {
     let admin = Client::new(&d.url);
     let fsyncs0 = admin.metric("loyaltyd_journal_fsyncs")?;
+    let over0 = admin.commits_over_1ms()?;
     let cpu0 = cpu_time(d.pid())?;
     let ready = Barrier::new(clients + 1);
     let (per_client, elapsed) = std::thread::scope(|s| {
@@ -482,6 +494,7 @@ fn commit_load(d: &Daemon, members: usize, n: usize, clients: usize, tag: &str) 
         elapsed,
         lat: Lat::new(all),
         fsyncs: admin.metric("loyaltyd_journal_fsyncs")? - fsyncs0,
+        server_over_1ms: admin.commits_over_1ms()? - over0,
         cpu: cpu_time(d.pid())? - cpu0,
         mem: mem(d.pid())?,
     })
@@ -743,6 +756,12 @@ fn main() -> Result<()> {
         one.lat.pct(0.5),
         one.lat.pct(0.99),
         one.lat.max()
+    );
+    println!(
+        "  timed by the daemon:             {} of {} over 1 ms ({:.2}%)",
+        one.server_over_1ms,
+        one.n,
+        one.server_over_1ms as f64 * 100.0 / one.n.max(1) as f64
     );
     println!(
         "  the disk alone (raw fdatasync): p50 {} us  p99 {} us  max {} us",
