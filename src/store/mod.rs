@@ -9,8 +9,10 @@
 //! - [`Store::apply`] is the one function that changes state. Live commits, start-up
 //!   replay, `rebuild` and the hub all call it, so replay equals live by construction.
 //! - Applied changes reach sled through a write-behind overlay (see `overlay`), in
-//!   atomic batches that also move the applied position, so sled always matches
-//!   exactly a prefix of the journal; reads see the last record applied.
+//!   batches that also move the applied position and are made atomic by a redo log
+//!   (see `redo`), so sled always matches exactly a prefix of the journal; reads see
+//!   the last record applied. Nothing calls sled's `apply_batch` or transactions: the
+//!   first such call makes every later sled read in the process take a global lock.
 //! - sled is paid per key written, so nothing gets a key per checkout: a transaction is
 //!   read back from the journal record that holds it (its id names the seq), with a
 //!   small note only once a redemption or refund gives it state of its own; idempotency
@@ -18,6 +20,7 @@
 
 mod apply;
 mod overlay;
+mod redo;
 
 pub use apply::content_hash;
 
@@ -35,6 +38,7 @@ use crate::rules::refund::Refunded;
 use crate::rules::CouponView;
 
 use overlay::Overlay;
+use redo::Redo;
 
 const VERSION: u8 = 1;
 /// The key layout (see the module docs); 1 kept a key per transaction and idempotency key.
@@ -415,9 +419,16 @@ impl Store {
             Ok(Err(e)) => return Err(Unusable(format!("{}: {e}", dir.display()))),
             Err(_) => return Err(Unusable(format!("{}: sled panicked while opening it", dir.display()))),
         };
+        let redo = Redo::open(&db).map_err(|e| Unusable(format!("{}: {e}", dir.display())))?;
+        // A batch a crash cut short is completed before anything is read.
+        match redo.recover(&db) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("{}: completed a state batch cut short ({n} keys)", dir.display()),
+            Err(e) => return Err(Unusable(format!("{}: {}", dir.display(), e.message))),
+        }
         let shared = Arc::new(Shared {
             db,
-            overlay: Overlay::new(bulk),
+            overlay: Overlay::new(bulk, redo),
         });
         // A readable position is the least we ask of a store we keep.
         let applied: Applied = match shared.db.get(key::APPLIED) {

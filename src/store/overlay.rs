@@ -5,21 +5,24 @@
 //! changes land in memory first, and a flusher thread writes them to sled in large
 //! batches, each carrying the applied position it reaches. Reads look at the pending
 //! changes before sled, so they always see the state of the last record applied.
-//! After a crash sled holds an earlier prefix of the journal (a batch is atomic) and
-//! start-up replays the rest: exactly what the store already promises.
+//! A batch is written through a redo log (see `redo`), so after a crash sled holds an
+//! earlier prefix of the journal and start-up replays the rest: exactly what the store
+//! already promises.
 //!
 //! A store being built from scratch (`rebuild`, into a directory nobody uses until it
 //! is complete) runs in bulk mode instead: no timer, a batch only when the pending
 //! values reach `bulk_bytes()`, and each batch written key by key in key order (sled's
 //! own batches go in hash order, and a sled insert costs several times more at a
-//! random place than next to the previous one). Such a batch is not atomic, which
-//! does not matter for a directory that is thrown away unless the build completes.
+//! random place than next to the previous one), without the redo log. Such a batch is
+//! not atomic, which does not matter for a directory that is thrown away unless the
+//! build completes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use super::redo::{self, Redo};
+use crate::error::Result;
 
 /// The maps of the store's hot path hash with FxHash (sled's own choice, already
 /// in the build): several times cheaper than SipHash on short keys, and their keys
@@ -82,10 +85,12 @@ pub(super) struct Overlay {
     cv: Condvar,
     /// One batch is written at a time, by the flusher or by `settled`.
     writing: Mutex<()>,
+    /// Makes a batch atomic (not used in bulk mode).
+    redo: Redo,
 }
 
 impl Overlay {
-    pub(super) fn new(bulk: bool) -> Overlay {
+    pub(super) fn new(bulk: bool, redo: Redo) -> Overlay {
         Overlay {
             bulk,
             bulk_bytes: if bulk { bulk_bytes() } else { 0 },
@@ -100,6 +105,7 @@ impl Overlay {
             }),
             cv: Condvar::new(),
             writing: Mutex::new(()),
+            redo,
         }
     }
 
@@ -217,16 +223,9 @@ impl Overlay {
             fresh
         };
         let written = if self.bulk {
-            write_in_key_order(db, &batch_src)
+            redo::apply(db, redo::in_key_order(&batch_src))
         } else {
-            let mut batch = sled::Batch::default();
-            for (k, v) in batch_src.iter() {
-                match v {
-                    Some(v) => batch.insert(k.as_slice(), v.as_slice()),
-                    None => batch.remove(k.as_slice()),
-                }
-            }
-            db.apply_batch(batch).map_err(Error::from)
+            self.redo.write(db, &batch_src)
         };
         let mut p = self.lock();
         let landed = p.landing.take();
@@ -283,17 +282,4 @@ impl Overlay {
         self.lock().stop = true;
         self.cv.notify_all();
     }
-}
-
-/// Bulk mode: the changes one by one, in key order.
-fn write_in_key_order(db: &sled::Db, changes: &Changes) -> Result<()> {
-    let mut keys: Vec<&Vec<u8>> = changes.keys().collect();
-    keys.sort_unstable();
-    for k in keys {
-        match &changes[k] {
-            Some(v) => db.insert(k.as_slice(), v.as_slice())?,
-            None => db.remove(k.as_slice())?,
-        };
-    }
-    Ok(())
 }
