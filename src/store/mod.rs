@@ -419,7 +419,8 @@ impl Store {
             Ok(Err(e)) => return Err(Unusable(format!("{}: {e}", dir.display()))),
             Err(_) => return Err(Unusable(format!("{}: sled panicked while opening it", dir.display()))),
         };
-        let redo = Redo::open(&db).map_err(|e| Unusable(format!("{}: {e}", dir.display())))?;
+        let unusable = |e: sled::Error| Unusable(format!("{}: {e}", dir.display()));
+        let redo = Redo::open(&db).map_err(unusable)?;
         // A batch a crash cut short is completed before anything is read.
         match redo.recover(&db) {
             Ok(0) => {}
@@ -436,9 +437,8 @@ impl Store {
             Ok(Some(v)) => {
                 dec("applied position", &v).map_err(|e| Unusable(format!("{}: {}", dir.display(), e.message)))?
             }
-            Err(e) => return Err(Unusable(format!("{}: {e}", dir.display()))),
+            Err(e) => return Err(unusable(e)),
         };
-        let unusable = |e: sled::Error| Unusable(format!("{}: {e}", dir.display()));
         match shared.db.get(key::LAYOUT).map_err(unusable)? {
             Some(v) if v.as_ref() == LAYOUT.to_be_bytes() => {}
             None if applied.seq == 0 => {

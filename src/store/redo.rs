@@ -25,8 +25,6 @@
 //! re-applies a marked redo log (the values are whole values, so applying twice is
 //! harmless) and drops stray chunks.
 
-use serde::{Deserialize, Serialize};
-
 use super::overlay::Changes;
 use super::{dec, enc};
 use crate::error::{Error, Result};
@@ -40,13 +38,6 @@ const CHUNK: u8 = b'c';
 /// A chunk ends after the entry that takes it past this many bytes (well under sled's
 /// blob threshold, a quarter of its 512 KiB segments, so chunks stay in its log).
 const CHUNK_BYTES: usize = 32 << 10;
-
-/// One entry of a batch: a key and its new value, or `None` for a removal.
-#[derive(Serialize)]
-struct Entry<'a>(&'a [u8], Option<&'a [u8]>);
-
-#[derive(Deserialize)]
-struct OwnedEntry(Vec<u8>, Option<Vec<u8>>);
 
 fn chunk_key(i: u32) -> [u8; 5] {
     let [a, b, c, d] = i.to_be_bytes();
@@ -83,17 +74,13 @@ impl Redo {
     /// the number of chunks.
     fn stage<'a>(&self, changes: &'a Changes) -> Result<(Vec<Change<'a>>, u32)> {
         let sorted = in_key_order(changes);
-        let mut chunks: u32 = 0;
-        let mut chunk: Vec<Entry<'_>> = Vec::new();
-        let mut bytes = 0;
+        let (mut chunks, mut start, mut bytes) = (0u32, 0, 0);
         for (i, (k, v)) in sorted.iter().enumerate() {
-            chunk.push(Entry(k, v.as_deref()));
             bytes += k.len() + v.as_ref().map_or(0, Vec::len);
             if bytes >= CHUNK_BYTES || i + 1 == sorted.len() {
-                self.tree.insert(chunk_key(chunks), enc(&chunk))?;
+                self.tree.insert(chunk_key(chunks), enc(&&sorted[start..=i]))?;
                 chunks += 1;
-                chunk.clear();
-                bytes = 0;
+                (start, bytes) = (i + 1, 0);
             }
         }
         self.tree.insert(MARK, enc(&chunks))?;
@@ -121,14 +108,9 @@ impl Redo {
                     .tree
                     .get(chunk_key(i))?
                     .ok_or_else(|| Error::internal(format!("state store: redo chunk {i} of {chunks} is missing")))?;
-                let entries: Vec<OwnedEntry> = dec("redo chunk", &chunk)?;
-                for OwnedEntry(k, v) in entries {
-                    match v {
-                        Some(v) => db.insert(k, v)?,
-                        None => db.remove(k)?,
-                    };
-                    applied += 1;
-                }
+                let entries: Vec<(Vec<u8>, Option<Vec<u8>>)> = dec("redo chunk", &chunk)?;
+                apply(db, entries.iter().map(|(k, v)| (k, v)))?;
+                applied += entries.len();
             }
         }
         // The mark, then stray chunks (of a crash before the mark or after its removal).
