@@ -1,0 +1,149 @@
+//! Golden journals: every build must read the journals earlier versions wrote and
+//! rebuild from them exactly the state those versions reported (tests/golden/*/,
+//! made by tests/golden/make_golden.py with that version's binary; never regenerated).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use support::daemon::{repo, spawn_logged, Client};
+
+const HUB_TOKEN: &str = "golden-hub-operator-token";
+
+fn expected(version: &str) -> Value {
+    let text = std::fs::read_to_string(repo(&format!("tests/golden/{version}/expected.json"))).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A data dir holding a copy of one golden journal (and no state store).
+fn data_dir(tmp: &Path, version: &str, which: &str) -> PathBuf {
+    let dir = tmp.join(which);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        repo(&format!("tests/golden/{version}/{which}/journal.log")),
+        dir.join("journal.log"),
+    )
+    .unwrap();
+    dir
+}
+
+fn terminal_config(tmp: &Path, terminal: &str, data: &Path) -> PathBuf {
+    let cfg = tmp.join(format!("{terminal}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "terminal_id = {terminal:?}\ndata_dir = {:?}\nrules = {:?}\nclock = \"trusted\"\n[sync]\nupstream = \"\"\n",
+            data.display().to_string(),
+            repo("config/rules.toml").display().to_string()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn cli(cfg: &Path, args: &[&str]) -> Value {
+    let out = support::loyaltyd_command()
+        .arg("--config")
+        .arg(cfg)
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{args:?}: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"))
+}
+
+/// The terminal's members and daily reports as the version that wrote the journal
+/// reported them; then a new record appends with the hash chain intact.
+fn terminal_replays(version: &str, which: &str, terminal: &str) {
+    let want = expected(version);
+    let want = &want[which];
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(tmp.path(), version, which);
+    let cfg = terminal_config(tmp.path(), terminal, &data);
+    let show_at = expected(version)["show_at"].as_str().unwrap().to_string();
+    let records = want["verify"]["records"].as_u64().unwrap();
+    assert_eq!(cli(&cfg, &["journal", "verify"])["records"], records);
+    for (card, member) in want["members"].as_object().unwrap() {
+        let got = cli(&cfg, &["member", "show", "--card", card, "--at", &show_at]);
+        assert_eq!(&got, member, "{version} {which}: member of card {card}");
+    }
+    for (date, daily) in want["daily"].as_object().unwrap() {
+        let got = cli(&cfg, &["report", "daily", "--date", date]);
+        assert_eq!(&got, daily, "{version} {which}: daily report of {date}");
+    }
+    // New records go on the old journal, chained to its last record.
+    cli(
+        &cfg,
+        &[
+            "member",
+            "add",
+            "--card",
+            "0A0B0C0D",
+            "--name",
+            "New",
+            "--phone",
+            "13700000009",
+        ],
+    );
+    assert_eq!(cli(&cfg, &["journal", "verify"])["records"], records + 1);
+}
+
+#[test]
+fn v0_1_0_terminal_t1_replays_to_the_same_state() {
+    terminal_replays("v0.1.0", "t1", "T1");
+}
+
+#[test]
+fn v0_1_0_terminal_t2_replays_to_the_same_state() {
+    terminal_replays("v0.1.0", "t2", "T2");
+}
+
+#[test]
+fn v0_1_0_hub_replays_to_the_same_state() {
+    let want = expected("v0.1.0");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(tmp.path(), "v0.1.0", "hub");
+    let token = tmp.path().join("hub.token");
+    std::fs::write(&token, format!("{HUB_TOKEN}\n")).unwrap();
+    let cfg = tmp.path().join("hub.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nrules = {:?}\ntoken_file = {:?}\n",
+            data.display().to_string(),
+            repo("config/rules.toml").display().to_string(),
+            token.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut cmd = support::loyaltyd_command();
+    cmd.arg("--config").arg(&cfg).args(["hub", "serve"]);
+    let (mut child, url, _log) = spawn_logged(cmd, "hub listening on ");
+    let client = Client::new(&url, Some(HUB_TOKEN));
+    let mut terminals = client.get_json("/v1/hub/terminals", 200);
+    terminals
+        .as_array_mut()
+        .unwrap()
+        .sort_by_key(|t| t["terminal_id"].as_str().unwrap().to_string());
+    assert_eq!(terminals, want["hub"]["terminals"]);
+    assert_eq!(
+        client.get_json("/v1/hub/reports/overspent", 200),
+        want["hub"]["overspent"]
+    );
+    for (id, member) in want["hub"]["members"].as_object().unwrap() {
+        assert_eq!(
+            &client.get_json(&format!("/v1/hub/members/{id}"), 200),
+            member,
+            "hub member {id}"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
