@@ -358,13 +358,15 @@ fn run(cli: Cli) -> Result<Out> {
             let mut text = format!("{}: {} records, hash chain intact", path.display(), r.records);
             if let Some(t) = &r.truncated {
                 text.push_str(&format!(
-                    "; a torn last write of {} bytes at offset {} (never acknowledged; cut off at next start)",
-                    t.bytes, t.offset
+                    "; an unacknowledged tail of {} bytes at offset {} ({} complete records after a lost write; cut off at next start)",
+                    t.bytes, t.offset, t.later_frames
                 ));
             }
             let v = serde_json::json!({
                 "ok": true, "path": path.display().to_string(), "records": r.records,
-                "torn_tail": r.truncated.as_ref().map(|t| serde_json::json!({"offset": t.offset, "bytes": t.bytes})),
+                "torn_tail": r.truncated.as_ref().map(|t| serde_json::json!({
+                    "offset": t.offset, "bytes": t.bytes, "later_records": t.later_frames,
+                })),
             });
             out(&v, text)
         }

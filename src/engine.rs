@@ -89,8 +89,12 @@ impl Startup {
     pub fn repairs(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(t) = &self.truncated {
+            let kind = match t.later_frames {
+                0 => "a torn tail".to_string(),
+                n => format!("a ragged tail (a lost write, then {n} complete records)"),
+            };
             out.push(format!(
-                "journal: cut a torn last record of {} bytes at offset {} (it was never acknowledged)",
+                "journal: cut {kind} of {} bytes at offset {}: written after the last completed sync, so never acknowledged",
                 t.bytes, t.offset
             ));
         }

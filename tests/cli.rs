@@ -1176,18 +1176,25 @@ fn garbage_state_store_is_moved_aside_and_rebuilt() {
 // 10. The journal: torn tails and corruption
 // ---------------------------------------------------------------------------
 
-/// Start offsets of the journal's frames (format v1: 16-byte header, 52 + len each,
-/// then the zeros the writer keeps ahead of itself).
+/// The length of the frame at `off` (src/journal/mod.rs: 60 + len for the frames this
+/// version writes, bit 31 of the length word set; 52 + len for those of 0.1).
+fn frame_len(journal: &[u8], off: usize) -> usize {
+    let word = u32::from_le_bytes(journal[off..off + 4].try_into().unwrap());
+    let overhead = if word & 1 << 31 != 0 { 60 } else { 52 };
+    overhead + (word & !(1 << 31)) as usize
+}
+
+/// Start offsets of the journal's frames (16-byte header, then frames, then the zeros
+/// the writer keeps ahead of itself).
 fn frame_offsets(journal: &[u8]) -> Vec<usize> {
     let mut out = Vec::new();
     let mut off = 16;
     while off + 16 <= journal.len() && journal[off..off + 16] != [0; 16] {
-        let len = u32::from_le_bytes(journal[off..off + 4].try_into().unwrap()) as usize;
-        if off + 52 + len > journal.len() {
+        if off + frame_len(journal, off) > journal.len() {
             break;
         }
         out.push(off);
-        off += 52 + len;
+        off += frame_len(journal, off);
     }
     assert!(
         journal[off..].iter().all(|&b| b == 0),
@@ -1199,9 +1206,7 @@ fn frame_offsets(journal: &[u8]) -> Vec<usize> {
 /// The journal's header and frames, without the zeros after them.
 fn journal_frames(t: &Term) -> Vec<u8> {
     let mut j = std::fs::read(t.journal()).expect("journal");
-    let end = frame_offsets(&j).last().map_or(16, |&last| {
-        last + 52 + u32::from_le_bytes(j[last..last + 4].try_into().unwrap()) as usize
-    });
+    let end = frame_offsets(&j).last().map_or(16, |&last| last + frame_len(&j, last));
     j.truncate(end);
     j
 }
@@ -1276,7 +1281,7 @@ fn corruption_in_the_middle_stops_every_command() {
     let frames = frame_offsets(&j);
     assert!(frames.len() >= 6);
     let bad = frames[frames.len() / 2];
-    j[bad + 52 + 2] ^= 0x40; // a payload byte of a frame in the middle
+    j[bad + 60 + 2] ^= 0x40; // a payload byte of a frame in the middle
     std::fs::write(t.journal(), &j).expect("write");
     let path = t.journal().display().to_string();
 
@@ -1299,7 +1304,7 @@ fn corruption_in_the_middle_stops_every_command() {
         assert_eq!(std::fs::read(t.journal()).unwrap(), j, "nothing is cut");
     }
     // Flip it back: all is well again.
-    j[bad + 52 + 2] ^= 0x40;
+    j[bad + 60 + 2] ^= 0x40;
     std::fs::write(t.journal(), &j).expect("write");
     assert_eq!(members(&t), want);
     t.records();

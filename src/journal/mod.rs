@@ -1,24 +1,30 @@
 //! The journal: the terminal's source of truth, an append-only file of
 //! opaque payloads (the caller encodes them; the journal never looks inside).
 //!
-//! # File format, version 1 (all integers little-endian)
+//! # File format, version 2 (all integers little-endian)
 //!
 //! ```text
 //! file header, 16 bytes:
 //!   0   magic    [u8; 8]  = b"LOYJRNL\0"
-//!   8   version  u32      = 1
+//!   8   version  u32      = 2 (1: written by 0.1, holds only frames of kind 1)
 //!   12  reserved [u8; 4]  = 0
-//! then frames back to back, each 52 + len bytes:
-//!   0   len      u32       payload length, at most 1 MiB
+//! then frames back to back. A frame of kind 2 (every frame this version writes):
+//!   0   len      u32       payload length (at most 1 MiB) | 1 << 31
 //!   4   seq      u64       1 for the first frame, +1 for each next (no gaps)
-//!   12  hcrc     u32       CRC32 of the 12 bytes len ‖ seq, so `len` can be
-//!                          trusted before the body is read
-//!   16  prev     [u8; 32]  hash of the previous frame, all zero for seq 1
-//!   48  payload  [u8; len]
-//!   48+len crc   u32       CRC32 of seq ‖ prev ‖ payload
-//! frame hash = SHA-256(seq ‖ prev ‖ payload)
+//!   12  durable  u64       every frame up to this seq was on disk (fdatasync had
+//!                          returned) when this frame was written
+//!   20  hcrc     u32       CRC32 of the 20 bytes len ‖ seq ‖ durable, so `len`
+//!                          can be trusted before the body is read
+//!   24  prev     [u8; 32]  hash of the previous frame, all zero for seq 1
+//!   56  payload  [u8; len]
+//!   56+len crc   u32       CRC32 of seq ‖ prev ‖ payload
+//! A frame of kind 1 (written by 0.1; bit 31 of len clear) has no `durable`:
+//!   len u32, seq u64, hcrc u32 = CRC32(len ‖ seq), prev, payload, crc.
+//! frame hash = SHA-256(seq ‖ prev ‖ payload), whatever the kind
 //! ```
 //!
+//! A version 1 file opened for writing gets the version 2 header before its first
+//! new frame, so that 0.1 refuses it rather than taking kind 2 frames for damage.
 //! Byte offsets reported anywhere (errors, [`Truncation`]) count from the
 //! start of the file, header included.
 //!
@@ -32,15 +38,30 @@
 //!
 //! # Recovery rule
 //!
-//! A power cut can only tear the last write. When the frame at offset X fails
-//! any check and everything from X on is zero, X is simply the end. Otherwise
-//! the rest of the file is searched from X + 1 for a complete valid frame (hcrc
-//! ok, seq above the last good one, crc ok). If there is one, the damage sits in
-//! the middle of the history and the file is reported corrupt at X; otherwise
-//! the bytes from X to the last non-zero one are a torn tail, which
+//! A frame is acknowledged only after an fdatasync that returned after it was
+//! written, and that sync covered every earlier frame too. So the frames that were
+//! acknowledged form a prefix of the file, and after a power cut anything past the
+//! last completed sync may be on disk in any part: a torn last write, or a ragged
+//! tail where the disk kept a later write and lost an earlier one (page writeback
+//! and disk caches do not keep the order). Such a tail was never acknowledged and
+//! is cut. Damage to acknowledged history is not: it stops start-up.
+//!
+//! Telling the two apart: when the frame at offset X (seq k) fails any check, the
+//! rest of the file is searched for complete valid frames (hcrc ok, seq above the
+//! last good one, crc ok). If one of them says `durable >= k`, frame k had been on
+//! disk before that frame was written: the damage is to acknowledged history, and
+//! the file is reported corrupt at X. A frame of kind 1 found after X counts the
+//! same way (0.1 recorded no watermark, so damage under it is never cut). Otherwise
+//! everything from X to the last non-zero byte is an unacknowledged tail, which
 //! [`Journal::open`] cuts off (with the zeros after it) and [`verify`] only
-//! reports. A file shorter than the header that is a prefix of a valid header
-//! (crash while creating) gets its header rewritten.
+//! reports. Only zeros after X is the plain end of the history. A file shorter
+//! than the header that is a prefix of a valid header (crash while creating) gets
+//! its header rewritten.
+//!
+//! The watermark lags acknowledgement a little (it is the durable seq when a frame
+//! is written), so the frames acknowledged by the very last sync before a cut are
+//! covered by no later watermark: damage to exactly those (not a power-cut pattern,
+//! which never touches synced data) would be taken for an unacknowledged tail.
 //!
 //! # Durability
 //!
@@ -75,12 +96,19 @@ pub type Hash = [u8; 32];
 pub const MAX_PAYLOAD: usize = 1 << 20;
 
 const MAGIC: [u8; 8] = *b"LOYJRNL\0";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// The version of files written by 0.1, which this one reads and upgrades.
+const VERSION_1: u32 = 1;
 const FILE_HEADER_LEN: u64 = 16;
-/// len + seq + hcrc + prev: everything in front of the payload.
-const FRAME_HEAD: usize = 48;
-/// Bytes of a frame that are not payload.
-const FRAME_OVERHEAD: usize = FRAME_HEAD + 4;
+/// Bit 31 of the length word marks a frame of kind 2 (with the durable watermark).
+const KIND_2: u32 = 1 << 31;
+/// Head sizes (len, seq, [durable,] hcrc) of the two frame kinds.
+const HEAD_1: usize = 16;
+const HEAD_2: usize = 24;
+/// The longest head plus prev: enough bytes to parse any frame's head and prev.
+const MAX_HEAD_PREV: usize = HEAD_2 + 32;
+/// The smallest frame there can be (kind 1, empty payload).
+const MIN_FRAME: usize = HEAD_1 + 32 + 4;
 /// One in-memory offset per this many frames, so `read_from` and `read` start
 /// near their target (1M frames -> 15,625 entries, 122 KiB).
 const INDEX_STRIDE: u64 = 64;
@@ -110,12 +138,15 @@ pub struct Recovery {
     pub truncated: Option<Truncation>,
 }
 
-/// A torn tail: where it started and how many bytes it had (up to its last
-/// non-zero byte; the zeros written ahead after it are not counted).
+/// An unacknowledged tail: where it started, how many bytes it had (up to its last
+/// non-zero byte; the zeros written ahead after it are not counted), and how many
+/// complete frames it held after the first bad one (a ragged tail: a later write
+/// reached the disk and an earlier one did not).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Truncation {
     pub offset: u64,
     pub bytes: u64,
+    pub later_frames: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -223,11 +254,20 @@ impl Journal {
                 file.sync_all().map_err(io_err)?;
                 // The directory entry may be as new as the file.
                 sync_dir(path).map_err(io_err)?;
-                let cut = (n > 0).then_some(Truncation { offset: 0, bytes: n });
+                let cut = (n > 0).then_some(Truncation {
+                    offset: 0,
+                    bytes: n,
+                    later_frames: 0,
+                });
                 (scan::Scan::empty(), cut, FILE_HEADER_LEN)
             }
-            scan::Header::Complete => {
+            scan::Header::Complete(version) => {
                 let scanned = scan::scan(path, &file, len)?;
+                if version == VERSION_1 {
+                    // Before any frame of kind 2 goes in (see the module docs); made
+                    // durable by the sync just below.
+                    file.write_all_at(&file_header(), 0).map_err(io_err)?;
+                }
                 let zeroed_to = match &scanned.torn {
                     Some(t) => {
                         file.set_len(t.offset).map_err(io_err)?;
@@ -326,13 +366,15 @@ impl Journal {
         st.buf.clear();
         let mut seq = st.last_seq;
         let mut hash = st.last_hash;
+        // Every frame up to here is on disk; the new frames say so (recovery rule).
+        let durable = self.durable_seq();
         let index_len = st.index.len();
         for payload in payloads {
             if seq % INDEX_STRIDE == 0 {
                 st.index.push(st.end + st.buf.len() as u64);
             }
             seq += 1;
-            hash = encode_frame(&mut st.buf, seq, &hash, payload);
+            hash = encode_frame(&mut st.buf, seq, durable, &hash, payload);
         }
 
         let new_end = st.end + st.buf.len() as u64;
@@ -467,17 +509,20 @@ impl Journal {
             // does is the end of the file.
             let got = read_up_to(&self.file, &mut window, offset).map_err(|e| self.io_error(e))?;
             let mut pos = 0;
-            while pos + FRAME_HEAD <= got {
-                let Some((len, found)) = parse_head(&window[pos..pos + FRAME_HEAD]) else {
+            while pos < got {
+                let Some(head) = parse_head(&window[pos..got]) else {
+                    if got == window.len() && got - pos < MAX_HEAD_PREV {
+                        break; // the head runs past the window: read on from here
+                    }
                     return Err(corrupt(offset + pos as u64, "frame header crc mismatch".into()));
                 };
-                if found != at || len > MAX_PAYLOAD {
+                if head.seq != at || head.len > MAX_PAYLOAD {
                     return Err(corrupt(
                         offset + pos as u64,
-                        format!("expected frame {at}, found {found}"),
+                        format!("expected frame {at}, found {}", head.seq),
                     ));
                 }
-                let frame = FRAME_OVERHEAD + len;
+                let frame = head.frame_len();
                 if at < seq {
                     pos += frame;
                     at += 1;
@@ -492,9 +537,9 @@ impl Journal {
                     pos = 0;
                 }
                 let f = &window[pos..pos + frame];
-                let prev: &Hash = f[16..48].try_into().expect("32 bytes");
-                let payload = &f[FRAME_HEAD..FRAME_HEAD + len];
-                let crc = u32::from_le_bytes(f[FRAME_HEAD + len..].try_into().expect("4 bytes"));
+                let prev: &Hash = f[head.size()..head.prefix()].try_into().expect("32 bytes");
+                let payload = &f[head.prefix()..head.prefix() + head.len];
+                let crc = u32::from_le_bytes(f[head.prefix() + head.len..].try_into().expect("4 bytes"));
                 if frame_crc(seq, prev, payload) != crc {
                     return Err(corrupt(start, "crc mismatch".into()));
                 }
@@ -597,9 +642,13 @@ pub fn verify(path: &Path) -> Result<Recovery, JournalError> {
         scan::Header::Partial(n) => Ok(Recovery {
             records: 0,
             last_hash: [0; 32],
-            truncated: (n > 0).then_some(Truncation { offset: 0, bytes: n }),
+            truncated: (n > 0).then_some(Truncation {
+                offset: 0,
+                bytes: n,
+                later_frames: 0,
+            }),
         }),
-        scan::Header::Complete => {
+        scan::Header::Complete(_) => {
             let s = scan::scan(path, &file, len)?;
             Ok(Recovery {
                 records: s.records,
@@ -617,13 +666,45 @@ fn file_header() -> [u8; FILE_HEADER_LEN as usize] {
     h
 }
 
-/// Appends one encoded frame to `out` and returns its hash.
-fn encode_frame(out: &mut Vec<u8>, seq: u64, prev: &Hash, payload: &[u8]) -> Hash {
+/// The head of a frame: what its first 16 or 24 bytes say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Head {
+    len: usize,
+    seq: u64,
+    /// Kind 2: the durable watermark. Kind 1 (0.1) frames have none.
+    durable: Option<u64>,
+}
+
+impl Head {
+    /// Bytes of the head (up to and including hcrc).
+    fn size(&self) -> usize {
+        if self.durable.is_some() {
+            HEAD_2
+        } else {
+            HEAD_1
+        }
+    }
+
+    /// Bytes in front of the payload: the head and prev.
+    fn prefix(&self) -> usize {
+        self.size() + 32
+    }
+
+    /// The whole frame's length.
+    fn frame_len(&self) -> usize {
+        self.prefix() + self.len + 4
+    }
+}
+
+/// Appends one encoded frame (kind 2, carrying `durable`) to `out` and returns
+/// its hash.
+fn encode_frame(out: &mut Vec<u8>, seq: u64, durable: u64, prev: &Hash, payload: &[u8]) -> Hash {
     let start = out.len();
-    // Callers check MAX_PAYLOAD, so the length fits in u32.
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    // Callers check MAX_PAYLOAD, so the length fits in 31 bits.
+    out.extend_from_slice(&(payload.len() as u32 | KIND_2).to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
-    let hcrc = crc32fast::hash(&out[start..start + 12]);
+    out.extend_from_slice(&durable.to_le_bytes());
+    let hcrc = crc32fast::hash(&out[start..start + 20]);
     out.extend_from_slice(&hcrc.to_le_bytes());
     out.extend_from_slice(prev);
     out.extend_from_slice(payload);
@@ -631,12 +712,23 @@ fn encode_frame(out: &mut Vec<u8>, seq: u64, prev: &Hash, payload: &[u8]) -> Has
     frame_hash(seq, prev, payload)
 }
 
-/// Parses the 16 bytes len ‖ seq ‖ hcrc; None if hcrc does not match.
-fn parse_head(b: &[u8]) -> Option<(usize, u64)> {
-    let len = u32::from_le_bytes(b[0..4].try_into().unwrap());
-    let seq = u64::from_le_bytes(b[4..12].try_into().unwrap());
-    let hcrc = u32::from_le_bytes(b[12..16].try_into().unwrap());
-    (crc32fast::hash(&b[..12]) == hcrc).then_some((len as usize, seq))
+/// Parses the head at the start of `b`: None if `b` is too short for the head its
+/// length word announces or the hcrc does not match. The length is not checked
+/// against [`MAX_PAYLOAD`] here.
+fn parse_head(b: &[u8]) -> Option<Head> {
+    let word = u32::from_le_bytes(b.get(0..4)?.try_into().unwrap());
+    let seq = u64::from_le_bytes(b.get(4..12)?.try_into().unwrap());
+    let (durable, size) = if word & KIND_2 != 0 {
+        (Some(u64::from_le_bytes(b.get(12..20)?.try_into().unwrap())), HEAD_2)
+    } else {
+        (None, HEAD_1)
+    };
+    let hcrc = u32::from_le_bytes(b.get(size - 4..size)?.try_into().unwrap());
+    (crc32fast::hash(&b[..size - 4]) == hcrc).then_some(Head {
+        len: (word & !KIND_2) as usize,
+        seq,
+        durable,
+    })
 }
 
 fn frame_crc(seq: u64, prev: &Hash, payload: &[u8]) -> u32 {

@@ -6,7 +6,7 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use super::{frame_crc, parse_head, Hash, JournalError, FRAME_HEAD, FRAME_OVERHEAD, MAX_PAYLOAD};
+use super::{frame_crc, parse_head, Head, JournalError, HEAD_1, HEAD_2, KIND_2, MAX_PAYLOAD};
 
 /// Large enough that replaying a big journal is a few hundred reads.
 const READ_BUF: usize = 1 << 20;
@@ -72,50 +72,55 @@ impl Reader {
 
     fn step(&mut self, buf: &mut Vec<u8>) -> Result<Option<u64>, JournalError> {
         while self.next_seq < self.from && self.next_seq <= self.last {
-            let mut head = [0u8; 16];
-            self.read_exact(&mut head)?;
-            let len = self.check_head(&head)?;
-            let rest = (FRAME_OVERHEAD - 16 + len) as i64;
+            let head = self.read_head()?;
+            let rest = (head.frame_len() - head.size()) as i64;
             self.src.seek_relative(rest).map_err(|e| self.io_err(e))?;
-            self.advance(len);
+            self.advance(&head);
         }
         if self.next_seq > self.last {
             return Ok(None);
         }
-        let mut head = [0u8; FRAME_HEAD];
-        self.read_exact(&mut head)?;
-        let len = self.check_head(&head)?;
+        let head = self.read_head()?;
+        let mut prev = [0u8; 32];
+        self.read_exact(&mut prev)?;
         buf.clear();
-        buf.resize(len, 0);
+        buf.resize(head.len, 0);
         self.read_exact(buf)?;
         let mut crc = [0u8; 4];
         self.read_exact(&mut crc)?;
-        let prev: &Hash = head[16..48].try_into().unwrap();
-        if frame_crc(self.next_seq, prev, buf) != u32::from_le_bytes(crc) {
+        if frame_crc(self.next_seq, &prev, buf) != u32::from_le_bytes(crc) {
             return Err(self.corrupt("crc mismatch".into()));
         }
         let seq = self.next_seq;
-        self.advance(len);
+        self.advance(&head);
         Ok(Some(seq))
     }
 
-    /// Checks hcrc, length limit and seq of the frame at `self.offset`;
-    /// returns its payload length.
-    fn check_head(&self, head: &[u8]) -> Result<usize, JournalError> {
-        let Some((len, seq)) = parse_head(head) else {
+    /// Reads the head of the frame at `self.offset` and checks its hcrc, length
+    /// limit and seq.
+    fn read_head(&mut self) -> Result<Head, JournalError> {
+        let mut b = [0u8; HEAD_2];
+        self.read_exact(&mut b[..4])?;
+        let size = if u32::from_le_bytes(b[..4].try_into().unwrap()) & KIND_2 != 0 {
+            HEAD_2
+        } else {
+            HEAD_1
+        };
+        self.read_exact(&mut b[4..size])?;
+        let Some(head) = parse_head(&b[..size]) else {
             return Err(self.corrupt("frame header crc mismatch".into()));
         };
-        if len > MAX_PAYLOAD {
-            return Err(self.corrupt(format!("frame length {len} exceeds the 1 MiB limit")));
+        if head.len > MAX_PAYLOAD {
+            return Err(self.corrupt(format!("frame length {} exceeds the 1 MiB limit", head.len)));
         }
-        if seq != self.next_seq {
-            return Err(self.corrupt(format!("expected seq {}, found {seq}", self.next_seq)));
+        if head.seq != self.next_seq {
+            return Err(self.corrupt(format!("expected seq {}, found {}", self.next_seq, head.seq)));
         }
-        Ok(len)
+        Ok(head)
     }
 
-    fn advance(&mut self, len: usize) {
-        self.offset += (FRAME_OVERHEAD + len) as u64;
+    fn advance(&mut self, head: &Head) {
+        self.offset += head.frame_len() as u64;
         self.next_seq += 1;
     }
 

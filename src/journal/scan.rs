@@ -7,8 +7,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::{
-    file_header, frame_crc, frame_hash, parse_head, Hash, JournalError, Truncation, FILE_HEADER_LEN, FRAME_OVERHEAD,
-    INDEX_STRIDE, MAGIC, MAX_PAYLOAD, VERSION,
+    file_header, frame_crc, frame_hash, parse_head, Hash, Head, JournalError, Truncation, FILE_HEADER_LEN, HEAD_1,
+    HEAD_2, INDEX_STRIDE, KIND_2, MAGIC, MAX_PAYLOAD, MIN_FRAME, VERSION, VERSION_1,
 };
 
 /// Big sequential reads: opening verifies every byte of the file.
@@ -17,8 +17,8 @@ const SCAN_BUF: usize = 1 << 20;
 const SEARCH_WINDOW: usize = 1 << 20;
 
 pub(super) enum Header {
-    /// 16 valid header bytes.
-    Complete,
+    /// 16 valid header bytes, of this format version.
+    Complete(u32),
     /// The file is this many bytes long (< 16) and all of them are a prefix of
     /// a valid header: a crash while creating.
     Partial(u64),
@@ -49,13 +49,13 @@ pub(super) fn check_header(path: &Path, file: &File, len: u64) -> Result<Header,
         return Err(corrupt("not a loyaltyd journal (bad magic)"));
     }
     let version = u32::from_le_bytes(got[8..12].try_into().unwrap());
-    if version != VERSION {
+    if version != VERSION && version != VERSION_1 {
         return Err(corrupt(&format!("unsupported format version {version}")));
     }
     if got[12..16] != [0; 4] {
         return Err(corrupt("reserved header bytes are not zero"));
     }
-    Ok(Header::Complete)
+    Ok(Header::Complete(version))
 }
 
 /// Result of a scan of the frames.
@@ -82,7 +82,7 @@ impl Scan {
 }
 
 /// Verifies every frame of a file whose header was checked, applying the
-/// torn-tail rule of the module docs.
+/// recovery rule of the module docs.
 pub(super) fn scan(path: &Path, file: &File, file_len: u64) -> Result<Scan, JournalError> {
     let io_err = |source| JournalError::Io {
         path: path.to_path_buf(),
@@ -96,13 +96,13 @@ pub(super) fn scan(path: &Path, file: &File, file_len: u64) -> Result<Scan, Jour
         let checked =
             check_frame(&mut src, s.end, file_len, s.records + 1, &s.last_hash, &mut payload).map_err(io_err)?;
         match checked {
-            Ok(hash) => {
+            Ok((hash, frame_len)) => {
                 if s.records % INDEX_STRIDE == 0 {
                     s.index.push(s.end);
                 }
                 s.records += 1;
                 s.last_hash = hash;
-                s.end += (FRAME_OVERHEAD + payload.len()) as u64;
+                s.end += frame_len as u64;
             }
             Err(reason) => {
                 let data_end = data_end(file, s.end, file_len).map_err(io_err)?;
@@ -110,17 +110,25 @@ pub(super) fn scan(path: &Path, file: &File, file_len: u64) -> Result<Scan, Jour
                     // Only zeros from here: the end of the history.
                     break;
                 }
-                if valid_frame_after(file, s.end + 1, file_len, s.records).map_err(io_err)? {
-                    return Err(JournalError::Corrupt {
-                        path: path.to_path_buf(),
-                        offset: s.end,
-                        reason,
-                    });
+                match frames_after(file, s.end + 1, file_len, s.records).map_err(io_err)? {
+                    After::Proof(seq) => {
+                        return Err(JournalError::Corrupt {
+                            path: path.to_path_buf(),
+                            offset: s.end,
+                            reason: format!(
+                                "{reason}; record {seq} after it shows record {} was on disk (acknowledged history)",
+                                s.records + 1
+                            ),
+                        })
+                    }
+                    After::Unacknowledged(later_frames) => {
+                        s.torn = Some(Truncation {
+                            offset: s.end,
+                            bytes: data_end - s.end,
+                            later_frames,
+                        });
+                    }
                 }
-                s.torn = Some(Truncation {
-                    offset: s.end,
-                    bytes: data_end - s.end,
-                });
                 break;
             }
         }
@@ -128,9 +136,9 @@ pub(super) fn scan(path: &Path, file: &File, file_len: u64) -> Result<Scan, Jour
     Ok(s)
 }
 
-/// Reads and checks the frame at `offset` (where `src` is positioned).
-/// Outer error: I/O. Inner error: why the frame is not valid; `src` is then
-/// left at an unspecified position.
+/// Reads and checks the frame at `offset` (where `src` is positioned); returns its
+/// hash and length. Outer error: I/O. Inner error: why the frame is not valid;
+/// `src` is then left at an unspecified position.
 fn check_frame(
     src: &mut impl Read,
     offset: u64,
@@ -138,45 +146,55 @@ fn check_frame(
     expect_seq: u64,
     prev_hash: &Hash,
     payload: &mut Vec<u8>,
-) -> io::Result<Result<Hash, String>> {
+) -> io::Result<Result<(Hash, usize), String>> {
     let remaining = file_len - offset;
-    if remaining < 16 {
+    let mut head = [0u8; HEAD_2];
+    if remaining < 4 {
         return Ok(Err(format!("incomplete frame header ({remaining} bytes)")));
     }
-    let mut head = [0u8; 16];
-    src.read_exact(&mut head)?;
-    let Some((len, seq)) = parse_head(&head) else {
+    src.read_exact(&mut head[..4])?;
+    let size = if u32::from_le_bytes(head[..4].try_into().unwrap()) & KIND_2 != 0 {
+        HEAD_2
+    } else {
+        HEAD_1
+    };
+    if remaining < size as u64 {
+        return Ok(Err(format!("incomplete frame header ({remaining} bytes)")));
+    }
+    src.read_exact(&mut head[4..size])?;
+    let Some(h) = parse_head(&head[..size]) else {
         return Ok(Err("frame header crc mismatch".into()));
     };
-    if len > MAX_PAYLOAD {
-        return Ok(Err(format!("frame length {len} exceeds the 1 MiB limit")));
+    if h.len > MAX_PAYLOAD {
+        return Ok(Err(format!("frame length {} exceeds the 1 MiB limit", h.len)));
     }
-    if remaining < (FRAME_OVERHEAD + len) as u64 {
+    if remaining < h.frame_len() as u64 {
         return Ok(Err(format!(
             "frame of {} bytes runs past the end of the file",
-            FRAME_OVERHEAD + len
+            h.frame_len()
         )));
     }
-    if seq != expect_seq {
-        return Ok(Err(format!("expected seq {expect_seq}, found {seq}")));
+    if h.seq != expect_seq {
+        return Ok(Err(format!("expected seq {expect_seq}, found {}", h.seq)));
     }
     let mut prev = [0u8; 32];
     src.read_exact(&mut prev)?;
     payload.clear();
-    payload.resize(len, 0);
+    payload.resize(h.len, 0);
     src.read_exact(payload)?;
     let mut crc = [0u8; 4];
     src.read_exact(&mut crc)?;
-    if frame_crc(seq, &prev, payload) != u32::from_le_bytes(crc) {
-        return Ok(Err(format!("crc mismatch in frame seq {seq}")));
+    if frame_crc(h.seq, &prev, payload) != u32::from_le_bytes(crc) {
+        return Ok(Err(format!("crc mismatch in frame seq {}", h.seq)));
     }
     if prev != *prev_hash {
         return Ok(Err(format!(
-            "hash chain broken: prev of seq {seq} is not the hash of seq {}",
-            seq - 1
+            "hash chain broken: prev of seq {} is not the hash of seq {}",
+            h.seq,
+            h.seq - 1
         )));
     }
-    Ok(Ok(frame_hash(seq, &prev, payload)))
+    Ok(Ok((frame_hash(h.seq, &prev, payload), h.frame_len())))
 }
 
 /// One past the last non-zero byte in `start..file_len`, or `start` if they are
@@ -196,46 +214,66 @@ fn data_end(file: &File, start: u64, file_len: u64) -> io::Result<u64> {
     Ok(start)
 }
 
-/// Is there a complete valid frame (hcrc ok, seq > `last_seq`, crc ok)
-/// starting anywhere in `start..file_len`? Tells damage in the middle of the
-/// history from a torn tail.
-fn valid_frame_after(file: &File, start: u64, file_len: u64, last_seq: u64) -> io::Result<bool> {
-    let overhead = FRAME_OVERHEAD as u64;
+/// What the complete valid frames after a bad one say about it.
+#[derive(Debug, PartialEq, Eq)]
+enum After {
+    /// This frame's watermark covers the bad frame (or it is a 0.1 frame, which
+    /// has none): the bad frame had been on disk.
+    Proof(u64),
+    /// This many frames, none covering it: an unacknowledged tail.
+    Unacknowledged(u64),
+}
+
+/// Searches `start..file_len` for complete valid frames (hcrc ok, seq above
+/// `last_seq`, crc ok) and judges frame `last_seq + 1` by them (see the module docs).
+fn frames_after(file: &File, start: u64, file_len: u64, last_seq: u64) -> io::Result<After> {
+    let bad_seq = last_seq + 1;
+    let mut later = 0;
     let mut window = Vec::new();
     let mut body = Vec::new();
     let mut pos = start;
-    while pos + overhead <= file_len {
-        // Loop condition: n >= FRAME_OVERHEAD > 16, so each window holds a
-        // candidate header and the advance below makes progress.
+    while pos + MIN_FRAME as u64 <= file_len {
         let n = (file_len - pos).min(SEARCH_WINDOW as u64) as usize;
         window.resize(n, 0);
         file.read_exact_at(&mut window, pos)?;
-        for i in 0..=n - 16 {
+        let at_end = pos + n as u64 == file_len;
+        let mut i = 0;
+        let mut next = None;
+        // Heads cut by the window's end are examined again by the next window.
+        while i + if at_end { HEAD_1 } else { HEAD_2 } <= n {
             let at = pos + i as u64;
-            if at + overhead > file_len {
-                // No room for even an empty frame from here on.
-                return Ok(false);
-            }
-            let h = &window[i..i + 16];
-            // Cheap filters first; the crc is computed for few positions.
-            let len = u32::from_le_bytes(h[0..4].try_into().unwrap()) as usize;
-            let seq = u64::from_le_bytes(h[4..12].try_into().unwrap());
-            if len > MAX_PAYLOAD || seq <= last_seq || at + overhead + len as u64 > file_len {
+            i += 1;
+            let Some(h) = candidate(&window[i - 1..], at, file_len, last_seq) else {
                 continue;
-            }
-            if parse_head(h).is_none() {
-                continue;
-            }
-            body.resize(32 + len + 4, 0);
-            file.read_exact_at(&mut body, at + 16)?;
+            };
+            body.resize(32 + h.len + 4, 0);
+            file.read_exact_at(&mut body, at + h.size() as u64)?;
             let prev: Hash = body[..32].try_into().unwrap();
-            let crc = u32::from_le_bytes(body[32 + len..].try_into().unwrap());
-            if frame_crc(seq, &prev, &body[32..32 + len]) == crc {
-                return Ok(true);
+            let crc = u32::from_le_bytes(body[32 + h.len..].try_into().unwrap());
+            if frame_crc(h.seq, &prev, &body[32..32 + h.len]) != crc {
+                continue;
             }
+            if h.durable.is_none_or(|d| d >= bad_seq) {
+                return Ok(After::Proof(h.seq));
+            }
+            later += 1;
+            next = Some(at + h.frame_len() as u64);
+            break;
         }
-        // Re-examine the last 15 positions, whose headers the window cut.
-        pos += (n - 15) as u64;
+        pos = next.unwrap_or(pos + i as u64);
     }
-    Ok(false)
+    Ok(After::Unacknowledged(later))
+}
+
+/// A frame head at `b` worth checking the body of: cheap filters first (length,
+/// seq, fits in the file), then the hcrc.
+fn candidate(b: &[u8], at: u64, file_len: u64, last_seq: u64) -> Option<Head> {
+    let word = u32::from_le_bytes(b[0..4].try_into().unwrap());
+    let seq = u64::from_le_bytes(b[4..12].try_into().unwrap());
+    let len = (word & !KIND_2) as u64;
+    if len > MAX_PAYLOAD as u64 || seq <= last_seq || at + MIN_FRAME as u64 + len > file_len {
+        return None;
+    }
+    let h = parse_head(b)?;
+    (at + h.frame_len() as u64 <= file_len).then_some(h)
 }

@@ -20,26 +20,31 @@ fn read_all(j: &Journal, from: u64) -> Vec<(u64, Vec<u8>)> {
     j.read_from(from).unwrap().map(Result::unwrap).collect()
 }
 
-/// Writes `n` frames, one append each, and returns the file's bytes up to the
-/// end of the last frame.
+/// Writes `n` frames, one acknowledged append each (durable before the next is
+/// written, so every frame's watermark covers the one before), and returns the
+/// file's bytes up to the end of the last frame.
 fn journal_with(path: &Path, n: u64) -> Vec<u8> {
     let (j, _) = Journal::open(path).unwrap();
     for seq in 1..=n {
         assert_eq!(j.append(&[&payload_for(seq)]).unwrap(), seq);
+        j.wait_durable(seq).unwrap();
     }
-    j.wait_durable(n).unwrap();
     drop(j);
     frames_of(&std::fs::read(path).unwrap())
+}
+
+/// Length of the frame starting at `at` of a well-formed file.
+fn frame_len_at(bytes: &[u8], at: usize) -> usize {
+    parse_head(&bytes[at..]).expect("a well-formed frame").frame_len()
 }
 
 /// Start offsets of the frames of a well-formed file (up to the zeros, if any).
 fn frame_offsets(bytes: &[u8]) -> Vec<u64> {
     let mut offsets = Vec::new();
     let mut at = FILE_HEADER_LEN as usize;
-    while at < bytes.len() && bytes[at..(at + FRAME_HEAD).min(bytes.len())].iter().any(|&b| b != 0) {
+    while at < bytes.len() && bytes[at..(at + MAX_HEAD_PREV).min(bytes.len())].iter().any(|&b| b != 0) {
         offsets.push(at as u64);
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        at += FRAME_OVERHEAD + len;
+        at += frame_len_at(bytes, at);
     }
     offsets
 }
@@ -47,10 +52,7 @@ fn frame_offsets(bytes: &[u8]) -> Vec<u64> {
 /// A well-formed file without the zeros written ahead: the header and the frames.
 fn frames_of(bytes: &[u8]) -> Vec<u8> {
     let end = match frame_offsets(bytes).last() {
-        Some(&last) => {
-            let last = last as usize;
-            last + FRAME_OVERHEAD + u32::from_le_bytes(bytes[last..last + 4].try_into().unwrap()) as usize
-        }
+        Some(&last) => last as usize + frame_len_at(bytes, last as usize),
         None => FILE_HEADER_LEN as usize,
     };
     assert!(bytes[end..].iter().all(|&b| b == 0), "only zeros follow the frames");
@@ -110,15 +112,17 @@ fn on_disk_layout_matches_the_documented_format() {
 
     let mut want = Vec::new();
     want.extend_from_slice(b"LOYJRNL\0");
-    want.extend_from_slice(&1u32.to_le_bytes());
+    want.extend_from_slice(&2u32.to_le_bytes());
     want.extend_from_slice(&[0; 4]);
     let mut prev = [0u8; 32];
+    // Both frames went in one write, before any sync: their watermark is 0.
     for (seq, p) in [(1u64, &b"abc"[..]), (2, &b""[..])] {
-        let mut len_seq = Vec::new();
-        len_seq.extend_from_slice(&(p.len() as u32).to_le_bytes());
-        len_seq.extend_from_slice(&seq.to_le_bytes());
-        want.extend_from_slice(&len_seq);
-        want.extend_from_slice(&crc32fast::hash(&len_seq).to_le_bytes());
+        let mut head = Vec::new();
+        head.extend_from_slice(&(p.len() as u32 | 1 << 31).to_le_bytes());
+        head.extend_from_slice(&seq.to_le_bytes());
+        head.extend_from_slice(&0u64.to_le_bytes());
+        want.extend_from_slice(&head);
+        want.extend_from_slice(&crc32fast::hash(&head).to_le_bytes());
         want.extend_from_slice(&prev);
         want.extend_from_slice(p);
         let mut covered = seq.to_le_bytes().to_vec();
@@ -269,6 +273,7 @@ fn torn_last_frame_is_cut_at_every_offset() {
             let torn = (data_len(&bytes[..cut as usize]) > last).then(|| Truncation {
                 offset: last,
                 bytes: data_len(&bytes[..cut as usize]) - last,
+                later_frames: 0,
             });
 
             let rec = verify(&path).unwrap();
@@ -300,7 +305,7 @@ fn torn_multi_frame_write_keeps_the_complete_frames() {
     let bytes = frames_of(&std::fs::read(&path).unwrap());
     let offs = frame_offsets(&bytes);
     // Tear inside "four": "two" and "three" of the same write survive.
-    let cut = offs[3] + 20;
+    let cut = offs[3] + 30;
     std::fs::write(&path, &bytes[..cut as usize]).unwrap();
     let (j, rec) = Journal::open(&path).unwrap();
     assert_eq!(rec.records, 3);
@@ -308,7 +313,8 @@ fn torn_multi_frame_write_keeps_the_complete_frames() {
         rec.truncated,
         Some(Truncation {
             offset: offs[3],
-            bytes: 20
+            bytes: data_len(&bytes[..cut as usize]) - offs[3],
+            later_frames: 0,
         })
     );
     let got: Vec<Vec<u8>> = read_all(&j, 1).into_iter().map(|(_, p)| p).collect();
@@ -329,7 +335,8 @@ fn last_frame_with_bad_crc_is_cut() {
         rec.truncated,
         Some(Truncation {
             offset: last,
-            bytes: n as u64 - last
+            bytes: n as u64 - last,
+            later_frames: 0,
         })
     );
     assert_eq!(std::fs::metadata(&path).unwrap().len(), last);
@@ -374,7 +381,8 @@ fn zeros_after_the_last_frame_end_the_history() {
             4,
             Some(Truncation {
                 offset: end,
-                bytes: 100
+                bytes: 100,
+                later_frames: 0,
             })
         )
     );
@@ -400,7 +408,7 @@ fn any_flipped_byte_in_a_middle_frame_is_corruption_at_that_frame() {
     let bytes = journal_with(&path, 5);
     let offs = frame_offsets(&bytes);
     let (start, end) = (offs[2], offs[3]); // frame seq 3: header, prev, payload, crc
-    assert!(end - start > FRAME_OVERHEAD as u64);
+    assert!(end - start > (HEAD_2 + 36) as u64);
     for at in start..end {
         let mut bad = bytes.clone();
         bad[at as usize] ^= 0xFF;
@@ -417,13 +425,14 @@ fn any_flipped_byte_in_a_middle_frame_is_corruption_at_that_frame() {
 }
 
 /// Rewrites the file with frames built by hand, so seq and prev can be wrong
-/// while every crc is right.
+/// while every crc is right. Each frame's watermark says the one before it was
+/// durable (as when each was acknowledged before the next was written).
 fn write_frames(path: &Path, frames: &[(u64, Hash, &[u8])]) -> Vec<u64> {
     let mut bytes = file_header().to_vec();
     let mut offsets = Vec::new();
     for (seq, prev, p) in frames {
         offsets.push(bytes.len() as u64);
-        encode_frame(&mut bytes, *seq, prev, p);
+        encode_frame(&mut bytes, *seq, seq - 1, prev, p);
     }
     std::fs::write(path, &bytes).unwrap();
     offsets
@@ -468,7 +477,14 @@ fn verify_never_modifies_the_file() {
     // Partial header: reported, not rewritten.
     std::fs::write(&path, b"LOYJ").unwrap();
     let rec = verify(&path).unwrap();
-    assert_eq!(rec.truncated, Some(Truncation { offset: 0, bytes: 4 }));
+    assert_eq!(
+        rec.truncated,
+        Some(Truncation {
+            offset: 0,
+            bytes: 4,
+            later_frames: 0
+        })
+    );
     assert_eq!(std::fs::read(&path).unwrap(), b"LOYJ");
 
     assert!(matches!(
@@ -489,7 +505,7 @@ fn bad_file_headers() {
     assert_eq!(std::fs::read(&path).unwrap(), bad);
 
     let mut bad = good.clone();
-    bad[8] = 2;
+    bad[8] = 3;
     std::fs::write(&path, &bad).unwrap();
     assert_corrupt_at(verify(&path), 0);
 
@@ -510,6 +526,7 @@ fn bad_file_headers() {
         let cut = (n > 0).then_some(Truncation {
             offset: 0,
             bytes: n as u64,
+            later_frames: 0,
         });
         assert_eq!(
             rec,
@@ -608,7 +625,7 @@ fn reader_reports_damage_done_after_open() {
     let offs = frame_offsets(&std::fs::read(&path).unwrap());
     // Flip one payload byte of seq 7 behind the journal's back.
     let f = OpenOptions::new().write(true).open(&path).unwrap();
-    let at = offs[6] + FRAME_HEAD as u64;
+    let at = offs[6] + MAX_HEAD_PREV as u64;
     let mut b = [0u8];
     File::open(&path).unwrap().read_exact_at(&mut b, at).unwrap();
     f.write_all_at(&[b[0] ^ 1], at).unwrap();
@@ -835,7 +852,7 @@ fn read_reports_a_damaged_frame_with_its_offset() {
     let offsets = frame_offsets(&bytes);
     let (j, _) = Journal::open(&path).unwrap();
     // Damage frame 7's payload after the journal checked the file at open.
-    let at = offsets[6] + FRAME_HEAD as u64;
+    let at = offsets[6] + MAX_HEAD_PREV as u64;
     let f = OpenOptions::new().write(true).open(&path).unwrap();
     f.write_all_at(&[0xFF ^ bytes[at as usize]], at).unwrap();
     match j.read(7) {
@@ -843,4 +860,198 @@ fn read_reports_a_damaged_frame_with_its_offset() {
         other => panic!("expected corruption at {}, got {other:?}", offsets[6]),
     }
     assert_eq!(j.read(8).unwrap(), payload_for(8));
+}
+
+/// A frame of kind 1, as 0.1 wrote it.
+fn encode_frame_v1(out: &mut Vec<u8>, seq: u64, prev: &Hash, payload: &[u8]) -> Hash {
+    let start = out.len();
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&seq.to_le_bytes());
+    let hcrc = crc32fast::hash(&out[start..start + 12]);
+    out.extend_from_slice(&hcrc.to_le_bytes());
+    out.extend_from_slice(prev);
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&frame_crc(seq, prev, payload).to_le_bytes());
+    frame_hash(seq, prev, payload)
+}
+
+/// A version 1 file (0.1) of `n` frames; returns the frames' offsets.
+fn write_v1_journal(path: &Path, n: u64) -> Vec<u64> {
+    let mut bytes = b"LOYJRNL\0\x01\0\0\0\0\0\0\0".to_vec();
+    let (mut prev, mut offsets) = ([0u8; 32], Vec::new());
+    for seq in 1..=n {
+        offsets.push(bytes.len() as u64);
+        prev = encode_frame_v1(&mut bytes, seq, &prev, &payload_for(seq));
+    }
+    std::fs::write(path, &bytes).unwrap();
+    offsets
+}
+
+#[test]
+fn a_ragged_tail_is_cut_with_the_later_frames_in_it() {
+    // Three acknowledged frames, then three written in one go and never synced; the
+    // disk kept the last two but not the first of them (a power cut after page
+    // writeback took them out of order).
+    let (_d, path) = new_dir();
+    let (j, _) = Journal::open(&path).unwrap();
+    for seq in 1..=3 {
+        j.append(&[&payload_for(seq)]).unwrap();
+        j.wait_durable(seq).unwrap();
+    }
+    j.append(&[&payload_for(4), &payload_for(5), &payload_for(6)]).unwrap();
+    drop(j);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let offs = frame_offsets(&bytes);
+    let (gap, gap_end) = (offs[3] as usize, offs[4] as usize);
+    bytes[gap..gap_end].fill(0);
+    std::fs::write(&path, &bytes).unwrap();
+    let tail_end = offs[5] as usize + frame_len_at(&bytes, offs[5] as usize);
+    let want = Truncation {
+        offset: gap as u64,
+        bytes: (tail_end - gap) as u64,
+        later_frames: 2,
+    };
+
+    let rec = verify(&path).unwrap();
+    assert_eq!((rec.records, rec.truncated.clone()), (3, Some(want.clone())));
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "verify changes nothing");
+    let (j, rec) = Journal::open(&path).unwrap();
+    assert_eq!((rec.records, rec.truncated), (3, Some(want)));
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), gap as u64, "cut at the gap");
+    assert_eq!(j.append(&[b"after"]).unwrap(), 4);
+    j.wait_durable(4).unwrap();
+    drop(j);
+    assert_eq!(verify(&path).unwrap().records, 4);
+}
+
+#[test]
+fn damage_that_a_later_watermark_covers_is_corruption() {
+    // Frame 4 was durable before frame 6 was written (6's watermark says 5): its
+    // damage is to acknowledged history, even though 4 and 5 were one write.
+    let (_d, path) = new_dir();
+    let (j, _) = Journal::open(&path).unwrap();
+    j.append(&[b"one"]).unwrap();
+    j.append(&[b"four", b"five"]).unwrap();
+    j.wait_durable(3).unwrap();
+    j.append(&[b"six"]).unwrap();
+    j.wait_durable(4).unwrap();
+    drop(j);
+    let mut bytes = frames_of(&std::fs::read(&path).unwrap());
+    let offs = frame_offsets(&bytes);
+    bytes[offs[1] as usize + 30] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    assert_corrupt_at(verify(&path), offs[1]);
+    assert_corrupt_at(Journal::open(&path), offs[1]);
+    // Without frame 4 ("six"), nothing proves 2 was on disk: a ragged tail.
+    std::fs::write(&path, &bytes[..offs[3] as usize]).unwrap();
+    let rec = verify(&path).unwrap();
+    assert_eq!((rec.records, rec.truncated.unwrap().later_frames), (1, 1));
+}
+
+#[test]
+fn a_version_1_file_is_read_upgraded_and_appended_to() {
+    let (_d, path) = new_dir();
+    let offs = write_v1_journal(&path, 70);
+    let payloads: Vec<Vec<u8>> = (1..=70).map(payload_for).collect();
+    let (j, rec) = Journal::open(&path).unwrap();
+    assert_eq!(
+        (rec.records, rec.last_hash, rec.truncated),
+        (70, chain_hash(&payloads), None)
+    );
+    let header = std::fs::read(&path).unwrap()[..16].to_vec();
+    assert_eq!(header, file_header(), "the header says version 2 from now on");
+    // Frames of both kinds read back, by seq and in order, across the index stride.
+    assert_eq!(j.append(&[&payload_for(71)]).unwrap(), 71);
+    j.wait_durable(71).unwrap();
+    assert_eq!(j.read(70).unwrap(), payload_for(70));
+    assert_eq!(j.read(71).unwrap(), payload_for(71));
+    let all: Vec<Vec<u8>> = read_all(&j, 1).into_iter().map(|(_, p)| p).collect();
+    assert_eq!(all, (1..=71).map(payload_for).collect::<Vec<_>>());
+    assert_eq!(read_all(&j, 65).len(), 7);
+    drop(j);
+    let rec = verify(&path).unwrap();
+    assert_eq!(rec.records, 71);
+    assert_eq!(
+        rec.last_hash,
+        chain_hash(&(1..=71).map(payload_for).collect::<Vec<_>>())
+    );
+
+    // Damage under 0.1 frames is never taken for an unacknowledged tail: they
+    // carry no watermark to tell.
+    write_v1_journal(&path, 5);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[offs[2] as usize + 20] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    assert_corrupt_at(Journal::open(&path), offs[2]);
+}
+
+/// What a power cut leaves of one unsynced frame write.
+#[derive(Debug, Clone, Copy)]
+enum Fate {
+    Kept,
+    Lost,
+    /// The first `n` 512-byte sectors of it reached the disk.
+    Torn(usize),
+}
+
+fn fate() -> impl Strategy<Value = Fate> {
+    prop_oneof![Just(Fate::Kept), Just(Fate::Lost), (0usize..4).prop_map(Fate::Torn)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A power cut after any mix of synced and unsynced appends: whatever part of the
+    /// unsynced frames reached the disk, opening never refuses the file, keeps every
+    /// acknowledged frame, and keeps exactly the unsynced frames before the first one
+    /// that did not arrive whole.
+    #[test]
+    fn power_cuts_lose_nothing_acknowledged(
+        batches in proptest::collection::vec((1usize..4, any::<bool>()), 1..12),
+        unsynced in proptest::collection::vec((1usize..4, fate()), 0..6),
+    ) {
+        let (_d, path) = new_dir();
+        let (j, _) = Journal::open(&path).unwrap();
+        let mut seq = 0u64;
+        let mut payload = |seq: u64| vec![seq as u8; 100 + (seq as usize * 37) % 700];
+        for (n, sync) in &batches {
+            let ps: Vec<Vec<u8>> = (1..=*n as u64).map(|i| payload(seq + i)).collect();
+            let refs: Vec<&[u8]> = ps.iter().map(Vec::as_slice).collect();
+            j.append(&refs).unwrap();
+            seq += *n as u64;
+            if *sync {
+                j.wait_durable(seq).unwrap();
+            }
+        }
+        j.wait_durable(seq).unwrap();
+        let acknowledged = seq;
+        // Unsynced writes, one fate per frame.
+        let mut fates = Vec::new();
+        for (n, f) in &unsynced {
+            let ps: Vec<Vec<u8>> = (1..=*n as u64).map(|i| payload(seq + i)).collect();
+            let refs: Vec<&[u8]> = ps.iter().map(Vec::as_slice).collect();
+            j.append(&refs).unwrap();
+            seq += *n as u64;
+            fates.extend(std::iter::repeat_n(*f, *n));
+        }
+        drop(j);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let offs = frame_offsets(&bytes);
+        for (i, f) in fates.iter().enumerate() {
+            let at = offs[acknowledged as usize + i] as usize;
+            let end = at + frame_len_at(&bytes, at);
+            let keep = match f {
+                Fate::Kept => end - at,
+                Fate::Lost => 0,
+                Fate::Torn(sectors) => (sectors * 512).min(end - at - 1),
+            };
+            bytes[at + keep..end].fill(0);
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let whole = fates.iter().take_while(|f| matches!(f, Fate::Kept)).count() as u64;
+        let (j, rec) = Journal::open(&path).unwrap();
+        prop_assert_eq!(rec.records, acknowledged + whole);
+        let got: Vec<Vec<u8>> = read_all(&j, 1).into_iter().map(|(_, p)| p).collect();
+        prop_assert_eq!(got, (1..=acknowledged + whole).map(&mut payload).collect::<Vec<_>>());
+    }
 }
