@@ -89,7 +89,7 @@ fn build_data_dir(data: &Path, members: usize) -> Result<Duration> {
         enrol(&engine, start..end, SETUP_THREADS, at)?;
         println!("  enrolled {end} of {members} ({:.0} s)", t0.elapsed().as_secs_f64());
     }
-    engine.flush()?;
+    engine.close()?;
     drop(engine);
     Ok(t0.elapsed())
 }

@@ -61,7 +61,7 @@ fn make_backlog(dir: &Path, t: usize, records: usize) -> Result<()> {
     let members = MEMBERS.min(records);
     enrol(&engine, base..base + members, THREADS, at)?;
     checkouts(&engine, base, members, records - members, at)?;
-    engine.flush()?;
+    engine.close()?;
     Ok(())
 }
 

@@ -53,7 +53,7 @@ fn main() -> Result<()> {
     };
     let started = Instant::now();
     common::enrol(&engine, 0..count, THREADS, at)?;
-    engine.flush()?;
+    engine.close()?;
     println!(
         "{}: {count} members enrolled in {:.1} s",
         data.display(),

@@ -163,16 +163,23 @@ async fn health(State(st): State<Shared>) -> Response {
     };
     let tz = engine.rules().timezone;
     let last = st.sync.last_sync_at().map(|t| crate::model::fmt_instant(t, &tz));
-    Json(serde_json::json!({
-        "status": "ok",
+    // A failed engine refuses every change until a restart repairs it: unhealthy, so
+    // that a supervisor (and the watchdog, which stops pinging) restarts it.
+    let (status, fault) = match engine.healthy() {
+        Ok(()) => (StatusCode::OK, None),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Some(e.message)),
+    };
+    let body = Json(serde_json::json!({
+        "status": if fault.is_none() { "ok" } else { "failing" },
+        "fault": fault,
         "version": env!("CARGO_PKG_VERSION"),
         "terminal_id": engine.terminal_id(),
         "outbox": outbox,
         "last_sync_at": last,
         "clock_trusted": engine.clock_trusted(),
         "journal_records": engine.journal().last_seq(),
-    }))
-    .into_response()
+    }));
+    (status, body).into_response()
 }
 
 async fn add_member(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {

@@ -407,7 +407,7 @@ fn run(cli: Cli) -> Result<Out> {
                 token_file: token_file.clone(),
                 reader: reader.clone(),
             };
-            crate::daemon::serve(cfg, ecfg, args).map_err(Error::invalid)?;
+            crate::daemon::serve(cfg, ecfg, args)?;
             out(&serde_json::json!({"ok": true}), "stopped".into())
         }
         Cmd::Hub(HubCmd::Serve {
@@ -421,7 +421,7 @@ fn run(cli: Cli) -> Result<Out> {
                 token_file: token_file.clone(),
                 terminals: terminals.clone(),
             };
-            crate::sync::hub::serve(cfg, args).map_err(Error::invalid)?;
+            crate::sync::hub::serve(cfg, args)?;
             out(&serde_json::json!({"ok": true}), "stopped".into())
         }
         Cmd::Hub(HubCmd::Rebuild) => {
@@ -443,7 +443,7 @@ fn run(cli: Cli) -> Result<Out> {
         _ => {
             let engine = open(&cli)?;
             let res = run_engine(&cli, &engine);
-            engine.flush()?;
+            engine.close()?;
             res
         }
     }

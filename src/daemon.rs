@@ -14,10 +14,36 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::api::{self, AppState, SyncInfo};
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
+use crate::error::Error;
 use crate::feedback::Feedback;
 use crate::metrics::Metrics;
 use crate::reader::{self, ReaderOptions, ReaderSpec};
 use crate::sync::client::SyncConfig;
+
+/// Why a daemon did not start (or stopped with an error): a configuration the
+/// operator must fix, or a fault of the machine. Never a label for the other.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config, the ruleset, a flag or a file they name is wrong.
+    #[error("{0}")]
+    Config(String),
+    /// The machine refused: a port in use, a device or file that cannot be opened.
+    #[error("{0}")]
+    System(String),
+    /// Opening or running the engine failed, with the stable code of why.
+    #[error("{0}")]
+    Engine(Error),
+}
+
+impl From<StartError> for Error {
+    fn from(e: StartError) -> Error {
+        match e {
+            StartError::Config(m) => Error::invalid(m),
+            StartError::System(m) => Error::internal(m),
+            StartError::Engine(e) => e,
+        }
+    }
+}
 
 /// `serve` flags that override the config file (the sync ones are applied to the
 /// config before the engine opens).
@@ -29,7 +55,7 @@ pub struct ServeArgs {
 }
 
 /// The sync task's settings from the config: `None` for a standalone terminal.
-fn sync_config(cfg: &Config) -> Result<Option<SyncConfig>, String> {
+fn sync_config(cfg: &Config) -> Result<Option<SyncConfig>, StartError> {
     let upstream = cfg.sync.upstream.trim();
     if upstream.is_empty() {
         return Ok(None);
@@ -45,9 +71,12 @@ fn sync_config(cfg: &Config) -> Result<Option<SyncConfig>, String> {
         );
         return Ok(None);
     }
-    let secret = crate::config::read_secret(file, "terminal secret", 16).map_err(|e| e.to_string())?;
+    let secret =
+        crate::config::read_secret(file, "terminal secret", 16).map_err(|e| StartError::Config(e.to_string()))?;
     if !upstream.starts_with("http://") && !upstream.starts_with("https://") {
-        return Err(format!("sync.upstream {upstream:?} must be an http:// or https:// URL"));
+        return Err(StartError::Config(format!(
+            "sync.upstream {upstream:?} must be an http:// or https:// URL"
+        )));
     }
     Ok(Some(SyncConfig {
         upstream: upstream.to_string(),
@@ -94,13 +123,13 @@ pub fn while_starting<T>(open: impl FnOnce() -> T) -> T {
 }
 
 /// The daemon's runtime, built for a small machine: the blocking pool is bounded.
-pub fn runtime(name: &str) -> Result<tokio::runtime::Runtime, String> {
+pub fn runtime(name: &str) -> Result<tokio::runtime::Runtime, StartError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name(name)
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
+        .map_err(|e| StartError::System(format!("cannot start the runtime: {e}")))
 }
 
 /// Logs to stderr; under systemd (JOURNAL_STREAM set) without timestamps, which the
@@ -121,41 +150,47 @@ pub fn init_logging() {
 /// The POS bearer token. On the embedded defaults, away from the repository's
 /// `config/pos.token`, a random token is made once in the data directory (and its path
 /// logged), so that `loyaltyd serve` runs anywhere.
-fn pos_token(cfg: &Config, flag: Option<&std::path::Path>) -> Result<String, String> {
+fn pos_token(cfg: &Config, flag: Option<&std::path::Path>) -> Result<String, StartError> {
+    let system = |e: String| StartError::System(e);
     let mut file = flag.unwrap_or(&cfg.api.token_file).to_path_buf();
     if flag.is_none() && cfg.embedded && !file.exists() {
         file = cfg.data_dir.join("pos.token");
         if !file.exists() {
             let mut b = [0u8; 24];
-            getrandom::getrandom(&mut b).map_err(|e| format!("cannot make a POS token: {e}"))?;
+            getrandom::getrandom(&mut b).map_err(|e| system(format!("cannot make a POS token: {e}")))?;
             let token: String = b.iter().map(|x| format!("{x:02x}")).collect();
-            std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("{}: {e}", cfg.data_dir.display()))?;
+            std::fs::create_dir_all(&cfg.data_dir).map_err(|e| system(format!("{}: {e}", cfg.data_dir.display())))?;
             let mut opts = std::fs::OpenOptions::new();
             std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
             let mut f = opts
                 .write(true)
                 .create_new(true)
                 .open(&file)
-                .map_err(|e| format!("{}: {e}", file.display()))?;
+                .map_err(|e| system(format!("{}: {e}", file.display())))?;
             std::io::Write::write_all(&mut f, format!("{token}\n").as_bytes())
-                .map_err(|e| format!("{}: {e}", file.display()))?;
+                .map_err(|e| system(format!("{}: {e}", file.display())))?;
         }
         tracing::info!("POS token: {} (made for the embedded defaults)", file.display());
     }
-    crate::config::read_secret(&file, "POS token", 8).map_err(|e| e.to_string())
+    crate::config::read_secret(&file, "POS token", 8).map_err(|e| StartError::Config(e.to_string()))
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Errors are start-up failures, said plainly.
-pub fn serve(cfg: Config, ecfg: EngineConfig, args: ServeArgs) -> Result<(), String> {
+pub fn serve(cfg: Config, ecfg: EngineConfig, args: ServeArgs) -> Result<(), StartError> {
     init_logging();
-    let rules = cfg.load_rules().map_err(|e| e.to_string())?;
-    let spec: ReaderSpec = args.reader.as_deref().unwrap_or(&cfg.reader.spec).parse()?;
-    let reader_opts = ReaderOptions::from_config(&cfg.reader)?;
+    let rules = cfg.load_rules().map_err(|e| StartError::Config(e.to_string()))?;
+    let spec: ReaderSpec = args
+        .reader
+        .as_deref()
+        .unwrap_or(&cfg.reader.spec)
+        .parse()
+        .map_err(StartError::Config)?;
+    let reader_opts = ReaderOptions::from_config(&cfg.reader).map_err(StartError::Config)?;
     let token = pos_token(&cfg, args.token_file.as_deref())?;
     let listen = args.listen.clone().unwrap_or(cfg.api.listen.clone());
     let sync = sync_config(&cfg)?;
 
-    let engine = while_starting(|| Engine::open(ecfg, rules)).map_err(|e| e.to_string())?;
+    let engine = while_starting(|| Engine::open(ecfg, rules)).map_err(StartError::Engine)?;
     let s = &engine.startup;
     for r in s.repairs() {
         tracing::warn!("{r}");
@@ -167,7 +202,7 @@ pub fn serve(cfg: Config, ecfg: EngineConfig, args: ServeArgs) -> Result<(), Str
         engine.terminal_id()
     );
     let engine = Arc::new(engine);
-    let feedback = Feedback::from_config(&cfg.feedback)?;
+    let feedback = Feedback::from_config(&cfg.feedback).map_err(StartError::System)?;
 
     let runtime = runtime("loyaltyd")?;
     let parts = Parts {
@@ -181,7 +216,7 @@ pub fn serve(cfg: Config, ecfg: EngineConfig, args: ServeArgs) -> Result<(), Str
     };
     let result = runtime.block_on(run(engine.clone(), parts));
     runtime.shutdown_timeout(Duration::from_secs(1));
-    engine.flush().map_err(|e| e.to_string())?;
+    engine.close().map_err(StartError::Engine)?;
     result
 }
 
@@ -196,12 +231,12 @@ struct Parts {
     sync: Option<SyncConfig>,
 }
 
-async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), String> {
+async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), StartError> {
     let listen = &parts.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|e| StartError::System(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| StartError::System(e.to_string()))?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (events, _) = broadcast::channel(256);
     let state = Arc::new(AppState {
@@ -216,7 +251,7 @@ async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), String> {
 
     // Card reads: reader thread -> channel -> lookup, SSE, feedback.
     let (reads_tx, mut reads_rx) = mpsc::channel::<reader::CardRead>(64);
-    reader::start(&parts.spec, &parts.reader_opts, reads_tx)?;
+    reader::start(&parts.spec, &parts.reader_opts, reads_tx).map_err(StartError::System)?;
     let st = state.clone();
     tokio::spawn(async move {
         while let Some(read) = reads_rx.recv().await {
@@ -255,7 +290,7 @@ async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), String> {
     });
     let mut stop = stop_rx.clone();
     tokio::select! {
-        r = server => r.map_err(|e| format!("server: {e}"))?,
+        r = server => r.map_err(|e| StartError::System(format!("server: {e}")))?,
         _ = async {
             let _ = stop.wait_for(|s| *s).await;
             // Requests in flight get a few seconds; a commit takes milliseconds.

@@ -13,6 +13,7 @@ pub mod feedback;
 pub mod journal;
 pub mod metrics;
 pub mod model;
+pub mod os;
 pub mod pin;
 pub mod reader;
 pub mod record;

@@ -123,3 +123,43 @@ fn kill_9_at_random_instants_loses_no_printed_receipt() {
         all.len()
     );
 }
+
+/// A state store that was in use when the machine went down (its session names
+/// another boot) is not believed: any command moves it aside and rebuilds it, by
+/// itself, and the moved-aside copies stay few.
+#[test]
+fn a_store_left_by_another_boot_is_rebuilt_by_itself_and_old_copies_are_bounded() {
+    let t = Term::new();
+    t.add_member(CARD, "13800000001", None);
+    t.checkout(CARD, AT, &LINES, &["--key", "k1"]);
+    let want = t.show(CARD, AT);
+    let session = t.data.join("state.session");
+    assert!(!session.exists(), "every command closes its session cleanly");
+    for round in 0..5 {
+        std::fs::write(&session, "open 0123456789abcdef0123456789abcdef\n").unwrap();
+        let r = t.run(&["member", "show", "--card", CARD, "--at", AT]);
+        assert_eq!(r.status, 0, "round {round}: {r:?}");
+        assert!(
+            r.stderr.contains("machine last went down") && r.stderr.contains("rebuilt it from the journal"),
+            "round {round}: stderr says what was done: {}",
+            r.stderr
+        );
+        assert_eq!(r.json(), want, "round {round}");
+        if round >= 3 {
+            assert!(r.stderr.contains("deleted the older"), "{}", r.stderr);
+        }
+    }
+    let broken = std::fs::read_dir(&t.data)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("state.broken-")
+        })
+        .count();
+    assert_eq!(broken, 3, "the newest three are kept");
+    let r = t.ok(&sale_args("checkout", CARD, AT, &LINES, &["--key", "k1"]));
+    assert_eq!(r["replayed"], true);
+}

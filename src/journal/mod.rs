@@ -218,14 +218,14 @@ struct Failure {
 /// Test-only switches that make the next write or fdatasync fail.
 #[cfg(test)]
 #[derive(Default)]
-struct Faults {
-    fail_write: std::sync::atomic::AtomicBool,
-    fail_sync: std::sync::atomic::AtomicBool,
+pub(crate) struct Faults {
+    pub(crate) fail_write: std::sync::atomic::AtomicBool,
+    pub(crate) fail_sync: std::sync::atomic::AtomicBool,
     /// Makes every fdatasync take this long, to widen race windows.
-    sync_delay_ms: AtomicU64,
+    pub(crate) sync_delay_ms: AtomicU64,
     /// fdatasyncs in progress, and whether two ever ran at once.
-    in_sync: AtomicU64,
-    overlapped: std::sync::atomic::AtomicBool,
+    pub(crate) in_sync: AtomicU64,
+    pub(crate) overlapped: std::sync::atomic::AtomicBool,
 }
 
 impl Journal {
@@ -253,7 +253,7 @@ impl Journal {
                 file.write_all_at(&file_header(), 0).map_err(io_err)?;
                 file.sync_all().map_err(io_err)?;
                 // The directory entry may be as new as the file.
-                sync_dir(path).map_err(io_err)?;
+                crate::os::sync_parent(path).map_err(io_err)?;
                 let cut = (n > 0).then_some(Truncation {
                     offset: 0,
                     bytes: n,
@@ -322,6 +322,12 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The fault switches, for the tests of the modules above.
+    #[cfg(test)]
+    pub(crate) fn faults(&self) -> &Faults {
+        &self.faults
     }
 
     /// Seq of the last frame written (maybe not yet durable); 0 if none.
@@ -794,15 +800,6 @@ fn lock_exclusive(file: &File) -> io::Result<()> {
         ));
     }
     Err(e)
-}
-
-/// fsyncs the directory holding `path`, making a new directory entry durable.
-fn sync_dir(path: &Path) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    File::open(dir)?.sync_all()
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

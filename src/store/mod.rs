@@ -21,8 +21,10 @@
 mod apply;
 mod overlay;
 mod redo;
+mod trust;
 
 pub use apply::content_hash;
+pub use trust::{install, move_aside, KEEP_BROKEN};
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -354,6 +356,29 @@ pub struct Applied {
 struct Shared {
     db: sled::Db,
     overlay: Overlay,
+    /// The state directory.
+    dir: std::path::PathBuf,
+    /// Not in bulk mode: the directory's session is kept (see `trust`).
+    sessions: bool,
+    /// The first fault seen in sled (an I/O error, a value that does not decode):
+    /// once set, the store is not believed again until it is rebuilt.
+    fault: OnceLock<String>,
+}
+
+impl Shared {
+    /// Notes a fault of the store (the first one is kept, and recorded on disk so
+    /// that the next start rebuilds the store) and hands the error back.
+    fn fault(&self, e: Error) -> Error {
+        if self.fault.set(e.message.clone()).is_ok() {
+            tracing::error!("state store fault, it will be rebuilt at the next start: {}", e.message);
+            if self.sessions {
+                if let Err(io) = trust::mark_broken(&self.dir, &e.message) {
+                    tracing::error!("{}: cannot record the fault: {io}", self.dir.display());
+                }
+            }
+        }
+        e
+    }
 }
 
 pub struct Store {
@@ -408,6 +433,13 @@ impl Store {
         journal: Arc<Journal>,
         bulk: bool,
     ) -> std::result::Result<Store, Unusable> {
+        if !bulk {
+            if let Some(why) = trust::distrust(dir) {
+                return Err(Unusable(why));
+            }
+            // Durable before sled writes anything in this session.
+            trust::begin(dir).map_err(|e| Unusable(format!("{}: cannot record the session: {e}", dir.display())))?;
+        }
         let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -430,6 +462,9 @@ impl Store {
         let shared = Arc::new(Shared {
             db,
             overlay: Overlay::new(bulk, redo),
+            dir: dir.to_path_buf(),
+            sessions: !bulk,
+            fault: OnceLock::new(),
         });
         // A readable position is the least we ask of a store we keep.
         let applied: Applied = match shared.db.get(key::APPLIED) {
@@ -457,7 +492,11 @@ impl Store {
         let s2 = shared.clone();
         let flusher = std::thread::Builder::new()
             .name("state-flusher".into())
-            .spawn(move || s2.overlay.run_flusher(&s2.db))
+            .spawn(move || {
+                s2.overlay.run_flusher(&s2.db, &|e| {
+                    s2.fault(e);
+                })
+            })
             .map_err(|e| Unusable(format!("{}: cannot start its flusher: {e}", dir.display())))?;
         Ok(Store {
             shared,
@@ -470,33 +509,45 @@ impl Store {
         })
     }
 
+    /// A result of reading or writing sled: an error is a fault of the store.
+    fn checked<T>(&self, r: Result<T>) -> Result<T> {
+        r.map_err(|e| self.shared.fault(e))
+    }
+
+    /// The first fault seen in this store, if any: it is then not to be believed.
+    pub fn fault(&self) -> Option<&str> {
+        self.shared.fault.get().map(String::as_str)
+    }
+
     fn raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.shared.overlay.get(&self.shared.db, key)
+        self.checked(self.shared.overlay.get(&self.shared.db, key))
     }
 
     fn get<T: DeserializeOwned>(&self, what: &str, key: &[u8]) -> Result<Option<T>> {
-        self.shared
-            .overlay
-            .get_with(&self.shared.db, key, |v| v.map(|b| dec(what, b)).transpose())
+        self.checked(
+            self.shared
+                .overlay
+                .get_with(&self.shared.db, key, |v| v.map(|b| dec(what, b)).transpose()),
+        )
     }
 
     /// Writes every pending change to sled.
     fn settle(&self) -> Result<()> {
-        self.shared.overlay.flush_once(&self.shared.db)
+        self.checked(self.shared.overlay.flush_once(&self.shared.db))
     }
 
     /// `f` of every key and value under `prefix`, in key order, read from sled with
     /// every pending change written and no batch landing meanwhile (one state).
     fn scan<T>(&self, prefix: &[u8], mut f: impl FnMut(sled::IVec, sled::IVec) -> Result<T>) -> Result<Vec<T>> {
         let db = &self.shared.db;
-        self.shared.overlay.settled(db, || {
+        self.checked(self.shared.overlay.settled(db, || {
             db.scan_prefix(prefix)
                 .map(|kv| {
                     let (k, v) = kv?;
                     f(k, v)
                 })
                 .collect()
-        })
+        }))
     }
 
     pub fn applied(&self) -> Result<Applied> {
@@ -538,12 +589,14 @@ impl Store {
 
     /// What an idempotency key was used for.
     pub fn idem(&self, idem_key: &str) -> Result<Option<Idem>> {
-        self.shared
-            .overlay
-            .get_with(&self.shared.db, &idem_bucket_key(idem_key), |v| match v {
-                Some(bucket) => idem_find(bucket, idem_key),
-                None => Ok(None),
-            })
+        self.checked(
+            self.shared
+                .overlay
+                .get_with(&self.shared.db, &idem_bucket_key(idem_key), |v| match v {
+                    Some(bucket) => idem_find(bucket, idem_key),
+                    None => Ok(None),
+                }),
+        )
     }
 
     /// Journal record `seq`, decoded; a record a terminal pushed to the hub is unwrapped.
@@ -635,7 +688,7 @@ impl Store {
     pub fn feed_after(&self, cursor: u64, limit: usize) -> Result<Vec<(u64, FeedKind, String)>> {
         let from = k(key::FEED, &(cursor.saturating_add(1)).to_be_bytes());
         let db = &self.shared.db;
-        self.shared.overlay.settled(db, || {
+        self.checked(self.shared.overlay.settled(db, || {
             let mut out: Vec<(u64, FeedKind, String)> = Vec::new();
             for kv in db.range(from..vec![key::FEED + 1]) {
                 let (k, _) = kv?;
@@ -647,15 +700,32 @@ impl Store {
                 out.push((seq, kind, String::from_utf8_lossy(&k[10..]).into_owned()));
             }
             Ok(out)
-        })
+        }))
     }
 
-    /// Writes every pending change and sled's buffers out (on shutdown and after a
-    /// rebuild; sled's own durability, the journal is the real one).
+    /// Writes every pending change and sled's buffers out, without making them durable
+    /// (sled's flush is not a durability barrier; the journal is).
     pub fn flush(&self) -> Result<()> {
         self.settle()?;
-        self.shared.db.flush()?;
-        Ok(())
+        self.checked(self.shared.db.flush().map(|_| ()).map_err(Error::from))
+    }
+
+    /// Ends the session cleanly: everything pending written, every file of the state
+    /// directory made durable, and the session file removed, so that the next start
+    /// believes the store whatever happens to the machine meanwhile (see `trust`). A
+    /// store with a fault keeps its verdict. Nothing may change the store after this.
+    pub fn close(&self) -> Result<()> {
+        self.flush()?;
+        if self.fault().is_some() {
+            return Ok(());
+        }
+        let dir = &self.shared.dir;
+        let synced = if self.shared.sessions {
+            trust::end(dir)
+        } else {
+            crate::os::sync_tree(dir)
+        };
+        synced.map_err(|e| Error::internal(format!("{}: cannot make the state store durable: {e}", dir.display())))
     }
 }
 

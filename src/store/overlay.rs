@@ -109,6 +109,12 @@ impl Overlay {
         }
     }
 
+    /// Forgets the values remembered from sled (tests that change sled under it).
+    #[cfg(test)]
+    pub(super) fn forget_recent(&self) {
+        self.lock().recent.clear();
+    }
+
     fn lock(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -249,7 +255,7 @@ impl Overlay {
 
     /// The flusher thread's loop: a batch every `FLUSH_EVERY` (not in bulk mode), or
     /// sooner when enough is pending; a last one on stop.
-    pub(super) fn run_flusher(&self, db: &sled::Db) {
+    pub(super) fn run_flusher(&self, db: &sled::Db, on_error: &dyn Fn(crate::error::Error)) {
         loop {
             let stop = {
                 let mut p = self.lock();
@@ -267,6 +273,7 @@ impl Overlay {
             };
             if let Err(e) = self.flush_once(db) {
                 tracing::error!("state store: writing to sled failed (kept in memory, will retry): {e}");
+                on_error(e);
                 if stop {
                     return;
                 }

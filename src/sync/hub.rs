@@ -23,6 +23,7 @@ use tokio::sync::watch;
 
 use super::wire::{self, PullReply, PullRequest, PushReply, PushRequest};
 use crate::config::{read_secret, HubConfig};
+use crate::daemon::StartError;
 use crate::engine::{ClockPolicy, Engine, EngineConfig};
 use crate::error::{Code, Error, Result};
 use crate::model::{self, MemberState};
@@ -71,7 +72,10 @@ pub trait HubStore: Send + Sync {
     fn overspent(&self) -> Result<Vec<Overspent>>;
     /// Validates and publishes a ruleset for every terminal; returns its version.
     fn publish_ruleset(&self, text: &str) -> Result<u32>;
-    fn flush(&self) -> Result<()>;
+    /// Ends the session cleanly (see `Engine::close`).
+    fn close(&self) -> Result<()>;
+    /// Ok while the store takes changes (see `Engine::healthy`).
+    fn healthy(&self) -> Result<()>;
 }
 
 /// [`HubStore`] on the terminal's own engine: a journal and sled.
@@ -93,15 +97,16 @@ pub fn engine_config(cfg: &HubConfig) -> EngineConfig {
 }
 
 impl SledHub {
-    pub fn open(cfg: &HubConfig) -> Result<SledHub> {
+    pub fn open(cfg: &HubConfig) -> std::result::Result<SledHub, StartError> {
         let rules = if cfg.rules == std::path::Path::new(crate::config::DEFAULT_RULES_PATH) && !cfg.rules.exists() {
             Ruleset::parse(crate::config::EMBEDDED_RULES, "(embedded rules.toml)")
         } else {
             Ruleset::load(&cfg.rules)
         }
-        .map_err(|e| Error::invalid(e.to_string()))?;
-        let engine = Engine::open(engine_config(cfg), rules)?;
-        if let Some((text, version)) = engine.store().published_ruleset()? {
+        .map_err(|e| StartError::Config(e.to_string()))?;
+        let engine = Engine::open(engine_config(cfg), rules).map_err(StartError::Engine)?;
+        let published = engine.store().published_ruleset().map_err(StartError::Engine)?;
+        if let Some((text, version)) = published {
             match Ruleset::parse(&text, "(published ruleset)") {
                 Ok(r) if version >= engine.rules().version => engine.set_rules(r),
                 Ok(_) => {}
@@ -317,8 +322,12 @@ impl HubStore for SledHub {
         Ok(version)
     }
 
-    fn flush(&self) -> Result<()> {
-        self.engine.flush()
+    fn healthy(&self) -> Result<()> {
+        self.engine.healthy()
+    }
+
+    fn close(&self) -> Result<()> {
+        self.engine.close()
     }
 }
 
@@ -340,14 +349,17 @@ struct HubState {
 type Shared = Arc<HubState>;
 
 /// Runs the hub until SIGTERM/SIGINT. Errors are start-up failures, said plainly.
-pub fn serve(mut cfg: HubConfig, args: HubArgs) -> std::result::Result<(), String> {
+pub fn serve(mut cfg: HubConfig, args: HubArgs) -> std::result::Result<(), StartError> {
+    let config = StartError::Config;
     crate::daemon::init_logging();
     for t in &args.terminals {
         let (id, file) = t
             .split_once('=')
-            .ok_or_else(|| format!("--terminal {t:?}: want ID=SECRET_FILE"))?;
+            .ok_or_else(|| config(format!("--terminal {t:?}: want ID=SECRET_FILE")))?;
         if !crate::config::valid_terminal_id(id) {
-            return Err(format!("--terminal {t:?}: the id must be 1 to 32 letters, digits or _"));
+            return Err(config(format!(
+                "--terminal {t:?}: the id must be 1 to 32 letters, digits or _"
+            )));
         }
         cfg.terminals.retain(|x| x.id != id);
         cfg.terminals.push(crate::config::HubTerminalConfig {
@@ -356,14 +368,14 @@ pub fn serve(mut cfg: HubConfig, args: HubArgs) -> std::result::Result<(), Strin
         });
     }
     let token_file = args.token_file.clone().unwrap_or(cfg.token_file.clone());
-    let token = read_secret(&token_file, "operator token", 8).map_err(|e| e.to_string())?;
+    let token = read_secret(&token_file, "operator token", 8).map_err(|e| config(e.to_string()))?;
     let mut secrets = HashMap::new();
     for t in &cfg.terminals {
-        let s = read_secret(&t.secret_file, "terminal secret", 16).map_err(|e| e.to_string())?;
+        let s = read_secret(&t.secret_file, "terminal secret", 16).map_err(|e| config(e.to_string()))?;
         secrets.insert(t.id.clone(), s.into_bytes());
     }
     let listen = args.listen.clone().unwrap_or(cfg.listen.clone());
-    let hub = crate::daemon::while_starting(|| SledHub::open(&cfg)).map_err(|e| e.to_string())?;
+    let hub = crate::daemon::while_starting(|| SledHub::open(&cfg))?;
     let s = &hub.engine().startup;
     for r in s.repairs() {
         tracing::warn!("hub {r}");
@@ -383,15 +395,15 @@ pub fn serve(mut cfg: HubConfig, args: HubArgs) -> std::result::Result<(), Strin
     let runtime = crate::daemon::runtime("loyaltyd-hub")?;
     let result = runtime.block_on(run(state, listen));
     runtime.shutdown_timeout(Duration::from_secs(1));
-    hub.flush().map_err(|e| e.to_string())?;
+    hub.close().map_err(StartError::Engine)?;
     result
 }
 
-async fn run(state: Shared, listen: String) -> std::result::Result<(), String> {
+async fn run(state: Shared, listen: String) -> std::result::Result<(), StartError> {
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|e| StartError::System(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| StartError::System(e.to_string()))?;
     let (stop_tx, mut stop_rx) = watch::channel(false);
     tokio::spawn(crate::daemon::stop_on_signal(stop_tx));
     tracing::info!("hub listening on http://{addr}");
@@ -401,7 +413,7 @@ async fn run(state: Shared, listen: String) -> std::result::Result<(), String> {
             let _ = stop_rx.wait_for(|s| *s).await;
         })
         .await
-        .map_err(|e| format!("server: {e}"))?;
+        .map_err(|e| StartError::System(format!("server: {e}")))?;
     tracing::info!("hub stopped");
     Ok(())
 }
@@ -430,13 +442,19 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::internal(format!("worker failed: {e}")))?
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "status": "ok",
+async fn health(State(st): State<Shared>) -> Response {
+    let (status, fault) = match st.store.healthy() {
+        Ok(()) => (StatusCode::OK, None),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Some(e.message)),
+    };
+    let body = Json(serde_json::json!({
+        "status": if fault.is_none() { "ok" } else { "failing" },
+        "fault": fault,
         "role": "hub",
         "version": env!("CARGO_PKG_VERSION"),
         "hub_time": model::fmt_instant(model::now(), &chrono_tz::UTC),
-    }))
+    }));
+    (status, body).into_response()
 }
 
 /// The terminal a signed sync request comes from, if the signature is right.

@@ -23,7 +23,7 @@ use crate::model::{self, canonical_card, day_no, validate_lines, Birthday, CardS
 use crate::record::{Body, CheckoutRec, Record, RefundRec};
 use crate::rules::refund::{self, Paid};
 use crate::rules::{self, local_date, PinCheck, Priced, Request, Ruleset};
-use crate::store::{Store, TxState};
+use crate::store::{self, Store, TxState};
 use crate::views::{self, CouponView, DailyView, MemberView, Receipt, RefundView, RewardView};
 
 /// How long a clock offset measured against the hub is believed.
@@ -117,7 +117,9 @@ pub struct Engine {
     cfg: EngineConfig,
     journal: Arc<Journal>,
     store: Store,
-    writer: Mutex<()>,
+    writer: Mutex<Writer>,
+    /// The first fault after which the engine refuses every change (see `fail`).
+    failure: std::sync::OnceLock<Error>,
     rules: RwLock<Arc<Ruleset>>,
     epoch: u64,
     boot_id: [u8; 16],
@@ -125,6 +127,13 @@ pub struct Engine {
     on_commit: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
     _lock: DirLock,
     pub startup: Startup,
+}
+
+/// What the writer lock guards besides the right to write.
+#[derive(Debug, Default)]
+struct Writer {
+    /// `close` has run: nothing may change the store any more.
+    closed: bool,
 }
 
 /// A PIN checked ahead of the writer lock against the member's hash `phc`.
@@ -209,45 +218,6 @@ fn random_code(len: usize) -> String {
         .collect()
 }
 
-fn boot_id() -> [u8; 16] {
-    let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-    let hex: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
-    let mut out = [0u8; 16];
-    for (i, pair) in hex.chunks(2).take(16).enumerate() {
-        out[i] = u8::from_str_radix(std::str::from_utf8(pair).unwrap_or("0"), 16).unwrap_or(0);
-    }
-    out
-}
-
-fn monotonic_us() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
-}
-
-/// True when the kernel's NTP state says the clock is synchronised.
-pub fn kernel_clock_synced() -> bool {
-    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
-    let state = unsafe { libc::adjtimex(&mut tx) };
-    state >= 0 && state != libc::TIME_ERROR
-}
-
-/// Moves a sled directory aside (never deletes it) and says where it went.
-fn move_aside(dir: &Path, why: &str) -> Result<String> {
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
-    let mut target = dir.with_extension(format!("broken-{stamp}"));
-    let mut n = 1;
-    while target.exists() {
-        target = dir.with_extension(format!("broken-{stamp}-{n}"));
-        n += 1;
-    }
-    std::fs::rename(dir, &target).map_err(|e| Error::internal(format!("cannot move {} aside: {e}", dir.display())))?;
-    Ok(format!(
-        "{why}; moved it to {} and rebuilt it from the journal",
-        target.display()
-    ))
-}
-
 pub fn journal_path(data_dir: &Path) -> PathBuf {
     data_dir.join("journal.log")
 }
@@ -288,10 +258,51 @@ fn replay(journal: &Journal, store: &Store, from: u64) -> Result<u64> {
     }
 }
 
+/// The state store of a data dir, believed and brought up to the journal's end. One
+/// that is missing, is not to be believed (see `store::trust`: in use when the machine
+/// went down, or a fault seen in it), will not open, claims records the journal does
+/// not have, or fails while the journal's tail is replayed into it, is moved aside and
+/// rebuilt from the journal. Says what it did in `startup`.
+fn open_state(cfg: &EngineConfig, journal: &Arc<Journal>, startup: &mut Startup) -> Result<Store> {
+    let dir = state_path(&cfg.data_dir);
+    let records = journal.last_seq();
+    if !dir.exists() && records > 0 {
+        // Lost (or deleted) with a journal to rebuild from: the fast way.
+        let built = build_state(cfg, journal)?;
+        startup.rebuilt = Some(format!(
+            "{} was missing; rebuilt it from the journal ({built} records)",
+            dir.display()
+        ));
+        startup.replayed = built;
+    }
+    let problem = match Store::open(&dir, cfg.cache_bytes, cfg.hub, journal.clone()) {
+        Err(e) => format!("the state store cannot be used: {}", e.0),
+        Ok(store) => match store.applied()?.seq {
+            seq if seq > records => format!(
+                "{} reflects record {seq} but the journal ends at {records}",
+                dir.display()
+            ),
+            seq => match replay(journal, &store, seq + 1) {
+                Ok(n) => {
+                    startup.replayed += n;
+                    return Ok(store);
+                }
+                Err(e) => format!("replaying the journal's tail into the state store failed: {e}"),
+            },
+        },
+    };
+    let aside = store::move_aside(&dir, &problem)
+        .map_err(|e| Error::internal(format!("cannot move {} aside: {e}", dir.display())))?;
+    let built = build_state(cfg, journal)?;
+    startup.rebuilt = Some(format!("{aside}; rebuilt it from the journal ({built} records)"));
+    startup.replayed = built;
+    Store::open(&dir, cfg.cache_bytes, cfg.hub, journal.clone()).map_err(|e| Error::internal(e.0))
+}
+
 impl Engine {
-    /// Opens a data directory: takes its lock, opens and checks the journal (cutting a
-    /// torn tail), opens the sled store (moving aside and rebuilding one that will not
-    /// open or is ahead of the journal), replays the journal's tail into it.
+    /// Opens a data directory: takes its lock, opens and checks the journal (cutting an
+    /// unacknowledged tail), opens the state store, rebuilding it from the journal when
+    /// it cannot be believed (see `open_state`), and replays the journal's tail into it.
     pub fn open(cfg: EngineConfig, rules: Ruleset) -> Result<Engine> {
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|e| Error::internal(format!("{}: {e}", cfg.data_dir.display())))?;
@@ -303,46 +314,16 @@ impl Engine {
             truncated: recovery.truncated.clone(),
             ..Startup::default()
         };
-        let dir = state_path(&cfg.data_dir);
-        let mut built = 0;
-        if !dir.exists() && recovery.records > 0 {
-            // Lost (or deleted) with a journal to rebuild from: the fast way.
-            built = build_state(&cfg, &journal)?;
-            startup.rebuilt = Some(format!(
-                "{} was missing; rebuilt it from the journal ({built} records)",
-                dir.display()
-            ));
-        }
-        let why = match Store::open(&dir, cfg.cache_bytes, cfg.hub, journal.clone()) {
-            Ok(s) => match s.applied()? {
-                a if a.seq <= recovery.records => Ok(s),
-                a => Err(format!(
-                    "{} reflects record {} but the journal ends at {}",
-                    dir.display(),
-                    a.seq,
-                    recovery.records
-                )),
-            },
-            Err(e) => Err(format!("the state store would not open ({})", e.0)),
-        };
-        let store = match why {
-            Ok(s) => s,
-            Err(why) => {
-                startup.rebuilt = Some(move_aside(&dir, &why)?);
-                built = build_state(&cfg, &journal)?;
-                Store::open(&dir, cfg.cache_bytes, cfg.hub, journal.clone()).map_err(|e| Error::internal(e.0))?
-            }
-        };
-        let from = store.applied()?.seq + 1;
-        startup.replayed = built + replay(&journal, &store, from)?;
+        let store = open_state(&cfg, &journal, &mut startup)?;
         let mut engine = Engine {
             epoch: 0,
-            boot_id: boot_id(),
+            boot_id: crate::os::boot_id(),
             clock: Mutex::new(HubClock::default()),
             on_commit: std::sync::OnceLock::new(),
             journal,
             store,
-            writer: Mutex::new(()),
+            writer: Mutex::new(Writer::default()),
+            failure: std::sync::OnceLock::new(),
             rules: RwLock::new(Arc::new(rules)),
             _lock: lock,
             startup,
@@ -435,7 +416,7 @@ impl Engine {
         match self.cfg.clock {
             ClockPolicy::Trusted => true,
             ClockPolicy::Untrusted => false,
-            ClockPolicy::Auto => kernel_clock_synced() || self.hub_offset().is_some(),
+            ClockPolicy::Auto => crate::os::kernel_clock_synced() || self.hub_offset().is_some(),
             ClockPolicy::Hub => self.hub_offset().is_some(),
         }
     }
@@ -466,7 +447,7 @@ impl Engine {
         let now = model::now();
         let correct = match self.cfg.clock {
             ClockPolicy::Hub => true,
-            ClockPolicy::Auto => !kernel_clock_synced(),
+            ClockPolicy::Auto => !crate::os::kernel_clock_synced(),
             ClockPolicy::Trusted | ClockPolicy::Untrusted => false,
         };
         match self.hub_offset() {
@@ -593,14 +574,25 @@ impl Engine {
             .writer
             .lock()
             .map_err(|_| Error::internal("writer lock poisoned"))?;
+        if guard.closed {
+            return Err(Error::new(
+                Code::StoreBusy,
+                "loyaltyd is stopping; try again in a moment",
+            ));
+        }
+        self.healthy()?;
         let (bodies, r) = decide(&self.store, &rules)?;
         if bodies.is_empty() {
+            // The answer may rest on records that are not durable yet (a replayed
+            // receipt above all): it waits for them, as their own commit does.
+            let seen = self.journal.last_seq();
             drop(guard);
+            self.journal.wait_durable(seen).map_err(|e| self.fail(e.into()))?;
             return answer(&self.store, &rules, r);
         }
         let day = day_no(local_date(&rules, at.ts));
         let pushable = bodies.iter().any(Body::is_pushable);
-        let (wall, clock_trusted, mono_us) = (model::now(), self.clock_trusted(), monotonic_us());
+        let (wall, clock_trusted, mono_us) = (model::now(), self.clock_trusted(), crate::os::monotonic_us());
         let records: Vec<Record> = bodies
             .into_iter()
             .map(|body| Record {
@@ -615,18 +607,46 @@ impl Engine {
             .collect();
         let encoded: Vec<Vec<u8>> = records.iter().map(Record::encode).collect();
         let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-        let first = self.journal.append(&refs)?;
-        self.store.apply_all(first, &records)?;
-        let out = answer(&self.store, &rules, r);
+        let first = self.journal.append(&refs).map_err(|e| self.fail(e.into()))?;
+        // From here on the records are in the journal: a failure to apply them or to
+        // answer from them leaves the state behind it, which only a restart repairs.
+        self.store.apply_all(first, &records).map_err(|e| self.fail(e))?;
+        let out = answer(&self.store, &rules, r).map_err(|e| match e.code {
+            Code::Internal => self.fail(e),
+            _ => e,
+        });
         let last = first + records.len() as u64 - 1;
         drop(guard);
-        self.journal.wait_durable(last)?;
+        self.journal.wait_durable(last).map_err(|e| self.fail(e.into()))?;
         if pushable {
             if let Some(hook) = self.on_commit.get() {
                 hook();
             }
         }
         out
+    }
+
+    /// Makes the engine refuse every further change (sticky): after a journal write or
+    /// sync failed, or records were appended that could not be applied, the state in
+    /// memory no longer follows the journal. Reported unhealthy (so that the watchdog
+    /// restarts the daemon); the next start replays the journal and repairs it.
+    fn fail(&self, e: Error) -> Error {
+        if self.failure.set(e.clone()).is_ok() {
+            tracing::error!("engine fault, refusing changes until restarted: {}", e.message);
+        }
+        e
+    }
+
+    /// Ok while the engine takes changes; the fault that stopped it otherwise.
+    pub fn healthy(&self) -> Result<()> {
+        let fault = match (self.failure.get(), self.store.fault()) {
+            (Some(e), _) => e.message.clone(),
+            (None, Some(f)) => format!("state store: {f}"),
+            (None, None) => return Ok(()),
+        };
+        Err(Error::internal(format!(
+            "refusing changes after a fault ({fault}); a restart repairs the state from the journal"
+        )))
     }
 
     // ----- reads -----
@@ -1181,23 +1201,39 @@ impl Engine {
         Ok(n)
     }
 
-    /// Proves the writer is not stuck (for the systemd watchdog).
+    /// Proves the writer is not stuck and the engine not failed (for the systemd
+    /// watchdog: a failed engine stops the pings, and systemd restarts the daemon).
     pub fn probe(&self) -> Result<()> {
         let _guard = self
             .writer
             .lock()
             .map_err(|_| Error::internal("writer lock poisoned"))?;
-        self.store.applied().map(|_| ())
+        self.healthy()
     }
 
-    /// Writes sled's buffers (on shutdown; the journal already holds everything).
-    pub fn flush(&self) -> Result<()> {
-        self.store.flush()
+    /// Ends the session: no change is taken any more, and the state store is made
+    /// durable and marked closed cleanly, so that the next start believes it whatever
+    /// happens to the machine meanwhile. Idempotent.
+    pub fn close(&self) -> Result<()> {
+        let mut guard = self
+            .writer
+            .lock()
+            .map_err(|_| Error::internal("writer lock poisoned"))?;
+        if guard.closed {
+            return Ok(());
+        }
+        guard.closed = true;
+        if self.failure.get().is_some() {
+            // The state does not follow the journal: leave the session as it is, and
+            // the next start replays (or rebuilds) it.
+            return self.store.flush();
+        }
+        self.store.close()
     }
 }
 
 /// Rebuilds the state store of a data dir from its journal: into a new directory, which
-/// then replaces the old one (moved aside, never deleted). Returns records applied.
+/// then replaces the old one (moved aside). Returns records applied and what happened.
 pub fn rebuild(cfg: &EngineConfig) -> Result<(u64, String)> {
     let _lock = DirLock::take(&cfg.data_dir)?;
     let (journal, _) = Journal::open(&journal_path(&cfg.data_dir))?;
@@ -1205,12 +1241,13 @@ pub fn rebuild(cfg: &EngineConfig) -> Result<(u64, String)> {
     let n = build_aside(cfg, &Arc::new(journal))?;
     let dir = state_path(&cfg.data_dir);
     let note = if dir.exists() {
-        move_aside(&dir, "rebuild asked for")?
+        store::move_aside(&dir, "rebuild asked for")
+            .map_err(|e| Error::internal(format!("cannot move {} aside: {e}", dir.display())))?
     } else {
         "no state store was there".to_string()
     };
-    let fresh = rebuild_path(&cfg.data_dir);
-    std::fs::rename(&fresh, &dir).map_err(|e| Error::internal(format!("{}: {e}", dir.display())))?;
+    store::install(&rebuild_path(&cfg.data_dir), &dir)
+        .map_err(|e| Error::internal(format!("{}: {e}", dir.display())))?;
     Ok((n, note))
 }
 
@@ -1219,8 +1256,9 @@ fn rebuild_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Builds the state from the whole journal into `state.rebuild/` (a leftover of an
-/// interrupted build is removed first), in the store's bulk mode; returns the records
-/// applied. Until it is renamed into place the directory is never used.
+/// interrupted build is removed first), in the store's bulk mode, and makes it
+/// durable; returns the records applied. Until it is renamed into place the directory
+/// is never used.
 fn build_aside(cfg: &EngineConfig, journal: &Arc<Journal>) -> Result<u64> {
     let fresh = rebuild_path(&cfg.data_dir);
     if fresh.exists() {
@@ -1229,7 +1267,7 @@ fn build_aside(cfg: &EngineConfig, journal: &Arc<Journal>) -> Result<u64> {
     let store = Store::build(&fresh, cfg.cache_bytes.max(64 << 20), cfg.hub, journal.clone())
         .map_err(|e| Error::internal(e.0))?;
     let n = replay(journal, &store, 1)?;
-    store.flush()?;
+    store.close()?;
     Ok(n)
 }
 
@@ -1238,7 +1276,7 @@ fn build_aside(cfg: &EngineConfig, journal: &Arc<Journal>) -> Result<u64> {
 fn build_state(cfg: &EngineConfig, journal: &Arc<Journal>) -> Result<u64> {
     let n = build_aside(cfg, journal)?;
     let dir = state_path(&cfg.data_dir);
-    std::fs::rename(rebuild_path(&cfg.data_dir), &dir)
+    store::install(&rebuild_path(&cfg.data_dir), &dir)
         .map_err(|e| Error::internal(format!("{}: {e}", dir.display())))?;
     Ok(n)
 }
@@ -1276,3 +1314,6 @@ fn request_hash(sale: &Sale) -> [u8; 32] {
     let bytes = postcard::to_allocvec(&canonical).expect("request encodes");
     Sha256::digest(&bytes).into()
 }
+
+#[cfg(test)]
+mod tests;
