@@ -21,7 +21,7 @@ use anyhow::{anyhow, Context, Result};
 use loyaltyd::engine::{self, At, ClockPolicy, Engine, EngineConfig, Sale};
 use loyaltyd::journal::Journal;
 use loyaltyd::model::{self, day_no};
-use loyaltyd::record::{Body, CheckoutRec, Record};
+use loyaltyd::record::{self, Body, IdemKey, Record};
 use loyaltyd::rules::{self, PricedLine, Ruleset};
 
 mod common;
@@ -217,6 +217,10 @@ impl Synth {
     }
 
     fn record(&mut self, body: Body) -> Record {
+        self.keyed(body, None)
+    }
+
+    fn keyed(&mut self, body: Body, idem: Option<IdemKey>) -> Record {
         self.mono += 1;
         Record {
             wall: self.wall,
@@ -225,6 +229,7 @@ impl Synth {
             mono_us: self.mono,
             at: self.at,
             day: self.day,
+            idem,
             body,
         }
     }
@@ -271,12 +276,16 @@ impl Synth {
         for chunk in hash.chunks_mut(8) {
             chunk.copy_from_slice(&self.rng.next().to_le_bytes());
         }
-        self.record(Body::Checkout(Box::new(CheckoutRec {
+        let idem = IdemKey {
+            key: format!("pos-{seq}"),
+            request: hash,
+        };
+        let body = Body::Checkout(Box::new(record::Checkout {
             tx_id: engine::tx_id("T1", 0x5EED, seq),
             member_id: Synth::member_id(i),
             card: card(i),
-            idem: Some((format!("pos-{seq}"), hash)),
-            lines,
+            idem: None,
+            lines: lines.iter().map(Into::into).collect(),
             subtotal,
             tier_discount: 0,
             promotion: None,
@@ -293,7 +302,8 @@ impl Synth {
             visit: true,
             pin_verified: false,
             ruleset_version: self.version,
-        })))
+        }));
+        self.keyed(body, Some(idem))
     }
 }
 

@@ -93,13 +93,48 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/events", get(events))
         .route("/v1/reports/daily", get(daily))
         .route("/metrics", get(metrics))
-        .fallback(|| async { Error::new(Code::InvalidInput, "no such endpoint").into_response() })
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/v1/health", get(health))
         .merge(authed)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::map_response(errors_as_json))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+async fn not_found() -> Response {
+    Error::new(Code::NotFound, "no such endpoint").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    Error::new(Code::MethodNotAllowed, "this endpoint does not take that method").into_response()
+}
+
+/// Every answer that is not a success carries the error document, whoever made it
+/// (axum's own rejections answer in plain text).
+async fn errors_as_json(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if status.is_success() || is_json || status.is_informational() || status.is_redirection() {
+        return resp;
+    }
+    let code = match status.as_u16() {
+        401 => Code::Unauthorized,
+        404 => Code::NotFound,
+        405 => Code::MethodNotAllowed,
+        400..=499 => Code::InvalidInput,
+        _ => Code::Internal,
+    };
+    let message = match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.to_string(),
+    };
+    (status, Json(Error::new(code, message).to_json())).into_response()
 }
 
 /// Compares without an early exit, so the time taken does not tell how much matched.
@@ -107,14 +142,31 @@ pub fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The token of an `Authorization: Bearer <token>` header (the scheme's case does not
+/// matter, RFC 9110 11.1).
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The `Idempotency-Key` header: none, or the key (any UTF-8 text without control
+/// characters; the engine bounds its length).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match std::str::from_utf8(v.as_bytes()) {
+        Ok(k) if !k.trim().is_empty() => Ok(Some(k.trim().to_string())),
+        Ok(_) => Err(Error::invalid("the Idempotency-Key header is empty")),
+        Err(_) => Err(Error::invalid("the Idempotency-Key header is not UTF-8 text")),
+    }
+}
+
 async fn auth(State(st): State<Shared>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let given = bearer(req.headers());
     match given {
-        Some(t) if same(t.trim().as_bytes(), st.token.as_bytes()) => next.run(req).await,
+        Some(t) if same(t.as_bytes(), st.token.as_bytes()) => next.run(req).await,
         _ => {
             st.metrics.refusal(Code::Unauthorized);
             Error::new(Code::Unauthorized, "missing or wrong bearer token").into_response()
@@ -182,13 +234,21 @@ async fn health(State(st): State<Shared>) -> Response {
     (status, body).into_response()
 }
 
-async fn add_member(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
+async fn add_member(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    b: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let key = match idempotency_key(&headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
     let req: NewMember = match body(b) {
         Ok(r) => r,
         Err(resp) => return *resp,
     };
     let st2 = st.clone();
-    match blocking(&st, move |e| e.add_member(req, e.at(None))) {
+    match blocking(&st, move |e| e.add_member(req, key.as_deref(), e.at(None))) {
         Ok(m) => {
             st2.metrics.members_added.fetch_add(1, Relaxed);
             (StatusCode::CREATED, Json(m)).into_response()
@@ -208,8 +268,12 @@ async fn get_card(State(st): State<Shared>, Path(card): Path<String>) -> Respons
     reply(blocking(&st, move |e| e.show_member(&card, e.at(None))))
 }
 
-async fn block_card(State(st): State<Shared>, Path(card): Path<String>) -> Response {
-    reply(blocking(&st, move |e| e.block_card(&card, e.at(None))))
+async fn block_card(State(st): State<Shared>, headers: HeaderMap, Path(card): Path<String>) -> Response {
+    let key = match idempotency_key(&headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    reply(blocking(&st, move |e| e.block_card(&card, key.as_deref(), e.at(None))))
 }
 
 #[derive(Deserialize)]
@@ -220,14 +284,21 @@ struct ReplaceBody {
 
 async fn replace_card(
     State(st): State<Shared>,
+    headers: HeaderMap,
     Path(card): Path<String>,
     b: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
+    let key = match idempotency_key(&headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
     let req: ReplaceBody = match body(b) {
         Ok(r) => r,
         Err(resp) => return *resp,
     };
-    reply(blocking(&st, move |e| e.replace_card(&card, &req.new_card, e.at(None))))
+    reply(blocking(&st, move |e| {
+        e.replace_card(&card, &req.new_card, key.as_deref(), e.at(None))
+    }))
 }
 
 async fn quote(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
@@ -243,13 +314,16 @@ async fn commit(
     headers: HeaderMap,
     b: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Some(key) = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-    else {
-        st.metrics.refusal(Code::InvalidInput);
-        return Error::invalid("the Idempotency-Key header is required").into_response();
+    let key = match idempotency_key(&headers) {
+        Ok(Some(k)) => k,
+        Ok(None) => {
+            st.metrics.refusal(Code::InvalidInput);
+            return Error::invalid("the Idempotency-Key header is required").into_response();
+        }
+        Err(e) => {
+            st.metrics.refusal(e.code);
+            return e.into_response();
+        }
     };
     let sale: Sale = match body(b) {
         Ok(r) => r,
@@ -283,7 +357,15 @@ struct RefundBody {
     lines: Vec<RefundLine>,
 }
 
-async fn refund(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
+async fn refund(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    b: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let key = match idempotency_key(&headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
     let req: RefundBody = match body(b) {
         Ok(r) => r,
         Err(resp) => return *resp,
@@ -297,7 +379,7 @@ async fn refund(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRej
         .into_response();
     }
     let asked: Vec<(String, i64)> = req.lines.into_iter().map(|l| (l.sku, l.qty)).collect();
-    let r = blocking(&st, move |e| e.refund(&req.tx_id, &asked, e.at(None)));
+    let r = blocking(&st, move |e| e.refund(&req.tx_id, &asked, key.as_deref(), e.at(None)));
     if r.is_ok() {
         st.metrics.refunds.fetch_add(1, Relaxed);
     }
@@ -312,13 +394,21 @@ struct CouponBody {
     type_id: String,
 }
 
-async fn issue_coupon(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
+async fn issue_coupon(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    b: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let key = match idempotency_key(&headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
     let req: CouponBody = match body(b) {
         Ok(r) => r,
         Err(resp) => return *resp,
     };
     reply(blocking(&st, move |e| {
-        e.issue_coupon(&req.card, &req.type_id, e.at(None))
+        e.issue_coupon(&req.card, &req.type_id, key.as_deref(), e.at(None))
     }))
 }
 
@@ -331,13 +421,21 @@ struct RewardBody {
     pin: Option<String>,
 }
 
-async fn redeem_reward(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
+async fn redeem_reward(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    b: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let key = match idempotency_key(&headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
     let req: RewardBody = match body(b) {
         Ok(r) => r,
         Err(resp) => return *resp,
     };
     reply(blocking(&st, move |e| {
-        e.redeem_reward(&req.card, &req.sku, req.pin.as_deref(), e.at(None))
+        e.redeem_reward(&req.card, &req.sku, req.pin.as_deref(), key.as_deref(), e.at(None))
     }))
 }
 

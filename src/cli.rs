@@ -455,7 +455,7 @@ fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
     match &cli.cmd {
         Cmd::Member(MemberCmd::Add(a)) => {
             let req = a.new_member();
-            let m = engine.add_member(req, engine.at(None))?;
+            let m = engine.add_member(req, None, engine.at(None))?;
             let text = format!("enrolled {} ({}) with card {}", m.name, m.member_id, m.cards[0].card);
             out(&m, text)
         }
@@ -465,11 +465,11 @@ fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
             out(&m, text)
         }
         Cmd::Card(CardCmd::Block { card }) => {
-            let m = engine.block_card(card, engine.at(None))?;
+            let m = engine.block_card(card, None, engine.at(None))?;
             out(&m, format!("card {} blocked ({})", card, m.name))
         }
         Cmd::Card(CardCmd::Replace { card, new_card }) => {
-            let m = engine.replace_card(card, new_card, engine.at(None))?;
+            let m = engine.replace_card(card, new_card, None, engine.at(None))?;
             out(&m, format!("card {card} replaced by {new_card} for {}", m.name))
         }
         Cmd::Quote(a) => {
@@ -484,7 +484,7 @@ fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
         }
         Cmd::Refund { tx, lines, at } => {
             let asked = lines.iter().map(|l| parse_refund_line(l)).collect::<Result<Vec<_>>>()?;
-            let r = engine.refund(tx, &asked, at_of(engine, at)?)?;
+            let r = engine.refund(tx, &asked, None, at_of(engine, at)?)?;
             let text = format!(
                 "refund {} of {}: {} back, {} points clawed back, {} points returned; balance {}, tier {}",
                 r.refund_id,
@@ -498,14 +498,14 @@ fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
             out(&r, text)
         }
         Cmd::Coupon(CouponCmd::Issue { card, type_id, at }) => {
-            let c = engine.issue_coupon(card, type_id, at_of(engine, at)?)?;
+            let c = engine.issue_coupon(card, type_id, None, at_of(engine, at)?)?;
             out(
                 &c,
                 format!("coupon {} ({}) valid until {}", c.code, c.type_id, c.valid_until),
             )
         }
         Cmd::Reward(RewardCmd::Redeem { card, sku, pin, at }) => {
-            let r = engine.redeem_reward(card, sku, pin.as_deref(), at_of(engine, at)?)?;
+            let r = engine.redeem_reward(card, sku, pin.as_deref(), None, at_of(engine, at)?)?;
             let text = format!(
                 "{} redeemed for {} points; balance {}, {} left in stock",
                 r.sku, r.points, r.balance, r.stock_left

@@ -36,10 +36,14 @@ pub enum Code {
     UnknownMember,
     /// Hub: a terminal sent a record whose identity the hub holds with other content.
     SyncConflict,
+    UnknownTransaction,
+    /// No such route.
+    NotFound,
+    MethodNotAllowed,
 }
 
 impl Code {
-    pub const ALL: [Code; 25] = [
+    pub const ALL: [Code; 28] = [
         Code::InvalidInput,
         Code::InvalidCard,
         Code::UnknownCard,
@@ -65,6 +69,9 @@ impl Code {
         Code::Internal,
         Code::UnknownMember,
         Code::SyncConflict,
+        Code::UnknownTransaction,
+        Code::NotFound,
+        Code::MethodNotAllowed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +101,9 @@ impl Code {
             Code::Internal => "internal",
             Code::UnknownMember => "unknown_member",
             Code::SyncConflict => "sync_conflict",
+            Code::UnknownTransaction => "unknown_transaction",
+            Code::NotFound => "not_found",
+            Code::MethodNotAllowed => "method_not_allowed",
         }
     }
 
@@ -102,7 +112,8 @@ impl Code {
         match self {
             Code::InvalidInput | Code::InvalidCard => 400,
             Code::Unauthorized => 401,
-            Code::UnknownCard | Code::UnknownMember => 404,
+            Code::UnknownCard | Code::UnknownMember | Code::UnknownTransaction | Code::NotFound => 404,
+            Code::MethodNotAllowed => 405,
             Code::IdempotencyConflict | Code::MemberExists | Code::PhoneTaken | Code::SyncConflict => 409,
             Code::StoreBusy => 503,
             Code::Internal => 500,

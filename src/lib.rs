@@ -18,6 +18,7 @@ pub mod pin;
 pub mod reader;
 pub mod record;
 pub mod rules;
+pub mod state;
 pub mod store;
 pub mod sync;
 pub mod views;

@@ -157,6 +157,8 @@ impl Line {
                 self.category
             )));
         }
+        check_text("sku", &self.sku, 64)?;
+        check_text("category", &self.category, 64)?;
         if !(1..=MAX_QTY).contains(&self.qty) {
             return Err(Error::invalid(format!(
                 "quantity {} of {} must be 1 to {MAX_QTY}",
@@ -175,6 +177,23 @@ impl Line {
     pub fn amount(&self) -> i64 {
         self.qty * self.unit_price
     }
+}
+
+/// A text field a person typed (a name, a sku): 1 to `max` characters of any script,
+/// emoji included, but no control characters (an ESC sequence in a name would reach an
+/// operator's terminal). Returns it as given.
+pub fn check_text<'a>(field: &str, s: &'a str, max: usize) -> Result<&'a str> {
+    let n = s.chars().count();
+    if n == 0 || n > max {
+        return Err(Error::invalid(format!("{field} must be 1 to {max} characters")));
+    }
+    if let Some(c) = s.chars().find(|c| c.is_control()) {
+        return Err(Error::invalid(format!(
+            "{field} {s:?} holds the control character U+{:04X}",
+            c as u32
+        )));
+    }
+    Ok(s)
 }
 
 pub fn validate_lines(lines: &[Line]) -> Result<()> {
@@ -281,13 +300,6 @@ pub struct MemberState {
     pub days: Vec<DayBucket>,
     pub pin_failures: u32,
     pub pin_failed_at: Ts,
-    /// Redemptions of this terminal not yet acknowledged upstream: (journal seq, points).
-    pub unacked_redeem: Vec<(u64, i64)>,
-    /// The last local journal record that changed this member: a hub snapshot that does
-    /// not cover it yet must not replace the local state.
-    pub local_seq: u64,
-    /// Hub: the member is in the negative-balance index (so that leaving it needs no read).
-    pub listed_negative: bool,
 }
 
 impl MemberState {
@@ -311,18 +323,20 @@ impl MemberState {
         self.lots.iter().any(|l| !l.alive_at(at))
     }
 
-    /// Points redeemed here in records the hub has not acknowledged (seq above `acked`).
-    pub fn unacked_redeemed(&self, acked: u64) -> i64 {
-        self.unacked_redeem
-            .iter()
-            .filter(|(s, _)| *s > acked)
-            .map(|(_, p)| p)
-            .sum()
-    }
-
     pub fn pin_locked_at(&self, at: Ts) -> bool {
         self.pin_failures >= PIN_MAX_TRIES && at < self.pin_failed_at + PIN_LOCK_US
     }
+}
+
+/// An issued coupon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponState {
+    pub type_id: String,
+    pub member_id: String,
+    pub issued: DayNo,
+    pub valid_until: DayNo,
+    /// The checkout that used it.
+    pub used_by: Option<String>,
 }
 
 pub const PIN_MAX_TRIES: u32 = 5;
@@ -364,6 +378,32 @@ mod tests {
         ] {
             assert_eq!(Line::parse_cli(bad).unwrap_err().code, Code::InvalidInput, "{bad}");
         }
+    }
+
+    #[test]
+    fn text_fields_take_every_script_and_no_control_characters() {
+        for good in ["Ann", "王小明", "Zoë 🎉", "محمد", "a b"] {
+            assert_eq!(check_text("name", good, 100).unwrap(), good);
+        }
+        for bad in [
+            "",
+            "\u{1b}[2J",
+            "tab\there",
+            "new\nline",
+            "nul\0",
+            "\u{7f}",
+            "\u{9b}31m",
+        ] {
+            assert_eq!(
+                check_text("name", bad, 100).unwrap_err().code,
+                Code::InvalidInput,
+                "{bad:?}"
+            );
+        }
+        assert!(check_text("name", &"字".repeat(101), 100).is_err());
+        let mut line = Line::parse_cli("rice,grocery,1,100").unwrap();
+        line.sku = "ri\u{1b}ce".into();
+        assert_eq!(line.validate().unwrap_err().code, Code::InvalidInput);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::model::{fmt_instant, DayNo, MemberState, Ts};
-use crate::record::CheckoutRec;
+use crate::record;
 use crate::rules::{tier, Ruleset};
 use crate::store::Daily;
 
@@ -150,7 +150,7 @@ pub fn discounts(
     out
 }
 
-pub fn lines(lines: &[crate::rules::PricedLine]) -> Vec<LineView> {
+pub fn lines(lines: &[record::PricedLine]) -> Vec<LineView> {
     lines
         .iter()
         .map(|l| LineView {
@@ -165,7 +165,7 @@ pub fn lines(lines: &[crate::rules::PricedLine]) -> Vec<LineView> {
 
 impl Receipt {
     /// The receipt of checkout `c` made at `at`, with the member's balance after it.
-    pub fn of_checkout(rules: &Ruleset, c: &CheckoutRec, at: Ts, balance: i64, replayed: bool) -> Receipt {
+    pub fn of_checkout(rules: &Ruleset, c: &record::Checkout, at: Ts, balance: i64, replayed: bool) -> Receipt {
         Receipt {
             tx_id: Some(c.tx_id.clone()),
             member_id: c.member_id.clone(),

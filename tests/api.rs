@@ -182,8 +182,8 @@ fn every_endpoint_and_error_code() {
         "refund_exceeds"
     );
     assert_eq!(
-        code(&c.post_json("/v1/refunds", &json!({"tx_id": "nope"}), &[], 400)),
-        "invalid_input"
+        code(&c.post_json("/v1/refunds", &json!({"tx_id": "nope"}), &[], 404)),
+        "unknown_transaction"
     );
 
     // Coupons and rewards (additions to interface.md, same shapes as the CLI).

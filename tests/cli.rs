@@ -625,8 +625,13 @@ fn errors_coupons_rewards_refunds() {
         "refund_exceeds",
         &cards,
     );
+    refused_unchanged(
+        &t,
+        &["refund", "--tx", "T1-00000000-999", "--at", T1],
+        "unknown_transaction",
+        &cards,
+    );
     for args in [
-        vec!["refund", "--tx", "T1-00000000-999", "--at", T1],
         vec!["refund", "--tx", tx, "--line", "bread,1", "--at", T1],
         vec!["refund", "--tx", tx, "--line", "rice", "--at", T1],
         vec!["refund", "--tx", tx, "--line", "rice,0", "--at", T1],
@@ -694,7 +699,7 @@ fn errors_invalid_input() {
     refused_unchanged(
         &t,
         &["refund", "--tx", "no-such-tx", "--at", T1],
-        "invalid_input",
+        "unknown_transaction",
         &cards,
     );
 }
@@ -1308,4 +1313,26 @@ fn corruption_in_the_middle_stops_every_command() {
     std::fs::write(t.journal(), &j).expect("write");
     assert_eq!(members(&t), want);
     t.records();
+}
+
+/// Replacing a card that was already replaced never leaves a member with two active
+/// cards (A -> B, block B, B -> C, then A -> D: only D is active).
+#[test]
+fn a_member_never_has_two_active_cards() {
+    let t = Term::new();
+    t.add_member("0A0A0A0A", "13800000001", None);
+    t.ok(&["card", "replace", "--card", "0A0A0A0A", "--new-card", "0B0B0B0B"]);
+    t.ok(&["card", "block", "--card", "0B0B0B0B"]);
+    t.ok(&["card", "replace", "--card", "0B0B0B0B", "--new-card", "0C0C0C0C"]);
+    let m = t.ok(&["card", "replace", "--card", "0A0A0A0A", "--new-card", "0D0D0D0D"]);
+    let active: Vec<&str> = m["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "active")
+        .map(|c| c["card"].as_str().unwrap())
+        .collect();
+    assert_eq!(active, ["0D0D0D0D"], "{m}");
+    t.ok(&["rebuild"]);
+    assert_eq!(t.ok(&["member", "show", "--card", "0D0D0D0D"])["cards"], m["cards"]);
 }

@@ -127,7 +127,7 @@ pub fn enrol(engine: &Engine, range: std::ops::Range<usize>, threads: usize, at:
                             return Ok(());
                         }
                         engine
-                            .add_member(new_member(i), at)
+                            .add_member(new_member(i), None, at)
                             .with_context(|| format!("enrolling member {i}"))?;
                     }
                 })

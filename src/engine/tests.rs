@@ -1,6 +1,7 @@
 //! The engine's promises under faults: a replay is an acknowledgement and waits for
 //! durability like one; a fault after the journal took records stops every change.
 
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +53,7 @@ fn with_member(dir: &Path) -> Arc<Engine> {
         phone: "13900000001".into(),
         ..NewMember::default()
     };
-    e.add_member(m, at()).unwrap();
+    e.add_member(m, None, at()).unwrap();
     Arc::new(e)
 }
 

@@ -11,7 +11,7 @@ pub mod refund;
 pub mod ruleset;
 pub mod tier;
 
-pub use price::{price, CouponView, PinCheck, Priced, PricedLine, Request};
+pub use price::{authorise_redemption, price, CouponView, PinCheck, Priced, PricedLine, Request};
 pub use ruleset::Ruleset;
 
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};

@@ -21,6 +21,19 @@ pub struct CouponView {
     pub used: bool,
 }
 
+impl CouponView {
+    pub fn of(code: &str, c: &crate::model::CouponState) -> CouponView {
+        CouponView {
+            code: code.to_string(),
+            type_id: c.type_id.clone(),
+            member_id: c.member_id.clone(),
+            issued: c.issued,
+            valid_until: c.valid_until,
+            used: c.used_by.is_some(),
+        }
+    }
+}
+
 /// The outcome of checking a PIN, which is slow (argon2) and so asked for only when
 /// the rules need it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,10 +54,11 @@ pub struct Request<'a> {
     pub at: Ts,
     /// Whether lots expire at `at` (false while the clock is untrusted).
     pub expiry_applies: bool,
-    /// Whether the offline redemption cap applies (a terminal with an upstream).
-    pub offline_cap_applies: bool,
-    /// The last journal seq the hub has acknowledged: redemptions above it are offline.
-    pub acked: u64,
+    /// With the offline redemption cap (a terminal with an upstream): the points this
+    /// terminal redeemed for the member that the hub has not acknowledged yet.
+    pub offline_redeemed: Option<i64>,
+    /// A PIN came with the request (it is then checked, needed or not).
+    pub pin_given: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -193,11 +207,9 @@ pub fn price(rules: &Ruleset, req: &Request, check_pin: &mut dyn FnMut() -> PinC
     let red = &rules.redeem;
     let share_cap = (due as i128 * red.max_share_bp as i128 / BP) as i64;
     let value_of = |p: i64| (p as i128 * red.unit_minor as i128 / red.points_per_unit as i128) as i64;
-    let cap_left = if req.offline_cap_applies {
-        (red.offline_cap_points - member.unacked_redeemed(req.acked)).max(0)
-    } else {
-        i64::MAX
-    };
+    let cap_left = req
+        .offline_redeemed
+        .map_or(i64::MAX, |done| (red.offline_cap_points - done).max(0));
     // Largest r whose value fits the share cap: floor(((C + 1) * ppu - 1) / unit_minor).
     let by_share = (((share_cap as i128 + 1) * red.points_per_unit as i128 - 1) / red.unit_minor as i128) as i64;
     let mut max_redeem_points = by_share.min(balance).min(cap_left).max(0);
@@ -230,40 +242,13 @@ pub fn price(rules: &Ruleset, req: &Request, check_pin: &mut dyn FnMut() -> PinC
                 format!("points may pay at most {share_cap} of {due}; {r} points are worth {v}"),
             ));
         }
-        if red.pin_required_from > 0 && r >= red.pin_required_from {
-            if member.pin_locked_at(req.at) {
-                return Err(Error::new(
-                    Code::PinLocked,
-                    "too many wrong PINs; redemption is locked for 15 minutes",
-                ));
-            }
-            match check_pin() {
-                PinCheck::Right => pin_verified = true,
-                PinCheck::NotGiven => {
-                    return Err(Error::new(
-                        Code::PinRequired,
-                        format!("redeeming {r} points needs the member's PIN"),
-                    ))
-                }
-                PinCheck::NoPinSet => {
-                    return Err(Error::new(
-                        Code::PinRequired,
-                        format!("redeeming {r} points needs a PIN and this member has none set"),
-                    ))
-                }
-                PinCheck::Wrong => return Err(Error::new(Code::PinInvalid, "wrong PIN")),
-            }
-        }
-        if req.offline_cap_applies && member.unacked_redeemed(req.acked) + r > red.offline_cap_points {
-            return Err(Error::new(
-                Code::OfflineCapExceeded,
-                format!(
-                    "only {cap_left} more points may be redeemed for this member until the hub confirms earlier ones"
-                ),
-            ));
-        }
+        pin_verified = authorise_redemption(rules, member, r, req.at, req.pin_given, check_pin, req.offline_redeemed)?;
         v
     };
+    if r == 0 && req.pin_given {
+        // A PIN given is a PIN checked (it counts towards the lock when wrong).
+        pin_verified = authorise_redemption(rules, member, 0, req.at, true, check_pin, None)?;
+    }
 
     // 6. Total, 7. earn base.
     let total = due - v;
@@ -353,6 +338,62 @@ fn birthday_matches(scope: BirthdayScope, b: crate::model::Birthday, date: chron
     }
 }
 
+/// May `points` be redeemed for `member` at `at`? The one check of the PIN and the
+/// offline cap, for checkouts and rewards alike. A PIN is checked when the redemption
+/// needs one (`pin_required_from`) or when one was given: a wrong PIN is always
+/// refused (and the caller records it towards the lock), and while the member is
+/// locked nothing that checks a PIN goes through. `offline_redeemed` is the points
+/// this terminal redeemed for the member that the hub has not acknowledged, when the
+/// cap applies. Returns whether a PIN was checked and right.
+pub fn authorise_redemption(
+    rules: &Ruleset,
+    member: &MemberState,
+    points: i64,
+    at: Ts,
+    pin_given: bool,
+    check_pin: &mut dyn FnMut() -> PinCheck,
+    offline_redeemed: Option<i64>,
+) -> Result<bool> {
+    let red = &rules.redeem;
+    let needed = red.pin_required_from > 0 && points >= red.pin_required_from;
+    let mut verified = false;
+    if needed || pin_given {
+        if member.pin_locked_at(at) {
+            return Err(Error::new(
+                Code::PinLocked,
+                "too many wrong PINs; redemption is locked for 15 minutes",
+            ));
+        }
+        match check_pin() {
+            PinCheck::Right => verified = true,
+            PinCheck::Wrong => return Err(Error::new(Code::PinInvalid, "wrong PIN")),
+            PinCheck::NotGiven | PinCheck::NoPinSet if !needed => {}
+            PinCheck::NotGiven => {
+                return Err(Error::new(
+                    Code::PinRequired,
+                    format!("redeeming {points} points needs the member's PIN"),
+                ))
+            }
+            PinCheck::NoPinSet => {
+                return Err(Error::new(
+                    Code::PinRequired,
+                    format!("redeeming {points} points needs a PIN and this member has none set"),
+                ))
+            }
+        }
+    }
+    if let Some(done) = offline_redeemed {
+        if done + points > red.offline_cap_points {
+            let left = (red.offline_cap_points - done).max(0);
+            return Err(Error::new(
+                Code::OfflineCapExceeded,
+                format!("only {left} more points may be redeemed for this member until the hub confirms earlier ones"),
+            ));
+        }
+    }
+    Ok(verified)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,9 +423,6 @@ mod tests {
             days: vec![],
             pin_failures: 0,
             pin_failed_at: 0,
-            unacked_redeem: vec![],
-            local_seq: 0,
-            listed_negative: false,
         }
     }
 
@@ -407,6 +445,8 @@ mod tests {
         pin: PinCheck,
         at: &'static str,
         cap: bool,
+        /// Points redeemed here that the hub has not acknowledged.
+        offline: i64,
     }
 
     impl Case {
@@ -421,6 +461,7 @@ mod tests {
                 pin: PinCheck::NotGiven,
                 at: "2026-11-24T10:00:00+08:00",
                 cap: true,
+                offline: 0,
             }
         }
         fn run(&self) -> Result<Priced> {
@@ -431,8 +472,8 @@ mod tests {
                 redeem_points: self.redeem,
                 at: parse_instant(self.at).unwrap(),
                 expiry_applies: true,
-                offline_cap_applies: self.cap,
-                acked: 0,
+                offline_redeemed: self.cap.then_some(self.offline),
+                pin_given: self.pin != PinCheck::NotGiven,
             };
             let pin = self.pin;
             price(&self.rules, &req, &mut || pin)
@@ -517,11 +558,7 @@ mod tests {
                 }),
                 Code::PinLocked,
             ),
-            (
-                "offline cap",
-                Box::new(|c| c.member.unacked_redeem = vec![(1, 600)]),
-                Code::OfflineCapExceeded,
-            ),
+            ("offline cap", Box::new(|c| c.offline = 600), Code::OfflineCapExceeded),
             ("negative", Box::new(|c| c.redeem = -5), Code::InvalidInput),
         ];
         for (name, tweak, code) in cases {
@@ -537,16 +574,31 @@ mod tests {
         // Under the PIN threshold no PIN is asked; without an upstream no cap applies.
         let mut c = example2();
         c.redeem = 999;
-        c.pin = PinCheck::Wrong;
-        c.member.unacked_redeem = vec![(1, 1500)];
+        c.pin = PinCheck::NotGiven;
+        c.offline = 1500;
         assert_eq!(c.run().unwrap_err().code, Code::OfflineCapExceeded);
         c.cap = false;
         assert_eq!(c.run().unwrap().redeem_value, 999);
+        // But a PIN given is checked, needed or not: a wrong one is refused, and while
+        // the member is locked nothing that checks a PIN goes through.
+        c.pin = PinCheck::Wrong;
+        assert_eq!(c.run().unwrap_err().code, Code::PinInvalid);
+        c.redeem = 0;
+        assert_eq!(
+            c.run().unwrap_err().code,
+            Code::PinInvalid,
+            "a PIN given with no redemption"
+        );
+        c.pin = PinCheck::Right;
+        c.member.pin_failures = 5;
+        c.member.pin_failed_at = parse_instant("2026-12-05T10:50:00+08:00").unwrap();
+        assert_eq!(c.run().unwrap_err().code, Code::PinLocked);
+        c.pin = PinCheck::NotGiven;
+        assert!(c.run().is_ok(), "no PIN asked, none given: the lock does not matter");
         // Exactly the share cap is allowed.
         let mut c = example2();
         c.member = member("gold", 100_000);
         c.redeem = 29_387;
-        c.member.unacked_redeem.clear();
         c.cap = false;
         assert_eq!(c.run().unwrap().redeem_value, 29_387);
     }
@@ -703,7 +755,7 @@ mod tests {
         c.redeem = 0;
         // min(balance 2000, share 29387, cap 2000) = 2000
         assert_eq!(c.run().unwrap().max_redeem_points, 2000);
-        c.member.unacked_redeem = vec![(1, 1950)];
+        c.offline = 1950;
         assert_eq!(c.run().unwrap().max_redeem_points, 0); // 50 left < min 100
         let mut c = Case::new(vec![line("gum", "grocery", 1, 150)]);
         c.member = member("standard", 5000);

@@ -95,9 +95,6 @@ mod tests {
             days,
             pin_failures: 0,
             pin_failed_at: 0,
-            unacked_redeem: vec![],
-            local_seq: 0,
-            listed_negative: false,
         }
     }
 

@@ -13,13 +13,13 @@ use std::sync::atomic::Ordering;
 use sha2::{Digest, Sha256};
 
 use super::{
-    dec, enc, feed_key, feed_pos_key, idem_bucket_key, k, key, Acked, Applied, CouponState, Daily, FeedKind, HashPage,
-    HubTerminal, Idem, Store, TxNote, TxState, VERSION,
+    dec, enc, feed_key, feed_pos_key, idem_bucket_key, k, key, Acked, Applied, Daily, FeedKind, HashPage, HubTerminal,
+    Idem, MemberRec, Store, TxNote, TxState, VERSION,
 };
 use crate::error::{Error, Result};
-use crate::model::{CardStatus, DayNo, MemberState};
-use crate::record::{Body, CheckoutRec, HubPull, Record, Remote};
-use crate::rules::{lots, tier};
+use crate::model::{CardStatus, CouponState, DayNo};
+use crate::record::{Body, HubPull, IdemKey, Record, Remote};
+use crate::state::{self, convert};
 
 /// Where a record came from, which decides the little that differs in applying it.
 #[derive(Clone, Copy)]
@@ -44,7 +44,7 @@ struct Changes<'a> {
     cache: Writes,
     /// Members written so far, decoded: a member changed by many records of a step is
     /// decoded once and encoded once.
-    members: FastMap<String, MemberState>,
+    members: FastMap<String, MemberRec>,
     /// Hub: entities changed, by seq, moved to the feed's head once the whole step is
     /// known (so that an entity changed many times in one step moves once).
     feed: Vec<(FeedKind, String, u64)>,
@@ -94,7 +94,7 @@ impl<'a> Changes<'a> {
         self.cache.insert(key, None);
     }
 
-    fn find_member(&self, id: &str) -> Result<Option<MemberState>> {
+    fn find_member(&self, id: &str) -> Result<Option<MemberRec>> {
         if let Some(m) = self.members.get(id) {
             return Ok(Some(m.clone()));
         }
@@ -106,7 +106,7 @@ impl<'a> Changes<'a> {
 
     /// A member to change: taken out of this step's decoded members (`put_member`
     /// puts it back; a step that fails is dropped whole) or read.
-    fn member(&mut self, id: &str) -> Result<MemberState> {
+    fn member(&mut self, id: &str) -> Result<MemberRec> {
         if let Some(m) = self.members.remove(id) {
             return Ok(m);
         }
@@ -116,22 +116,25 @@ impl<'a> Changes<'a> {
 
     /// Writes a member, stamping local changes; on the hub also keeps the negative-balance
     /// index (the overspent report) exact and puts the member in the change feed.
-    fn put_member(&mut self, mut m: MemberState, o: Origin) -> Result<()> {
+    fn put_member(&mut self, mut m: MemberRec, o: Origin) -> Result<()> {
+        m.state.check_invariants();
         if o.local {
             m.local_seq = o.seq;
         }
         if self.store.hub {
-            let nk = k(key::NEGATIVE, m.member_id.as_bytes());
-            if m.ledger_balance() < 0 {
-                self.put(nk, &m.ledger_balance());
+            let id = m.state.member_id.clone();
+            let nk = k(key::NEGATIVE, id.as_bytes());
+            let balance = m.state.ledger_balance();
+            if balance < 0 {
+                self.put(nk, &balance);
                 m.listed_negative = true;
             } else if m.listed_negative {
                 self.remove(nk);
                 m.listed_negative = false;
             }
-            self.feed(FeedKind::Member, &m.member_id, o)?;
+            self.feed(FeedKind::Member, &id, o)?;
         }
-        self.members.insert(m.member_id.clone(), m);
+        self.members.insert(m.state.member_id.clone(), m);
         Ok(())
     }
 
@@ -182,23 +185,22 @@ impl<'a> Changes<'a> {
         Ok(())
     }
 
-    /// Remembers the idempotency key of checkout `c` in its bucket (appended: the
-    /// engine never commits a key twice).
-    fn remember_idem(&mut self, c: &CheckoutRec, balance_after: i64) -> Result<()> {
-        let Some((idem_key, request)) = &c.idem else {
-            return Ok(());
-        };
-        let bk = idem_bucket_key(idem_key);
+    /// Remembers an idempotency key in its bucket (appended: the engine never commits
+    /// a key twice): the request it came with, the record that answers it and the
+    /// balance of the member it changed (if any) after it.
+    fn remember_idem(&mut self, idem: &IdemKey, seq: u64, balance_after: i64, count_after: i64) -> Result<()> {
+        let bk = idem_bucket_key(&idem.key);
         let mut bucket = match self.cache.remove(&bk) {
             Some(v) => v,
             None => self.read(&bk)?,
         }
         .unwrap_or_else(|| vec![VERSION]);
         let entry = Idem {
-            key: idem_key.clone(),
-            request: *request,
-            tx_id: c.tx_id.clone(),
+            key: idem.key.clone(),
+            request: idem.request,
+            seq,
             balance_after,
+            count_after,
         };
         bucket = postcard::to_extend(&entry, bucket).expect("state always encodes");
         self.cache.insert(bk, Some(bucket));
@@ -312,7 +314,7 @@ impl<'a> Changes<'a> {
 /// What a nested step changed, handed back to its parent.
 struct Nested {
     cache: Writes,
-    members: FastMap<String, MemberState>,
+    members: FastMap<String, MemberRec>,
     feed: Vec<(FeedKind, String, u64)>,
 }
 
@@ -364,50 +366,49 @@ pub fn content_hash(payload: &[u8]) -> [u8; 32] {
     Sha256::digest(payload).into()
 }
 
+/// Applies one record: loads what it changes, calls the pure transition of `state`,
+/// writes the result; remembers its idempotency key.
 fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
+    let touched = apply_effect(ch, o, rec)?;
+    // Idempotency is the terminal's business (the POS talks to it); the hub identifies
+    // records by their own identity.
+    if let (Some(idem), None) = (&rec.idem, o.stream) {
+        let balance = match touched {
+            Some(id) => ch.find_member(&id)?.map_or(0, |m| m.state.ledger_balance()),
+            None => 0,
+        };
+        let count = match &rec.body {
+            Body::RewardRedeem { sku, .. } => ch.get("reward", &k(key::REWARD, sku.as_bytes()))?.unwrap_or(0),
+            _ => 0,
+        };
+        ch.remember_idem(idem, o.seq, balance, count)?;
+    }
+    Ok(())
+}
+
+/// The effect of one record; returns the member it changed, if one.
+fn apply_effect(ch: &mut Changes, o: Origin, rec: &Record) -> Result<Option<String>> {
     let at = rec.at;
+    let member = |id: &String| Ok(Some(id.clone()));
     match &rec.body {
         Body::Init { terminal_id, epoch } => {
             ch.put(key::IDENTITY.to_vec(), &(terminal_id.clone(), *epoch));
+            Ok(None)
         }
         Body::MemberAdd {
-            member_id,
-            card,
-            name,
-            phone,
-            birthday,
-            pin_hash,
+            member_id, card, phone, ..
         } => {
             // On a terminal the engine refused duplicates before writing; on the hub two
             // offline shops may have enrolled the same card or phone. The first keeps it:
             // the later member's card is blocked until an operator sorts it out.
             let card_key = k(key::CARD, card.as_bytes());
             let card_taken = ch.read(&card_key)?.is_some();
-            let m = MemberState {
-                member_id: member_id.clone(),
-                name: name.clone(),
-                phone: phone.clone(),
-                birthday: *birthday,
-                pin_hash: pin_hash.clone(),
-                cards: vec![(
-                    card.clone(),
-                    if card_taken {
-                        CardStatus::Blocked
-                    } else {
-                        CardStatus::Active
-                    },
-                )],
-                created_at: at,
-                tier: String::new(),
-                lots: vec![],
-                debt: 0,
-                days: vec![],
-                pin_failures: 0,
-                pin_failed_at: 0,
-                unacked_redeem: vec![],
-                local_seq: 0,
-                listed_negative: false,
+            let status = if card_taken {
+                CardStatus::Blocked
+            } else {
+                CardStatus::Active
             };
+            let m = state::member::enrolled(&rec.body, status, at).expect("a MemberAdd record");
             if card_taken {
                 tracing::warn!("member {member_id}: card {card} is already enrolled to another member; blocked");
             } else {
@@ -417,24 +418,25 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
             if ch.read(&phone_key)?.is_none() {
                 ch.put(phone_key, member_id);
             }
-            ch.put_member(m, o)?;
+            ch.put_member(MemberRec::new(m), o)?;
             ch.daily(rec.day, |d| d.new_members += 1)?;
+            member(member_id)
         }
         Body::CardBlock { card } => {
             let owner: String = ch
                 .get("card", &k(key::CARD, card.as_bytes()))?
                 .ok_or_else(|| Error::internal(format!("journal blocks unknown card {card}")))?;
             let mut m = ch.member(&owner)?;
-            set_card(&mut m, card, CardStatus::Blocked);
+            m.state.set_card(card, CardStatus::Blocked);
             ch.put_member(m, o)?;
             ch.feed(FeedKind::BlockedCard, card, o)?;
+            Ok(Some(owner))
         }
         Body::CardReplace { old, new } => {
             let owner: String = ch
                 .get("card", &k(key::CARD, old.as_bytes()))?
                 .ok_or_else(|| Error::internal(format!("journal replaces unknown card {old}")))?;
             let mut m = ch.member(&owner)?;
-            set_card(&mut m, old, CardStatus::Blocked);
             let new_key = k(key::CARD, new.as_bytes());
             let status = if ch.read(&new_key)?.is_some() {
                 CardStatus::Blocked
@@ -442,23 +444,17 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
                 ch.put(new_key, &owner);
                 CardStatus::Active
             };
-            set_card(&mut m, new, status);
+            m.state.replace_card(old, new, status);
             ch.put_member(m, o)?;
             ch.feed(FeedKind::BlockedCard, old, o)?;
+            Ok(Some(owner))
         }
         Body::Checkout(c) => {
             let mut m = ch.member(&c.member_id)?;
-            let taken = lots::take(&mut m.lots, &mut m.debt, c.points_redeemed);
+            let taken = m.state.on_checkout(c, at, rec.day);
             if o.local && c.points_redeemed > 0 {
                 let acked: Acked = ch.get("acknowledgement", key::ACKED)?.unwrap_or_default();
-                m.unacked_redeem.retain(|u| u.0 > acked.seq);
-                m.unacked_redeem.push((o.seq, c.points_redeemed));
-            }
-            lots::credit(&mut m.lots, &mut m.debt, c.points_earned, at, c.lot_expires_at);
-            m.tier = c.tier_after.clone();
-            tier::record(&mut m.days, rec.day, c.base, c.points_earned, c.visit as i64);
-            if c.pin_verified {
-                m.pin_failures = 0;
+                m.note_offline_redemption(acked.seq, o.seq, c.points_redeemed);
             }
             if let Some((code, _)) = &c.coupon {
                 let ck = k(key::COUPON, code.as_bytes());
@@ -467,11 +463,6 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
                     ch.put(ck, &cs);
                     ch.feed(FeedKind::Coupon, code, o)?;
                 }
-            }
-            // Idempotency is the terminal's business (the POS talks to it); the hub
-            // identifies records by their own identity.
-            if o.stream.is_none() {
-                ch.remember_idem(c, m.ledger_balance())?;
             }
             if !taken.is_empty() {
                 let note = TxNote {
@@ -491,6 +482,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
                 d.points_redeemed += c.points_redeemed;
                 d.coupons_used += c.coupon.is_some() as i64;
             })?;
+            member(&c.member_id)
         }
         Body::Refund(r) => {
             let mut tx = ch
@@ -498,27 +490,17 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
                 .ok_or_else(|| Error::internal(format!("journal refunds unknown transaction {}", r.tx_id)))?;
             let mut m = ch.member(&r.member_id)?;
             let p = &r.plan;
-            lots::give_back(
-                &mut m.lots,
-                &mut m.debt,
-                &tx.taken,
-                tx.refunded.points_returned,
-                p.points_returned,
-            );
-            lots::clawback(
-                &mut m.lots,
-                &mut m.debt,
-                p.points_clawed_back,
-                tx.at,
-                tx.rec.lot_expires_at,
-            );
-            tier::record(&mut m.days, tx.day, -p.base, -p.points_metric, -(p.visit as i64));
+            let of = state::member::Refunded {
+                taken: &tx.taken,
+                returned_before: tx.refunded.points_returned,
+                checkout_at: tx.at,
+                checkout_day: tx.day,
+                lot_expires_at: tx.rec.lot_expires_at,
+            };
+            m.state.on_refund(&of, p);
             // Points given back no longer count against the offline redemption cap.
-            if let Some(u) = m.unacked_redeem.iter_mut().find(|u| u.0 == tx.seq) {
-                u.1 -= p.points_returned.min(u.1);
-            }
-            m.unacked_redeem.retain(|u| u.1 > 0);
-            tx.refunded.add(tx.rec.lines.len(), p);
+            m.note_returned(tx.seq, p.points_returned);
+            tx.refunded.add(tx.rec.lines.len(), &p.into());
             tx.refund_ids.push(r.refund_id.clone());
             let note = TxNote {
                 taken: tx.taken,
@@ -533,6 +515,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
                 d.points_clawed_back += p.points_clawed_back;
                 d.points_returned += p.points_returned;
             })?;
+            member(&r.member_id)
         }
         Body::CouponIssue {
             code,
@@ -551,6 +534,7 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
             ch.put(k(key::COUPON, code.as_bytes()), &cs);
             ch.feed(FeedKind::Coupon, code, o)?;
             ch.daily(rec.day, |d| d.coupons_issued += 1)?;
+            member(member_id)
         }
         Body::RewardRedeem {
             member_id,
@@ -560,14 +544,10 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
             ..
         } => {
             let mut m = ch.member(member_id)?;
-            lots::take(&mut m.lots, &mut m.debt, *points);
+            m.state.on_reward(*points, *pin_verified);
             if o.local {
                 let acked: Acked = ch.get("acknowledgement", key::ACKED)?.unwrap_or_default();
-                m.unacked_redeem.retain(|u| u.0 > acked.seq);
-                m.unacked_redeem.push((o.seq, *points));
-            }
-            if *pin_verified {
-                m.pin_failures = 0;
+                m.note_offline_redemption(acked.seq, o.seq, *points);
             }
             ch.put_member(m, o)?;
             let rk = k(key::REWARD, sku.as_bytes());
@@ -577,31 +557,30 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
                 d.rewards_redeemed += 1;
                 d.reward_points += points;
             })?;
+            member(member_id)
         }
         Body::Expire { member_id } => {
             let mut m = ch.member(member_id)?;
-            let gone = lots::expire(&mut m.lots, at);
+            let gone = m.state.on_expire(at);
             ch.put_member(m, o)?;
             ch.daily(rec.day, |d| d.points_expired += gone)?;
+            member(member_id)
         }
         Body::PinFail { member_id } => {
             let mut m = ch.member(member_id)?;
-            if !m.pin_locked_at(at) && m.pin_failures >= crate::model::PIN_MAX_TRIES {
-                // The lock has run out: a fresh set of tries.
-                m.pin_failures = 0;
-            }
-            m.pin_failures += 1;
-            m.pin_failed_at = at;
+            m.state.on_pin_fail(at);
             ch.put_member(m, o)?;
+            member(member_id)
         }
-        Body::HubPull(p) => apply_pull(ch, o, p)?,
-        Body::Remote(r) => apply_remote(ch, o, r)?,
+        Body::HubPull(p) => apply_pull(ch, o, p).map(|_| None),
+        Body::Remote(r) => apply_remote(ch, o, r).map(|_| None),
         Body::Acked { upto, pushable } => {
             let acked = Acked {
                 seq: *upto,
                 pushable: *pushable,
             };
             ch.put(key::ACKED.to_vec(), &acked);
+            Ok(None)
         }
         Body::Covered {
             terminal_id,
@@ -612,19 +591,13 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
             let t = ch.terminal(terminal_id, *epoch)?;
             t.acked = t.acked.max(*upto);
             t.duplicates += duplicates;
+            Ok(None)
         }
         Body::RulesetPublish { text, version } => {
             ch.put(key::RULESET.to_vec(), &(text.clone(), *version));
             ch.feed(FeedKind::Ruleset, "", o)?;
+            Ok(None)
         }
-    }
-    Ok(())
-}
-
-fn set_card(m: &mut MemberState, card: &str, status: CardStatus) {
-    match m.cards.iter_mut().find(|(c, _)| c == card) {
-        Some(c) => c.1 = status,
-        None => m.cards.push((card.to_string(), status)),
     }
 }
 
@@ -687,30 +660,34 @@ fn apply_pull(ch: &mut Changes, o: Origin, p: &HubPull) -> Result<()> {
             ch.put(stale_key, &());
             continue;
         }
-        let mut m = snap.clone();
-        m.local_seq = local.as_ref().map_or(0, |l| l.local_seq);
-        m.unacked_redeem.clear();
-        m.listed_negative = false;
-        for (card, _) in &m.cards {
-            ch.put(k(key::CARD, card.as_bytes()), &m.member_id);
+        let m = convert::member_of(snap);
+        // The hub's word on the member, with this terminal's own bookkeeping: its last
+        // local change stays known, its unacknowledged redemptions are all acknowledged.
+        let rec = MemberRec {
+            local_seq: local.map_or(0, |l| l.local_seq),
+            ..MemberRec::new(m)
+        };
+        for (card, _) in &rec.state.cards {
+            ch.put(k(key::CARD, card.as_bytes()), &rec.state.member_id);
         }
-        ch.put(k(key::PHONE, m.phone.as_bytes()), &m.member_id);
+        ch.put(k(key::PHONE, rec.state.phone.as_bytes()), &rec.state.member_id);
         ch.remove(stale_key);
-        ch.put_member(m, none)?;
+        ch.put_member(rec, none)?;
     }
-    for (code, state) in &p.coupons {
+    for (code, snap) in &p.coupons {
+        let state: CouponState = snap.into();
         let ck = k(key::COUPON, code.as_bytes());
         let local: Option<CouponState> = ch.get("coupon", &ck)?;
         // A coupon used here stays used whatever an older hub view says.
         if local.is_some_and(|l| l.used_by.is_some() && state.used_by.is_none()) {
             continue;
         }
-        ch.put(ck, state);
+        ch.put(ck, &state);
     }
     for card in &p.blocked_cards {
         if let Some(owner) = ch.get::<String>("card", &k(key::CARD, card.as_bytes()))? {
             let mut m = ch.member(&owner)?;
-            set_card(&mut m, card, CardStatus::Blocked);
+            m.state.set_card(card, CardStatus::Blocked);
             ch.put_member(m, none)?;
         }
     }

@@ -34,17 +34,18 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::journal::Journal;
-use crate::model::{DayNo, MemberState, Taken, Ts};
-use crate::record::{Body, CheckoutRec, Record};
+use crate::model::{CouponState, DayNo, MemberState, Taken, Ts};
+use crate::record::{self, Body, Record};
 use crate::rules::refund::Refunded;
-use crate::rules::CouponView;
 
 use overlay::Overlay;
 use redo::Redo;
 
 const VERSION: u8 = 1;
-/// The key layout (see the module docs); 1 kept a key per transaction and idempotency key.
-const LAYOUT: u32 = 2;
+/// The key layout (see the module docs); 1 kept a key per transaction and idempotency
+/// key, 2 kept the terminal's and hub's bookkeeping inside the member's state and
+/// idempotency keys by transaction id.
+const LAYOUT: u32 = 3;
 
 /// Key prefixes of the single sled tree (one tree makes every apply one atomic batch).
 mod key {
@@ -163,14 +164,58 @@ fn idem_bucket_key(idem_key: &str) -> Vec<u8> {
     k(key::IDEM, &(bucket as u16).to_be_bytes())
 }
 
-/// What an idempotency key answers: the request it was first used for, and the
-/// receipt's transaction and balance.
+/// What an idempotency key answers: the request it was first used for, the journal
+/// record that answered it, and the balance of the member that record changed (if
+/// any) right after it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Idem {
     pub key: String,
     pub request: [u8; 32],
-    pub tx_id: String,
+    pub seq: u64,
     pub balance_after: i64,
+    /// A reward redemption: the reward's units handed out here after it.
+    pub count_after: i64,
+}
+
+/// A member as the store keeps it: the domain state, and the terminal's or hub's own
+/// bookkeeping about it (which is not the member's state: a snapshot from the hub
+/// carries none of it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct MemberRec {
+    state: MemberState,
+    /// Terminal: the last local journal record that changed the member. A hub
+    /// snapshot that does not cover it yet must not replace the local state.
+    local_seq: u64,
+    /// Terminal: redemptions here not yet acknowledged upstream, as (seq, points).
+    unacked_redeem: Vec<(u64, i64)>,
+    /// Hub: the member is in the negative-balance index (so that leaving it needs no read).
+    listed_negative: bool,
+}
+
+impl MemberRec {
+    fn new(state: MemberState) -> MemberRec {
+        MemberRec {
+            state,
+            local_seq: 0,
+            unacked_redeem: vec![],
+            listed_negative: false,
+        }
+    }
+
+    /// A redemption at journal seq `seq` goes against the offline cap until the hub
+    /// acknowledges it (those up to `acked` already have been).
+    fn note_offline_redemption(&mut self, acked: u64, seq: u64, points: i64) {
+        self.unacked_redeem.retain(|u| u.0 > acked);
+        self.unacked_redeem.push((seq, points));
+    }
+
+    /// Points a refund gave back of the redemption at `seq` stop counting.
+    fn note_returned(&mut self, seq: u64, points: i64) {
+        if let Some(u) = self.unacked_redeem.iter_mut().find(|u| u.0 == seq) {
+            u.1 -= points.min(u.1);
+        }
+        self.unacked_redeem.retain(|u| u.1 > 0);
+    }
 }
 
 /// A bucket's value: the version byte, then its entries, each postcard-encoded, one
@@ -280,7 +325,7 @@ fn dec<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
 /// A committed checkout: its journal record and what applying it and refunds did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxState {
-    pub rec: CheckoutRec,
+    pub rec: record::Checkout,
     /// Its seq in this terminal's journal (0 on the hub, where it came from a terminal).
     pub seq: u64,
     pub at: Ts,
@@ -298,28 +343,6 @@ struct TxNote {
     taken: Vec<Taken>,
     refunded: Refunded,
     refund_ids: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CouponState {
-    pub type_id: String,
-    pub member_id: String,
-    pub issued: DayNo,
-    pub valid_until: DayNo,
-    pub used_by: Option<String>,
-}
-
-impl CouponState {
-    pub fn view(&self, code: &str) -> CouponView {
-        CouponView {
-            code: code.to_string(),
-            type_id: self.type_id.clone(),
-            member_id: self.member_id.clone(),
-            issued: self.issued,
-            valid_until: self.valid_until,
-            used: self.used_by.is_some(),
-        }
-    }
 }
 
 /// Totals of one local business day.
@@ -570,7 +593,24 @@ impl Store {
     }
 
     pub fn member(&self, member_id: &str) -> Result<Option<MemberState>> {
+        Ok(self.member_rec(member_id)?.map(|m| m.state))
+    }
+
+    fn member_rec(&self, member_id: &str) -> Result<Option<MemberRec>> {
         self.get("member", &k(key::MEMBER, member_id.as_bytes()))
+    }
+
+    /// Terminal: the points redeemed here for a member that the hub has not
+    /// acknowledged yet (what the offline cap counts).
+    pub fn offline_redeemed(&self, member_id: &str) -> Result<i64> {
+        let acked = self.acked()?.seq;
+        Ok(self.member_rec(member_id)?.map_or(0, |m| {
+            m.unacked_redeem
+                .iter()
+                .filter(|(seq, _)| *seq > acked)
+                .map(|(_, points)| points)
+                .sum()
+        }))
     }
 
     /// The member id a card belongs to (blocked cards included).

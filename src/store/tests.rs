@@ -53,7 +53,7 @@ fn enrol(e: &Engine, card: &str, phone: &str) {
         birthday: None,
         pin: None,
     };
-    e.add_member(m, at()).unwrap();
+    e.add_member(m, None, at()).unwrap();
 }
 
 /// Two idempotency keys that land in the same bucket.
@@ -123,7 +123,7 @@ fn a_transaction_is_found_only_by_its_own_id() {
         (tx.rec.tx_id.as_str(), tx.rec.total, tx.at),
         (id.as_str(), 5000, at().ts)
     );
-    let refund = e.refund(&id, &[], at()).unwrap();
+    let refund = e.refund(&id, &[], None, at()).unwrap();
     let (_, epoch, seq) = parse_tx_id(&id).unwrap();
     for other in [
         refund.refund_id.clone(),                     // a record, but not a checkout
@@ -134,13 +134,13 @@ fn a_transaction_is_found_only_by_its_own_id() {
         "T1-nonsense".to_string(),
     ] {
         assert_eq!(e.store().tx(&other).unwrap(), None, "{other}");
-        let err = e.refund(&other, &[], at()).unwrap_err();
-        assert_eq!(err.code, Code::InvalidInput, "{other}: {err}");
+        let err = e.refund(&other, &[], None, at()).unwrap_err();
+        assert_eq!(err.code, Code::UnknownTransaction, "{other}: {err}");
     }
     // The refund left its note: a second full refund finds nothing left.
     let tx = e.store().tx(&id).unwrap().unwrap();
     assert_eq!(tx.refund_ids, vec![refund.refund_id]);
-    assert_eq!(e.refund(&id, &[], at()).unwrap_err().code, Code::RefundExceeds);
+    assert_eq!(e.refund(&id, &[], None, at()).unwrap_err().code, Code::RefundExceeds);
 }
 
 #[test]
@@ -162,7 +162,7 @@ fn a_store_of_another_layout_is_unusable_and_rebuilt() {
     assert!(err.0.contains("key layout 1"), "{}", err.0);
     let e = open(dir.path());
     let why = e.startup.rebuilt.clone().unwrap();
-    assert!(why.contains("key layout 1, this version uses layout 2"), "{why}");
+    assert!(why.contains("key layout 1, this version uses layout 3"), "{why}");
     let again = e.checkout(&sale("CARD0001", 5000), Some("k"), at()).unwrap();
     assert_eq!((again.replayed, again.tx_id), (true, r.tx_id));
 }

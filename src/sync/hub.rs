@@ -217,8 +217,9 @@ impl HubStore for SledHub {
         };
         let mut bytes = 0;
         let add_member = |reply: &mut PullReply, bytes: &mut usize, m: MemberState| {
-            *bytes += postcard::to_allocvec(&m).map_or(0, |v| v.len());
-            reply.members.push(m);
+            let snap = crate::state::convert::snapshot_of(&m);
+            *bytes += postcard::to_allocvec(&snap).map_or(0, |v| v.len());
+            reply.members.push(snap);
         };
         for id in req.members.iter().take(PULL_ASKED) {
             if bytes > PULL_BYTES {
@@ -248,7 +249,7 @@ impl HubStore for SledHub {
                     }
                     FeedKind::Coupon => {
                         if let Some(c) = store.coupon(id)? {
-                            reply.coupons.push((id.clone(), c));
+                            reply.coupons.push((id.clone(), (&c).into()));
                         }
                     }
                     FeedKind::BlockedCard => reply.blocked_cards.push(id.clone()),

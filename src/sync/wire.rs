@@ -8,8 +8,8 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::model::{MemberState, Ts};
-use crate::store::CouponState;
+use crate::model::Ts;
+use crate::record::{CouponSnapshot, MemberSnapshot};
 
 pub const PUSH_PATH: &str = "/v1/sync/push";
 pub const PULL_PATH: &str = "/v1/sync/pull";
@@ -57,8 +57,8 @@ pub struct PullReply {
     /// What the hub had acknowledged of this terminal stream before it read the
     /// snapshots: every snapshot covers this terminal's records up to here.
     pub acked: u64,
-    pub members: Vec<MemberState>,
-    pub coupons: Vec<(String, CouponState)>,
+    pub members: Vec<MemberSnapshot>,
+    pub coupons: Vec<(String, CouponSnapshot)>,
     pub blocked_cards: Vec<String>,
     pub ruleset: Option<String>,
     /// More changes wait: pull again at once.

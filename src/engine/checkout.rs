@@ -1,0 +1,362 @@
+//! Sales: quotes, checkouts and refunds.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::{At, Engine, Keyed, Step};
+use crate::error::{Code, Error, Result};
+use crate::model::{self, canonical_card, validate_lines, Line, MemberState};
+use crate::record::{self, Body};
+use crate::rules::refund::{self, Paid};
+use crate::rules::{self, PinCheck, Priced, Request, Ruleset};
+use crate::store::Store;
+use crate::views::{MemberView, Receipt, RefundView};
+
+/// A sale to quote or commit.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sale {
+    pub card: String,
+    pub lines: Vec<Line>,
+    #[serde(default)]
+    pub redeem_points: Option<i64>,
+    #[serde(default)]
+    pub pin: Option<String>,
+    #[serde(default)]
+    pub coupon: Option<String>,
+}
+
+/// Quotes that checked a PIN, per member: when the current minute began and how many.
+/// A quote with a PIN is a PIN check (a wrong one counts towards the lock like any
+/// other); this bounds how fast quotes can make them, argon2 being slow on purpose.
+pub(super) type PinChecks = Mutex<HashMap<String, (Instant, u32)>>;
+
+/// PIN-checking quotes per member per minute.
+const QUOTE_PIN_CHECKS: u32 = 10;
+const PIN_CHECK_WINDOW: Duration = Duration::from_secs(60);
+
+/// A PIN checked ahead of the writer lock against the member's hash `phc`.
+pub(super) struct PinAhead {
+    phc: String,
+    right: bool,
+}
+
+/// What makes two checkout requests "the same" for idempotency: the card, the lines, the
+/// redemption and the coupon (not the instant, which a retry changes; not the PIN). The
+/// same hash as 0.1 made, so that keys from before an upgrade still replay.
+fn request_hash(card: &str, sale: &Sale) -> [u8; 32] {
+    let canonical = (
+        card,
+        &sale.lines,
+        sale.redeem_points.unwrap_or(0),
+        sale.coupon.as_ref().map(|c| c.trim().to_ascii_uppercase()),
+    );
+    Sha256::digest(postcard::to_allocvec(&canonical).expect("request encodes")).into()
+}
+
+impl Engine {
+    /// Checks a PIN before the writer lock is taken: argon2 is slow on purpose (tens of
+    /// milliseconds, more on a Pi), and other commits must not wait for it. The answer
+    /// holds for the hash it was checked against; under the lock it is used only if the
+    /// member's hash is still that one.
+    pub(super) fn pin_ahead(&self, card: &str, pin: Option<&str>) -> Option<PinAhead> {
+        let pin = pin.filter(|p| model::validate_pin(p).is_ok())?;
+        let (m, _) = self.member_by_card(card).ok()?;
+        let phc = m.pin_hash?;
+        let right = crate::pin::verify(pin, &phc);
+        Some(PinAhead { phc, right })
+    }
+
+    /// The one PIN check of a request: the answer checked ahead when it is for the
+    /// member's current hash, else argon2 now.
+    pub(super) fn pin_check<'a>(
+        pin: Option<&'a str>,
+        member: &'a MemberState,
+        ahead: Option<&'a PinAhead>,
+    ) -> impl FnMut() -> PinCheck + 'a {
+        move || match (pin, &member.pin_hash) {
+            (None, _) => PinCheck::NotGiven,
+            (Some(_), None) => PinCheck::NoPinSet,
+            (Some(pin), Some(hash)) => {
+                let right = match ahead {
+                    Some(a) if a.phc == *hash => a.right,
+                    _ => crate::pin::verify(pin, hash),
+                };
+                if right {
+                    PinCheck::Right
+                } else {
+                    PinCheck::Wrong
+                }
+            }
+        }
+    }
+
+    /// Records a wrong PIN (it counts towards the lock), then hands back the refusal.
+    fn pin_failed(&self, member_id: &str, at: At, refusal: Error) -> Error {
+        let body = Body::PinFail {
+            member_id: member_id.to_string(),
+        };
+        match self.commit_plain(at, |_, _| Ok((vec![body], ())), |_, _, _| Ok(())) {
+            Ok(()) => refusal,
+            Err(e) => e,
+        }
+    }
+
+    /// Counts a PIN check by a quote for `member_id`; refused past the limit.
+    fn limit_pin_checks(&self, member_id: &str) -> Result<()> {
+        let mut checks = self.pin_checks.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if checks.len() > 4096 {
+            checks.retain(|_, (start, _)| now.duration_since(*start) < PIN_CHECK_WINDOW);
+        }
+        let entry = checks.entry(member_id.to_string()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= PIN_CHECK_WINDOW {
+            *entry = (now, 0);
+        }
+        if entry.1 >= QUOTE_PIN_CHECKS {
+            return Err(Error::new(
+                Code::PinLocked,
+                format!("this member's PIN was checked {QUOTE_PIN_CHECKS} times in a minute; try again shortly"),
+            ));
+        }
+        entry.1 += 1;
+        Ok(())
+    }
+
+    /// Prices a sale against the current state. Returns the member, the records that
+    /// must precede the checkout (expiry) and the refusal-or-price.
+    fn price_sale(
+        &self,
+        store: &Store,
+        rules: &Ruleset,
+        sale: &Sale,
+        card: &str,
+        at: At,
+        pin_ahead: Option<&PinAhead>,
+    ) -> Result<(MemberState, Vec<Body>, Result<Priced>)> {
+        let redeem = sale.redeem_points.unwrap_or(0);
+        if !(0..=model::MAX_POINTS_INPUT).contains(&redeem) {
+            return Err(Error::invalid("redeem_points must be 0 or more"));
+        }
+        if let Some(pin) = &sale.pin {
+            model::validate_pin(pin).map_err(|_| Error::new(Code::PinInvalid, "a PIN is 4 to 8 digits"))?;
+        }
+        let mut member = self.active_member(card)?;
+        let pre = self.expire_first(&mut member, at);
+        let coupon_code = sale.coupon.as_ref().map(|c| c.trim().to_ascii_uppercase());
+        let coupon = match &coupon_code {
+            Some(code) => Some((
+                code.as_str(),
+                store.coupon(code)?.map(|c| rules::CouponView::of(code, &c)),
+            )),
+            None => None,
+        };
+        let offline_redeemed = match self.cfg.offline_cap {
+            true => Some(store.offline_redeemed(&member.member_id)?),
+            false => None,
+        };
+        let req = Request {
+            member: &member,
+            lines: &sale.lines,
+            coupon: coupon.as_ref().map(|(code, v)| (*code, v.as_ref())),
+            redeem_points: redeem,
+            at: at.ts,
+            expiry_applies: at.trusted,
+            offline_redeemed,
+            pin_given: sale.pin.is_some(),
+        };
+        let priced = rules::price(
+            rules,
+            &req,
+            &mut Self::pin_check(sale.pin.as_deref(), &member, pin_ahead),
+        );
+        Ok((member, pre, priced))
+    }
+
+    /// The checkout record of a priced sale: the one outcome a receipt, a quote and a
+    /// replay are all built from.
+    fn checkout_of(&self, rules: &Ruleset, p: Priced, member_id: &str, card: &str, tx_id: String) -> record::Checkout {
+        record::Checkout {
+            tx_id,
+            member_id: member_id.to_string(),
+            card: card.to_string(),
+            idem: None,
+            lines: p.lines.iter().map(Into::into).collect(),
+            subtotal: p.subtotal,
+            tier_discount: p.tier_discount,
+            promotion: p.promotion,
+            coupon: p.coupon,
+            due: p.due,
+            points_redeemed: p.points_redeemed,
+            redeem_value: p.redeem_value,
+            total: p.total,
+            base: p.base,
+            points_earned: p.points_earned,
+            lot_expires_at: p.lot_expires_at,
+            tier_before: p.tier_before,
+            tier_after: p.tier_after,
+            visit: p.visit,
+            pin_verified: p.pin_verified,
+            ruleset_version: rules.version,
+        }
+    }
+
+    /// What a sale would come to; changes nothing but a wrong PIN's trace.
+    pub fn quote(&self, sale: &Sale, at: At) -> Result<Receipt> {
+        let card = canonical_card(&sale.card)?;
+        validate_lines(&sale.lines)?;
+        if sale.pin.is_some() {
+            let (m, _) = self.member_by_card(&card)?;
+            self.limit_pin_checks(&m.member_id)?;
+        }
+        let ahead = self.pin_ahead(&card, sale.pin.as_deref());
+        let rules = self.rules();
+        let (member, _, priced) = self.price_sale(&self.store, &rules, sale, &card, at, ahead.as_ref())?;
+        let p = match priced {
+            Ok(p) => p,
+            Err(e) if e.code == Code::PinInvalid && sale.pin.is_some() => {
+                return Err(self.pin_failed(&member.member_id, at, e))
+            }
+            Err(e) => return Err(e),
+        };
+        let max_redeem_points = p.max_redeem_points;
+        let balance = member.balance_at(at.ts, at.trusted) - p.points_redeemed + p.points_earned;
+        let c = self.checkout_of(&rules, p, &member.member_id, &card, String::new());
+        let mut receipt = Receipt::of_checkout(&rules, &c, at.ts, balance, false);
+        receipt.tx_id = None;
+        receipt.max_redeem_points = Some(max_redeem_points);
+        Ok(receipt)
+    }
+
+    /// Commits a sale. With an idempotency key, the same key again returns the first
+    /// receipt marked as a replay; the same key with another request is refused.
+    pub fn checkout(&self, sale: &Sale, key: Option<&str>, at: At) -> Result<Receipt> {
+        let card = canonical_card(&sale.card)?;
+        validate_lines(&sale.lines)?;
+        let key = key
+            .map(|k| Keyed::with_hash(k, request_hash(&card, sale)))
+            .transpose()?;
+        let ahead = self.pin_ahead(&card, sale.pin.as_deref());
+        self.commit(
+            at,
+            key.as_ref(),
+            |store, rules| {
+                let (member, mut bodies, priced) = self.price_sale(store, rules, sale, &card, at, ahead.as_ref())?;
+                let p = match priced {
+                    Ok(p) => p,
+                    Err(e) if e.code == Code::PinInvalid && sale.pin.is_some() => {
+                        // A wrong PIN is the one refusal that leaves a trace: it counts
+                        // towards the lock.
+                        bodies.push(Body::PinFail {
+                            member_id: member.member_id.clone(),
+                        });
+                        return Ok(Step::Refused(bodies, e));
+                    }
+                    Err(e) => return Err(e),
+                };
+                let tx_id = self.tx_id(self.journal.last_seq() + 1 + bodies.len() as u64);
+                let c = self.checkout_of(rules, p, &member.member_id, &card, tx_id);
+                bodies.push(Body::Checkout(Box::new(c.clone())));
+                Ok(Step::Done(bodies, c))
+            },
+            |store, rules, c| {
+                // The answer runs right after the apply, under the writer lock: the
+                // member's balance now is the balance after this checkout.
+                let m = store
+                    .member(&c.member_id)?
+                    .ok_or_else(|| Error::internal(format!("member {} vanished", c.member_id)))?;
+                Ok(Receipt::of_checkout(rules, &c, at.ts, m.ledger_balance(), false))
+            },
+            |_, rules, rec, first| match &rec.body {
+                Body::Checkout(c) => Ok(Receipt::of_checkout(rules, c, rec.at, first.balance_after, true)),
+                _ => Err(Error::internal("an idempotency key answers another kind of change")),
+            },
+        )
+    }
+
+    /// Expiry first: lots gone at `at` leave through an `Expire` record before a change
+    /// that reads the balance, when expiry applies.
+    pub(super) fn expire_first(&self, member: &mut MemberState, at: At) -> Vec<Body> {
+        if at.trusted && member.has_expired_lots(at.ts) {
+            member.on_expire(at.ts);
+            vec![Body::Expire {
+                member_id: member.member_id.clone(),
+            }]
+        } else {
+            vec![]
+        }
+    }
+
+    /// The answer to a refund: what it did, and the member's balance and tier after it.
+    fn refund_view(rules: &Ruleset, r: &record::Refund, m: &MemberState, balance: i64, at: At) -> RefundView {
+        RefundView {
+            refund_id: r.refund_id.clone(),
+            tx_id: r.tx_id.clone(),
+            amount: r.plan.amount,
+            points_clawed_back: r.plan.points_clawed_back,
+            points_returned: r.plan.points_returned,
+            balance,
+            tier: MemberView::new(rules, m, at.ts, at.trusted).tier,
+        }
+    }
+
+    /// Refunds lines of a committed checkout, or all that is left of it.
+    pub fn refund(&self, tx_id: &str, asked: &[(String, i64)], key: Option<&str>, at: At) -> Result<RefundView> {
+        let key = key.map(|k| Keyed::new(k, "refund", &(tx_id, asked))).transpose()?;
+        let member_of = |store: &Store, id: &str| {
+            store
+                .member(id)?
+                .ok_or_else(|| Error::internal(format!("refunded member {id} vanished")))
+        };
+        self.commit(
+            at,
+            key.as_ref(),
+            |store, _| {
+                let tx = store.tx(tx_id)?.ok_or_else(|| {
+                    Error::new(
+                        Code::UnknownTransaction,
+                        format!("no transaction {tx_id} at this terminal"),
+                    )
+                })?;
+                let c = &tx.rec;
+                let paid = Paid {
+                    total: c.total,
+                    points_earned: c.points_earned,
+                    points_redeemed: c.points_redeemed,
+                    base: c.base,
+                    visit: c.visit,
+                };
+                let lines: Vec<rules::PricedLine> = c.lines.iter().map(Into::into).collect();
+                let plan = refund::plan(&lines, paid, &tx.refunded, asked)?;
+                let mut member = member_of(store, &c.member_id)?;
+                let mut bodies = self.expire_first(&mut member, at);
+                let rec = record::Refund {
+                    refund_id: self.tx_id(self.journal.last_seq() + 1 + bodies.len() as u64),
+                    tx_id: tx_id.to_string(),
+                    member_id: c.member_id.clone(),
+                    plan: (&plan).into(),
+                };
+                bodies.push(Body::Refund(Box::new(rec.clone())));
+                Ok(Step::Done(bodies, rec))
+            },
+            |store, rules, rec| {
+                let m = member_of(store, &rec.member_id)?;
+                Ok(Self::refund_view(rules, &rec, &m, m.ledger_balance(), at))
+            },
+            |store, rules, rec, first| match &rec.body {
+                Body::Refund(r) => {
+                    let m = member_of(store, &r.member_id)?;
+                    let then = At {
+                        ts: rec.at,
+                        trusted: true,
+                    };
+                    Ok(Self::refund_view(rules, r, &m, first.balance_after, then))
+                }
+                _ => Err(Error::internal("an idempotency key answers another kind of change")),
+            },
+        )
+    }
+}

@@ -1,0 +1,205 @@
+//! Members and their cards: enrolment, lookups, blocking and replacing cards.
+
+use super::{At, Engine, Keyed, Step};
+use crate::error::{Code, Error, Result};
+use crate::model::{self, canonical_card, check_text, day_no, Birthday, CardStatus, MemberState};
+use crate::record::{Body, Record};
+use crate::rules::{local_date, Ruleset};
+use crate::state;
+use crate::store::{Idem, Store};
+use crate::views::{DailyView, MemberView};
+
+/// A new member as the CLI and API give it.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMember {
+    pub card: String,
+    pub name: String,
+    pub phone: String,
+    #[serde(default)]
+    pub birthday: Option<String>,
+    #[serde(default)]
+    pub pin: Option<String>,
+}
+
+impl Engine {
+    pub(super) fn member_by_card(&self, card: &str) -> Result<(MemberState, CardStatus)> {
+        let owner = self
+            .store
+            .card_owner(card)?
+            .ok_or_else(|| Error::new(Code::UnknownCard, format!("no member has card {card}")))?;
+        let m = self
+            .store
+            .member(&owner)?
+            .ok_or_else(|| Error::internal(format!("card {card} points at missing member {owner}")))?;
+        let status = m
+            .cards
+            .iter()
+            .find(|(c, _)| c == card)
+            .map_or(CardStatus::Blocked, |c| c.1);
+        Ok((m, status))
+    }
+
+    /// The member of an active card; blocked cards are refused.
+    pub(super) fn active_member(&self, card: &str) -> Result<MemberState> {
+        let (m, status) = self.member_by_card(card)?;
+        if status == CardStatus::Blocked {
+            return Err(Error::new(Code::CardBlocked, format!("card {card} is blocked")));
+        }
+        Ok(m)
+    }
+
+    /// A member by card, as seen at `at` (blocked cards are shown too).
+    pub fn show_member(&self, card: &str, at: At) -> Result<MemberView> {
+        let card = canonical_card(card)?;
+        let (m, _) = self.member_by_card(&card)?;
+        Ok(MemberView::new(&self.rules(), &m, at.ts, at.trusted))
+    }
+
+    /// What a card read means: the member, or unknown/blocked.
+    pub fn lookup_card(&self, card: &str) -> Result<(Option<MemberState>, Option<CardStatus>)> {
+        match self.member_by_card(card) {
+            Ok((m, s)) => Ok((Some(m), Some(s))),
+            Err(e) if e.code == Code::UnknownCard => Ok((None, None)),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn daily(&self, date: Option<chrono::NaiveDate>) -> Result<DailyView> {
+        let rules = self.rules();
+        let date = date.unwrap_or_else(|| local_date(&rules, self.now()));
+        let day = day_no(date);
+        Ok(DailyView::new(&rules, day, self.store.daily(day)?))
+    }
+
+    fn member_view(&self, store: &Store, rules: &Ruleset, member_id: &str, at: At) -> Result<MemberView> {
+        let m = store
+            .member(member_id)?
+            .ok_or_else(|| Error::internal(format!("member {member_id} vanished")))?;
+        Ok(MemberView::new(rules, &m, at.ts, at.trusted))
+    }
+
+    /// A card change asked again with its key answers with the member as they are now
+    /// (their cards as the first call left them, unless changed since).
+    fn member_now(&self, store: &Store, rules: &Ruleset, rec: &Record, at: At) -> Result<MemberView> {
+        let card = match &rec.body {
+            Body::CardBlock { card } => card,
+            Body::CardReplace { new, .. } => new,
+            _ => return Err(Error::internal("an idempotency key answers another kind of change")),
+        };
+        let owner = store
+            .card_owner(card)?
+            .ok_or_else(|| Error::internal(format!("card {card} has no owner")))?;
+        self.member_view(store, rules, &owner, at)
+    }
+
+    pub fn add_member(&self, req: NewMember, key: Option<&str>, at: At) -> Result<MemberView> {
+        let card = canonical_card(&req.card)?;
+        let name = check_text("name", req.name.trim(), 100)?.to_string();
+        let phone = normalise_phone(&req.phone)?;
+        let birthday = req.birthday.as_deref().map(Birthday::parse).transpose()?;
+        if let Some(pin) = req.pin.as_deref() {
+            model::validate_pin(pin)?;
+        }
+        let key = key
+            .map(|k| Keyed::new(k, "member add", &(&card, &name, &phone, birthday, &req.pin)))
+            .transpose()?;
+        // Hashed before the writer lock: argon2 is slow on purpose.
+        let pin_hash = req.pin.as_deref().map(crate::pin::hash).transpose()?;
+        let member_id = format!("m-{:016x}", super::random_u64());
+        self.commit(
+            at,
+            key.as_ref(),
+            |store, _| {
+                if store.card_owner(&card)?.is_some() {
+                    return Err(Error::new(
+                        Code::MemberExists,
+                        format!("card {card} already belongs to a member"),
+                    ));
+                }
+                if store.phone_owner(&phone)?.is_some() {
+                    return Err(Error::new(
+                        Code::PhoneTaken,
+                        format!("phone {phone} already belongs to a member"),
+                    ));
+                }
+                let body = Body::MemberAdd {
+                    member_id: member_id.clone(),
+                    card: card.clone(),
+                    name: name.clone(),
+                    phone: phone.clone(),
+                    birthday: birthday.map(Into::into),
+                    pin_hash,
+                };
+                Ok(Step::Done(vec![body], ()))
+            },
+            |store, rules, _| self.member_view(store, rules, &member_id, at),
+            |_, rules, rec, _: &Idem| {
+                // The member as enrolled, as the first answer showed them.
+                let m = state::member::enrolled(&rec.body, CardStatus::Active, rec.at)
+                    .ok_or_else(|| Error::internal("an idempotency key answers another kind of change"))?;
+                Ok(MemberView::new(rules, &m, rec.at, at.trusted))
+            },
+        )
+    }
+
+    pub fn block_card(&self, card: &str, key: Option<&str>, at: At) -> Result<MemberView> {
+        let card = canonical_card(card)?;
+        let key = key.map(|k| Keyed::new(k, "card block", &card)).transpose()?;
+        self.commit(
+            at,
+            key.as_ref(),
+            |_, _| {
+                let (m, status) = self.member_by_card(&card)?;
+                let bodies = match status {
+                    CardStatus::Blocked => vec![],
+                    CardStatus::Active => vec![Body::CardBlock { card: card.clone() }],
+                };
+                Ok(Step::Done(bodies, m.member_id))
+            },
+            |store, rules, id| self.member_view(store, rules, &id, at),
+            |store, rules, rec, _| self.member_now(store, rules, rec, at),
+        )
+    }
+
+    /// Gives the member of `old` the card `new` in its place: `new` becomes the member's
+    /// one active card, every other card of theirs is blocked.
+    pub fn replace_card(&self, old: &str, new: &str, key: Option<&str>, at: At) -> Result<MemberView> {
+        let (old, new) = (canonical_card(old)?, canonical_card(new)?);
+        let key = key.map(|k| Keyed::new(k, "card replace", &(&old, &new))).transpose()?;
+        self.commit(
+            at,
+            key.as_ref(),
+            |store, _| {
+                let (m, _) = self.member_by_card(&old)?;
+                if store.card_owner(&new)?.is_some() {
+                    return Err(Error::new(
+                        Code::MemberExists,
+                        format!("card {new} already belongs to a member"),
+                    ));
+                }
+                let body = Body::CardReplace {
+                    old: old.clone(),
+                    new: new.clone(),
+                };
+                Ok(Step::Done(vec![body], m.member_id))
+            },
+            |store, rules, id| self.member_view(store, rules, &id, at),
+            |store, rules, rec, _| self.member_now(store, rules, rec, at),
+        )
+    }
+}
+
+/// Phones are kept as digits with an optional leading `+`; spaces and dashes dropped.
+fn normalise_phone(raw: &str) -> Result<String> {
+    let p: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+        .collect();
+    let digits = p.strip_prefix('+').unwrap_or(&p);
+    if (5..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(p)
+    } else {
+        Err(Error::invalid(format!("bad phone number {raw:?}")))
+    }
+}

@@ -1,0 +1,214 @@
+//! Between the journal's frozen record types (`record`) and the domain's types. The
+//! record types never change (see `record`), so this is where a domain type that grows
+//! meets the bytes of older versions.
+
+use crate::model::{self, CouponState, MemberState};
+use crate::record;
+use crate::rules::{self, refund::RefundPlan};
+
+impl From<model::Birthday> for record::Birthday {
+    fn from(b: model::Birthday) -> Self {
+        record::Birthday {
+            month: b.month,
+            day: b.day,
+        }
+    }
+}
+
+impl From<record::Birthday> for model::Birthday {
+    fn from(b: record::Birthday) -> Self {
+        model::Birthday {
+            month: b.month,
+            day: b.day,
+        }
+    }
+}
+
+impl From<&model::Line> for record::Line {
+    fn from(l: &model::Line) -> Self {
+        record::Line {
+            sku: l.sku.clone(),
+            category: l.category.clone(),
+            qty: l.qty,
+            unit_price: l.unit_price,
+        }
+    }
+}
+
+impl From<&record::Line> for model::Line {
+    fn from(l: &record::Line) -> Self {
+        model::Line {
+            sku: l.sku.clone(),
+            category: l.category.clone(),
+            qty: l.qty,
+            unit_price: l.unit_price,
+        }
+    }
+}
+
+impl From<&rules::PricedLine> for record::PricedLine {
+    fn from(l: &rules::PricedLine) -> Self {
+        record::PricedLine {
+            line: (&l.line).into(),
+            eligible: l.eligible,
+            d1: l.d1,
+            d2: l.d2,
+            d3: l.d3,
+        }
+    }
+}
+
+impl From<&record::PricedLine> for rules::PricedLine {
+    fn from(l: &record::PricedLine) -> Self {
+        rules::PricedLine {
+            line: (&l.line).into(),
+            eligible: l.eligible,
+            d1: l.d1,
+            d2: l.d2,
+            d3: l.d3,
+        }
+    }
+}
+
+impl From<&RefundPlan> for record::RefundPlan {
+    fn from(p: &RefundPlan) -> Self {
+        record::RefundPlan {
+            lines: p.lines.clone(),
+            amount: p.amount,
+            points_clawed_back: p.points_clawed_back,
+            points_returned: p.points_returned,
+            base: p.base,
+            points_metric: p.points_metric,
+            visit: p.visit,
+            last: p.last,
+        }
+    }
+}
+
+impl From<&record::RefundPlan> for RefundPlan {
+    fn from(p: &record::RefundPlan) -> Self {
+        RefundPlan {
+            lines: p.lines.clone(),
+            amount: p.amount,
+            points_clawed_back: p.points_clawed_back,
+            points_returned: p.points_returned,
+            base: p.base,
+            points_metric: p.points_metric,
+            visit: p.visit,
+            last: p.last,
+        }
+    }
+}
+
+fn card_status(s: model::CardStatus) -> record::CardStatus {
+    match s {
+        model::CardStatus::Active => record::CardStatus::Active,
+        model::CardStatus::Blocked => record::CardStatus::Blocked,
+    }
+}
+
+fn card_status_of(s: record::CardStatus) -> model::CardStatus {
+    match s {
+        record::CardStatus::Active => model::CardStatus::Active,
+        record::CardStatus::Blocked => model::CardStatus::Blocked,
+    }
+}
+
+/// A member as the hub sends it (the hub's bookkeeping is not part of it).
+pub fn snapshot_of(m: &MemberState) -> record::MemberSnapshot {
+    record::MemberSnapshot {
+        member_id: m.member_id.clone(),
+        name: m.name.clone(),
+        phone: m.phone.clone(),
+        birthday: m.birthday.map(Into::into),
+        pin_hash: m.pin_hash.clone(),
+        cards: m.cards.iter().map(|(c, s)| (c.clone(), card_status(*s))).collect(),
+        created_at: m.created_at,
+        tier: m.tier.clone(),
+        lots: m
+            .lots
+            .iter()
+            .map(|l| record::Lot {
+                points: l.points,
+                earned_at: l.earned_at,
+                expires_at: l.expires_at,
+            })
+            .collect(),
+        debt: m.debt,
+        days: m
+            .days
+            .iter()
+            .map(|d| record::DayBucket {
+                day: d.day,
+                spend: d.spend,
+                points: d.points,
+                visits: d.visits,
+            })
+            .collect(),
+        pin_failures: m.pin_failures,
+        pin_failed_at: m.pin_failed_at,
+        unacked_redeem: vec![],
+        local_seq: 0,
+        listed_negative: false,
+    }
+}
+
+/// The member a hub snapshot describes.
+pub fn member_of(s: &record::MemberSnapshot) -> MemberState {
+    MemberState {
+        member_id: s.member_id.clone(),
+        name: s.name.clone(),
+        phone: s.phone.clone(),
+        birthday: s.birthday.map(Into::into),
+        pin_hash: s.pin_hash.clone(),
+        cards: s.cards.iter().map(|(c, st)| (c.clone(), card_status_of(*st))).collect(),
+        created_at: s.created_at,
+        tier: s.tier.clone(),
+        lots: s
+            .lots
+            .iter()
+            .map(|l| model::Lot {
+                points: l.points,
+                earned_at: l.earned_at,
+                expires_at: l.expires_at,
+            })
+            .collect(),
+        debt: s.debt,
+        days: s
+            .days
+            .iter()
+            .map(|d| model::DayBucket {
+                day: d.day,
+                spend: d.spend,
+                points: d.points,
+                visits: d.visits,
+            })
+            .collect(),
+        pin_failures: s.pin_failures,
+        pin_failed_at: s.pin_failed_at,
+    }
+}
+
+impl From<&CouponState> for record::CouponSnapshot {
+    fn from(c: &CouponState) -> Self {
+        record::CouponSnapshot {
+            type_id: c.type_id.clone(),
+            member_id: c.member_id.clone(),
+            issued: c.issued,
+            valid_until: c.valid_until,
+            used_by: c.used_by.clone(),
+        }
+    }
+}
+
+impl From<&record::CouponSnapshot> for CouponState {
+    fn from(c: &record::CouponSnapshot) -> Self {
+        CouponState {
+            type_id: c.type_id.clone(),
+            member_id: c.member_id.clone(),
+            issued: c.issued,
+            valid_until: c.valid_until,
+            used_by: c.used_by.clone(),
+        }
+    }
+}
