@@ -77,6 +77,9 @@ enum Cmd {
     Journal(JournalCmd),
     /// Rebuild the state store from the journal
     Rebuild,
+    /// Look at the state store
+    #[command(subcommand)]
+    State(StateCmd),
     /// Reports
     #[command(subcommand)]
     Report(ReportCmd),
@@ -232,6 +235,13 @@ enum RewardCmd {
 enum JournalCmd {
     /// Verify every record's checksum and the hash chain
     Verify,
+}
+
+#[derive(Subcommand, Debug)]
+enum StateCmd {
+    /// Print everything the state store holds, in domain terms, as one JSON document
+    /// (the same for two stores that hold the same state: compare a store with a rebuild)
+    Dump,
 }
 
 #[derive(Subcommand, Debug)]
@@ -534,6 +544,11 @@ fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
                 t.rewards_redeemed
             );
             out(&r, text)
+        }
+        Cmd::State(StateCmd::Dump) => {
+            let dump = engine.store().dump()?;
+            let text = serde_json::to_string_pretty(&dump).map_err(|e| Error::internal(e.to_string()))?;
+            out(&dump, text)
         }
         Cmd::Journal(_) | Cmd::Rebuild | Cmd::Serve { .. } | Cmd::Hub(_) => {
             unreachable!("handled without an engine")

@@ -1,6 +1,9 @@
 //! Golden journals: every build must read the journals earlier versions wrote and
 //! rebuild from them exactly the state those versions reported (tests/golden/*/,
-//! made by tests/golden/make_golden.py with that version's binary; never regenerated).
+//! made by tests/golden/make_golden.py with that version's binary; never regenerated
+//! once the version is released), and exactly the full state dump (`state dump`) in
+//! `dump-<which>.json`, which `LOYALTYD_GOLDEN_WRITE=1 cargo test --test golden`
+//! writes when a version adds its set.
 
 mod support;
 
@@ -42,6 +45,27 @@ fn terminal_config(tmp: &Path, terminal: &str, data: &Path) -> PathBuf {
     cfg
 }
 
+/// Compares `got` with the committed dump of `which`, or writes it (see the docs).
+fn check_dump(version: &str, which: &str, got: &Value) {
+    let path = repo(&format!("tests/golden/{version}/dump-{which}.json"));
+    if std::env::var_os("LOYALTYD_GOLDEN_WRITE").is_some() {
+        std::fs::write(&path, serde_json::to_string_pretty(got).unwrap() + "\n").unwrap();
+        return;
+    }
+    let want: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    if got != &want {
+        // Name the first section that differs, not a wall of JSON.
+        for (section, w) in want.as_object().unwrap() {
+            assert_eq!(
+                got.get(section),
+                Some(w),
+                "{version} {which}: section {section} differs"
+            );
+        }
+        assert_eq!(got, &want, "{version} {which}: a section was added");
+    }
+}
+
 fn cli(cfg: &Path, args: &[&str]) -> Value {
     let out = support::loyaltyd_command()
         .arg("--config")
@@ -78,6 +102,7 @@ fn terminal_replays(version: &str, which: &str, terminal: &str) {
         let got = cli(&cfg, &["report", "daily", "--date", date]);
         assert_eq!(&got, daily, "{version} {which}: daily report of {date}");
     }
+    check_dump(version, which, &cli(&cfg, &["state", "dump"]));
     // New records go on the old journal, chained to its last record.
     cli(
         &cfg,
@@ -106,10 +131,29 @@ fn v0_1_0_terminal_t2_replays_to_the_same_state() {
 }
 
 #[test]
+fn v0_2_0_terminal_t1_replays_to_the_same_state() {
+    terminal_replays("v0.2.0", "t1", "T1");
+}
+
+#[test]
+fn v0_2_0_terminal_t2_replays_to_the_same_state() {
+    terminal_replays("v0.2.0", "t2", "T2");
+}
+
+#[test]
 fn v0_1_0_hub_replays_to_the_same_state() {
-    let want = expected("v0.1.0");
+    hub_replays("v0.1.0");
+}
+
+#[test]
+fn v0_2_0_hub_replays_to_the_same_state() {
+    hub_replays("v0.2.0");
+}
+
+fn hub_replays(version: &str) {
+    let want = expected(version);
     let tmp = tempfile::tempdir().unwrap();
-    let data = data_dir(tmp.path(), "v0.1.0", "hub");
+    let data = data_dir(tmp.path(), version, "hub");
     let token = tmp.path().join("hub.token");
     std::fs::write(&token, format!("{HUB_TOKEN}\n")).unwrap();
     let cfg = tmp.path().join("hub.toml");
@@ -146,4 +190,80 @@ fn v0_1_0_hub_replays_to_the_same_state() {
     }
     let _ = child.kill();
     let _ = child.wait();
+    let ecfg = loyaltyd::engine::EngineConfig {
+        data_dir: data,
+        terminal_id: "hub".into(),
+        clock: loyaltyd::engine::ClockPolicy::Trusted,
+        cache_bytes: 8 << 20,
+        offline_cap: false,
+        hub: true,
+    };
+    let rules = loyaltyd::rules::Ruleset::load(&repo("config/rules.toml")).unwrap();
+    let engine = loyaltyd::engine::Engine::open(ecfg, rules).unwrap();
+    check_dump(version, "hub", &engine.store().dump().unwrap());
+}
+
+/// The name of a record's kind.
+fn kind(b: &loyaltyd::record::Body) -> &'static str {
+    use loyaltyd::record::Body::*;
+    match b {
+        Init { .. } => "Init",
+        MemberAdd { .. } => "MemberAdd",
+        CardBlock { .. } => "CardBlock",
+        CardReplace { .. } => "CardReplace",
+        Checkout(_) => "Checkout",
+        Refund(_) => "Refund",
+        CouponIssue { .. } => "CouponIssue",
+        RewardRedeem { .. } => "RewardRedeem",
+        Expire { .. } => "Expire",
+        PinFail { .. } => "PinFail",
+        HubPull(_) => "HubPull",
+        Remote(_) => "Remote",
+        Covered { .. } => "Covered",
+        RulesetPublish { .. } => "RulesetPublish",
+        Acked { .. } => "Acked",
+    }
+}
+
+/// Each golden set holds every kind of record there is (so that a change to any of
+/// them is caught), and every record of it decodes.
+#[test]
+fn every_golden_set_holds_every_kind_of_record() {
+    for version in ["v0.1.0", "v0.2.0"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut kinds = std::collections::BTreeSet::new();
+        for which in ["t1", "t2", "hub"] {
+            let dir = data_dir(tmp.path(), version, which);
+            let (journal, rec) = loyaltyd::journal::Journal::open(&dir.join("journal.log")).unwrap();
+            assert_eq!(rec.truncated, None, "{version} {which}");
+            for item in journal.read_from(1).unwrap() {
+                let (seq, payload) = item.unwrap();
+                let r = loyaltyd::record::Record::decode(&payload)
+                    .unwrap_or_else(|e| panic!("{version} {which} record {seq}: {e}"));
+                kinds.insert(kind(&r.body));
+                if let loyaltyd::record::Body::Remote(remote) = &r.body {
+                    let inner = loyaltyd::record::Record::decode(&remote.payload).unwrap();
+                    kinds.insert(kind(&inner.body));
+                }
+            }
+        }
+        let all = [
+            "Acked",
+            "CardBlock",
+            "CardReplace",
+            "Checkout",
+            "CouponIssue",
+            "Covered",
+            "Expire",
+            "HubPull",
+            "Init",
+            "MemberAdd",
+            "PinFail",
+            "Refund",
+            "Remote",
+            "RewardRedeem",
+            "RulesetPublish",
+        ];
+        assert_eq!(kinds.into_iter().collect::<Vec<_>>(), all, "{version}");
+    }
 }

@@ -19,6 +19,7 @@
 //!   keys live in 65,536 buckets.
 
 mod apply;
+mod dump;
 mod overlay;
 mod redo;
 mod trust;

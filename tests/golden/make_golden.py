@@ -17,7 +17,9 @@ answers do not depend on the day the test runs. The state stores are not kept: a
 build reads these journals and must rebuild the same state from them.
 
 Run it once per released version (tests/golden/v0.1.0 was made by 0.1.0, commit
-9c24a2d) and commit the result; never regenerate an old version's set.
+9c24a2d; v0.2.0 by this development line, remade until 0.2.0 is released) and commit
+the result, then `LOYALTYD_GOLDEN_WRITE=1 cargo test --test golden` for its state
+dumps; never regenerate a released version's set.
 """
 
 import json

@@ -1,0 +1,143 @@
+//! Everything the store holds, as one JSON document in domain terms (members, cards,
+//! idempotency keys, coupons, daily totals, the hub's streams...), with no key layout
+//! in it: two stores that hold the same state dump the same, whatever their layout.
+//! The state after a start-up is compared with a rebuild from the same journal this
+//! way, and the golden journals of every release with the state they must give.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::{dec, key, Acked, Applied, Daily, HashPage, HubTerminal, Idem, MemberRec, Store, TxNote, VERSION};
+use crate::error::{Error, Result};
+use crate::model::{day_date, CouponState, DayNo};
+
+fn to_json<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("state is plain data")
+}
+
+/// A key's text after its prefix (ids, cards, codes, skus are text).
+fn text(k: &[u8]) -> String {
+    String::from_utf8_lossy(&k[1..]).into_owned()
+}
+
+fn be_u64(b: &[u8]) -> u64 {
+    u64::from_be_bytes(b.try_into().unwrap_or([0; 8]))
+}
+
+/// The entries of an idempotency bucket.
+fn bucket(bytes: &[u8]) -> Result<Vec<Idem>> {
+    let Some((&VERSION, mut rest)) = bytes.split_first() else {
+        return Err(Error::internal(
+            "state store: idempotency keys have an unknown encoding version",
+        ));
+    };
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let (e, next) = postcard::take_from_bytes::<Idem>(rest)
+            .map_err(|e| Error::internal(format!("state store: bad idempotency keys: {e}")))?;
+        out.push(e);
+        rest = next;
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// The whole state, in domain terms (see the module docs).
+    pub fn dump(&self) -> Result<Value> {
+        let mut sections: BTreeMap<&str, BTreeMap<String, Value>> = BTreeMap::new();
+        let mut put = |section: &'static str, name: String, v: Value| {
+            sections.entry(section).or_default().insert(name, v);
+        };
+        let pairs = self.scan(&[], |k, v| Ok((k.to_vec(), v.to_vec())))?;
+        for (k, v) in pairs {
+            let v = v.as_slice();
+            match k[0] {
+                key::MEMBER => {
+                    let m: MemberRec = dec("member", v)?;
+                    put("members", text(&k), to_json(&m));
+                }
+                key::CARD => put("cards", text(&k), to_json(&dec::<String>("card", v)?)),
+                key::PHONE => put("phones", text(&k), to_json(&dec::<String>("phone", v)?)),
+                key::TX => put("transactions", text(&k), to_json(&dec::<TxNote>("transaction", v)?)),
+                key::IDEM => {
+                    for e in bucket(v)? {
+                        let answer = json!({
+                            "request": e.request.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                            "seq": e.seq, "balance_after": e.balance_after, "count_after": e.count_after,
+                        });
+                        put("idempotency_keys", e.key, answer);
+                    }
+                }
+                key::COUPON => put("coupons", text(&k), to_json(&dec::<CouponState>("coupon", v)?)),
+                key::REWARD => put("rewards_used", text(&k), to_json(&dec::<i64>("reward", v)?)),
+                key::DAY => {
+                    let day = (u32::from_be_bytes(k[1..5].try_into().unwrap_or([0; 4])) ^ 0x8000_0000) as DayNo;
+                    put(
+                        "daily",
+                        day_date(day).to_string(),
+                        to_json(&dec::<Daily>("daily totals", v)?),
+                    );
+                }
+                key::NEGATIVE => put("negative_balances", text(&k), to_json(&dec::<i64>("balance", v)?)),
+                key::STALE => put("stale_members", text(&k), Value::Bool(true)),
+                key::RECORD => {
+                    let page: HashPage = dec("record hashes", v)?;
+                    let (name, _) = k[1..].split_at(k[1..].iter().position(|&b| b == 0).unwrap_or(k.len() - 1));
+                    for (seq, hash, held) in page.0 {
+                        let id = format!(
+                            "{}/{:016x}/{seq}",
+                            String::from_utf8_lossy(name),
+                            be_u64(&k[k.len() - 16..k.len() - 8])
+                        );
+                        let hash: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+                        put("hub_records", id, json!({"hash": hash, "held_in": held}));
+                    }
+                }
+                key::TERMINAL => {
+                    let t: HubTerminal = dec("terminal", v)?;
+                    put(
+                        "hub_terminals",
+                        format!("{}/{:016x}", t.terminal_id, t.epoch),
+                        to_json(&t),
+                    );
+                }
+                key::FEED => {
+                    let seq = be_u64(&k[1..9]);
+                    put(
+                        "hub_feed",
+                        format!("{seq:020}/{}", String::from_utf8_lossy(&k[9..])),
+                        Value::Null,
+                    );
+                }
+                key::FEED_POS => put(
+                    "hub_feed_positions",
+                    text(&k),
+                    to_json(&dec::<u64>("feed position", v)?),
+                ),
+                b'M' => {
+                    let name = String::from_utf8_lossy(&k).into_owned();
+                    let value = match k.as_slice() {
+                        key::LAYOUT => continue,
+                        key::APPLIED => to_json(&dec::<Applied>("applied position", v)?),
+                        key::IDENTITY => to_json(&dec::<(String, u64)>("identity", v)?),
+                        key::ACKED => to_json(&dec::<Acked>("acknowledgement", v)?),
+                        key::RULESET => to_json(&dec::<(String, u32)>("published ruleset", v)?),
+                        key::HUB_RULESET => to_json(&dec::<String>("hub ruleset", v)?),
+                        key::CURSOR => to_json(&dec::<u64>("cursor", v)?),
+                        _ => return Err(Error::internal(format!("state store: unknown key {name}"))),
+                    };
+                    put("position", name, value);
+                }
+                other => {
+                    return Err(Error::internal(format!(
+                        "state store: a key of unknown kind {:?}",
+                        other as char
+                    )))
+                }
+            }
+        }
+        Ok(to_json(&sections))
+    }
+}
