@@ -130,7 +130,7 @@ fn run_counted(engine: &Engine, ops: &[Op]) -> Ran {
     let mut coupons: Vec<(usize, String)> = Vec::new();
     let mut blocked = [false; 3];
     let mut clock = 0;
-    let mut count = |ok: bool, ran: &mut Ran| {
+    let count = |ok: bool, ran: &mut Ran| {
         if ok {
             ran.accepted += 1;
         } else {
