@@ -1,0 +1,855 @@
+use super::*;
+use chrono::NaiveDate;
+
+/// The ruleset example from shared/spec/rules.md, verbatim.
+const EXAMPLE: &str = r##"
+version = 1                          # recorded on every transaction it priced
+currency = "CNY"
+timezone = "Asia/Shanghai"
+excluded_categories = ["tobacco"]    # these lines get no member discount, no promotion,
+                                 # no coupon, earn nothing and do not count for tiers
+
+[earn]
+unit_minor = 100                     # one earn unit = 1.00
+points_per_unit = 1
+visit_bonus_points = 0               # added when the total paid >= visit_bonus_min_minor
+visit_bonus_min_minor = 0            # (and visit_bonus_points > 0)
+max_points_per_tx = 0                # 0 = no cap; the cap covers bonuses too
+[[earn.brackets]]                    # optional; stepped (marginal) rates on the earn base
+from_minor = 0                       # the first bracket starts at 0
+multiplier_bp = 10000
+[[earn.brackets]]
+from_minor = 50000
+multiplier_bp = 12000
+
+[[tiers]]                            # ascending; the first has qualify = 0
+name = "standard"
+qualify = 0                          # threshold of the tier metric over the window
+discount_bp = 0
+multiplier_bp = 10000
+[[tiers]]
+name = "silver"
+qualify = 100000
+discount_bp = 300
+multiplier_bp = 12500
+[[tiers]]
+name = "gold"
+qualify = 500000
+discount_bp = 500
+multiplier_bp = 15000
+
+[tier_policy]
+metric = "spend"                     # "spend" | "points" | "visits"
+window_days = 365                    # rolling window of local dates
+downgrade = "never"                  # "never" | "rolling"
+
+[redeem]
+points_per_unit = 100                # 100 points pay unit_minor
+unit_minor = 100                     # so here 1 point = 0.01
+min_points = 100
+max_share_bp = 5000                  # points pay at most 50 % of the amount due
+pin_required_from = 1000             # a redemption of >= this many points needs the PIN; 0 = never
+offline_cap_points = 2000            # per member, redemptions not yet acknowledged upstream
+
+[expiry]
+months = 12                          # 0 = points never expire
+
+[birthday]
+multiplier_bp = 20000
+scope = "day"                        # "day" | "month" (local calendar)
+
+[[campaigns]]
+id = "weekend-x2"
+starts = "2026-12-01T00:00:00"       # local time, inclusive
+ends = "2026-12-31T23:59:59"         # local time, inclusive
+weekdays = ["sat", "sun"]            # optional; empty or absent = every day
+tiers = []                           # optional; empty = every tier
+multiplier_bp = 20000
+bonus_points = 0
+
+[[promotions]]                       # spend-threshold discounts; the single best one applies
+id = "m100-10"
+min_minor = 10000
+off_minor = 1000
+# starts, ends, tiers: optional, same meaning as for campaigns
+
+[[coupon_types]]
+id = "welcome5"
+off_minor = 500                      # or off_bp = 1000 (exactly one of the two)
+min_minor = 3000
+valid_days = 30                      # from issue, local dates, inclusive
+
+[[rewards]]                          # catalog: redeemed for points, not for money
+sku = "mug"
+points = 500
+stock = 20                           # terminal-local stock"##;
+
+/// The shipped config; it must stay equivalent to the contract's example.
+const SHIPPED: &str = include_str!("../../../config/rules.toml");
+
+fn dt(s: &str) -> NaiveDateTime {
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").unwrap()
+}
+
+/// Replaces the first occurrence of `from`, which must be there (a silent no-op would
+/// make a refusal test pass for the wrong reason).
+fn rep(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "mutation anchor {from:?} not found");
+    text.replacen(from, to, 1)
+}
+
+/// Removes the first line that starts with `prefix`.
+fn drop_line(text: &str, prefix: &str) -> String {
+    let start = text
+        .find(&format!("\n{prefix}"))
+        .unwrap_or_else(|| panic!("line {prefix:?} not found"))
+        + 1;
+    let end = text[start..].find('\n').map_or(text.len(), |n| start + n + 1);
+    format!("{}{}", &text[..start], &text[end..])
+}
+
+/// Removes everything from `from` up to (not including) `until`.
+fn cut(text: &str, from: &str, until: &str) -> String {
+    let start = text.find(from).expect("cut start not found");
+    let end = start + text[start..].find(until).expect("cut end not found");
+    format!("{}{}", &text[..start], &text[end..])
+}
+
+fn append(text: &str, more: &str) -> String {
+    format!("{text}\n{more}\n")
+}
+
+fn parse(text: &str) -> Result<Ruleset, RulesetError> {
+    Ruleset::parse(text, "rules.toml")
+}
+
+fn window_all() -> Window {
+    Window {
+        starts: None,
+        ends: None,
+        weekdays: vec![],
+        tiers: vec![],
+    }
+}
+
+fn expected_example() -> Ruleset {
+    Ruleset {
+        version: 1,
+        currency: "CNY".into(),
+        timezone: chrono_tz::Asia::Shanghai,
+        excluded_categories: vec!["tobacco".into()],
+        earn: Earn {
+            unit_minor: 100,
+            points_per_unit: 1,
+            visit_bonus_points: 0,
+            visit_bonus_min_minor: 0,
+            max_points_per_tx: 0,
+            brackets: vec![
+                Bracket {
+                    from_minor: 0,
+                    multiplier_bp: 10000,
+                },
+                Bracket {
+                    from_minor: 50000,
+                    multiplier_bp: 12000,
+                },
+            ],
+        },
+        tiers: vec![
+            Tier {
+                name: "standard".into(),
+                qualify: 0,
+                discount_bp: 0,
+                multiplier_bp: 10000,
+            },
+            Tier {
+                name: "silver".into(),
+                qualify: 100000,
+                discount_bp: 300,
+                multiplier_bp: 12500,
+            },
+            Tier {
+                name: "gold".into(),
+                qualify: 500000,
+                discount_bp: 500,
+                multiplier_bp: 15000,
+            },
+        ],
+        tier_policy: TierPolicy {
+            metric: TierMetric::Spend,
+            window_days: 365,
+            downgrade: Downgrade::Never,
+        },
+        redeem: Redeem {
+            points_per_unit: 100,
+            unit_minor: 100,
+            min_points: 100,
+            max_share_bp: 5000,
+            pin_required_from: 1000,
+            offline_cap_points: 2000,
+        },
+        expiry: Expiry { months: 12 },
+        birthday: Some(Birthday {
+            multiplier_bp: 20000,
+            scope: BirthdayScope::Day,
+        }),
+        campaigns: vec![Campaign {
+            id: "weekend-x2".into(),
+            window: Window {
+                starts: Some(dt("2026-12-01T00:00:00")),
+                ends: Some(dt("2026-12-31T23:59:59")),
+                weekdays: vec![Weekday::Sat, Weekday::Sun],
+                tiers: vec![],
+            },
+            multiplier_bp: 20000,
+            bonus_points: 0,
+        }],
+        promotions: vec![Promotion {
+            id: "m100-10".into(),
+            window: window_all(),
+            min_minor: 10000,
+            off_minor: 1000,
+        }],
+        coupon_types: vec![CouponType {
+            id: "welcome5".into(),
+            value: CouponValue::OffMinor(500),
+            min_minor: 3000,
+            valid_days: 30,
+        }],
+        rewards: vec![Reward {
+            sku: "mug".into(),
+            points: 500,
+            stock: 20,
+        }],
+        fingerprint: Sha256::digest(EXAMPLE.as_bytes()).into(),
+    }
+}
+
+#[test]
+fn example_parses_to_expected_values() {
+    assert_eq!(parse(EXAMPLE).unwrap(), expected_example());
+}
+
+#[test]
+fn shipped_config_matches_example() {
+    let shipped = parse(SHIPPED).unwrap();
+    let example = expected_example();
+    assert_eq!(
+        shipped,
+        Ruleset {
+            fingerprint: shipped.fingerprint,
+            ..example.clone()
+        }
+    );
+    // Comments differ, so the fingerprints must too: the hash is of the text.
+    assert_ne!(shipped.fingerprint, example.fingerprint);
+}
+
+#[test]
+fn optional_parts_take_their_defaults() {
+    let text = r#"
+version = 3
+currency = "USD"
+timezone = "America/New_York"
+[earn]
+unit_minor = 100
+points_per_unit = 2
+[[tiers]]
+name = "member"
+qualify = 0
+discount_bp = 0
+multiplier_bp = 10000
+[tier_policy]
+metric = "visits"
+window_days = 1
+downgrade = "rolling"
+[redeem]
+points_per_unit = 1
+unit_minor = 1
+min_points = 0
+max_share_bp = 10000
+pin_required_from = 0
+offline_cap_points = 0
+[expiry]
+months = 0
+[[campaigns]]
+id = "bonus-only"
+bonus_points = 5
+[[campaigns]]
+id = "bare"
+[[promotions]]
+id = "p"
+min_minor = 0
+off_minor = 1
+[[coupon_types]]
+id = "ten-percent"
+off_bp = 1000
+min_minor = 0
+valid_days = 1
+[[rewards]]
+sku = "pen"
+points = 1
+stock = 0
+"#;
+    let r = parse(text).unwrap();
+    assert_eq!(r.version, 3);
+    assert_eq!(r.timezone, chrono_tz::America::New_York);
+    assert!(r.excluded_categories.is_empty());
+    assert_eq!(
+        r.earn,
+        Earn {
+            unit_minor: 100,
+            points_per_unit: 2,
+            visit_bonus_points: 0,
+            visit_bonus_min_minor: 0,
+            max_points_per_tx: 0,
+            brackets: vec![Bracket {
+                from_minor: 0,
+                multiplier_bp: 10000
+            }],
+        }
+    );
+    assert_eq!(r.tier_policy.metric, TierMetric::Visits);
+    assert_eq!(r.tier_policy.downgrade, Downgrade::Rolling);
+    assert_eq!(r.expiry.months, 0);
+    assert_eq!(r.birthday, None);
+    assert_eq!(
+        r.campaigns,
+        vec![
+            Campaign {
+                id: "bonus-only".into(),
+                window: window_all(),
+                multiplier_bp: 10000,
+                bonus_points: 5,
+            },
+            Campaign {
+                id: "bare".into(),
+                window: window_all(),
+                multiplier_bp: 10000,
+                bonus_points: 0,
+            },
+        ]
+    );
+    assert_eq!(r.promotions[0].window, window_all());
+    assert_eq!(r.coupon_types[0].value, CouponValue::OffBp(1000));
+    assert_eq!(r.rewards[0].stock, 0);
+}
+
+#[test]
+fn other_accepted_values() {
+    let r = parse(&rep(EXAMPLE, r#"scope = "day""#, r#"scope = "month""#)).unwrap();
+    assert_eq!(r.birthday.unwrap().scope, BirthdayScope::Month);
+    let r = parse(&rep(EXAMPLE, r#"metric = "spend""#, r#"metric = "points""#)).unwrap();
+    assert_eq!(r.tier_policy.metric, TierMetric::Points);
+    // A window may be a single instant, and off_bp may take everything.
+    let text = rep(EXAMPLE, "2026-12-31T23:59:59", "2026-12-01T00:00:00");
+    let text = rep(&text, "off_minor = 500 ", "off_bp = 10000 ");
+    let r = parse(&text).unwrap();
+    assert_eq!(r.campaigns[0].window.ends, Some(dt("2026-12-01T00:00:00")));
+    assert_eq!(r.coupon_types[0].value, CouponValue::OffBp(10000));
+    let text = rep(EXAMPLE, "tiers = []", r#"tiers = ["silver", "gold"]"#);
+    let r = parse(&text).unwrap();
+    assert_eq!(r.campaigns[0].window.tiers, vec!["silver", "gold"]);
+}
+
+type Mutation = fn(&str) -> String;
+
+/// One row per validation rule: (expected field path, fragment of the reason, mutation of
+/// the example). Each mutation breaks exactly one thing.
+const REFUSED: &[(&str, &str, Mutation)] = &[
+    // TOML syntax
+    ("(syntax)", "line 2, column 11", |t| {
+        rep(t, "version = 1", "version = = 1")
+    }),
+    ("earn.unit_minor", "duplicate key", |t| {
+        rep(t, "unit_minor = 100", "unit_minor = 100\nunit_minor = 100")
+    }),
+    // unknown fields, everywhere
+    ("colour", "unknown field", |t| {
+        rep(t, "currency =", "colour = 1\ncurrency =")
+    }),
+    ("extras", "unknown field", |t| append(t, "[extras]\nx = 1")),
+    ("earn.bogus", "unknown field", |t| {
+        rep(t, "[earn]\n", "[earn]\nbogus = 1\n")
+    }),
+    ("earn.brackets[1].bogus", "unknown field", |t| {
+        rep(t, "multiplier_bp = 12000", "multiplier_bp = 12000\nbogus = 1")
+    }),
+    ("tiers[2].bogus", "unknown field", |t| {
+        rep(t, "multiplier_bp = 15000", "multiplier_bp = 15000\nbogus = 1")
+    }),
+    ("tier_policy.bogus", "unknown field", |t| {
+        rep(t, "[tier_policy]\n", "[tier_policy]\nbogus = 1\n")
+    }),
+    ("redeem.bogus", "unknown field", |t| {
+        rep(t, "[redeem]\n", "[redeem]\nbogus = 1\n")
+    }),
+    ("expiry.bogus", "unknown field", |t| {
+        rep(t, "[expiry]\n", "[expiry]\nbogus = 1\n")
+    }),
+    ("birthday.bogus", "unknown field", |t| {
+        rep(t, "[birthday]\n", "[birthday]\nbogus = 1\n")
+    }),
+    ("campaigns[0].bogus", "unknown field", |t| {
+        rep(t, "id = \"weekend-x2\"\n", "id = \"weekend-x2\"\nbogus = 1\n")
+    }),
+    ("promotions[0].bogus", "unknown field", |t| {
+        rep(t, "id = \"m100-10\"\n", "id = \"m100-10\"\nbogus = 1\n")
+    }),
+    ("coupon_types[0].bogus", "unknown field", |t| {
+        rep(t, "id = \"welcome5\"\n", "id = \"welcome5\"\nbogus = 1\n")
+    }),
+    ("rewards[0].bogus", "unknown field", |t| {
+        rep(t, "sku = \"mug\"\n", "sku = \"mug\"\nbogus = 1\n")
+    }),
+    // missing required keys and sections
+    ("version", "missing", |t| drop_line(t, "version =")),
+    ("currency", "missing", |t| drop_line(t, "currency =")),
+    ("timezone", "missing", |t| drop_line(t, "timezone =")),
+    ("earn", "missing", |t| cut(t, "[earn]", "[[tiers]]")),
+    ("tiers", "missing", |t| cut(t, "[[tiers]]", "[tier_policy]")),
+    ("tier_policy", "missing", |t| cut(t, "[tier_policy]", "[redeem]")),
+    ("redeem", "missing", |t| cut(t, "[redeem]", "[expiry]")),
+    ("expiry", "missing", |t| cut(t, "[expiry]", "[birthday]")),
+    ("earn.unit_minor", "missing", |t| drop_line(t, "unit_minor = 100  ")),
+    ("earn.points_per_unit", "missing", |t| {
+        drop_line(t, "points_per_unit = 1\n")
+    }),
+    ("earn.brackets[0].multiplier_bp", "missing", |t| {
+        drop_line(t, "multiplier_bp = 10000")
+    }),
+    ("earn.brackets[1].from_minor", "missing", |t| {
+        drop_line(t, "from_minor = 50000")
+    }),
+    ("tiers[0].name", "missing", |t| drop_line(t, "name = \"standard\"")),
+    ("tiers[1].discount_bp", "missing", |t| drop_line(t, "discount_bp = 300")),
+    ("tiers[2].qualify", "missing", |t| drop_line(t, "qualify = 500000")),
+    ("tier_policy.metric", "missing", |t| drop_line(t, "metric =")),
+    ("tier_policy.window_days", "missing", |t| drop_line(t, "window_days =")),
+    ("tier_policy.downgrade", "missing", |t| drop_line(t, "downgrade =")),
+    ("redeem.points_per_unit", "missing", |t| {
+        drop_line(t, "points_per_unit = 100")
+    }),
+    ("redeem.unit_minor", "missing", |t| {
+        drop_line(t, "unit_minor = 100                     # so here")
+    }),
+    ("redeem.min_points", "missing", |t| drop_line(t, "min_points =")),
+    ("redeem.max_share_bp", "missing", |t| drop_line(t, "max_share_bp =")),
+    ("redeem.pin_required_from", "missing", |t| {
+        drop_line(t, "pin_required_from =")
+    }),
+    ("redeem.offline_cap_points", "missing", |t| {
+        drop_line(t, "offline_cap_points =")
+    }),
+    ("expiry.months", "missing", |t| drop_line(t, "months =")),
+    ("birthday.multiplier_bp", "missing", |t| {
+        drop_line(t, "multiplier_bp = 20000")
+    }),
+    ("birthday.scope", "missing", |t| drop_line(t, "scope =")),
+    ("campaigns[0].id", "missing", |t| drop_line(t, "id = \"weekend-x2\"")),
+    ("promotions[0].id", "missing", |t| drop_line(t, "id = \"m100-10\"")),
+    ("promotions[0].min_minor", "missing", |t| {
+        drop_line(t, "min_minor = 10000")
+    }),
+    ("promotions[0].off_minor", "missing", |t| {
+        drop_line(t, "off_minor = 1000\n")
+    }),
+    ("coupon_types[0].id", "missing", |t| drop_line(t, "id = \"welcome5\"")),
+    ("coupon_types[0].min_minor", "missing", |t| {
+        drop_line(t, "min_minor = 3000")
+    }),
+    ("coupon_types[0].valid_days", "missing", |t| {
+        drop_line(t, "valid_days =")
+    }),
+    ("rewards[0].sku", "missing", |t| drop_line(t, "sku =")),
+    ("rewards[0].points", "missing", |t| drop_line(t, "points = 500")),
+    ("rewards[0].stock", "missing", |t| drop_line(t, "stock =")),
+    // wrong types: floats and strings where integers belong, and the like
+    ("version", "invalid type", |t| rep(t, "version = 1", "version = \"1\"")),
+    (
+        "tiers[1].discount_bp",
+        "floating point `3.5`, expected a whole number",
+        |t| rep(t, "discount_bp = 300", "discount_bp = 3.5"),
+    ),
+    ("earn.unit_minor", "floating point", |t| {
+        rep(t, "unit_minor = 100", "unit_minor = 1.0")
+    }),
+    ("excluded_categories", "invalid type", |t| {
+        rep(t, "[\"tobacco\"]", "\"tobacco\"")
+    }),
+    ("excluded_categories[0]", "invalid type", |t| {
+        rep(t, "[\"tobacco\"]", "[1]")
+    }),
+    ("campaigns[0].weekdays", "invalid type", |t| {
+        rep(t, "[\"sat\", \"sun\"]", "\"sat\"")
+    }),
+    ("campaigns[0].weekdays[1]", "invalid type", |t| {
+        rep(t, "[\"sat\", \"sun\"]", "[\"sat\", 7]")
+    }),
+    ("earn.brackets[0]", "expected a table", |t| {
+        rep(
+            &cut(t, "[[earn.brackets]]", "[[tiers]]"),
+            "max_points_per_tx = 0",
+            "brackets = [5]\nmax_points_per_tx = 0",
+        )
+    }),
+    ("campaigns[0].starts", "quoted strings", |t| {
+        rep(t, "\"2026-12-01T00:00:00\"", "2026-12-01T00:00:00")
+    }),
+    // version, currency, timezone
+    ("version", "greater than 0", |t| rep(t, "version = 1", "version = 0")),
+    ("version", "greater than 0", |t| rep(t, "version = 1", "version = -1")),
+    ("version", "too large", |t| {
+        rep(t, "version = 1", "version = 4294967296")
+    }),
+    ("currency", "3 upper-case", |t| rep(t, "\"CNY\"", "\"cny\"")),
+    ("currency", "3 upper-case", |t| rep(t, "\"CNY\"", "\"CNYY\"")),
+    ("currency", "3 upper-case", |t| rep(t, "\"CNY\"", "\"C1Y\"")),
+    ("timezone", "unknown IANA", |t| rep(t, "Asia/Shanghai", "Mars/Olympus")),
+    ("timezone", "unknown IANA", |t| rep(t, "Asia/Shanghai", "asia/shanghai")),
+    // excluded categories
+    ("excluded_categories[1]", "duplicate", |t| {
+        rep(t, "[\"tobacco\"]", "[\"tobacco\", \"tobacco\"]")
+    }),
+    ("excluded_categories[0]", "empty", |t| rep(t, "[\"tobacco\"]", "[\"\"]")),
+    // earn
+    ("earn.unit_minor", "greater than 0", |t| {
+        rep(t, "unit_minor = 100", "unit_minor = 0")
+    }),
+    ("earn.points_per_unit", "greater than 0", |t| {
+        rep(t, "points_per_unit = 1\n", "points_per_unit = 0\n")
+    }),
+    ("earn.visit_bonus_points", "negative", |t| {
+        rep(t, "visit_bonus_points = 0", "visit_bonus_points = -1")
+    }),
+    ("earn.visit_bonus_min_minor", "negative", |t| {
+        rep(t, "visit_bonus_min_minor = 0", "visit_bonus_min_minor = -1")
+    }),
+    ("earn.max_points_per_tx", "negative", |t| {
+        rep(t, "max_points_per_tx = 0", "max_points_per_tx = -1")
+    }),
+    ("earn.brackets", "at least one", |t| {
+        rep(
+            &cut(t, "[[earn.brackets]]", "[[tiers]]"),
+            "max_points_per_tx = 0",
+            "brackets = []\nmax_points_per_tx = 0",
+        )
+    }),
+    ("earn.brackets[0].from_minor", "start at 0", |t| {
+        rep(t, "from_minor = 0 ", "from_minor = 100 ")
+    }),
+    ("earn.brackets[0].from_minor", "negative", |t| {
+        rep(t, "from_minor = 0 ", "from_minor = -1 ")
+    }),
+    ("earn.brackets[1].from_minor", "ascending", |t| {
+        rep(t, "from_minor = 50000", "from_minor = 0")
+    }),
+    ("earn.brackets[2].from_minor", "ascending", |t| {
+        rep(
+            t,
+            "multiplier_bp = 12000",
+            "multiplier_bp = 12000\n[[earn.brackets]]\nfrom_minor = 40000\nmultiplier_bp = 15000",
+        )
+    }),
+    ("earn.brackets[1].multiplier_bp", "greater than 0", |t| {
+        rep(t, "multiplier_bp = 12000", "multiplier_bp = 0")
+    }),
+    ("earn.brackets[1].multiplier_bp", "greater than 0", |t| {
+        rep(t, "multiplier_bp = 12000", "multiplier_bp = -12000")
+    }),
+    // tiers
+    ("tiers", "at least one tier", |t| {
+        rep(
+            &cut(t, "[[tiers]]", "[tier_policy]"),
+            "version = 1",
+            "tiers = []\nversion = 1",
+        )
+    }),
+    ("tiers[0].qualify", "first tier", |t| {
+        rep(t, "qualify = 0 ", "qualify = 1 ")
+    }),
+    ("tiers[2].qualify", "ascending", |t| {
+        rep(t, "qualify = 500000", "qualify = 100000")
+    }),
+    ("tiers[2].qualify", "ascending", |t| {
+        rep(t, "qualify = 500000", "qualify = 50000")
+    }),
+    ("tiers[1].qualify", "negative", |t| {
+        rep(t, "qualify = 100000", "qualify = -100000")
+    }),
+    ("tiers[2].name", "duplicate", |t| {
+        rep(t, "name = \"gold\"", "name = \"silver\"")
+    }),
+    ("tiers[2].name", "empty", |t| rep(t, "name = \"gold\"", "name = \"\"")),
+    ("tiers[1].discount_bp", "at most 10000", |t| {
+        rep(t, "discount_bp = 300", "discount_bp = 10001")
+    }),
+    ("tiers[1].discount_bp", "negative", |t| {
+        rep(t, "discount_bp = 300", "discount_bp = -1")
+    }),
+    ("tiers[2].multiplier_bp", "greater than 0", |t| {
+        rep(t, "multiplier_bp = 15000", "multiplier_bp = 0")
+    }),
+    ("tiers[2].multiplier_bp", "greater than 0", |t| {
+        rep(t, "multiplier_bp = 15000", "multiplier_bp = -15000")
+    }),
+    // tier policy
+    ("tier_policy.metric", "unknown metric", |t| {
+        rep(t, "\"spend\"", "\"revenue\"")
+    }),
+    ("tier_policy.metric", "unknown metric", |t| {
+        rep(t, "\"spend\"", "\"Spend\"")
+    }),
+    ("tier_policy.window_days", "greater than 0", |t| {
+        rep(t, "window_days = 365", "window_days = 0")
+    }),
+    ("tier_policy.window_days", "greater than 0", |t| {
+        rep(t, "window_days = 365", "window_days = -365")
+    }),
+    ("tier_policy.downgrade", "unknown downgrade", |t| {
+        rep(t, "\"never\"", "\"sometimes\"")
+    }),
+    // redeem
+    ("redeem.points_per_unit", "greater than 0", |t| {
+        rep(t, "points_per_unit = 100", "points_per_unit = 0")
+    }),
+    ("redeem.unit_minor", "greater than 0", |t| {
+        rep(t, "unit_minor = 100                     # so", "unit_minor = 0 # so")
+    }),
+    ("redeem.min_points", "negative", |t| {
+        rep(t, "min_points = 100", "min_points = -100")
+    }),
+    ("redeem.max_share_bp", "at most 10000", |t| {
+        rep(t, "max_share_bp = 5000", "max_share_bp = 10001")
+    }),
+    ("redeem.max_share_bp", "negative", |t| {
+        rep(t, "max_share_bp = 5000", "max_share_bp = -5000")
+    }),
+    ("redeem.pin_required_from", "negative", |t| {
+        rep(t, "pin_required_from = 1000", "pin_required_from = -1")
+    }),
+    ("redeem.offline_cap_points", "negative", |t| {
+        rep(t, "offline_cap_points = 2000", "offline_cap_points = -1")
+    }),
+    // expiry and birthday
+    ("expiry.months", "negative", |t| rep(t, "months = 12", "months = -12")),
+    ("birthday.multiplier_bp", "greater than 0", |t| {
+        rep(t, "multiplier_bp = 20000", "multiplier_bp = 0")
+    }),
+    ("birthday.scope", "unknown scope", |t| rep(t, "\"day\"", "\"week\"")),
+    // campaigns
+    ("campaigns[0].starts", "YYYY-MM-DDTHH:MM:SS", |t| {
+        rep(t, "2026-12-01T00:00:00", "2026-12-01 00:00:00")
+    }),
+    ("campaigns[0].starts", "YYYY-MM-DDTHH:MM:SS", |t| {
+        rep(t, "2026-12-01T00:00:00", "2026-12-1T00:00:00")
+    }),
+    ("campaigns[0].starts", "YYYY-MM-DDTHH:MM:SS", |t| {
+        rep(t, "2026-12-01T00:00:00", "2026-02-30T00:00:00")
+    }),
+    ("campaigns[0].starts", "YYYY-MM-DDTHH:MM:SS", |t| {
+        rep(t, "2026-12-01T00:00:00", "2026-12-01T24:00:00")
+    }),
+    ("campaigns[0].starts", "YYYY-MM-DDTHH:MM:SS", |t| {
+        rep(t, "2026-12-01T00:00:00", "2026-12-01T00:00:00Z")
+    }),
+    ("campaigns[0].ends", "YYYY-MM-DDTHH:MM:SS", |t| {
+        rep(t, "2026-12-31T23:59:59", "2026-12-31T23:59:60")
+    }),
+    ("campaigns[0].ends", "before starts", |t| {
+        rep(t, "2026-12-31T23:59:59", "2026-11-30T23:59:59")
+    }),
+    ("campaigns[0].weekdays[0]", "unknown weekday", |t| {
+        rep(t, "[\"sat\", \"sun\"]", "[\"saturday\"]")
+    }),
+    ("campaigns[0].weekdays[1]", "unknown weekday", |t| {
+        rep(t, "[\"sat\", \"sun\"]", "[\"sat\", \"Sun\"]")
+    }),
+    ("campaigns[0].weekdays[1]", "duplicate", |t| {
+        rep(t, "[\"sat\", \"sun\"]", "[\"sat\", \"sat\"]")
+    }),
+    ("campaigns[0].tiers[0]", "unknown tier", |t| {
+        rep(t, "tiers = []", "tiers = [\"platinum\"]")
+    }),
+    ("campaigns[0].tiers[1]", "duplicate", |t| {
+        rep(t, "tiers = []", "tiers = [\"gold\", \"gold\"]")
+    }),
+    ("campaigns[0].multiplier_bp", "greater than 0", |t| {
+        rep(t, "multiplier_bp = 20000\nbonus", "multiplier_bp = 0\nbonus")
+    }),
+    ("campaigns[0].bonus_points", "negative", |t| {
+        rep(t, "\nbonus_points = 0", "\nbonus_points = -1")
+    }),
+    ("campaigns[0].id", "empty", |t| rep(t, "\"weekend-x2\"", "\"\"")),
+    ("campaigns[1].id", "duplicate", |t| {
+        append(t, "[[campaigns]]\nid = \"weekend-x2\"")
+    }),
+    // promotions
+    ("promotions[0].min_minor", "negative", |t| {
+        rep(t, "min_minor = 10000", "min_minor = -1")
+    }),
+    ("promotions[0].off_minor", "greater than 0", |t| {
+        rep(t, "off_minor = 1000\n", "off_minor = 0\n")
+    }),
+    ("promotions[0].off_minor", "greater than 0", |t| {
+        rep(t, "off_minor = 1000\n", "off_minor = -1000\n")
+    }),
+    ("promotions[0].tiers[0]", "unknown tier", |t| {
+        rep(t, "off_minor = 1000\n", "tiers = [\"vip\"]\noff_minor = 1000\n")
+    }),
+    ("promotions[0].starts", "YYYY-MM-DDTHH:MM:SS", |t| {
+        rep(t, "off_minor = 1000\n", "starts = \"tomorrow\"\noff_minor = 1000\n")
+    }),
+    ("promotions[0].ends", "before starts", |t| {
+        rep(
+            t,
+            "off_minor = 1000\n",
+            "starts = \"2026-01-02T00:00:00\"\nends = \"2026-01-01T23:59:59\"\noff_minor = 1000\n",
+        )
+    }),
+    ("promotions[0].weekdays[0]", "unknown weekday", |t| {
+        rep(t, "off_minor = 1000\n", "weekdays = [\"fr\"]\noff_minor = 1000\n")
+    }),
+    ("promotions[1].id", "duplicate", |t| {
+        append(t, "[[promotions]]\nid = \"m100-10\"\nmin_minor = 1\noff_minor = 1")
+    }),
+    // coupon types
+    ("coupon_types[0]", "both", |t| {
+        rep(t, "off_minor = 500 ", "off_bp = 1000\noff_minor = 500 ")
+    }),
+    ("coupon_types[0]", "neither", |t| drop_line(t, "off_minor = 500 ")),
+    ("coupon_types[0].off_minor", "greater than 0", |t| {
+        rep(t, "off_minor = 500 ", "off_minor = 0 ")
+    }),
+    ("coupon_types[0].off_minor", "greater than 0", |t| {
+        rep(t, "off_minor = 500 ", "off_minor = -500 ")
+    }),
+    ("coupon_types[0].off_bp", "greater than 0", |t| {
+        rep(t, "off_minor = 500 ", "off_bp = 0 ")
+    }),
+    ("coupon_types[0].off_bp", "at most 10000", |t| {
+        rep(t, "off_minor = 500 ", "off_bp = 10001 ")
+    }),
+    ("coupon_types[0].min_minor", "negative", |t| {
+        rep(t, "min_minor = 3000", "min_minor = -3000")
+    }),
+    ("coupon_types[0].valid_days", "greater than 0", |t| {
+        rep(t, "valid_days = 30", "valid_days = 0")
+    }),
+    ("coupon_types[1].id", "duplicate", |t| {
+        append(
+            t,
+            "[[coupon_types]]\nid = \"welcome5\"\noff_bp = 1\nmin_minor = 0\nvalid_days = 1",
+        )
+    }),
+    // rewards
+    ("rewards[0].points", "greater than 0", |t| {
+        rep(t, "points = 500", "points = 0")
+    }),
+    ("rewards[0].points", "greater than 0", |t| {
+        rep(t, "points = 500", "points = -500")
+    }),
+    ("rewards[0].stock", "negative", |t| rep(t, "stock = 20", "stock = -1")),
+    ("rewards[0].sku", "empty", |t| rep(t, "\"mug\"", "\"\"")),
+    ("rewards[1].sku", "duplicate", |t| {
+        append(t, "[[rewards]]\nsku = \"mug\"\npoints = 1\nstock = 0")
+    }),
+];
+
+#[test]
+fn refusals_name_the_field() {
+    let mut failures = Vec::new();
+    for (i, (field, reason, mutate)) in REFUSED.iter().enumerate() {
+        let text = mutate(EXAMPLE);
+        match parse(&text) {
+            Ok(_) => failures.push(format!("#{i} ({field}): accepted")),
+            Err(e) => {
+                if e.file != "rules.toml" || e.field != *field || !e.reason.contains(reason) {
+                    failures.push(format!(
+                        "#{i}: wanted {field} / ...{reason}..., got {} / {}",
+                        e.field, e.reason
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn error_display_names_file_field_and_reason() {
+    let e = parse(&rep(EXAMPLE, "discount_bp = 300", "discount_bp = 10001")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "rules.toml: tiers[1].discount_bp: must be at most 10000 (got 10001)"
+    );
+}
+
+#[test]
+fn load_reads_the_file_and_fingerprints_its_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.toml");
+    std::fs::write(&path, EXAMPLE).unwrap();
+    let r = Ruleset::load(&path).unwrap();
+    assert_eq!(r, expected_example());
+    let expected: [u8; 32] = Sha256::digest(std::fs::read(&path).unwrap()).into();
+    assert_eq!(r.fingerprint, expected);
+
+    // Any change to the text, even a comment, changes the fingerprint.
+    let r2 = Ruleset::parse(&format!("{EXAMPLE}# edited\n"), "x").unwrap();
+    assert_ne!(r2.fingerprint, r.fingerprint);
+
+    std::fs::write(&path, rep(EXAMPLE, "months = 12", "months = -1")).unwrap();
+    let e = Ruleset::load(&path).unwrap_err();
+    assert_eq!(e.file, path.display().to_string());
+    assert_eq!(e.field, "expiry.months");
+
+    let missing = dir.path().join("nope.toml");
+    let e = Ruleset::load(&missing).unwrap_err();
+    assert_eq!(e.file, missing.display().to_string());
+    assert_eq!(e.field, "(file)");
+}
+
+#[test]
+fn lookups() {
+    let r = parse(EXAMPLE).unwrap();
+    assert_eq!(r.tier("silver").unwrap().discount_bp, 300);
+    assert!(r.tier("Silver").is_none());
+    assert_eq!(r.coupon_type("welcome5").unwrap().min_minor, 3000);
+    assert!(r.coupon_type("welcome6").is_none());
+    assert_eq!(r.reward("mug").unwrap().points, 500);
+    assert!(r.reward("cup").is_none());
+    assert!(r.is_excluded("tobacco"));
+    assert!(!r.is_excluded("grocery"));
+}
+
+#[test]
+fn window_open_at() {
+    let r = parse(EXAMPLE).unwrap();
+    let w = &r.campaigns[0].window;
+    // Worked example 2: Saturday 2026-12-05 11:00 is inside; example 1's Tuesday is not.
+    assert!(w.open_at(dt("2026-12-05T11:00:00"), "gold"));
+    assert!(!w.open_at(dt("2026-11-24T10:00:00"), "standard"));
+    // Weekday filter inside the date range: Tuesday 2026-12-08.
+    assert!(!w.open_at(dt("2026-12-08T11:00:00"), "gold"));
+    // Both ends inclusive (2026-12-31 is a Thursday, so test the end on a weekend-only
+    // copy without the weekday limit).
+    let mut all_days = w.clone();
+    all_days.weekdays.clear();
+    assert!(all_days.open_at(dt("2026-12-01T00:00:00"), "standard"));
+    assert!(all_days.open_at(dt("2026-12-31T23:59:59"), "standard"));
+    let last_second = NaiveDate::from_ymd_opt(2026, 12, 31)
+        .unwrap()
+        .and_hms_milli_opt(23, 59, 59, 999)
+        .unwrap();
+    assert!(all_days.open_at(last_second, "standard"));
+    assert!(!all_days.open_at(dt("2027-01-01T00:00:00"), "standard"));
+    assert!(!all_days.open_at(dt("2026-11-30T23:59:59"), "standard"));
+    // Tier filter.
+    let mut gold_only = all_days.clone();
+    gold_only.tiers = vec!["gold".into()];
+    assert!(gold_only.open_at(dt("2026-12-02T12:00:00"), "gold"));
+    assert!(!gold_only.open_at(dt("2026-12-02T12:00:00"), "silver"));
+    // No limits at all: always open.
+    assert!(window_all().open_at(dt("1999-01-01T00:00:00"), "anyone"));
+}
