@@ -24,6 +24,13 @@ const ONE_X_BP: i64 = 10_000;
 /// The largest multiplier a ruleset may set (100x).
 pub const MAX_MULTIPLIER_BP: i64 = 1_000_000;
 
+/// The most bonus points one campaign or the visit bonus may give: with every campaign
+/// of a ruleset adding its bonus, a sale's points stay far inside i64.
+pub const MAX_BONUS_POINTS: i64 = 1_000_000;
+
+/// The longest a coupon may be valid (about 100 years): day arithmetic stays in range.
+pub const MAX_VALID_DAYS: i64 = 36_600;
+
 /// A validated ruleset. Every value in here has passed the checks in [`Ruleset::parse`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ruleset {

@@ -754,6 +754,20 @@ const REFUSED: &[(&str, &str, Mutation)] = &[
     ("rewards[1].sku", "duplicate", |t| {
         append(t, "[[rewards]]\nsku = \"mug\"\npoints = 1\nstock = 0")
     }),
+    // values bounded so that sums and day arithmetic cannot overflow
+    ("campaigns[0].bonus_points", "at most 1000000", |t| {
+        rep(t, "\nbonus_points = 0", "\nbonus_points = 1000001")
+    }),
+    ("earn.visit_bonus_points", "at most 1000000", |t| {
+        rep(
+            t,
+            "visit_bonus_points = 0 ",
+            "visit_bonus_points = 9223372036854775807 ",
+        )
+    }),
+    ("coupon_types[0].valid_days", "at most 36600", |t| {
+        rep(t, "valid_days = 30", "valid_days = 2147483647")
+    }),
 ];
 
 #[test]

@@ -153,6 +153,15 @@ impl Cx<'_> {
         Ok(value)
     }
 
+    /// `min..=max`, for values whose sums or date arithmetic must stay far from overflow.
+    fn within(&self, value: i64, min: i64, max: i64, field: &str) -> Res<i64> {
+        self.at_least(value, min, field)?;
+        if value > max {
+            return Err(self.err(field, format!("must be at most {max} (got {value})")));
+        }
+        Ok(value)
+    }
+
     fn u32_at_least(&self, value: i64, min: i64, field: &str) -> Res<u32> {
         self.at_least(value, min, field)?;
         u32::try_from(value).map_err(|_| self.err(field, format!("is too large (got {value})")))
@@ -423,7 +432,7 @@ fn validate_earn(cx: &Cx, raw: RawEarn) -> Res<Earn> {
     // Checked in file order, so the first error reported is the first one in the file.
     let unit_minor = cx.positive(raw.unit_minor, "earn.unit_minor")?;
     let points_per_unit = cx.positive(raw.points_per_unit, "earn.points_per_unit")?;
-    let visit_bonus_points = cx.non_negative(raw.visit_bonus_points, "earn.visit_bonus_points")?;
+    let visit_bonus_points = cx.within(raw.visit_bonus_points, 0, MAX_BONUS_POINTS, "earn.visit_bonus_points")?;
     let visit_bonus_min_minor = cx.non_negative(raw.visit_bonus_min_minor, "earn.visit_bonus_min_minor")?;
     let max_points_per_tx = cx.non_negative(raw.max_points_per_tx, "earn.max_points_per_tx")?;
     let brackets = match raw.brackets {
@@ -517,114 +526,128 @@ fn validate_tiers(cx: &Cx, values: Vec<toml::Value>) -> Res<Vec<Tier>> {
     Ok(tiers)
 }
 
-fn validate_campaigns(cx: &Cx, values: Vec<toml::Value>, tiers: &[Tier]) -> Res<Vec<Campaign>> {
-    let mut out: Vec<Campaign> = Vec::with_capacity(values.len());
+/// A list of tables looked up by a key of theirs (`id`, or `sku` for rewards): each
+/// item is read at `section[i]` and built by `build`, and a key seen before is refused.
+fn keyed_tables<R: DeserializeOwned, T>(
+    cx: &Cx,
+    section: &str,
+    key: &str,
+    values: Vec<toml::Value>,
+    key_of: impl Fn(&T) -> &str,
+    mut build: impl FnMut(R, &str) -> Res<T>,
+) -> Res<Vec<T>> {
+    let mut out: Vec<T> = Vec::with_capacity(values.len());
     for (i, value) in values.into_iter().enumerate() {
-        let path = format!("campaigns[{i}]");
-        let raw: RawCampaign = cx.de(value, &path)?;
-        let id_field = format!("{path}.id");
-        let id = cx.name(raw.id, &id_field)?;
-        if out.iter().any(|c| c.id == id) {
-            return Err(cx.err(&id_field, format!("duplicate value \"{id}\"")));
+        let path = format!("{section}[{i}]");
+        let item = build(cx.de(value, &path)?, &path)?;
+        if let Some(dup) = out.iter().map(&key_of).find(|k| *k == key_of(&item)) {
+            return Err(cx.err(format!("{path}.{key}"), format!("duplicate value \"{dup}\"")));
         }
-        let window = RawWindow {
-            starts: raw.starts,
-            ends: raw.ends,
-            weekdays: raw.weekdays,
-            tiers: raw.tiers,
-        };
-        out.push(Campaign {
-            window: cx.window(window, &path, tiers)?,
-            multiplier_bp: cx.multiplier(raw.multiplier_bp, &format!("{path}.multiplier_bp"))?,
-            bonus_points: cx.non_negative(raw.bonus_points, &format!("{path}.bonus_points"))?,
-            id,
-        });
+        out.push(item);
     }
     Ok(out)
+}
+
+fn validate_campaigns(cx: &Cx, values: Vec<toml::Value>, tiers: &[Tier]) -> Res<Vec<Campaign>> {
+    keyed_tables(
+        cx,
+        "campaigns",
+        "id",
+        values,
+        |c: &Campaign| &c.id,
+        |raw: RawCampaign, path| {
+            let id = cx.name(raw.id, &format!("{path}.id"))?;
+            let window = RawWindow {
+                starts: raw.starts,
+                ends: raw.ends,
+                weekdays: raw.weekdays,
+                tiers: raw.tiers,
+            };
+            Ok(Campaign {
+                window: cx.window(window, path, tiers)?,
+                multiplier_bp: cx.multiplier(raw.multiplier_bp, &format!("{path}.multiplier_bp"))?,
+                bonus_points: cx.within(raw.bonus_points, 0, MAX_BONUS_POINTS, &format!("{path}.bonus_points"))?,
+                id,
+            })
+        },
+    )
 }
 
 fn validate_promotions(cx: &Cx, values: Vec<toml::Value>, tiers: &[Tier]) -> Res<Vec<Promotion>> {
-    let mut out: Vec<Promotion> = Vec::with_capacity(values.len());
-    for (i, value) in values.into_iter().enumerate() {
-        let path = format!("promotions[{i}]");
-        let raw: RawPromotion = cx.de(value, &path)?;
-        let id_field = format!("{path}.id");
-        let id = cx.name(raw.id, &id_field)?;
-        if out.iter().any(|p| p.id == id) {
-            return Err(cx.err(&id_field, format!("duplicate value \"{id}\"")));
-        }
-        let window = RawWindow {
-            starts: raw.starts,
-            ends: raw.ends,
-            weekdays: raw.weekdays,
-            tiers: raw.tiers,
-        };
-        out.push(Promotion {
-            window: cx.window(window, &path, tiers)?,
-            min_minor: cx.non_negative(raw.min_minor, &format!("{path}.min_minor"))?,
-            // A promotion that takes nothing off can only be a typo.
-            off_minor: cx.positive(raw.off_minor, &format!("{path}.off_minor"))?,
-            id,
-        });
-    }
-    Ok(out)
+    keyed_tables(
+        cx,
+        "promotions",
+        "id",
+        values,
+        |p: &Promotion| &p.id,
+        |raw: RawPromotion, path| {
+            let id = cx.name(raw.id, &format!("{path}.id"))?;
+            let window = RawWindow {
+                starts: raw.starts,
+                ends: raw.ends,
+                weekdays: raw.weekdays,
+                tiers: raw.tiers,
+            };
+            Ok(Promotion {
+                window: cx.window(window, path, tiers)?,
+                min_minor: cx.non_negative(raw.min_minor, &format!("{path}.min_minor"))?,
+                // A promotion that takes nothing off can only be a typo.
+                off_minor: cx.positive(raw.off_minor, &format!("{path}.off_minor"))?,
+                id,
+            })
+        },
+    )
 }
 
 fn validate_coupon_types(cx: &Cx, values: Vec<toml::Value>) -> Res<Vec<CouponType>> {
-    let mut out: Vec<CouponType> = Vec::with_capacity(values.len());
-    for (i, value) in values.into_iter().enumerate() {
-        let path = format!("coupon_types[{i}]");
-        let raw: RawCouponType = cx.de(value, &path)?;
-        let id_field = format!("{path}.id");
-        let id = cx.name(raw.id, &id_field)?;
-        if out.iter().any(|c| c.id == id) {
-            return Err(cx.err(&id_field, format!("duplicate value \"{id}\"")));
-        }
-        let value = match (raw.off_minor, raw.off_bp) {
-            (Some(off), None) => CouponValue::OffMinor(cx.positive(off, &format!("{path}.off_minor"))?),
-            (None, Some(bp)) => {
-                let field = format!("{path}.off_bp");
-                cx.positive(bp, &field)?;
-                CouponValue::OffBp(cx.share_bp(bp, &field)?)
-            }
-            (Some(_), Some(_)) => {
-                return Err(cx.err(
-                    &path,
-                    "exactly one of off_minor and off_bp is required (both are given)",
-                ))
-            }
-            (None, None) => {
-                return Err(cx.err(
-                    &path,
-                    "exactly one of off_minor and off_bp is required (neither is given)",
-                ))
-            }
-        };
-        out.push(CouponType {
-            id,
-            value,
-            min_minor: cx.non_negative(raw.min_minor, &format!("{path}.min_minor"))?,
-            valid_days: cx.u32_at_least(raw.valid_days, 1, &format!("{path}.valid_days"))?,
-        });
-    }
-    Ok(out)
+    keyed_tables(
+        cx,
+        "coupon_types",
+        "id",
+        values,
+        |c: &CouponType| &c.id,
+        |raw: RawCouponType, path| {
+            let id = cx.name(raw.id, &format!("{path}.id"))?;
+            let value = match (raw.off_minor, raw.off_bp) {
+                (Some(off), None) => CouponValue::OffMinor(cx.positive(off, &format!("{path}.off_minor"))?),
+                (None, Some(bp)) => {
+                    let field = format!("{path}.off_bp");
+                    cx.positive(bp, &field)?;
+                    CouponValue::OffBp(cx.share_bp(bp, &field)?)
+                }
+                (Some(_), Some(_)) => {
+                    return Err(cx.err(path, "exactly one of off_minor and off_bp is required (both are given)"))
+                }
+                (None, None) => {
+                    return Err(cx.err(
+                        path,
+                        "exactly one of off_minor and off_bp is required (neither is given)",
+                    ))
+                }
+            };
+            Ok(CouponType {
+                id,
+                value,
+                min_minor: cx.non_negative(raw.min_minor, &format!("{path}.min_minor"))?,
+                valid_days: cx.within(raw.valid_days, 1, MAX_VALID_DAYS, &format!("{path}.valid_days"))? as u32,
+            })
+        },
+    )
 }
 
 fn validate_rewards(cx: &Cx, values: Vec<toml::Value>) -> Res<Vec<Reward>> {
-    let mut out: Vec<Reward> = Vec::with_capacity(values.len());
-    for (i, value) in values.into_iter().enumerate() {
-        let path = format!("rewards[{i}]");
-        let raw: RawReward = cx.de(value, &path)?;
-        let sku_field = format!("{path}.sku");
-        let sku = cx.name(raw.sku, &sku_field)?;
-        if out.iter().any(|r| r.sku == sku) {
-            return Err(cx.err(&sku_field, format!("duplicate value \"{sku}\"")));
-        }
-        out.push(Reward {
-            sku,
-            points: cx.positive(raw.points, &format!("{path}.points"))?,
-            stock: cx.non_negative(raw.stock, &format!("{path}.stock"))?,
-        });
-    }
-    Ok(out)
+    keyed_tables(
+        cx,
+        "rewards",
+        "sku",
+        values,
+        |r: &Reward| &r.sku,
+        |raw: RawReward, path| {
+            Ok(Reward {
+                sku: cx.name(raw.sku, &format!("{path}.sku"))?,
+                points: cx.positive(raw.points, &format!("{path}.points"))?,
+                stock: cx.non_negative(raw.stock, &format!("{path}.stock"))?,
+            })
+        },
+    )
 }
