@@ -59,10 +59,15 @@ impl Daemon {
     /// `extra` the sync target is a closed loopback port, so that a test terminal never
     /// reaches a hub a developer happens to run on the default port.
     pub fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_at(dir, None, "127.0.0.1:0", extra, env)
+    }
+
+    /// Starts inside network namespace `netns` (None: the test's own), listening on `listen`.
+    pub fn start_at(dir: &Path, netns: Option<&str>, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let token = dir.join("token");
         std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
         let mut args = global_args(dir);
-        args.extend(["serve", "--listen", "127.0.0.1:0", "--token-file"].map(String::from));
+        args.extend(["serve", "--listen", listen, "--token-file"].map(String::from));
         args.push(token.display().to_string());
         args.extend(extra.iter().map(|s| s.to_string()));
         if !extra.contains(&"--reader") {
@@ -71,7 +76,7 @@ impl Daemon {
         if !extra.contains(&"--upstream") {
             args.extend(["--upstream".to_string(), "http://127.0.0.1:9".to_string()]);
         }
-        let mut cmd = super::loyaltyd_command();
+        let mut cmd = super::loyaltyd_command_in(netns);
         cmd.args(&args).envs(env.iter().copied());
         let (child, url, rx) = spawn_logged(cmd, "listening on ");
         Daemon {

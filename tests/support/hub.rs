@@ -33,6 +33,11 @@ impl Hub {
     }
 
     pub fn start_on(dir: &Path, terminals: &[(&str, &Path)], listen: &str) -> Hub {
+        Hub::start_in(dir, terminals, None, listen)
+    }
+
+    /// Starts inside network namespace `netns` (None: the test's own), listening on `listen`.
+    pub fn start_in(dir: &Path, terminals: &[(&str, &Path)], netns: Option<&str>, listen: &str) -> Hub {
         let token = dir.join("hub.token");
         std::fs::write(&token, format!("{HUB_TOKEN}\n")).unwrap();
         let config = dir.join("hub.toml");
@@ -49,7 +54,7 @@ impl Hub {
             ));
         }
         std::fs::write(&config, text).unwrap();
-        let mut cmd = super::loyaltyd_command();
+        let mut cmd = super::loyaltyd_command_in(netns);
         cmd.arg("--config")
             .arg(&config)
             .args(["hub", "serve", "--listen", listen]);
