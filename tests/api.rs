@@ -27,20 +27,32 @@ fn sale(card: &str) -> Value {
         {"sku": "oil", "category": "grocery", "qty": 1, "unit_price": 5990}]})
 }
 
+/// A daemon with Ann enrolled (card 04A1B2C3, PIN 1234).
+fn with_ann(dir: &std::path::Path) -> (Daemon, Client, Value) {
+    let d = Daemon::start(dir);
+    let c = d.client();
+    let m = enrol(&c, "04:a1:b2:c3", "13800000001");
+    (d, c, m)
+}
+
+fn commit(c: &Client, body: &Value, key: &str, status: u16) -> Value {
+    c.post_json("/v1/checkout/commit", body, &[("Idempotency-Key", key)], status)
+}
+
 #[test]
-fn every_endpoint_and_error_code() {
+fn health_needs_no_token_and_everything_else_does() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path());
-    let c = d.client();
-
-    // Health needs no token; everything else does.
     let h = Client::new(&d.url, None).get_json("/v1/health", 200);
     assert_eq!(
         (h["status"].as_str(), h["terminal_id"].as_str()),
         (Some("ok"), Some("T1"))
     );
     assert!(h["outbox"].is_u64() && h["clock_trusted"].is_boolean() && h.get("last_sync_at").is_some());
-    for client in [Client::new(&d.url, None), c.with_token(Some("wrong-token-000"))] {
+    for client in [
+        Client::new(&d.url, None),
+        d.client().with_token(Some("wrong-token-000")),
+    ] {
         let (s, body) = client.get("/v1/cards/04A1B2C3").unwrap();
         assert_eq!(s, 401);
         assert_eq!(code(&serde_json::from_str(&body).unwrap()), "unauthorized");
@@ -48,52 +60,54 @@ fn every_endpoint_and_error_code() {
         assert_eq!(s, 401);
         assert_eq!(client.get("/metrics").unwrap().0, 401);
     }
+}
 
-    // Members.
-    let m = enrol(&c, "04:a1:b2:c3", "13800000001");
+#[test]
+fn members_and_their_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, c, m) = with_ann(dir.path());
     assert_eq!(m["cards"][0]["card"], "04A1B2C3");
-    let e = c.post_json(
-        "/v1/members",
-        &json!({"card": "04A1B2C3", "name": "B", "phone": "13800000002"}),
-        &[],
-        409,
-    );
-    assert_eq!(code(&e), "member_exists");
-    let e = c.post_json(
-        "/v1/members",
-        &json!({"card": "04A1B2C4", "name": "B", "phone": "13800000001"}),
-        &[],
-        409,
-    );
-    assert_eq!(code(&e), "phone_taken");
-    let e = c.post_json(
-        "/v1/members",
-        &json!({"card": "x", "name": "B", "phone": "13800000009"}),
-        &[],
-        400,
-    );
-    assert_eq!(code(&e), "invalid_card");
-    let e = c.post_json("/v1/members", &json!({"card": "04A1B2C9", "name": "B"}), &[], 400);
-    assert_eq!(code(&e), "invalid_input");
-    let e = c.post_json(
-        "/v1/members",
-        &json!({"card": "04A1B2C9", "name": "B", "phone": "1", "bogus": 1}),
-        &[],
-        400,
-    );
-    assert_eq!(code(&e), "invalid_input");
+    let refused = [
+        (
+            json!({"card": "04A1B2C3", "name": "B", "phone": "13800000002"}),
+            409,
+            "member_exists",
+        ),
+        (
+            json!({"card": "04A1B2C4", "name": "B", "phone": "13800000001"}),
+            409,
+            "phone_taken",
+        ),
+        (
+            json!({"card": "x", "name": "B", "phone": "13800000009"}),
+            400,
+            "invalid_card",
+        ),
+        (json!({"card": "04A1B2C9", "name": "B"}), 400, "invalid_input"),
+        (
+            json!({"card": "04A1B2C9", "name": "B", "phone": "1", "bogus": 1}),
+            400,
+            "invalid_input",
+        ),
+    ];
+    for (body, status, want) in refused {
+        assert_eq!(code(&c.post_json("/v1/members", &body, &[], status)), want, "{body}");
+    }
     let (s, body) = c.post("/v1/members", "{not json", &[]).unwrap();
     assert_eq!((s, code(&serde_json::from_str(&body).unwrap())), (400, "invalid_input"));
     assert_eq!(c.get_json("/v1/cards/04A1B2C3", 200)["member_id"], m["member_id"]);
     assert_eq!(code(&c.get_json("/v1/cards/FFFF0000", 404)), "unknown_card");
     assert_eq!(code(&c.get_json("/v1/cards/a!", 400)), "invalid_card");
-
     // Oversized body: 413 before anything is parsed.
     let big = format!("{{\"card\": \"{}\"}}", "A".repeat(70 * 1024));
     let (s, body) = c.post("/v1/swipe", &big, &[]).unwrap();
     assert_eq!(s, 413, "{body}");
+}
 
-    // Quote, then commit (example 1 of rules.md): the numbers, and the key rules.
+#[test]
+fn quote_commit_and_replay_of_worked_example_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, c, _) = with_ann(dir.path());
     let q = c.post_json("/v1/checkout/quote", &sale("04A1B2C3"), &[], 200);
     assert_eq!(
         (q["subtotal"].as_i64(), q["total"].as_i64(), q["points_earned"].as_i64()),
@@ -101,34 +115,28 @@ fn every_endpoint_and_error_code() {
     );
     assert!(q.get("tx_id").is_none() && q["max_redeem_points"].is_i64());
     let e = c.post_json("/v1/checkout/commit", &sale("04A1B2C3"), &[], 400);
-    assert_eq!(code(&e), "invalid_input");
-    let r1 = c.post_json(
-        "/v1/checkout/commit",
-        &sale("04A1B2C3"),
-        &[("Idempotency-Key", "k-1")],
-        200,
-    );
+    assert_eq!(code(&e), "invalid_input", "the key is required");
+    let r1 = commit(&c, &sale("04A1B2C3"), "k-1", 200);
     assert_eq!(
         (r1["total"].as_i64(), r1["balance"].as_i64(), r1["replayed"].as_bool()),
         (Some(14390), Some(118), Some(false))
     );
-    let r2 = c.post_json(
-        "/v1/checkout/commit",
-        &sale("04A1B2C3"),
-        &[("Idempotency-Key", "k-1")],
-        200,
-    );
+    let r2 = commit(&c, &sale("04A1B2C3"), "k-1", 200);
     assert_eq!(
         (r2["tx_id"].clone(), r2["replayed"].as_bool()),
         (r1["tx_id"].clone(), Some(true))
     );
     let mut other = sale("04A1B2C3");
     other["lines"][0]["qty"] = json!(3);
-    let e = c.post_json("/v1/checkout/commit", &other, &[("Idempotency-Key", "k-1")], 409);
-    assert_eq!(code(&e), "idempotency_conflict");
+    assert_eq!(code(&commit(&c, &other, "k-1", 409)), "idempotency_conflict");
     assert_eq!(c.get_json("/v1/cards/04A1B2C3", 200)["balance"], 118);
+}
 
-    // Business refusals are 422 and change nothing.
+#[test]
+fn business_refusals_are_422_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, c, _) = with_ann(dir.path());
+    commit(&c, &sale("04A1B2C3"), "k-1", 200);
     let before = c.get_json("/v1/cards/04A1B2C3", 200);
     let mut cases: Vec<(Value, &str)> = Vec::new();
     let mut s = sale("04A1B2C3");
@@ -140,15 +148,11 @@ fn every_endpoint_and_error_code() {
     s["coupon"] = json!("NOSUCHCODE");
     cases.push((s, "coupon_invalid"));
     for (body, want) in cases {
-        let e = c.post_json("/v1/checkout/commit", &body, &[("Idempotency-Key", want)], 422);
-        assert_eq!(code(&e), want);
+        assert_eq!(code(&commit(&c, &body, want, 422)), want);
     }
     let mut bad = sale("04A1B2C3");
     bad["lines"][0]["qty"] = json!(0);
-    assert_eq!(
-        code(&c.post_json("/v1/checkout/commit", &bad, &[("Idempotency-Key", "bad")], 400)),
-        "invalid_input"
-    );
+    assert_eq!(code(&commit(&c, &bad, "bad", 400)), "invalid_input");
     bad["lines"][0]["qty"] = json!(1);
     bad["lines"][0]["unit_price"] = json!(-5);
     assert_eq!(
@@ -160,8 +164,13 @@ fn every_endpoint_and_error_code() {
         "unknown_card"
     );
     assert_eq!(c.get_json("/v1/cards/04A1B2C3", 200), before);
+}
 
-    // Refunds.
+#[test]
+fn refunds_in_parts_add_up_to_the_sale() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, c, _) = with_ann(dir.path());
+    let r1 = commit(&c, &sale("04A1B2C3"), "k-1", 200);
     let tx = r1["tx_id"].as_str().unwrap();
     let f = c.post_json(
         "/v1/refunds",
@@ -185,8 +194,12 @@ fn every_endpoint_and_error_code() {
         code(&c.post_json("/v1/refunds", &json!({"tx_id": "nope"}), &[], 404)),
         "unknown_transaction"
     );
+}
 
-    // Coupons and rewards (additions to interface.md, same shapes as the CLI).
+#[test]
+fn coupons_rewards_and_cards() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, c, _) = with_ann(dir.path());
     let cp = c.post_json(
         "/v1/coupons",
         &json!({"card": "04A1B2C3", "type": "welcome5"}),
@@ -201,45 +214,45 @@ fn every_endpoint_and_error_code() {
         422,
     );
     assert_eq!(code(&e), "insufficient_points");
-
-    // Cards: block, then the card is refused; replace gives a working card.
+    // Block: the card is refused; replace gives a working card.
     c.post_json("/v1/cards/04A1B2C3/block", &json!({}), &[], 200);
-    let e = c.post_json(
-        "/v1/checkout/commit",
-        &sale("04A1B2C3"),
-        &[("Idempotency-Key", "k-2")],
-        422,
-    );
-    assert_eq!(code(&e), "card_blocked");
+    assert_eq!(code(&commit(&c, &sale("04A1B2C3"), "k-2", 422)), "card_blocked");
     let m2 = c.post_json("/v1/cards/04A1B2C3/replace", &json!({"new_card": "04A1B2C5"}), &[], 200);
     assert_eq!(m2["cards"].as_array().unwrap().len(), 2);
-    c.post_json(
-        "/v1/checkout/commit",
-        &sale("04A1B2C5"),
-        &[("Idempotency-Key", "k-3")],
-        200,
-    );
+    commit(&c, &sale("04A1B2C5"), "k-3", 200);
+}
 
-    // Reports and metrics.
+#[test]
+fn reports_and_metrics_count_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, c, _) = with_ann(dir.path());
+    let r1 = commit(&c, &sale("04A1B2C3"), "k-1", 200);
+    commit(&c, &sale("04A1B2C3"), "k-1", 200);
+    commit(&c, &sale("04A1B2C3"), "k-2", 200);
+    let mut other = sale("04A1B2C3");
+    other["lines"][0]["qty"] = json!(3);
+    commit(&c, &other, "k-1", 409);
+    c.post_json("/v1/refunds", &json!({"tx_id": r1["tx_id"]}), &[], 200);
+    for _ in 0..3 {
+        assert_eq!(Client::new(&d.url, None).get("/v1/reports/daily").unwrap().0, 401);
+    }
     let rep = c.get_json("/v1/reports/daily", 200);
-    assert_eq!((rep["checkouts"].as_i64(), rep["refunds"].as_i64()), (Some(2), Some(2)));
+    assert_eq!((rep["checkouts"].as_i64(), rep["refunds"].as_i64()), (Some(2), Some(1)));
     assert_eq!(
         code(&c.get_json("/v1/reports/daily?date=2026-13-01", 400)),
         "invalid_input"
     );
     let (s, text) = c.get("/metrics").unwrap();
     assert_eq!(s, 200);
-    assert!(text.contains("loyaltyd_checkouts_total 2"), "{text}");
-    assert!(text.contains("loyaltyd_checkout_replays_total 1"), "{text}");
-    assert!(
-        text.contains("loyaltyd_refusals_total{code=\"idempotency_conflict\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains("loyaltyd_refusals_total{code=\"unauthorized\"} 6"),
-        "{text}"
-    );
-    assert!(text.contains("loyaltyd_commit_seconds_count 2"), "{text}");
+    for line in [
+        "loyaltyd_checkouts_total 2",
+        "loyaltyd_checkout_replays_total 1",
+        "loyaltyd_refusals_total{code=\"idempotency_conflict\"} 1",
+        "loyaltyd_refusals_total{code=\"unauthorized\"} 3",
+        "loyaltyd_commit_seconds_count 2",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
 }
 
 #[test]

@@ -1,12 +1,12 @@
 //! End-to-end tests of the offline CLI: the real `loyaltyd` binary, one temporary data
 //! dir per test, the shipped config and ruleset (plus additions where a test needs them).
 
-mod common;
+mod support;
 
 use std::path::Path;
 
-use common::{sale_args, tree, Term, M200_25};
 use serde_json::{json, Value};
+use support::cli::{sale_args, tree, Term, M200_25};
 
 const CARD: &str = "04A1B2C3";
 const CARD2: &str = "04D5E6F7";
@@ -1010,7 +1010,7 @@ fn report_daily_totals() {
 fn open_engine(t: &Term) -> loyaltyd::engine::Engine {
     use loyaltyd::config::Config;
     use loyaltyd::engine::Engine;
-    let mut cfg = Config::load(Path::new(common::CONFIG), true).expect("config");
+    let mut cfg = Config::load(Path::new(support::cli::CONFIG), true).expect("config");
     cfg.data_dir = t.data.clone();
     cfg.rules = t.rules.clone();
     let rules = cfg.load_rules().expect("rules");

@@ -6,14 +6,14 @@
 //! LOYALTYD_CRASH_ROUNDS sets the number of kills (default 50); LOYALTYD_CRASH_SEED
 //! replays a run (the seed is printed).
 
-mod common;
+mod support;
 
 use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{sale_args, Term, XorShift};
 use serde_json::Value;
+use support::cli::{sale_args, Term, XorShift};
 
 const CARD: &str = "04A1B2C3";
 const AT: &str = "2026-11-24T10:00:00+08:00";

@@ -7,26 +7,15 @@ mod support;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::daemon::{code, Client, Daemon};
+use support::eventually;
 use support::hub::{secret_file, Hub};
 use support::proxy::{Fault, Proxy};
 
 const PIN: &str = "1234";
-
-/// Polls `f` until it returns Some, or fails after `secs` seconds saying `what`.
-fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A terminal syncing with the hub through a proxy of its own.
 struct Shop {
@@ -547,7 +536,9 @@ fn unauthenticated_or_unknown_terminals_are_refused() {
     // An unknown terminal process gets nowhere, and says so in its health.
     let t9 = Shop::open(root.path(), "T9", &hub, &secret_file(root.path(), "T9"));
     t9.enrol("0D000001", "13900000009");
-    std::thread::sleep(Duration::from_millis(1500));
+    // Two sync rounds reached the hub and were refused (a round pulls first; the
+    // next begins only after the last one's answer).
+    eventually(20, "T9 tried twice", || (t9.proxy.applied().len() >= 2).then_some(()));
     assert_eq!(t9.health()["outbox"], 1);
     assert!(hub_terminal(&hub, "T9") == (0, 0));
 }

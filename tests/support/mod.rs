@@ -1,3 +1,4 @@
+pub mod cli;
 pub mod daemon;
 pub mod hub;
 pub mod netns;

@@ -1,5 +1,5 @@
-//! Shared helpers for the end-to-end tests: each test gets its own temporary data dir
-//! and runs the real `loyaltyd` binary against it.
+//! Offline commands of the real `loyaltyd` binary: each test gets a terminal of its own
+//! (a temporary data dir and ruleset) and runs commands against it.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -7,24 +7,10 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_loyaltyd");
+pub use super::loyaltyd_command;
+
 pub const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/loyaltyd.toml");
 pub const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/rules.toml");
-
-/// A `Command` that starts the `loyaltyd` under test. With LOYALTYD_TEST_RUNNER set
-/// (scripts/qemu-aarch64-runner sets it for `cargo test --target aarch64-...`), the
-/// binary is started through that runner, e.g. `qemu-aarch64 <binary> ARGS`.
-pub fn loyaltyd_command() -> Command {
-    match std::env::var("LOYALTYD_TEST_RUNNER") {
-        Ok(runner) if !runner.trim().is_empty() => {
-            let mut words = runner.split_whitespace();
-            let mut c = Command::new(words.next().unwrap_or_default());
-            c.args(words).arg(BIN);
-            c
-        }
-        _ => Command::new(BIN),
-    }
-}
 
 /// The promotion worked example 2 of rules.md adds to the ruleset.
 pub const M200_25: &str = "\n[[promotions]]\nid = \"m200-25\"\nmin_minor = 20000\noff_minor = 2500\n";
