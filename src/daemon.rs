@@ -218,7 +218,7 @@ struct Parts {
 
 async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), String> {
     let listen = &parts.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
+    let listener = crate::http_serve::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;

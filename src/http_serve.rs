@@ -38,6 +38,10 @@ use tokio::time::Instant;
 /// Largest request head (start line and headers) and read buffer of a connection.
 const MAX_BUF: usize = 64 << 10;
 const MAX_HEADERS: usize = 64;
+/// Connections the kernel completes and queues before they are accepted (the kernel
+/// caps it at net.core.somaxconn). The default of 128 loses a burst: a client whose
+/// handshake overflowed it has its first bytes retransmitted a second or more later.
+const LISTEN_BACKLOG: u32 = 1024;
 /// File descriptors kept for everything that is not a connection (journal, sled,
 /// devices, the listener, logs).
 const FD_RESERVE: usize = 64;
@@ -80,6 +84,24 @@ pub fn tls_config(cert_file: &Path, key_file: &Path) -> Result<Arc<rustls::Serve
         .map_err(|e| format!("{} with {}: {e}", cert_file.display(), key_file.display()))?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
+}
+
+/// Binds a listener on `addr` (host:port) with a deep accept queue.
+pub async fn bind(addr: &str) -> io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the address resolves to nothing")))
 }
 
 /// Makes room for `wanted` connections in RLIMIT_NOFILE: raises the soft limit up to
@@ -229,6 +251,9 @@ where
     loop {
         let deadline = activity.deadline(&shared.limits);
         tokio::select! {
+            // The connection first: a head that arrived in time but was not read yet (a
+            // busy machine) is dispatched before its timer is looked at.
+            biased;
             r = conn.as_mut() => {
                 if let Err(e) = r {
                     tracing::debug!("connection from {peer}: {e}");

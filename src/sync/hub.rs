@@ -400,7 +400,7 @@ pub fn serve(mut cfg: HubConfig, args: HubArgs) -> std::result::Result<(), Strin
 }
 
 async fn run(state: Shared, listen: String, serving: crate::http_serve::Options) -> std::result::Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(&listen)
+    let listener = crate::http_serve::bind(&listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;

@@ -27,9 +27,14 @@ pub struct Daemon {
 
 /// Common global options: the repo's config with a data dir and ruleset of the test's.
 pub fn global_args(dir: &Path) -> Vec<String> {
+    global_args_with(dir, &repo("config/loyaltyd.toml"))
+}
+
+/// The same with another config file.
+pub fn global_args_with(dir: &Path, config: &Path) -> Vec<String> {
     vec![
         "--config".into(),
-        repo("config/loyaltyd.toml").display().to_string(),
+        config.display().to_string(),
         "--data-dir".into(),
         dir.join("data").display().to_string(),
         "--rules".into(),
@@ -59,9 +64,14 @@ impl Daemon {
     /// `extra` the sync target is a closed loopback port, so that a test terminal never
     /// reaches a hub a developer happens to run on the default port.
     pub fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_config(dir, &repo("config/loyaltyd.toml"), extra, env)
+    }
+
+    /// Starts with the config file `config` (its data dir and ruleset still the test's).
+    pub fn start_config(dir: &Path, config: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let token = dir.join("token");
         std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
-        let mut args = global_args(dir);
+        let mut args = global_args_with(dir, config);
         args.extend(["serve", "--listen", "127.0.0.1:0", "--token-file"].map(String::from));
         args.push(token.display().to_string());
         args.extend(extra.iter().map(|s| s.to_string()));

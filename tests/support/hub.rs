@@ -33,6 +33,11 @@ impl Hub {
     }
 
     pub fn start_on(dir: &Path, terminals: &[(&str, &Path)], listen: &str) -> Hub {
+        Hub::start_with(dir, terminals, listen, "")
+    }
+
+    /// With `extra` config text: top-level keys first, then tables such as `[tls]`.
+    pub fn start_with(dir: &Path, terminals: &[(&str, &Path)], listen: &str, extra: &str) -> Hub {
         let token = dir.join("hub.token");
         std::fs::write(&token, format!("{HUB_TOKEN}\n")).unwrap();
         let config = dir.join("hub.toml");
@@ -42,6 +47,7 @@ impl Hub {
             repo("config/rules.toml").display().to_string(),
             token.display().to_string(),
         );
+        text.push_str(extra);
         for (id, secret) in terminals {
             text.push_str(&format!(
                 "[[terminals]]\nid = {id:?}\nsecret_file = {:?}\n",
@@ -64,11 +70,16 @@ impl Hub {
 
     /// host:port, for a proxy in front of it.
     pub fn addr(&self) -> String {
-        self.url.trim_start_matches("http://").to_string()
+        let rest = self.url.split_once("://").map_or(self.url.as_str(), |(_, r)| r);
+        rest.to_string()
     }
 
     pub fn client(&self) -> Client {
         Client::new(&self.url, Some(HUB_TOKEN))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn kill9(&mut self) {
