@@ -390,6 +390,43 @@ mod tests {
     }
 
     #[test]
+    fn the_packaged_configs_turn_tls_on() {
+        let hub: HubConfig = toml::from_str(include_str!("../packaging/deb/hub.toml")).unwrap();
+        let tls = hub.tls.as_ref().expect("the packaged hub config serves HTTPS");
+        assert!(tls.cert_file.starts_with("/etc/loyaltyd/") && tls.key_file.starts_with("/etc/loyaltyd/"));
+        hub.limits().unwrap();
+        let terminal: Config = toml::from_str(include_str!("../packaging/deb/loyaltyd.toml")).unwrap();
+        assert!(terminal.sync.ca_file.unwrap().starts_with("/etc/loyaltyd/"));
+        terminal.api.limits().unwrap();
+        // The repository's quick start stays on loopback, in plain HTTP.
+        let dev: HubConfig = toml::from_str(EMBEDDED_HUB_CONFIG).unwrap();
+        assert!(dev.tls.is_none() && dev.listen.starts_with("127.0.0.1:"));
+        let dev: Config = toml::from_str(EMBEDDED_CONFIG).unwrap();
+        assert!(dev.sync.ca_file.is_none() && dev.sync.upstream.starts_with("http://127.0.0.1:"));
+    }
+
+    #[test]
+    fn serving_limits_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        let base = "terminal_id = \"T1\"\ndata_dir = \"d\"\nrules = \"r\"\n[api]\n";
+        for (line, key) in [
+            ("header_read_timeout_secs = 0", "api.header_read_timeout_secs"),
+            ("idle_timeout_secs = 99999", "api.idle_timeout_secs"),
+            ("max_connections = 0", "api.max_connections"),
+        ] {
+            std::fs::write(&p, format!("{base}{line}\n")).unwrap();
+            let e = Config::load(&p, true).unwrap_err().to_string();
+            assert!(e.contains(key), "{line}: {e}");
+        }
+        std::fs::write(&p, format!("{base}header_read_timeout_secs = 2\nmax_connections = 8\n")).unwrap();
+        let limits = Config::load(&p, true).unwrap().api.limits().unwrap();
+        assert_eq!(limits.header_read_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(limits.idle_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(limits.max_connections, 8);
+    }
+
+    #[test]
     fn refuses_unknown_keys_and_bad_ids() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
