@@ -29,14 +29,23 @@ fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// The repository's terminal config with `api` keys added to `[api]` and `sync` keys
-/// to `[sync]`.
+/// The repository's terminal config with `api` keys set in `[api]` (replacing the
+/// file's own) and `sync` keys added to `[sync]`.
 fn terminal_config(dir: &Path, api: &str, sync: &str) -> PathBuf {
-    let text = std::fs::read_to_string(repo("config/loyaltyd.toml")).unwrap();
+    let mut text = std::fs::read_to_string(repo("config/loyaltyd.toml")).unwrap();
     assert!(text.contains("\n[api]\n") && text.contains("\n[sync]\n"));
-    let text = text
-        .replace("\n[api]\n", &format!("\n[api]\n{api}\n"))
-        .replace("\n[sync]\n", &format!("\n[sync]\n{sync}\n"));
+    for line in api.lines() {
+        let key = line.split('=').next().unwrap().trim();
+        let own = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} =")))
+            .map(str::to_string);
+        text = match own {
+            Some(own) => text.replace(&format!("\n{own}\n"), &format!("\n{line}\n")),
+            None => text.replace("\n[api]\n", &format!("\n[api]\n{line}\n")),
+        };
+    }
+    let text = text.replace("\n[sync]\n", &format!("\n[sync]\n{sync}\n"));
     let p = dir.join("loyaltyd.toml");
     std::fs::write(&p, text).unwrap();
     p
@@ -262,10 +271,16 @@ fn the_hub_refuses_a_strangers_body_without_reading_it() {
     let addr = addr_of(&hub.url);
     let big = 16 << 20;
     let fake_sig = "ab".repeat(32);
-    // Warm up the hub's allocator and buffers with a few refusals first.
-    for _ in 0..3 {
-        push_unread(addr, None, 1 << 20);
+    // Warm up the hub's allocator, buffers and code paths (qemu translates code as it
+    // first runs) with each kind of refusal first.
+    for auth in [None, Some(format!("LOYALTYD-HMAC terminal=T9,sig={fake_sig}"))] {
+        push_unread(addr, auth.as_deref(), 1 << 20);
     }
+    push_unread(
+        addr,
+        Some(&format!("LOYALTYD-HMAC terminal=T1,sig={fake_sig}")),
+        16 << 20,
+    );
     let before = rss_kib(hub.pid());
     for i in 0..10 {
         let (auth, why) = match i % 3 {
