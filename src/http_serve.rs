@@ -209,7 +209,13 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared, stop: 
         Some(acceptor) => {
             // The handshake counts against the header read timeout.
             let deadline = Instant::now() + shared.limits.header_read_timeout;
-            match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+            let handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream));
+            let mut stopped = stop.clone();
+            let shaken = tokio::select! {
+                r = handshake => r,
+                _ = stopped.wait_for(|s| *s) => return,
+            };
+            match shaken {
                 Ok(Ok(tls)) => drive(tls, peer, shared, activity, stop).await,
                 Ok(Err(e)) => tracing::debug!("TLS handshake with {peer}: {e}"),
                 Err(_) => tracing::debug!("TLS handshake with {peer}: timed out"),
@@ -268,6 +274,11 @@ where
             }
             _ = activity.changed.notified() => {}
             _ = stop.wait_for(|s| *s), if !stopping => {
+                // Shutting down: a connection with no request in flight (idle, or a
+                // head still coming) closes now; the others finish their request.
+                if activity.deadline(&shared.limits).is_some() {
+                    return;
+                }
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }

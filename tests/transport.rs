@@ -646,3 +646,38 @@ fn a_terminal_refuses_a_hub_it_cannot_verify() {
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("refusing clear text"), "{stderr}");
 }
+
+#[test]
+fn open_connections_do_not_hold_up_a_shutdown() {
+    let root = tempfile::tempdir().unwrap();
+    // Timeouts far longer than the test: only the shutdown can close these.
+    let config = terminal_config(root.path(), "header_read_timeout_secs = 60\nidle_timeout_secs = 60", "");
+    let mut d = Daemon::start_config(root.path(), &config, &[], &[]);
+    let addr = addr_of(&d.url);
+    let mut idle: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    for s in idle.iter_mut() {
+        s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        assert_eq!(read_response(s).0, 200);
+    }
+    let _partial: Vec<TcpStream> = (0..5)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /v1/health HTTP/1.1\r\n").unwrap();
+            s
+        })
+        .collect();
+    let t0 = Instant::now();
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit(Duration::from_secs(20));
+    let took = t0.elapsed();
+    assert!(status.success(), "{status:?}");
+    // Well inside the 5 s that requests in flight would get.
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+    let log = d.log_lines().join("\n");
+    assert!(!log.contains("still open"), "{log}");
+    assert!(idle.iter_mut().all(|s| {
+        s.set_nonblocking(true).unwrap();
+        closed(s)
+    }));
+}
