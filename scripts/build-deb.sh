@@ -4,8 +4,8 @@
 #   scripts/build-deb.sh [--arch arm64|amd64] [--out DIR] BINARY
 #
 # (default arm64, DIR = the binary's directory). The package holds /usr/bin/loyaltyd
-# (stripped), the systemd unit, /etc/loyaltyd/{loyaltyd.toml,rules.toml} as conffiles
-# and the maintainer scripts of packaging/deb/ (user, groups, state dir, POS token).
+# (stripped), the systemd unit, /etc/loyaltyd/{loyaltyd.toml,rules.toml} as conffiles,
+# an example hub config (usr/share/doc/loyaltyd/examples/hub.toml) and the maintainer scripts of packaging/deb/ (user, groups, state dir, POS token).
 # Depends: is computed from the binary's ELF dependencies. The version is Cargo.toml's
 # unless LOYALTYD_DEB_VERSION is set (e.g. to try an upgrade).
 #
@@ -58,6 +58,7 @@ install -m 0644 packaging/deb/loyaltyd.toml "$root/etc/loyaltyd/loyaltyd.toml"
 install -m 0644 config/rules.toml "$root/etc/loyaltyd/rules.toml"
 install -m 0644 README.md "$root/usr/share/doc/loyaltyd/README.md"
 install -m 0644 packaging/deb/copyright "$root/usr/share/doc/loyaltyd/copyright"
+install -D -m 0644 packaging/deb/hub.toml "$root/usr/share/doc/loyaltyd/examples/hub.toml"
 
 # Depends: from the shared libraries the binary needs and the newest glibc symbol
 # version it uses. Anything unexpected stops the build rather than a broken package.

@@ -109,7 +109,8 @@ for want in \
     '-rw-r--r-- root/root ./etc/loyaltyd/loyaltyd.toml' \
     '-rw-r--r-- root/root ./etc/loyaltyd/rules.toml' \
     '-rw-r--r-- root/root ./usr/share/doc/loyaltyd/copyright' \
-    '-rw-r--r-- root/root ./usr/share/doc/loyaltyd/README.md'; do
+    '-rw-r--r-- root/root ./usr/share/doc/loyaltyd/README.md' \
+    '-rw-r--r-- root/root ./usr/share/doc/loyaltyd/examples/hub.toml'; do
     read -r mode owner path <<<"$want"
     awk -v m="$mode" -v o="$owner" -v p="$path" '$1 == m && $2 == o && $NF == p { found = 1 } END { exit !found }' \
         "$smoke/contents" || fail "the package lacks $want"

@@ -61,6 +61,12 @@ pub struct Api {
     pub listen: String,
     /// File holding the POS bearer token (one line).
     pub token_file: PathBuf,
+    /// Seconds a connection has to send a complete request head.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a keep-alive connection may stay silent between requests.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; more wait in the accept queue.
+    pub max_connections: usize,
 }
 
 impl Default for Api {
@@ -68,7 +74,60 @@ impl Default for Api {
         Api {
             listen: "127.0.0.1:7430".into(),
             token_file: "config/pos.token".into(),
+            header_read_timeout_secs: default_header_read_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
+            max_connections: 256,
         }
+    }
+}
+
+fn default_header_read_timeout() -> u64 {
+    10
+}
+
+fn default_idle_timeout() -> u64 {
+    30
+}
+
+fn default_hub_max_connections() -> usize {
+    1024
+}
+
+/// The serving limits of `http_serve` from a config's keys, checked.
+fn serving_limits(
+    section: &str,
+    header_read_timeout_secs: u64,
+    idle_timeout_secs: u64,
+    max_connections: usize,
+) -> Result<crate::http_serve::Limits, String> {
+    for (key, v) in [
+        ("header_read_timeout_secs", header_read_timeout_secs),
+        ("idle_timeout_secs", idle_timeout_secs),
+    ] {
+        if !(1..=3600).contains(&v) {
+            return Err(format!("{section}{key} must be 1 to 3600 (got {v})"));
+        }
+    }
+    if !(1..=65536).contains(&max_connections) {
+        return Err(format!(
+            "{section}max_connections must be 1 to 65536 (got {max_connections})"
+        ));
+    }
+    Ok(crate::http_serve::Limits {
+        header_read_timeout: std::time::Duration::from_secs(header_read_timeout_secs),
+        idle_timeout: std::time::Duration::from_secs(idle_timeout_secs),
+        max_connections,
+    })
+}
+
+impl Api {
+    pub fn limits(&self) -> Result<crate::http_serve::Limits, String> {
+        serving_limits(
+            "api.",
+            self.header_read_timeout_secs,
+            self.idle_timeout_secs,
+            self.max_connections,
+        )
     }
 }
 
@@ -123,6 +182,9 @@ pub struct Sync {
     pub secret_file: Option<PathBuf>,
     /// Seconds between sync rounds while nothing else wakes the sync task.
     pub interval_secs: u64,
+    /// PEM certificates the hub's certificate must chain to (an https upstream);
+    /// absent = the public roots built in (webpki-roots).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for Sync {
@@ -131,6 +193,7 @@ impl Default for Sync {
             upstream: String::new(),
             secret_file: None,
             interval_secs: 30,
+            ca_file: None,
         }
     }
 }
@@ -148,9 +211,31 @@ pub struct HubConfig {
     pub token_file: PathBuf,
     #[serde(default = "default_hub_cache_mib")]
     pub cache_mib: u64,
+    /// Seconds a connection has to send a complete request head (a new connection also
+    /// its TLS handshake).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a keep-alive connection may stay silent between requests.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; more wait in the accept queue.
+    #[serde(default = "default_hub_max_connections")]
+    pub max_connections: usize,
+    /// HTTPS with these PEM files; plain HTTP without the section.
+    #[serde(default)]
+    pub tls: Option<HubTls>,
     /// The terminals allowed to sync, each with its shared secret.
     #[serde(default)]
     pub terminals: Vec<HubTerminalConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubTls {
+    /// The hub's certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// Its private key.
+    pub key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -210,6 +295,15 @@ fn read_config(
 }
 
 impl HubConfig {
+    pub fn limits(&self) -> Result<crate::http_serve::Limits, String> {
+        serving_limits(
+            "",
+            self.header_read_timeout_secs,
+            self.idle_timeout_secs,
+            self.max_connections,
+        )
+    }
+
     pub fn load(path: &Path, explicit: bool) -> Result<HubConfig, ConfigError> {
         let (text, file) = read_config(path, explicit, EMBEDDED_HUB_CONFIG, "(embedded hub.toml)")?;
         let cfg: HubConfig = toml::from_str(&text).map_err(|e| ConfigError {
@@ -222,6 +316,7 @@ impl HubConfig {
                 reason: format!("terminals: id {:?} must be 1 to 32 letters, digits or _", t.id),
             });
         }
+        cfg.limits().map_err(|reason| ConfigError { file, reason })?;
         Ok(cfg)
     }
 }
@@ -257,6 +352,7 @@ impl Config {
         if !(1..=4096).contains(&cfg.cache_mib) {
             return Err(bad(format!("cache_mib must be 1 to 4096 (got {})", cfg.cache_mib)));
         }
+        cfg.api.limits().map_err(bad)?;
         Ok(cfg)
     }
 
@@ -291,6 +387,43 @@ mod tests {
         let cfg: Config = toml::from_str(EMBEDDED_CONFIG).unwrap();
         assert_eq!(cfg.reader.spec, "stdin");
         Ruleset::parse(EMBEDDED_RULES, "embedded").unwrap();
+    }
+
+    #[test]
+    fn the_packaged_configs_turn_tls_on() {
+        let hub: HubConfig = toml::from_str(include_str!("../packaging/deb/hub.toml")).unwrap();
+        let tls = hub.tls.as_ref().expect("the packaged hub config serves HTTPS");
+        assert!(tls.cert_file.starts_with("/etc/loyaltyd/") && tls.key_file.starts_with("/etc/loyaltyd/"));
+        hub.limits().unwrap();
+        let terminal: Config = toml::from_str(include_str!("../packaging/deb/loyaltyd.toml")).unwrap();
+        assert!(terminal.sync.ca_file.unwrap().starts_with("/etc/loyaltyd/"));
+        terminal.api.limits().unwrap();
+        // The repository's quick start stays on loopback, in plain HTTP.
+        let dev: HubConfig = toml::from_str(EMBEDDED_HUB_CONFIG).unwrap();
+        assert!(dev.tls.is_none() && dev.listen.starts_with("127.0.0.1:"));
+        let dev: Config = toml::from_str(EMBEDDED_CONFIG).unwrap();
+        assert!(dev.sync.ca_file.is_none() && dev.sync.upstream.starts_with("http://127.0.0.1:"));
+    }
+
+    #[test]
+    fn serving_limits_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        let base = "terminal_id = \"T1\"\ndata_dir = \"d\"\nrules = \"r\"\n[api]\n";
+        for (line, key) in [
+            ("header_read_timeout_secs = 0", "api.header_read_timeout_secs"),
+            ("idle_timeout_secs = 99999", "api.idle_timeout_secs"),
+            ("max_connections = 0", "api.max_connections"),
+        ] {
+            std::fs::write(&p, format!("{base}{line}\n")).unwrap();
+            let e = Config::load(&p, true).unwrap_err().to_string();
+            assert!(e.contains(key), "{line}: {e}");
+        }
+        std::fs::write(&p, format!("{base}header_read_timeout_secs = 2\nmax_connections = 8\n")).unwrap();
+        let limits = Config::load(&p, true).unwrap().api.limits().unwrap();
+        assert_eq!(limits.header_read_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(limits.idle_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(limits.max_connections, 8);
     }
 
     #[test]

@@ -73,15 +73,32 @@ fn sync_config(cfg: &Config) -> Result<Option<SyncConfig>, StartError> {
     }
     let secret =
         crate::config::read_secret(file, "terminal secret", 16).map_err(|e| StartError::Config(e.to_string()))?;
-    if !upstream.starts_with("http://") && !upstream.starts_with("https://") {
+    let https = upstream.starts_with("https://");
+    if !https && !upstream.starts_with("http://") {
         return Err(StartError::Config(format!(
             "sync.upstream {upstream:?} must be an http:// or https:// URL"
         )));
+    }
+    let roots = match &cfg.sync.ca_file {
+        // A CA file says the hub is reached over TLS: never send in clear text instead.
+        Some(_) if !https => {
+            return Err(StartError::Config(format!(
+                "sync.ca_file is set but sync.upstream {upstream:?} is not https://: refusing clear text"
+            )))
+        }
+        Some(file) => Some(crate::sync::client::load_roots(file).map_err(StartError::Config)?),
+        None => None,
+    };
+    if !https && !crate::sync::client::is_loopback(upstream) {
+        tracing::warn!(
+            "sync: {upstream} is plain HTTP: member data travels in clear text (use https and [tls] on the hub)"
+        );
     }
     Ok(Some(SyncConfig {
         upstream: upstream.to_string(),
         secret: secret.into_bytes(),
         interval: Duration::from_secs(cfg.sync.interval_secs.max(1)),
+        roots,
     }))
 }
 
@@ -204,6 +221,7 @@ pub fn serve(cfg: Config, ecfg: EngineConfig, args: ServeArgs) -> Result<(), Sta
     let engine = Arc::new(engine);
     let feedback = Feedback::from_config(&cfg.feedback).map_err(StartError::System)?;
 
+    let limits = cfg.api.limits().map_err(StartError::Config)?;
     let runtime = runtime("loyaltyd")?;
     let parts = Parts {
         cfg,
@@ -212,6 +230,7 @@ pub fn serve(cfg: Config, ecfg: EngineConfig, args: ServeArgs) -> Result<(), Sta
         feedback,
         token,
         listen,
+        limits,
         sync,
     };
     let result = runtime.block_on(run(engine.clone(), parts));
@@ -228,12 +247,13 @@ struct Parts {
     feedback: Feedback,
     token: String,
     listen: String,
+    limits: crate::http_serve::Limits,
     sync: Option<SyncConfig>,
 }
 
 async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), StartError> {
     let listen = &parts.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
+    let listener = crate::http_serve::bind(listen)
         .await
         .map_err(|e| StartError::System(format!("cannot listen on {listen}: {e}")))?;
     let addr = listener.local_addr().map_err(|e| StartError::System(e.to_string()))?;
@@ -285,18 +305,16 @@ async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), StartError> {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
     let mut stop = stop_rx.clone();
-    let server = axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {
+    let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
-    });
-    let mut stop = stop_rx.clone();
-    tokio::select! {
-        r = server => r.map_err(|e| StartError::System(format!("server: {e}")))?,
-        _ = async {
-            let _ = stop.wait_for(|s| *s).await;
-            // Requests in flight get a few seconds; a commit takes milliseconds.
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        } => tracing::warn!("shutdown: gave up waiting for open connections"),
-    }
+    };
+    // Requests in flight get a few seconds after SIGTERM; a commit takes milliseconds.
+    let options = crate::http_serve::Options {
+        limits: parts.limits,
+        tls: None,
+        grace: Duration::from_secs(5),
+    };
+    crate::http_serve::serve(listener, api::router(state), options, stopped).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod feedback;
+pub mod http_serve;
 pub mod journal;
 pub mod metrics;
 pub mod model;

@@ -13,26 +13,52 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 
-use super::wire::{self, PullReply, PullRequest, PushReply, PushRequest};
+use super::wire::{self, PullReply, PullRequest, PushReply, PushRequest, PULL_ASKED, PUSH_BYTES, PUSH_RECORDS};
 use crate::api::SyncInfo;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::model;
 use crate::record::HubPull;
 
-/// Records per push, and the payload bytes a push aims to stay under.
-const PUSH_RECORDS: usize = 5000;
-const PUSH_BYTES: usize = 4 << 20;
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct SyncConfig {
-    /// The hub's base URL, e.g. `http://10.0.0.2:7440`.
+    /// The hub's base URL, e.g. `https://hub.example:7440`.
     pub upstream: String,
     pub secret: Vec<u8>,
     pub interval: Duration,
+    /// The roots an https hub's certificate must chain to (`sync.ca_file`); `None` =
+    /// the public roots built in (webpki-roots).
+    pub roots: Option<Vec<ureq::tls::Certificate<'static>>>,
+}
+
+/// The certificates of a PEM file (`sync.ca_file`): at least one.
+pub fn load_roots(path: &std::path::Path) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("sync.ca_file {}: {e}", path.display()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(format!("sync.ca_file {}: {e}", path.display())),
+        }
+    }
+    if certs.is_empty() {
+        return Err(format!("sync.ca_file {}: no PEM certificate in it", path.display()));
+    }
+    Ok(certs)
+}
+
+/// A TLS failure inside an I/O error: the hub's certificate did not verify, or the
+/// handshake failed. Not a link failure: retrying at once would not help.
+fn tls_failure(e: &ureq::Error) -> Option<&rustls::Error> {
+    match e {
+        ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>(),
+        _ => None,
+    }
 }
 
 /// Why a round failed: the link (nothing answered) or the hub (it answered, badly).
@@ -76,7 +102,12 @@ struct Client {
 
 impl Client {
     fn new(cfg: SyncConfig, terminal_id: String) -> Client {
+        let roots = match &cfg.roots {
+            Some(certs) => ureq::tls::RootCerts::new_with_certs(certs),
+            None => ureq::tls::RootCerts::WebPki,
+        };
         let agent = ureq::Agent::config_builder()
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(3)))
             .timeout_global(Some(Duration::from_secs(30)))
@@ -108,6 +139,15 @@ impl Client {
             .header("Content-Type", wire::CONTENT_TYPE)
             .send(&body[..])
             .map_err(|e| match e {
+                e if tls_failure(&e).is_some() => Failure::Hub(format!(
+                    "refusing the hub at {}: TLS failed ({}); nothing was sent",
+                    self.cfg.upstream,
+                    tls_failure(&e).map_or_else(String::new, |t| t.to_string())
+                )),
+                ureq::Error::Rustls(t) => Failure::Hub(format!(
+                    "refusing the hub at {}: TLS failed ({t}); nothing was sent",
+                    self.cfg.upstream
+                )),
                 ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
                     Failure::Link(e.to_string())
                 }
@@ -118,7 +158,7 @@ impl Client {
         let bytes = resp
             .body_mut()
             .with_config()
-            .limit(wire::MAX_BODY as u64)
+            .limit(wire::MAX_REPLY as u64)
             .read_to_vec()
             .map_err(|e| Failure::Link(format!("reading the answer: {e}")))?;
         if !status.is_success() {
@@ -143,7 +183,8 @@ impl Client {
                 terminal_id: self.terminal_id.clone(),
                 epoch: engine.epoch(),
                 cursor: store.cursor()?,
-                members: store.stale_members()?,
+                // The hub answers for this many; the rest are asked for next round.
+                members: store.stale_members()?.into_iter().take(PULL_ASKED).collect(),
             };
             let reply: PullReply = self.call(engine, wire::PULL_PATH, &req, |r: &PullReply| r.hub_time)?;
             let more = reply.more;
@@ -302,15 +343,30 @@ fn jitter(d: Duration) -> Duration {
     Duration::from_millis(half + r % (half + 1))
 }
 
-/// host:port of the upstream URL, for the connect probe.
+/// host:port of the upstream URL, for the connect probe: the scheme's port when the
+/// URL gives none.
 fn hub_addr(upstream: &str) -> String {
-    let rest = upstream.split_once("://").map_or(upstream, |(_, r)| r);
-    let hostport = rest.split('/').next().unwrap_or(rest);
-    if hostport.contains(':') {
+    let (scheme, rest) = upstream.split_once("://").unwrap_or(("http", upstream));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    // A port follows the last ':' unless that ':' is inside an IPv6 literal.
+    let has_port = hostport.rsplit_once(':').is_some_and(|(host, port)| {
+        !port.is_empty() && !port.contains(']') && (!host.starts_with('[') || host.ends_with(']'))
+    });
+    if has_port {
         hostport.to_string()
     } else {
-        format!("{hostport}:80")
+        let port = if scheme.eq_ignore_ascii_case("https") { 443 } else { 80 };
+        format!("{hostport}:{port}")
     }
+}
+
+/// Whether the upstream URL names this machine (clear text then crosses no network).
+pub fn is_loopback(upstream: &str) -> bool {
+    let addr = hub_addr(upstream);
+    let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Resolves once a TCP connection to the hub succeeds (checked every second).
@@ -333,6 +389,16 @@ mod tests {
         assert_eq!(hub_addr("http://127.0.0.1:7440"), "127.0.0.1:7440");
         assert_eq!(hub_addr("http://hub.example/"), "hub.example:80");
         assert_eq!(hub_addr("http://[::1]:9/x"), "[::1]:9");
+        assert_eq!(hub_addr("https://hub.example"), "hub.example:443");
+        assert_eq!(hub_addr("https://hub.example:7440/"), "hub.example:7440");
+        assert_eq!(hub_addr("HTTPS://hub.example?x=1"), "hub.example:443");
+        assert_eq!(hub_addr("https://[2001:db8::1]/"), "[2001:db8::1]:443");
+        assert_eq!(hub_addr("http://[2001:db8::1]"), "[2001:db8::1]:80");
+        assert_eq!(hub_addr("https://u:p@hub.example"), "hub.example:443");
+        assert!(
+            is_loopback("http://127.0.0.1:7440") && is_loopback("http://localhost/") && is_loopback("http://[::1]:9")
+        );
+        assert!(!is_loopback("http://10.0.0.2:7440") && !is_loopback("http://hub.example"));
     }
 
     #[test]

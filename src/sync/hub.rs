@@ -8,12 +8,13 @@
 //! machine can put it elsewhere.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::body::Body as HttpBody;
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,6 +22,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tokio::sync::watch;
 
+use super::intake::{self, Unverified};
 use super::wire::{self, PullReply, PullRequest, PushReply, PushRequest};
 use crate::config::{read_secret, HubConfig};
 use crate::daemon::StartError;
@@ -345,6 +347,7 @@ struct HubState {
     store: Arc<dyn HubStore>,
     token: String,
     secrets: HashMap<String, Vec<u8>>,
+    unverified: Unverified,
 }
 
 type Shared = Arc<HubState>;
@@ -376,6 +379,14 @@ pub fn serve(mut cfg: HubConfig, args: HubArgs) -> std::result::Result<(), Start
         secrets.insert(t.id.clone(), s.into_bytes());
     }
     let listen = args.listen.clone().unwrap_or(cfg.listen.clone());
+    let serving = crate::http_serve::Options {
+        limits: cfg.limits().map_err(StartError::Config)?,
+        tls: match &cfg.tls {
+            Some(t) => Some(crate::http_serve::tls_config(&t.cert_file, &t.key_file).map_err(StartError::Config)?),
+            None => None,
+        },
+        grace: Duration::from_secs(5),
+    };
     let hub = crate::daemon::while_starting(|| SledHub::open(&cfg))?;
     let s = &hub.engine().startup;
     for r in s.repairs() {
@@ -392,29 +403,33 @@ pub fn serve(mut cfg: HubConfig, args: HubArgs) -> std::result::Result<(), Start
         store: hub.clone(),
         token,
         secrets,
+        unverified: Unverified::default(),
     });
     let runtime = crate::daemon::runtime("loyaltyd-hub")?;
-    let result = runtime.block_on(run(state, listen));
+    let result = runtime.block_on(run(state, listen, serving));
     runtime.shutdown_timeout(Duration::from_secs(1));
     hub.close().map_err(StartError::Engine)?;
     result
 }
 
-async fn run(state: Shared, listen: String) -> std::result::Result<(), StartError> {
-    let listener = tokio::net::TcpListener::bind(&listen)
+async fn run(
+    state: Shared,
+    listen: String,
+    serving: crate::http_serve::Options,
+) -> std::result::Result<(), StartError> {
+    let listener = crate::http_serve::bind(&listen)
         .await
         .map_err(|e| StartError::System(format!("cannot listen on {listen}: {e}")))?;
     let addr = listener.local_addr().map_err(|e| StartError::System(e.to_string()))?;
     let (stop_tx, mut stop_rx) = watch::channel(false);
     tokio::spawn(crate::daemon::stop_on_signal(stop_tx));
-    tracing::info!("hub listening on http://{addr}");
+    let scheme = if serving.tls.is_some() { "https" } else { "http" };
+    tracing::info!("hub listening on {scheme}://{addr}");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        })
-        .await
-        .map_err(|e| StartError::System(format!("server: {e}")))?;
+    let stopped = async move {
+        let _ = stop_rx.wait_for(|s| *s).await;
+    };
+    crate::http_serve::serve(listener, router(state), serving, stopped).await;
     tracing::info!("hub stopped");
     Ok(())
 }
@@ -429,7 +444,6 @@ fn router(state: Shared) -> Router {
         .route("/v1/hub/reports/overspent", get(overspent))
         .route("/v1/hub/rulesets", post(publish))
         .fallback(|| async { Error::new(Code::InvalidInput, "no such endpoint").into_response() })
-        .layer(DefaultBodyLimit::max(wire::MAX_BODY))
         .with_state(state)
 }
 
@@ -458,25 +472,6 @@ async fn health(State(st): State<Shared>) -> Response {
     (status, body).into_response()
 }
 
-/// The terminal a signed sync request comes from, if the signature is right.
-fn terminal_of(st: &HubState, headers: &HeaderMap, path: &str, body: &[u8]) -> Result<String> {
-    let refused = |why: &str| Error::new(Code::Unauthorized, why.to_string());
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| refused("a sync request must be signed"))?;
-    let (terminal, sig) = wire::parse_auth(auth).ok_or_else(|| refused("malformed signature"))?;
-    let secret = st.secrets.get(terminal).ok_or_else(|| {
-        tracing::warn!("sync request from unknown terminal {terminal:?} refused");
-        refused("unknown terminal")
-    })?;
-    if !wire::verify(secret, terminal, path, body, &sig) {
-        tracing::warn!("sync request from terminal {terminal:?} with a wrong signature refused");
-        return Err(refused("wrong signature"));
-    }
-    Ok(terminal.to_string())
-}
-
 /// A request body that names the terminal it comes from.
 trait FromTerminal: serde::de::DeserializeOwned + Send + 'static {
     fn terminal_id(&self) -> &str;
@@ -494,26 +489,47 @@ impl FromTerminal for PullRequest {
     }
 }
 
-/// Checks a sync request's signature and that it speaks for the terminal that signed
-/// it, runs `f` on the store and answers in postcard.
+/// A sync request, in this order: the `Authorization` header names a known terminal
+/// (else 401, the body unread); a slot among the unverified requests (else 503); the
+/// body, bounded in size and time; its signature (else 401); then `f` runs on the
+/// store and the answer goes back in postcard.
 async fn signed<Q: FromTerminal, A: Serialize + Send + 'static>(
     st: Shared,
+    peer: SocketAddr,
     headers: HeaderMap,
-    body: Bytes,
-    path: &'static str,
+    body: HttpBody,
+    (path, limit): (&'static str, usize),
     f: fn(&dyn HubStore, &Q) -> Result<A>,
 ) -> Response {
-    let req = terminal_of(&st, &headers, path, &body).and_then(|t| {
-        let req: Q = postcard::from_bytes(&body).map_err(|e| Error::invalid(format!("undecodable sync body: {e}")))?;
-        if req.terminal_id() != t {
-            return Err(Error::new(Code::Unauthorized, "signed by another terminal"));
-        }
-        Ok(req)
-    });
-    let req = match req {
-        Ok(r) => r,
+    let (terminal, sig, secret) = match intake::claimed(&st.secrets, &headers) {
+        Ok(c) => c,
         Err(e) => return e.into_response(),
     };
+    let Some(slot) = st.unverified.take(peer.ip()) else {
+        tracing::debug!("sync request from {peer} claiming {terminal}: too many unverified requests");
+        let busy = Error::new(
+            Code::StoreBusy,
+            "too many sync requests are being received; retry in a moment",
+        );
+        return ([(header::RETRY_AFTER, "1")], busy).into_response();
+    };
+    let body = match intake::read_body(&headers, body, limit).await {
+        Ok(b) => b,
+        Err(refused) => return refused.into_response(),
+    };
+    if !wire::verify(secret, &terminal, path, &body, &sig) {
+        tracing::warn!("sync request from terminal {terminal:?} ({peer}) with a wrong signature refused");
+        return Error::new(Code::Unauthorized, "wrong signature").into_response();
+    }
+    drop(slot);
+    let req: Q = match postcard::from_bytes(&body) {
+        Ok(r) => r,
+        Err(e) => return Error::invalid(format!("undecodable sync body: {e}")).into_response(),
+    };
+    if req.terminal_id() != terminal {
+        return Error::new(Code::Unauthorized, "signed by another terminal").into_response();
+    }
+    drop(body);
     match blocking(&st, move |s| f(s, &req)).await {
         Ok(answer) => match postcard::to_allocvec(&answer) {
             Ok(bytes) => ([(header::CONTENT_TYPE, wire::CONTENT_TYPE)], bytes).into_response(),
@@ -523,12 +539,24 @@ async fn signed<Q: FromTerminal, A: Serialize + Send + 'static>(
     }
 }
 
-async fn push(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    signed(st, headers, body, wire::PUSH_PATH, |s, r: &PushRequest| s.ingest(r)).await
+async fn push(
+    State(st): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: HttpBody,
+) -> Response {
+    let bound = (wire::PUSH_PATH, wire::MAX_PUSH_BODY);
+    signed(st, peer, headers, body, bound, |s, r: &PushRequest| s.ingest(r)).await
 }
 
-async fn pull(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    signed(st, headers, body, wire::PULL_PATH, |s, r: &PullRequest| s.pull(r)).await
+async fn pull(
+    State(st): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: HttpBody,
+) -> Response {
+    let bound = (wire::PULL_PATH, wire::MAX_PULL_BODY);
+    signed(st, peer, headers, body, bound, |s, r: &PullRequest| s.pull(r)).await
 }
 
 /// Operator endpoints need the bearer token.
@@ -577,11 +605,15 @@ async fn overspent(State(st): State<Shared>, headers: HeaderMap) -> Response {
     json(blocking(&st, |s| s.overspent()).await)
 }
 
-async fn publish(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+async fn publish(State(st): State<Shared>, headers: HeaderMap, body: HttpBody) -> Response {
     if let Err(e) = operator(&st, &headers) {
         return e.into_response();
     }
-    let text = match String::from_utf8(body.to_vec()) {
+    let body = match intake::read_body(&headers, body, intake::MAX_RULESET_BODY).await {
+        Ok(b) => b,
+        Err(refused) => return refused.into_response(),
+    };
+    let text = match String::from_utf8(body) {
         Ok(t) => t,
         Err(_) => return Error::invalid("a ruleset is UTF-8 TOML text").into_response(),
     };

@@ -16,8 +16,19 @@ pub const PULL_PATH: &str = "/v1/sync/pull";
 /// `Authorization: LOYALTYD-HMAC terminal=<id>,sig=<hex>`.
 pub const AUTH_SCHEME: &str = "LOYALTYD-HMAC";
 pub const CONTENT_TYPE: &str = "application/x-loyaltyd-postcard";
-/// Largest request body the hub reads (a push batch is capped well below it).
-pub const MAX_BODY: usize = 16 << 20;
+/// Records per push, and the payload bytes a push stays under (the terminal's batch).
+pub const PUSH_RECORDS: usize = 5000;
+pub const PUSH_BYTES: usize = 4 << 20;
+/// Largest push body the hub reads: a full batch, plus postcard's framing (at most
+/// 10 + 3 bytes of seq and length per record) and the header fields.
+pub const MAX_PUSH_BODY: usize = PUSH_BYTES + PUSH_RECORDS * 16 + 1024;
+/// Members a terminal asks for by id in one pull (the hub looks at no more).
+pub const PULL_ASKED: usize = 256;
+/// Largest pull body the hub reads: `PULL_ASKED` ids fit many times over; the slack is
+/// for 0.1 terminals, which sent every stale member's id.
+pub const MAX_PULL_BODY: usize = 1 << 20;
+/// Largest answer a terminal reads from the hub (a pull aims at 512 KiB).
+pub const MAX_REPLY: usize = 16 << 20;
 
 /// Records of one terminal stream that go upstream. The batch covers the journal from
 /// `from` to `upto`: records in between that stay local (pull results, acknowledgements)
@@ -120,6 +131,36 @@ pub fn verify(secret: &[u8], terminal: &str, path: &str, body: &[u8], sig: &[u8]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_push_batch_fits_the_hubs_body_bound() {
+        // The worst framing: the largest seqs and lengths, the longest terminal id.
+        let per = PUSH_BYTES / PUSH_RECORDS;
+        let records = (0..PUSH_RECORDS as u64)
+            .map(|i| (u64::MAX - i, vec![0xa5; per]))
+            .collect();
+        let push = PushRequest {
+            terminal_id: "T".repeat(32),
+            epoch: u64::MAX,
+            from: u64::MAX - PUSH_RECORDS as u64,
+            upto: u64::MAX,
+            records,
+        };
+        let len = postcard::to_allocvec(&push).unwrap().len();
+        assert!(len <= MAX_PUSH_BODY, "{len} > {MAX_PUSH_BODY}");
+        let one = PushRequest {
+            records: vec![(u64::MAX, vec![0; crate::journal::MAX_PAYLOAD])],
+            ..push
+        };
+        assert!(postcard::to_allocvec(&one).unwrap().len() <= MAX_PUSH_BODY);
+        let pull = PullRequest {
+            terminal_id: "T".repeat(32),
+            epoch: u64::MAX,
+            cursor: u64::MAX,
+            members: vec!["m-0123456789abcdef".into(); PULL_ASKED],
+        };
+        assert!(postcard::to_allocvec(&pull).unwrap().len() * 10 <= MAX_PULL_BODY);
+    }
 
     #[test]
     fn a_signature_covers_terminal_path_and_body() {

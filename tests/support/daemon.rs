@@ -27,9 +27,14 @@ pub struct Daemon {
 
 /// Common global options: the repo's config with a data dir and ruleset of the test's.
 pub fn global_args(dir: &Path) -> Vec<String> {
+    global_args_with(dir, &repo("config/loyaltyd.toml"))
+}
+
+/// The same with another config file.
+pub fn global_args_with(dir: &Path, config: &Path) -> Vec<String> {
     vec![
         "--config".into(),
-        repo("config/loyaltyd.toml").display().to_string(),
+        config.display().to_string(),
         "--data-dir".into(),
         dir.join("data").display().to_string(),
         "--rules".into(),
@@ -59,14 +64,30 @@ impl Daemon {
     /// `extra` the sync target is a closed loopback port, so that a test terminal never
     /// reaches a hub a developer happens to run on the default port.
     pub fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        Daemon::start_at(dir, None, "127.0.0.1:0", extra, env)
+        Daemon::start_full(dir, None, &repo("config/loyaltyd.toml"), "127.0.0.1:0", extra, env)
+    }
+
+    /// Starts with the config file `config` (its data dir and ruleset still the test's).
+    pub fn start_config(dir: &Path, config: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_full(dir, None, config, "127.0.0.1:0", extra, env)
     }
 
     /// Starts inside network namespace `netns` (None: the test's own), listening on `listen`.
     pub fn start_at(dir: &Path, netns: Option<&str>, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_full(dir, netns, &repo("config/loyaltyd.toml"), listen, extra, env)
+    }
+
+    fn start_full(
+        dir: &Path,
+        netns: Option<&str>,
+        config: &Path,
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let token = dir.join("token");
         std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
-        let mut args = global_args(dir);
+        let mut args = global_args_with(dir, config);
         args.extend(["serve", "--listen", listen, "--token-file"].map(String::from));
         args.push(token.display().to_string());
         args.extend(extra.iter().map(|s| s.to_string()));

@@ -33,11 +33,20 @@ impl Hub {
     }
 
     pub fn start_on(dir: &Path, terminals: &[(&str, &Path)], listen: &str) -> Hub {
-        Hub::start_in(dir, terminals, None, listen)
+        Hub::start_full(dir, terminals, None, listen, "")
     }
 
     /// Starts inside network namespace `netns` (None: the test's own), listening on `listen`.
     pub fn start_in(dir: &Path, terminals: &[(&str, &Path)], netns: Option<&str>, listen: &str) -> Hub {
+        Hub::start_full(dir, terminals, netns, listen, "")
+    }
+
+    /// With `extra` config text: top-level keys first, then tables such as `[tls]`.
+    pub fn start_with(dir: &Path, terminals: &[(&str, &Path)], listen: &str, extra: &str) -> Hub {
+        Hub::start_full(dir, terminals, None, listen, extra)
+    }
+
+    fn start_full(dir: &Path, terminals: &[(&str, &Path)], netns: Option<&str>, listen: &str, extra: &str) -> Hub {
         let token = dir.join("hub.token");
         std::fs::write(&token, format!("{HUB_TOKEN}\n")).unwrap();
         let config = dir.join("hub.toml");
@@ -47,6 +56,7 @@ impl Hub {
             repo("config/rules.toml").display().to_string(),
             token.display().to_string(),
         );
+        text.push_str(extra);
         for (id, secret) in terminals {
             text.push_str(&format!(
                 "[[terminals]]\nid = {id:?}\nsecret_file = {:?}\n",
@@ -69,11 +79,16 @@ impl Hub {
 
     /// host:port, for a proxy in front of it.
     pub fn addr(&self) -> String {
-        self.url.trim_start_matches("http://").to_string()
+        let rest = self.url.split_once("://").map_or(self.url.as_str(), |(_, r)| r);
+        rest.to_string()
     }
 
     pub fn client(&self) -> Client {
         Client::new(&self.url, Some(HUB_TOKEN))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn kill9(&mut self) {
