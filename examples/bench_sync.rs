@@ -113,7 +113,7 @@ impl Drop for Proc {
 fn spawn(args: &[String], marker: &str) -> Result<Proc> {
     let mut child = Command::new(bin()?)
         .args(args)
-        .env("LOYALTYD_LOG", "warn,loyaltyd::daemon=info,loyaltyd::sync::hub=info")
+        .env("LOYALTYD_LOG", "warn,loyaltyd::daemon=info,loyaltyd::hub=info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

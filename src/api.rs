@@ -26,29 +26,12 @@ use crate::error::{Code, Error, Result};
 use crate::feedback::{Feedback, Signal};
 use crate::metrics::Metrics;
 use crate::model::{canonical_card, parse_date, CardStatus};
+use crate::service::http;
+use crate::sync::client::SyncInfo;
 use crate::views::MemberView;
 
 /// Request bodies above this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
-
-/// Sync progress the health endpoint reports (filled by the sync task).
-#[derive(Default)]
-pub struct SyncInfo {
-    last_sync_at: std::sync::Mutex<Option<crate::model::Ts>>,
-}
-
-impl SyncInfo {
-    pub fn note_success(&self) {
-        if let Ok(mut t) = self.last_sync_at.lock() {
-            *t = Some(crate::model::now());
-        }
-    }
-
-    /// When the last round with the hub completed.
-    pub fn last_sync_at(&self) -> Option<crate::model::Ts> {
-        self.last_sync_at.lock().ok().and_then(|t| *t)
-    }
-}
 
 pub struct AppState {
     pub engine: Arc<Engine>,
@@ -67,13 +50,6 @@ pub struct CardEvent {
     pub card: String,
     pub status: &'static str,
     pub member: Option<MemberView>,
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(self.to_json())).into_response()
-    }
 }
 
 type Shared = Arc<AppState>;
@@ -97,57 +73,11 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .merge(authed)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::map_response(errors_as_json))
+        .fallback(http::not_found)
+        .method_not_allowed_fallback(http::method_not_allowed)
+        .layer(middleware::map_response(http::errors_as_json))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
-}
-
-async fn not_found() -> Response {
-    Error::new(Code::NotFound, "no such endpoint").into_response()
-}
-
-async fn method_not_allowed() -> Response {
-    Error::new(Code::MethodNotAllowed, "this endpoint does not take that method").into_response()
-}
-
-/// Every answer that is not a success carries the error document, whoever made it
-/// (axum's own rejections answer in plain text).
-async fn errors_as_json(resp: Response) -> Response {
-    let status = resp.status();
-    let is_json = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if status.is_success() || is_json || status.is_informational() || status.is_redirection() {
-        return resp;
-    }
-    let code = match status.as_u16() {
-        401 => Code::Unauthorized,
-        404 => Code::NotFound,
-        405 => Code::MethodNotAllowed,
-        400..=499 => Code::InvalidInput,
-        _ => Code::Internal,
-    };
-    let message = match status.canonical_reason() {
-        Some(reason) => format!("{} {reason}", status.as_u16()),
-        None => status.to_string(),
-    };
-    (status, Json(Error::new(code, message).to_json())).into_response()
-}
-
-/// Compares without an early exit, so the time taken does not tell how much matched.
-pub fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The token of an `Authorization: Bearer <token>` header (the scheme's case does not
-/// matter, RFC 9110 11.1).
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// The `Idempotency-Key` header: none, or the key (any UTF-8 text without control
@@ -164,9 +94,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
 }
 
 async fn auth(State(st): State<Shared>, req: Request, next: Next) -> Response {
-    let given = bearer(req.headers());
+    let given = http::bearer(req.headers());
     match given {
-        Some(t) if same(t.as_bytes(), st.token.as_bytes()) => next.run(req).await,
+        Some(t) if http::same(t.as_bytes(), st.token.as_bytes()) => next.run(req).await,
         _ => {
             st.metrics.refusal(Code::Unauthorized);
             Error::new(Code::Unauthorized, "missing or wrong bearer token").into_response()

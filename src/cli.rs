@@ -324,7 +324,7 @@ fn load_config(cli: &Cli) -> Result<Config> {
 
 fn load(cli: &Cli) -> Result<(Config, EngineConfig)> {
     let cfg = load_config(cli)?;
-    let ecfg = cfg.engine_config();
+    let ecfg = EngineConfig::of(&cfg);
     Ok((cfg, ecfg))
 }
 
@@ -411,7 +411,7 @@ fn run(cli: Cli) -> Result<Out> {
             if let Some(c) = clock {
                 cfg.clock = *c;
             }
-            let ecfg = cfg.engine_config();
+            let ecfg = EngineConfig::of(&cfg);
             let args = crate::daemon::ServeArgs {
                 listen: listen.clone(),
                 token_file: token_file.clone(),
@@ -426,16 +426,16 @@ fn run(cli: Cli) -> Result<Out> {
             terminals,
         }) => {
             let cfg = load_hub(&cli)?;
-            let args = crate::sync::hub::HubArgs {
+            let args = crate::hub::HubArgs {
                 listen: listen.clone(),
                 token_file: token_file.clone(),
                 terminals: terminals.clone(),
             };
-            crate::sync::hub::serve(cfg, args)?;
+            crate::hub::serve(cfg, args)?;
             out(&serde_json::json!({"ok": true}), "stopped".into())
         }
         Cmd::Hub(HubCmd::Rebuild) => {
-            let ecfg = crate::sync::hub::engine_config(&load_hub(&cli)?);
+            let ecfg = crate::hub::engine_config(&load_hub(&cli)?);
             let (n, note) = engine::rebuild(&ecfg)?;
             let v = serde_json::json!({"ok": true, "records": n, "note": note});
             out(&v, format!("rebuilt the hub state from {n} journal records; {note}"))

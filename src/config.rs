@@ -5,13 +5,48 @@
 //! taken from the current directory; the systemd unit uses absolute ones.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::engine::ClockPolicy;
 use crate::rules::Ruleset;
 
 /// The configuration used when no file is given and `config/loyaltyd.toml` is absent.
+/// Whether the wall clock can be believed (a Pi without RTC boots with a stale time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockPolicy {
+    /// Trusted when the kernel says the clock is NTP-synchronised, or while a recent
+    /// measurement against the hub's clock exists (which then corrects it).
+    Auto,
+    Trusted,
+    Untrusted,
+    /// Only the hub's clock is believed: trusted while a recent measurement exists,
+    /// and business time is always corrected by it (no NTP at the shop).
+    Hub,
+}
+
+impl std::str::FromStr for ClockPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<ClockPolicy, String> {
+        match s {
+            "auto" => Ok(ClockPolicy::Auto),
+            "trusted" => Ok(ClockPolicy::Trusted),
+            "untrusted" => Ok(ClockPolicy::Untrusted),
+            "hub" => Ok(ClockPolicy::Hub),
+            _ => Err(format!("clock policy {s:?}: auto, trusted, untrusted or hub")),
+        }
+    }
+}
+
+/// How an HTTP server serves its connections (see `service::http` for what each measures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
 pub const EMBEDDED_CONFIG: &str = include_str!("../config/loyaltyd.toml");
 /// The ruleset used when the configured one is the default path and does not exist.
 pub const EMBEDDED_RULES: &str = include_str!("../config/rules.toml");
@@ -93,13 +128,13 @@ fn default_hub_max_connections() -> usize {
     1024
 }
 
-/// The serving limits of `http_serve` from a config's keys, checked.
+/// The serving limits of `service::http` from a config's keys, checked.
 fn serving_limits(
     section: &str,
     header_read_timeout_secs: u64,
     idle_timeout_secs: u64,
     max_connections: usize,
-) -> Result<crate::http_serve::Limits, String> {
+) -> Result<Limits, String> {
     for (key, v) in [
         ("header_read_timeout_secs", header_read_timeout_secs),
         ("idle_timeout_secs", idle_timeout_secs),
@@ -113,7 +148,7 @@ fn serving_limits(
             "{section}max_connections must be 1 to 65536 (got {max_connections})"
         ));
     }
-    Ok(crate::http_serve::Limits {
+    Ok(Limits {
         header_read_timeout: std::time::Duration::from_secs(header_read_timeout_secs),
         idle_timeout: std::time::Duration::from_secs(idle_timeout_secs),
         max_connections,
@@ -121,7 +156,7 @@ fn serving_limits(
 }
 
 impl Api {
-    pub fn limits(&self) -> Result<crate::http_serve::Limits, String> {
+    pub fn limits(&self) -> Result<Limits, String> {
         serving_limits(
             "api.",
             self.header_read_timeout_secs,
@@ -295,7 +330,7 @@ fn read_config(
 }
 
 impl HubConfig {
-    pub fn limits(&self) -> Result<crate::http_serve::Limits, String> {
+    pub fn limits(&self) -> Result<Limits, String> {
         serving_limits(
             "",
             self.header_read_timeout_secs,
@@ -354,18 +389,6 @@ impl Config {
         }
         cfg.api.limits().map_err(bad)?;
         Ok(cfg)
-    }
-
-    /// The engine settings this config gives.
-    pub fn engine_config(&self) -> crate::engine::EngineConfig {
-        crate::engine::EngineConfig {
-            data_dir: self.data_dir.clone(),
-            terminal_id: self.terminal_id.clone(),
-            clock: self.clock,
-            cache_bytes: self.cache_mib << 20,
-            offline_cap: !self.sync.upstream.trim().is_empty(),
-            hub: false,
-        }
     }
 
     /// Loads the ruleset the config names; the default path falls back to the embedded

@@ -11,39 +11,15 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::api::{self, AppState, SyncInfo};
+use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
-use crate::error::Error;
 use crate::feedback::Feedback;
 use crate::metrics::Metrics;
 use crate::reader::{self, ReaderOptions, ReaderSpec};
+use crate::service::{runtime, stopping, while_starting, StartError};
 use crate::sync::client::SyncConfig;
-
-/// Why a daemon did not start (or stopped with an error): a configuration the
-/// operator must fix, or a fault of the machine. Never a label for the other.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The config, the ruleset, a flag or a file they name is wrong.
-    #[error("{0}")]
-    Config(String),
-    /// The machine refused: a port in use, a device or file that cannot be opened.
-    #[error("{0}")]
-    System(String),
-    /// Opening or running the engine failed, with the stable code of why.
-    #[error("{0}")]
-    Engine(Error),
-}
-
-impl From<StartError> for Error {
-    fn from(e: StartError) -> Error {
-        match e {
-            StartError::Config(m) => Error::invalid(m),
-            StartError::System(m) => Error::internal(m),
-            StartError::Engine(e) => e,
-        }
-    }
-}
+use crate::sync::client::SyncInfo;
 
 /// `serve` flags that override the config file (the sync ones are applied to the
 /// config before the engine opens).
@@ -102,68 +78,6 @@ fn sync_config(cfg: &Config) -> Result<Option<SyncConfig>, StartError> {
     }))
 }
 
-/// Engine calls wait on fdatasync off the runtime's workers (`block_in_place` hands a
-/// worker's queue to a blocking-pool thread); this many may wait at once. A till's POS
-/// sends a handful of requests at a time; 16 still fill a group commit under the
-/// benchmark's 32 clients, and tokio's default of 512 threads would only cost memory.
-const MAX_BLOCKING_THREADS: usize = 16;
-
-/// How often start-up tells systemd it is still busy, and how much more time each
-/// message asks for.
-const EXTEND_EVERY: Duration = Duration::from_secs(10);
-const EXTEND_BY: Duration = Duration::from_secs(30);
-
-/// Runs `open` (journal scan, replay, maybe a rebuild: a minute or more for a large
-/// journal on a Pi) while telling systemd that start-up goes on: EXTEND_TIMEOUT_USEC
-/// at once and then every `EXTEND_EVERY`, so a long replay is not killed by the start
-/// timeout, while a start-up that hangs still is (`EXTEND_BY` after its last sign of
-/// life). Without a notify socket the messages go nowhere.
-pub fn while_starting<T>(open: impl FnOnce() -> T) -> T {
-    let (done, stopped) = std::sync::mpsc::channel::<()>();
-    let pinger = std::thread::Builder::new()
-        .name("start-timeout".into())
-        .spawn(move || loop {
-            let _ = sd_notify::notify(&[
-                sd_notify::NotifyState::ExtendTimeoutUsec(EXTEND_BY.as_micros() as u32),
-                sd_notify::NotifyState::Status("opening the journal and the state store"),
-            ]);
-            if stopped.recv_timeout(EXTEND_EVERY) != Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
-                return;
-            }
-        });
-    let out = open();
-    drop(done);
-    if let Ok(p) = pinger {
-        let _ = p.join();
-    }
-    out
-}
-
-/// The daemon's runtime, built for a small machine: the blocking pool is bounded.
-pub fn runtime(name: &str) -> Result<tokio::runtime::Runtime, StartError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name(name)
-        .max_blocking_threads(MAX_BLOCKING_THREADS)
-        .build()
-        .map_err(|e| StartError::System(format!("cannot start the runtime: {e}")))
-}
-
-/// Logs to stderr; under systemd (JOURNAL_STREAM set) without timestamps, which the
-/// journal adds itself.
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LOYALTYD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter);
-    let _ = if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().with_ansi(false).try_init()
-    } else {
-        builder.try_init()
-    };
-}
-
 /// The POS bearer token. On the embedded defaults, away from the repository's
 /// `config/pos.token`, a random token is made once in the data directory (and its path
 /// logged), so that `loyaltyd serve` runs anywhere.
@@ -194,7 +108,7 @@ fn pos_token(cfg: &Config, flag: Option<&std::path::Path>) -> Result<String, Sta
 
 /// Runs the daemon until SIGTERM/SIGINT. Errors are start-up failures, said plainly.
 pub fn serve(cfg: Config, ecfg: EngineConfig, args: ServeArgs) -> Result<(), StartError> {
-    init_logging();
+    crate::service::init_logging();
     let rules = cfg.load_rules().map_err(|e| StartError::Config(e.to_string()))?;
     let spec: ReaderSpec = args
         .reader
@@ -247,13 +161,13 @@ struct Parts {
     feedback: Feedback,
     token: String,
     listen: String,
-    limits: crate::http_serve::Limits,
+    limits: crate::service::http::Limits,
     sync: Option<SyncConfig>,
 }
 
 async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), StartError> {
     let listen = &parts.listen;
-    let listener = crate::http_serve::bind(listen)
+    let listener = crate::service::http::bind(listen)
         .await
         .map_err(|e| StartError::System(format!("cannot listen on {listen}: {e}")))?;
     let addr = listener.local_addr().map_err(|e| StartError::System(e.to_string()))?;
@@ -309,12 +223,12 @@ async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), StartError> {
         let _ = stop.wait_for(|s| *s).await;
     };
     // Requests in flight get a few seconds after SIGTERM; a commit takes milliseconds.
-    let options = crate::http_serve::Options {
+    let options = crate::service::http::Options {
         limits: parts.limits,
         tls: None,
         grace: Duration::from_secs(5),
     };
-    crate::http_serve::serve(listener, api::router(state), options, stopped).await;
+    crate::service::http::serve(listener, api::router(state), options, stopped).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -345,26 +259,6 @@ async fn signals(cfg: Config, engine: Arc<Engine>, stop: watch::Sender<bool>) {
                 Err(e) => tracing::error!("ruleset reload refused, keeping the current one: {e}"),
             },
         }
-    }
-    stopping(&stop);
-}
-
-fn stopping(stop: &watch::Sender<bool>) {
-    tracing::info!("stopping: no new requests; finishing the ones in flight");
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    let _ = stop.send(true);
-}
-
-/// SIGTERM/SIGINT stop a daemon without a ruleset to reload (the hub).
-pub async fn stop_on_signal(stop: watch::Sender<bool>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
     }
     stopping(&stop);
 }

@@ -1014,7 +1014,7 @@ fn open_engine(t: &Term) -> loyaltyd::engine::Engine {
     cfg.data_dir = t.data.clone();
     cfg.rules = t.rules.clone();
     let rules = cfg.load_rules().expect("rules");
-    Engine::open(cfg.engine_config(), rules).expect("open the engine in-process")
+    Engine::open(loyaltyd::engine::EngineConfig::of(&cfg), rules).expect("open the engine in-process")
 }
 
 #[test]

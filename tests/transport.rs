@@ -399,7 +399,7 @@ fn slow_unverified_requests_do_not_stop_a_terminals_sync() {
         assert_eq!(status, 401, "{body}");
     }
     // All but the first few of the slow claimants are turned away: 503 store_busy.
-    let expected = 40 - loyaltyd::sync::intake::UNVERIFIED_PER_PEER;
+    let expected = 40 - loyaltyd::hub::UNVERIFIED_PER_PEER;
     let mut answered = vec![false; slow.len()];
     let mut busy = 0;
     let mut poll = |answered: &mut [bool], busy: &mut usize| {

@@ -5,6 +5,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+pub use crate::config::ClockPolicy;
+
 use super::{At, Engine};
 use crate::model::{self, Ts};
 
@@ -19,33 +21,6 @@ pub(super) struct HubClock {
 }
 
 pub(super) type SharedClock = Mutex<HubClock>;
-
-/// Whether the wall clock can be believed (a Pi without RTC boots with a stale time).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ClockPolicy {
-    /// Trusted when the kernel says the clock is NTP-synchronised, or while a recent
-    /// measurement against the hub's clock exists (which then corrects it).
-    Auto,
-    Trusted,
-    Untrusted,
-    /// Only the hub's clock is believed: trusted while a recent measurement exists,
-    /// and business time is always corrected by it (no NTP at the shop).
-    Hub,
-}
-
-impl std::str::FromStr for ClockPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<ClockPolicy, String> {
-        match s {
-            "auto" => Ok(ClockPolicy::Auto),
-            "trusted" => Ok(ClockPolicy::Trusted),
-            "untrusted" => Ok(ClockPolicy::Untrusted),
-            "hub" => Ok(ClockPolicy::Hub),
-            _ => Err(format!("clock policy {s:?}: auto, trusted, untrusted or hub")),
-        }
-    }
-}
 
 impl Engine {
     pub fn clock_trusted(&self) -> bool {

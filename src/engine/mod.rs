@@ -53,6 +53,20 @@ pub struct EngineConfig {
     pub hub: bool,
 }
 
+impl EngineConfig {
+    /// The engine settings a terminal's config gives.
+    pub fn of(cfg: &crate::config::Config) -> EngineConfig {
+        EngineConfig {
+            data_dir: cfg.data_dir.clone(),
+            terminal_id: cfg.terminal_id.clone(),
+            clock: cfg.clock,
+            cache_bytes: cfg.cache_mib << 20,
+            offline_cap: !cfg.sync.upstream.trim().is_empty(),
+            hub: false,
+        }
+    }
+}
+
 /// What start-up found and did, for the log.
 #[derive(Debug, Clone, Default)]
 pub struct Startup {

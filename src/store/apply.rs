@@ -7,7 +7,7 @@
 //! it pulled inside `HubPull` records. The hub also keeps a change feed of what it
 //! changed, which terminals pull.
 
-use super::overlay::{Changes as Writes, FastMap};
+use super::{Changes as Writes, FastMap};
 use std::sync::atomic::Ordering;
 
 use sha2::{Digest, Sha256};

@@ -42,6 +42,15 @@ use crate::rules::refund::Refunded;
 use overlay::Overlay;
 use redo::Redo;
 
+/// The maps of the store's hot path hash with FxHash (sled's own choice, already
+/// in the build): several times cheaper than SipHash on short keys, and their keys
+/// come from the local journal, whose writer already checked them.
+type FastMap<K, V> = std::collections::HashMap<K, V, fxhash::FxBuildHasher>;
+
+/// Changes by key: `Some(value)` to write, `None` to remove (what `apply` makes, the
+/// overlay holds and `redo` writes to sled).
+type Changes = FastMap<Vec<u8>, Option<Vec<u8>>>;
+
 const VERSION: u8 = 1;
 /// The key layout (see the module docs); 1 kept a key per transaction and idempotency
 /// key, 2 kept the terminal's and hub's bookkeeping inside the member's state and

@@ -17,20 +17,12 @@
 //! not atomic, which does not matter for a directory that is thrown away unless the
 //! build completes.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::redo::{self, Redo};
+use super::Changes;
 use crate::error::Result;
-
-/// The maps of the store's hot path hash with FxHash (sled's own choice, already
-/// in the build): several times cheaper than SipHash on short keys, and their keys
-/// come from the local journal, whose writer already checked them.
-pub(super) type FastMap<K, V> = HashMap<K, V, fxhash::FxBuildHasher>;
-
-/// Changes by key: `Some(value)` to write, `None` to remove.
-pub(super) type Changes = FastMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// The flusher writes at least this often while changes are pending.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);

@@ -25,8 +25,7 @@
 //! re-applies a marked redo log (the values are whole values, so applying twice is
 //! harmless) and drops stray chunks.
 
-use super::overlay::Changes;
-use super::{dec, enc};
+use super::{dec, enc, Changes};
 use crate::error::{Error, Result};
 
 /// The name of the redo log's sled tree.

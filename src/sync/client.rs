@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
 use super::wire::{self, PullReply, PullRequest, PushReply, PushRequest, PULL_ASKED, PUSH_BYTES, PUSH_RECORDS};
-use crate::api::SyncInfo;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::model;
@@ -261,6 +260,25 @@ impl Client {
             self.pull(engine)?;
         }
         Ok(())
+    }
+}
+
+/// Sync progress the health endpoint reports (filled by the sync task).
+#[derive(Default)]
+pub struct SyncInfo {
+    last_sync_at: std::sync::Mutex<Option<crate::model::Ts>>,
+}
+
+impl SyncInfo {
+    pub fn note_success(&self) {
+        if let Ok(mut t) = self.last_sync_at.lock() {
+            *t = Some(crate::model::now());
+        }
+    }
+
+    /// When the last round with the hub completed.
+    pub fn last_sync_at(&self) -> Option<crate::model::Ts> {
+        self.last_sync_at.lock().ok().and_then(|t| *t)
     }
 }
 

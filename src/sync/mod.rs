@@ -2,8 +2,8 @@
 //!
 //! - `wire`: the messages and their signatures.
 //! - `client`: the terminal's task that pushes its journal and pulls the hub's changes.
-//! - `hub`: `loyaltyd hub serve`, the upstream every terminal syncs with.
-//! - `intake`: what the hub checks of a sync request before reading its body.
+//!
+//! The hub, which every terminal syncs with, is a daemon of its own (`crate::hub`).
 //!
 //! Exactly once: every record has an identity (terminal, install epoch, seq); the hub
 //! stores each identity once and acknowledges the highest contiguous seq it holds, and
@@ -13,6 +13,4 @@
 //! covers every local change to it.
 
 pub mod client;
-pub mod hub;
-pub mod intake;
 pub mod wire;

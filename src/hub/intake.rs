@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
 
-use super::wire;
 use crate::error::{Code, Error, Result};
+use crate::sync::wire;
 
 /// The terminal a sync request claims to come from and its secret, from the
 /// `Authorization` header alone: checked before a byte of the body is read.

@@ -27,7 +27,12 @@ use std::time::Duration;
 use axum::body::{Body, HttpBody};
 use axum::extract::ConnectInfo;
 use axum::http::Request;
-use axum::Router;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+
+pub use crate::config::Limits;
+use crate::error::{Code, Error};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -45,14 +50,6 @@ const LISTEN_BACKLOG: u32 = 1024;
 /// File descriptors kept for everything that is not a connection (journal, sled,
 /// devices, the listener, logs).
 const FD_RESERVE: usize = 64;
-
-/// Timeouts and limits; see the module comment for what each one measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub header_read_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub max_connections: usize,
-}
 
 pub struct Options {
     pub limits: Limits,
@@ -438,6 +435,62 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
     }
+}
+
+// ---- Helpers both routers use: refusals as the error document, bearer tokens. ----
+
+/// A refusal or fault as the error document, with the status interface.md gives its code.
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.to_json())).into_response()
+    }
+}
+
+/// Compares without an early exit, so the time taken does not tell how much matched.
+pub fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme's case does not
+/// matter, RFC 9110 11.1).
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+pub async fn not_found() -> Response {
+    Error::new(Code::NotFound, "no such endpoint").into_response()
+}
+
+pub async fn method_not_allowed() -> Response {
+    Error::new(Code::MethodNotAllowed, "this endpoint does not take that method").into_response()
+}
+
+/// Every answer that is not a success carries the error document, whoever made it
+/// (axum's own rejections answer in plain text).
+pub async fn errors_as_json(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if status.is_success() || is_json || status.is_informational() || status.is_redirection() {
+        return resp;
+    }
+    let code = match status.as_u16() {
+        401 => Code::Unauthorized,
+        404 => Code::NotFound,
+        405 => Code::MethodNotAllowed,
+        400..=499 => Code::InvalidInput,
+        _ => Code::Internal,
+    };
+    let message = match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.to_string(),
+    };
+    (status, Json(Error::new(code, message).to_json())).into_response()
 }
 
 #[cfg(test)]

@@ -1,0 +1,130 @@
+//! `loyaltyd hub serve`: the chain's upstream.
+//!
+//! The hub is the same engine as a terminal (journal first, then sled, one `apply`),
+//! holding every terminal's records inside `Remote` records of its own journal. It
+//! answers pushes with the highest contiguous sequence it holds durably for each
+//! terminal stream, serves a change feed to pulls, and has read-only endpoints for
+//! operators. Storage sits behind [`HubStore`] so that a chain that outgrows one
+//! machine can put it elsewhere.
+//!
+//! - `store`: [`HubStore`] and [`SledHub`], what is kept and how;
+//! - `intake`: what a sync request must show before its body is read;
+//! - `api`: the routes, sync and operators'.
+
+mod api;
+mod intake;
+mod store;
+
+pub use intake::UNVERIFIED_PER_PEER;
+pub use store::{engine_config, HubStore, Overspent, SledHub, TerminalView};
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::{read_secret, HubConfig};
+use crate::service::StartError;
+use intake::Unverified;
+
+/// `hub serve` flags that override `config/hub.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct HubArgs {
+    pub listen: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// ID=SECRET_FILE, repeatable.
+    pub terminals: Vec<String>,
+}
+
+struct HubState {
+    store: Arc<dyn HubStore>,
+    token: String,
+    secrets: HashMap<String, Vec<u8>>,
+    unverified: Unverified,
+}
+
+type Shared = Arc<HubState>;
+
+/// Runs the hub until SIGTERM/SIGINT. Errors are start-up failures, said plainly.
+pub fn serve(mut cfg: HubConfig, args: HubArgs) -> std::result::Result<(), StartError> {
+    let config = StartError::Config;
+    crate::service::init_logging();
+    for t in &args.terminals {
+        let (id, file) = t
+            .split_once('=')
+            .ok_or_else(|| config(format!("--terminal {t:?}: want ID=SECRET_FILE")))?;
+        if !crate::config::valid_terminal_id(id) {
+            return Err(config(format!(
+                "--terminal {t:?}: the id must be 1 to 32 letters, digits or _"
+            )));
+        }
+        cfg.terminals.retain(|x| x.id != id);
+        cfg.terminals.push(crate::config::HubTerminalConfig {
+            id: id.to_string(),
+            secret_file: file.into(),
+        });
+    }
+    let token_file = args.token_file.clone().unwrap_or(cfg.token_file.clone());
+    let token = read_secret(&token_file, "operator token", 8).map_err(|e| config(e.to_string()))?;
+    let mut secrets = HashMap::new();
+    for t in &cfg.terminals {
+        let s = read_secret(&t.secret_file, "terminal secret", 16).map_err(|e| config(e.to_string()))?;
+        secrets.insert(t.id.clone(), s.into_bytes());
+    }
+    let listen = args.listen.clone().unwrap_or(cfg.listen.clone());
+    let serving = crate::service::http::Options {
+        limits: cfg.limits().map_err(StartError::Config)?,
+        tls: match &cfg.tls {
+            Some(t) => Some(crate::service::http::tls_config(&t.cert_file, &t.key_file).map_err(StartError::Config)?),
+            None => None,
+        },
+        grace: Duration::from_secs(5),
+    };
+    let hub = crate::service::while_starting(|| SledHub::open(&cfg))?;
+    let s = &hub.engine().startup;
+    for r in s.repairs() {
+        tracing::warn!("hub {r}");
+    }
+    tracing::info!(
+        "hub journal: {} records, {} replayed; {} terminals registered",
+        s.journal_records,
+        s.replayed,
+        secrets.len()
+    );
+    let hub = Arc::new(hub);
+    let state = Arc::new(HubState {
+        store: hub.clone(),
+        token,
+        secrets,
+        unverified: Unverified::default(),
+    });
+    let runtime = crate::service::runtime("loyaltyd-hub")?;
+    let result = runtime.block_on(run(state, listen, serving));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    hub.close().map_err(StartError::Engine)?;
+    result
+}
+
+async fn run(
+    state: Shared,
+    listen: String,
+    serving: crate::service::http::Options,
+) -> std::result::Result<(), StartError> {
+    let listener = crate::service::http::bind(&listen)
+        .await
+        .map_err(|e| StartError::System(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| StartError::System(e.to_string()))?;
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    tokio::spawn(crate::service::stop_on_signal(stop_tx));
+    let scheme = if serving.tls.is_some() { "https" } else { "http" };
+    tracing::info!("hub listening on {scheme}://{addr}");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let stopped = async move {
+        let _ = stop_rx.wait_for(|s| *s).await;
+    };
+    crate::service::http::serve(listener, api::router(state), serving, stopped).await;
+    tracing::info!("hub stopped");
+    Ok(())
+}
