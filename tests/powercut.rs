@@ -84,6 +84,7 @@ struct Sale {
     acked: Option<Receipt>,
     /// Which request got the 2xx: the first, its concurrent twin, a retry.
     acked_by: &'static str,
+    acked_at: Option<Instant>,
 }
 
 fn sale_body(card_no: usize, rng: &mut Rng) -> String {
@@ -139,6 +140,7 @@ fn client(url: &str, tag: &str, mut rng: Rng, cut: &AtomicBool, sent: &AtomicU64
             body: sale_body(card_no, &mut rng),
             acked: None,
             acked_by: "",
+            acked_at: None,
         };
         let send = |p: &Pos| p.post("/v1/checkout/commit", &sale.body, Some(&sale.key));
         sent.fetch_add(1, Ordering::SeqCst);
@@ -147,8 +149,8 @@ fn client(url: &str, tag: &str, mut rng: Rng, cut: &AtomicBool, sent: &AtomicU64
             load.doubles += 1;
             thread::scope(|s| {
                 let other = s.spawn(|| send(&twin));
-                answers.push(("the request", send(&pos)));
-                answers.push(("its concurrent twin", other.join().unwrap()));
+                answers.push(("the first of two concurrent requests", send(&pos)));
+                answers.push(("the second of two concurrent requests", other.join().unwrap()));
             });
         } else {
             answers.push(("the request", send(&pos)));
@@ -170,6 +172,7 @@ fn client(url: &str, tag: &str, mut rng: Rng, cut: &AtomicBool, sent: &AtomicU64
                     (Some(r), None) => {
                         sale.acked = Some(r);
                         sale.acked_by = by;
+                        sale.acked_at = Some(Instant::now());
                     }
                     (Some(_), Some(_)) => {}
                     (None, _) => load
@@ -214,6 +217,7 @@ struct Drill {
     startup_us: u64,
     /// What this cycle did, for its failures.
     context: String,
+    cut_at: Option<Instant>,
     stats: Stats,
     failures: Vec<String>,
 }
@@ -236,6 +240,7 @@ impl Drill {
             boots: 0,
             startup_us: 300_000,
             context: String::new(),
+            cut_at: None,
             stats: Stats::default(),
             failures: Vec::new(),
         }
@@ -404,6 +409,7 @@ impl Drill {
             }
             thread::sleep(cut_after);
             cut.store(true, Ordering::SeqCst);
+            self.cut_at = Some(Instant::now());
             self.cut(mode, "commits");
             self.context += &format!(", cut ({}) {} ms into the commits", mode.name(), cut_after.as_millis());
             serve.kill9();
@@ -502,11 +508,16 @@ impl Drill {
                     if let Some(acked) = &sale.acked {
                         self.stats.acked_checked += 1;
                         if !replayed || &r != acked {
+                            let before_cut = match (sale.acked_at, self.cut_at) {
+                                (Some(a), Some(c)) if a <= c => format!("{} ms before", (c - a).as_millis()),
+                                (Some(a), Some(c)) => format!("{} ms after", (a - c).as_millis()),
+                                _ => "?".into(),
+                            };
                             self.fail(
                                 n,
                                 format!(
-                                    "acknowledged sale {} ({acked:?}, acknowledged by {}) lost by the cut: \
-                                     its key now answers {} {}, {} points",
+                                    "acknowledged sale {} ({acked:?}, acknowledged by {}, {before_cut} the cut) \
+                                     lost by the cut: its key now answers {} {}, {} points",
                                     sale.key,
                                     sale.acked_by,
                                     if replayed { "a replay of" } else { "a new sale" },
