@@ -268,6 +268,11 @@ impl Drill {
         sync_dir(self.fs.path()).unwrap();
         let mut s = self.spawn();
         let url = s.wait_listening(START_DEADLINE).expect("a fresh daemon starts");
+        // SIGKILL must hit the daemon itself: unshare and sh exec'ed into it.
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{}/exe", s.pid())).unwrap(),
+            Path::new(terminal::BIN).canonicalize().unwrap()
+        );
         let pos = Pos::new(&url, Duration::from_secs(30));
         for i in 0..CARDS {
             let body = json!({"card": card(i), "name": "N", "phone": format!("1390000{i:04}")});
