@@ -323,6 +323,9 @@ impl Drill {
     }
 
     fn cycle(&mut self, n: u64) {
+        // Each cycle's decisions from the seed and its number alone: the same cycle
+        // decides the same however many sales the earlier ones happened to make.
+        self.rng = Rng::new(self.seed ^ (n + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         if self.serve.is_none() {
             self.new_epoch();
         }
