@@ -40,6 +40,9 @@ const LOAD_MS: u64 = 600;
 const START_DEADLINE: Duration = Duration::from_secs(60);
 /// Old acknowledged sales replayed per cycle (besides all of the cycle's own).
 const OLD_SAMPLE: usize = 150;
+/// Every this many cycles the daemon is stopped cleanly and its whole state dump
+/// compared with a rebuild's.
+const DUMP_EVERY: u64 = 5;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
@@ -109,6 +112,8 @@ struct Stats {
     doubles: u64,
     timeouts: u64,
     rebuild_checks: u64,
+    /// Full state dumps compared with a rebuild's (after a clean stop).
+    dump_checks: u64,
     epochs: u64,
     /// What the start-ups after a cut did, from their logs.
     startups: BTreeMap<&'static str, u64>,
@@ -355,7 +360,7 @@ impl Drill {
                     "journal tail replayed"
                 };
                 *self.stats.startups.entry(kind).or_default() += 1;
-                if s.log_has("journal: cut a torn last record") {
+                if s.log_has("journal: cut a") {
                     *self.stats.startups.entry("torn journal tail cut").or_default() += 1;
                 }
                 let took = s.listening_since().unwrap() - s.spawned;
@@ -565,7 +570,50 @@ impl Drill {
             }
         }
         self.rebuild_check(n, &pos);
+        if n % DUMP_EVERY == 0 {
+            self.dump_check(n);
+        }
         self.failures.len() == before
+    }
+
+    /// Every `DUMP_EVERY` cycles, the whole state: the daemon is stopped cleanly and its
+    /// `state dump` compared with that of a rebuild of its journal; then it starts again
+    /// (in the same boot: a clean stop is believed).
+    fn dump_check(&mut self, n: u64) {
+        self.stats.dump_checks += 1;
+        let Some((mut s, _)) = self.serve.take() else { return };
+        match s.terminate(Duration::from_secs(20)) {
+            Ok(status) if status.success() => {}
+            other => {
+                self.fail(n, format!("SIGTERM: the daemon stopped with {other:?}"));
+                return;
+            }
+        }
+        let (status, live, err) = self.paths.cli(&self.paths.data, &["--json", "state", "dump"]);
+        if status != 0 {
+            self.fail(n, format!("state dump of the daemon's data dir: {err}"));
+            return;
+        }
+        let copy = self.work.path().join("rebuilt");
+        let (_, rebuilt, err) = self.paths.cli(&copy, &["--json", "state", "dump"]);
+        let (live, rebuilt): (Value, Value) = (
+            serde_json::from_str(live.trim()).unwrap_or(Value::Null),
+            serde_json::from_str(rebuilt.trim()).unwrap_or_else(|_| json!({"stderr": err})),
+        );
+        if live != rebuilt {
+            let section = live.as_object().and_then(|o| {
+                o.iter()
+                    .find(|(k, v)| rebuilt.get(k.as_str()) != Some(v))
+                    .map(|(k, _)| k.clone())
+            });
+            self.fail(n, format!("state dump differs from a rebuild's (section {section:?})"));
+            return;
+        }
+        let mut s = self.spawn();
+        match s.wait_listening(START_DEADLINE) {
+            Ok(url) => self.serve = Some((s, url)),
+            Err(why) => self.fail(n, format!("no start after a clean stop: {why}")),
+        }
     }
 
     /// The daemon's members and daily reports equal those of a rebuild of its journal
@@ -626,7 +674,7 @@ impl Drill {
             "powercut drill, seed {}: {} cycles, {} data dirs; cuts by mode {:?}, by phase {:?}; \
              {} sales sent ({} sent twice at once, {} retried after a client timeout), {} acknowledged; \
              {} acknowledged sales checked; unacknowledged: {} had landed, {} had not; \
-             {} rebuild comparisons; start-ups after a cut: {:?}; filesystem {:?}; {} failures",
+             {} rebuild comparisons ({} of the whole state); start-ups after a cut: {:?}; filesystem {:?}; {} failures",
             self.seed,
             s.cycles,
             s.epochs,
@@ -640,6 +688,7 @@ impl Drill {
             s.landed_unacked,
             s.lost_unacked,
             s.rebuild_checks,
+            s.dump_checks,
             s.startups,
             self.fs.counters(),
             self.failures.len()

@@ -141,6 +141,23 @@ enum Step<R> {
     Refused(Vec<Body>, Error),
 }
 
+/// Creates `dir` (and missing parents) so that it survives a power cut: each new
+/// directory's entry is fsynced in its parent. A member enrolled in a fresh data dir
+/// must not vanish with the directory that holds its journal.
+fn create_durably(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_durably(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    crate::os::sync_parent(dir)
+}
+
 fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     getrandom::getrandom(&mut b).expect("the OS random source works");
@@ -159,8 +176,7 @@ impl Engine {
     /// unacknowledged tail), opens the state store, rebuilding it from the journal when
     /// it cannot be believed, and replays the journal's tail into it.
     pub fn open(cfg: EngineConfig, rules: Ruleset) -> Result<Engine> {
-        std::fs::create_dir_all(&cfg.data_dir)
-            .map_err(|e| Error::internal(format!("{}: {e}", cfg.data_dir.display())))?;
+        create_durably(&cfg.data_dir).map_err(|e| Error::internal(format!("{}: {e}", cfg.data_dir.display())))?;
         let lock = recovery::DirLock::take(&cfg.data_dir)?;
         let (journal, recovery) = Journal::open(&journal_path(&cfg.data_dir))?;
         let journal = Arc::new(journal);

@@ -65,9 +65,11 @@ pub(super) fn mark_broken(state_dir: &Path, why: &str) -> std::io::Result<()> {
     crate::os::write_durably(&path_of(state_dir), format!("broken {why}\n").as_bytes())
 }
 
-/// Makes everything in `state_dir` durable, then says it was closed cleanly.
+/// Makes everything in `state_dir` durable (its own entry in the data dir included),
+/// then says it was closed cleanly.
 pub(super) fn end(state_dir: &Path) -> std::io::Result<()> {
     crate::os::sync_tree(state_dir)?;
+    crate::os::sync_parent(state_dir)?;
     clear(state_dir)
 }
 

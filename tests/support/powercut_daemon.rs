@@ -211,6 +211,25 @@ impl Serve {
         }
     }
 
+    /// SIGTERM, and waits (with a deadline) for the daemon to stop by itself.
+    pub fn terminate(&mut self, within: Duration) -> Result<ExitStatus, String> {
+        if let Some(status) = self.reaped {
+            return Ok(status);
+        }
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.reaped = Some(status);
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("did not stop within {within:?}:\n{}", self.log_tail(12)));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// SIGKILL, and waits until the process is gone (all its threads out of the kernel).
     pub fn kill9(&mut self) -> ExitStatus {
         if self.reaped.is_none() {
