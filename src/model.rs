@@ -275,6 +275,9 @@ pub struct DayBucket {
     pub spend: i64,
     pub points: i64,
     pub visits: i64,
+    /// Activity grants (rules.md 0.2), which count for the growth score.
+    #[serde(default)]
+    pub activities: i64,
 }
 
 /// Days of tier history kept per member; ruleset validation caps `window_days` to this.
