@@ -358,6 +358,22 @@ mod tests {
     }
 
     #[test]
+    fn activities_leave_the_stored_encoding_of_a_member_as_it_was() {
+        // The store keeps `MemberState` as postcard; a new field would shift old records.
+        let b = DayBucket {
+            day: 20000,
+            spend: 123,
+            points: 4,
+            visits: 1,
+            activities: 9,
+        };
+        let bytes = postcard::to_allocvec(&b).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&(20000i32, 123i64, 4i64, 1i64)).unwrap());
+        let back: DayBucket = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back.activities, 0);
+    }
+
+    #[test]
     fn gifts_of_every_tier_passed_once() {
         let rules = crate::rules::testing::campaigns();
         let names = |g: Vec<&Tier>| g.into_iter().map(|t| t.name.clone()).collect::<Vec<_>>();
