@@ -262,12 +262,9 @@ impl Synth {
         let i = self.rng.below(self.members);
         let lines: Vec<PricedLine> = random_lines(&mut self.rng)
             .into_iter()
-            .map(|line| PricedLine {
-                eligible: line.category != "tobacco",
-                line,
-                d1: 0,
-                d2: 0,
-                d3: 0,
+            .map(|line| {
+                let eligible = line.category != "tobacco";
+                PricedLine::new(line, eligible)
             })
             .collect();
         let subtotal: i64 = lines.iter().map(PricedLine::gross).sum();

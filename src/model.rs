@@ -275,6 +275,11 @@ pub struct DayBucket {
     pub spend: i64,
     pub points: i64,
     pub visits: i64,
+    /// Activity grants (rules.md 0.2), which count for the growth score. Not serialized
+    /// yet: the store encodes `MemberState` with postcard, so storing this field means a
+    /// new store layout (old stores would otherwise decode out of step).
+    #[serde(skip)]
+    pub activities: i64,
 }
 
 /// Days of tier history kept per member; ruleset validation caps `window_days` to this.

@@ -167,6 +167,7 @@ impl Engine {
             expiry_applies: at.trusted,
             offline_redeemed,
             pin_given: sale.pin.is_some(),
+            facts: rules::CampaignFacts::default(),
         };
         let priced = rules::price(
             rules,

@@ -4,19 +4,26 @@
 //! instant is an argument, so the same inputs give the same receipt on every terminal,
 //! on the hub, and in tests.
 
+pub mod activity;
 pub mod alloc;
 pub mod lots;
 pub mod price;
+pub mod promo;
 pub mod refund;
 pub mod ruleset;
 pub mod tier;
+pub mod triggers;
 
-pub use price::{authorise_redemption, price, CouponView, PinCheck, Priced, PricedLine, Request};
+pub use price::{
+    authorise_redemption, price, CampaignFacts, CouponView, GroupBuyUnit, GroupBuyUse, PinCheck, Priced, PricedLine,
+    Request, TierGift,
+};
 pub use ruleset::Ruleset;
 
-use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeZone};
 
-use crate::model::{ts_from, ts_to, Ts};
+use crate::model::{ts_from, ts_to, Birthday, Ts};
+use ruleset::BirthdayScope;
 
 /// The shop-local date and time of an instant.
 pub fn local(rules: &Ruleset, at: Ts) -> NaiveDateTime {
@@ -40,6 +47,19 @@ pub fn start_of_day(tz: &chrono_tz::Tz, date: NaiveDate) -> Ts {
         probe += chrono::Duration::minutes(1);
     }
     ts_from(midnight.and_utc())
+}
+
+/// Scope "day": the same month and day (a 02-29 birthday is kept on 02-28 in other
+/// years); scope "month": the same month.
+pub fn birthday_matches(scope: BirthdayScope, b: Birthday, date: NaiveDate) -> bool {
+    let (m, d) = (date.month() as u8, date.day() as u8);
+    match scope {
+        BirthdayScope::Month => b.month == m,
+        BirthdayScope::Day => {
+            let leap = NaiveDate::from_ymd_opt(date.year(), 2, 29).is_some();
+            (b.month, b.day) == (m, d) || (!leap && (b.month, b.day) == (2, 29) && (m, d) == (2, 28))
+        }
+    }
 }
 
 /// The example ruleset of rules.md, for tests across the crate.
@@ -129,4 +149,37 @@ stock = 20
 
     /// Worked example 2 adds this promotion.
     pub const M200: &str = "[[promotions]]\nid = \"m200-25\"\nmin_minor = 20000\noff_minor = 2500\n";
+
+    /// The shipped config, whose comments hold the 0.2 examples and their worked figures.
+    pub const SHIPPED: &str = include_str!("../../config/rules.toml");
+
+    /// The shipped config with its switched-off example settings (lines of `#` and then no
+    /// space) switched on; `score` also switches the tier metric to the growth score,
+    /// whose table is otherwise left out.
+    pub fn shipped_switched_on(score: bool) -> String {
+        let mut out = String::with_capacity(SHIPPED.len());
+        let mut in_score = false;
+        for line in SHIPPED.lines() {
+            let setting = line
+                .strip_prefix('#')
+                .filter(|rest| !rest.is_empty() && !rest.starts_with([' ', '#']));
+            in_score = match setting {
+                Some(rest) => in_score || rest == "[tier_policy.score]",
+                None => false,
+            };
+            match setting {
+                Some(_) if in_score && !score => {}
+                Some(rest) => out.push_str(rest),
+                None if score && line.starts_with("metric = \"spend\"") => out.push_str("metric = \"score\""),
+                None => out.push_str(line),
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The 0.2 example ruleset: the shipped one with every example setting on but the score.
+    pub fn campaigns() -> Ruleset {
+        Ruleset::parse(&shipped_switched_on(false), "rules.toml").expect("the shipped examples")
+    }
 }

@@ -1,12 +1,11 @@
-//! Pricing of a checkout, rules.md steps 1 to 10.
-
-use chrono::Datelike;
+//! Pricing of a checkout, rules.md steps 1 to 10, with the group-buy units, promotion
+//! kinds and scopes, and tier gifts of rules.md 0.2.
 
 use crate::error::{Code, Error, Result};
 use crate::model::{day_no, DayNo, Line, MemberState, Ts};
 use crate::rules::alloc::allocate;
-use crate::rules::ruleset::{BirthdayScope, CouponValue};
-use crate::rules::{local, lots, tier, Ruleset};
+use crate::rules::ruleset::CouponValue;
+use crate::rules::{local, lots, promo, tier, Ruleset};
 
 const BP: i128 = 10_000;
 
@@ -59,23 +58,105 @@ pub struct Request<'a> {
     pub offline_redeemed: Option<i64>,
     /// A PIN came with the request (it is then checked, needed or not).
     pub pin_given: bool,
+    /// What 0.2's campaigns need to know that `MemberState` does not hold.
+    pub facts: CampaignFacts<'a>,
 }
 
+/// The member's campaign history that pricing reads, kept by the engine.
+/// `CampaignFacts::default()` (no group-buy unit, no tier reached before) prices as 0.1 did,
+/// except that the gifts of tiers a checkout passes are then all due.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CampaignFacts<'a> {
+    /// Group-buy units the member may use now (from formed groups, not used yet). Each one
+    /// is tried in order; `Priced::group_buys` says which were used.
+    pub group_buy_units: &'a [GroupBuyUnit],
+    /// Every tier the member has reached before this checkout (with or without a gift).
+    pub tiers_reached: &'a [String],
+}
+
+/// One unit of a deal's sku at the group price, which a member of a formed group may buy once.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GroupBuyUnit {
+    pub deal: String,
+    pub sku: String,
+    pub group_price_minor: i64,
+}
+
+/// A group-buy unit this checkout used: on which line, for how much off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupBuyUse {
+    pub deal: String,
+    /// Index into `CampaignFacts::group_buy_units`.
+    pub unit: usize,
+    /// Index into the lines.
+    pub line: usize,
+    /// `unit_price - group_price_minor`, always above 0.
+    pub off: i64,
+}
+
+/// A tier's gift that a checkout makes due (ledger kind `gift`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierGift {
+    pub tier: String,
+    /// 0 when the tier gives only a coupon.
+    pub points: i64,
+    /// A coupon type to issue.
+    pub coupon: Option<String>,
+}
+
+/// A line of the sale and what each step took off it. A line with group-buy units is two:
+/// `group_units` units at the group price outside E (their discount is `d0`), and the other
+/// `qty - group_units` units inside E when the category is eligible, which alone take
+/// `d1`, `d2` and `d3` and count for the earn base.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PricedLine {
     pub line: Line,
+    /// Not in an excluded category.
     pub eligible: bool,
+    /// Group-buy discount (applied before the tier discount).
+    #[serde(default)]
+    pub d0: i64,
+    /// Units priced at a group price, outside E (0 for all but group-buy lines).
+    #[serde(default)]
+    pub group_units: i64,
     pub d1: i64,
     pub d2: i64,
     pub d3: i64,
 }
 
 impl PricedLine {
+    /// A line before any step took something off it.
+    pub fn new(line: Line, eligible: bool) -> PricedLine {
+        PricedLine {
+            line,
+            eligible,
+            d0: 0,
+            group_units: 0,
+            d1: 0,
+            d2: 0,
+            d3: 0,
+        }
+    }
     pub fn gross(&self) -> i64 {
         self.line.amount()
     }
+    /// What the line comes to after every discount.
     pub fn net(&self) -> i64 {
-        self.gross() - self.d1 - self.d2 - self.d3
+        self.gross() - self.d0 - self.d1 - self.d2 - self.d3
+    }
+    /// The gross amount of the units in E: `line_i` of rules.md for the line's E part.
+    pub fn gross_e(&self) -> i64 {
+        match self.eligible {
+            true => (self.line.qty - self.group_units) * self.line.unit_price,
+            false => 0,
+        }
+    }
+    /// What is left of the E part after the discounts so far (the allocation weight).
+    pub fn net_e(&self) -> i64 {
+        match self.eligible {
+            true => self.gross_e() - self.d1 - self.d2 - self.d3,
+            false => 0,
+        }
     }
 }
 
@@ -84,6 +165,9 @@ impl PricedLine {
 pub struct Priced {
     pub lines: Vec<PricedLine>,
     pub subtotal: i64,
+    /// The sum of `d0`: every group-buy unit's discount (kind `group_buy`, per `group_buys`).
+    pub group_buy_discount: i64,
+    pub group_buys: Vec<GroupBuyUse>,
     pub tier_discount: i64,
     pub promotion: Option<(String, i64)>,
     pub coupon: Option<(String, i64)>,
@@ -102,6 +186,11 @@ pub struct Priced {
     pub day: DayNo,
     /// The PIN was checked and right: a successful commit clears failed tries.
     pub pin_verified: bool,
+    /// Gifts of the tiers this checkout passes that the member had not reached before.
+    pub gifts: Vec<TierGift>,
+    /// Their points: a lot of their own (ledger kind `gift`, expiring as `lot_expires_at`),
+    /// never part of `points_earned`, its cap or the tier metric.
+    pub gift_points: i64,
 }
 
 /// Prices a checkout. `check_pin` is called only when the redemption needs a PIN.
@@ -115,42 +204,36 @@ pub fn price(rules: &Ruleset, req: &Request, check_pin: &mut dyn FnMut() -> PinC
     let mut lines: Vec<PricedLine> = req
         .lines
         .iter()
-        .map(|l| PricedLine {
-            line: l.clone(),
-            eligible: !rules.is_excluded(&l.category),
-            d1: 0,
-            d2: 0,
-            d3: 0,
-        })
+        .map(|l| PricedLine::new(l.clone(), !rules.is_excluded(&l.category)))
         .collect();
     let subtotal: i64 = lines.iter().map(PricedLine::gross).sum();
-    let eligible: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].eligible).collect();
-    let remaining = |lines: &[PricedLine]| -> Vec<i64> { eligible.iter().map(|&i| lines[i].net()).collect() };
 
-    // 1. Tier discount, per eligible line.
-    for &i in &eligible {
-        lines[i].d1 = (lines[i].gross() as i128 * tier.discount_bp as i128 / BP) as i64;
+    // 0. Group-buy units: one unit each, before the tier discount, taken out of E.
+    let group_buys = take_group_units(&mut lines, req.facts.group_buy_units)?;
+    let group_buy_discount: i64 = group_buys.iter().map(|g| g.off).sum();
+
+    // 1. Tier discount, per eligible line (its E part).
+    for l in lines.iter_mut() {
+        l.d1 = (l.gross_e() as i128 * tier.discount_bp as i128 / BP) as i64;
     }
     let tier_discount: i64 = lines.iter().map(|l| l.d1).sum();
 
-    // 2. The single best promotion open at `at` to this tier.
-    let weights = remaining(&lines);
-    let base2: i64 = weights.iter().sum();
-    let best = rules
-        .promotions
-        .iter()
-        .filter(|p| p.window.open_at(at_local, &tier.name) && p.min_minor <= base2)
-        .max_by(|a, b| a.off_minor.cmp(&b.off_minor).then_with(|| b.id.cmp(&a.id)));
-    let promotion = best.map(|p| {
-        let off = p.off_minor.min(base2);
-        for (k, s) in allocate(off, &weights).into_iter().enumerate() {
-            lines[eligible[k]].d2 = s;
+    // 2. The single best promotion open at `at` to this tier, over its own scope.
+    let mut weights: Vec<i64> = lines.iter().map(PricedLine::net_e).collect();
+    let promotion = promo::best(rules, at_local, &tier.name, &lines, &weights).map(|(p, off)| {
+        for (w, l) in weights.iter_mut().zip(&lines) {
+            if !p.scope.covers(&l.line.sku, &l.line.category) {
+                *w = 0;
+            }
+        }
+        for (l, s) in lines.iter_mut().zip(allocate(off, &weights)) {
+            l.d2 = s;
         }
         (p.id.clone(), off)
     });
 
     // 3. Coupon.
-    let weights = remaining(&lines);
+    let weights: Vec<i64> = lines.iter().map(PricedLine::net_e).collect();
     let base3: i64 = weights.iter().sum();
     let coupon = match req.coupon {
         None => None,
@@ -191,8 +274,8 @@ pub fn price(rules: &Ruleset, req: &Request, check_pin: &mut dyn FnMut() -> PinC
                 CouponValue::OffBp(bp) => (base3 as i128 * bp as i128 / BP) as i64,
             }
             .min(base3);
-            for (k, s) in allocate(value, &weights).into_iter().enumerate() {
-                lines[eligible[k]].d3 = s;
+            for (l, s) in lines.iter_mut().zip(allocate(value, &weights)) {
+                l.d3 = s;
             }
             Some((c.code.clone(), value))
         }
@@ -252,7 +335,7 @@ pub fn price(rules: &Ruleset, req: &Request, check_pin: &mut dyn FnMut() -> PinC
 
     // 6. Total, 7. earn base.
     let total = due - v;
-    let net_e: i64 = eligible.iter().map(|&i| lines[i].net()).sum();
+    let net_e: i64 = lines.iter().map(PricedLine::net_e).sum();
     let base = if due == 0 {
         0
     } else {
@@ -275,7 +358,7 @@ pub fn price(rules: &Ruleset, req: &Request, check_pin: &mut dyn FnMut() -> PinC
         .collect();
     let m_camp = campaigns.iter().map(|c| c.multiplier_bp).max().unwrap_or(10_000);
     let m_bday = match (&rules.birthday, member.birthday) {
-        (Some(bd), Some(mb)) if birthday_matches(bd.scope, mb, at_local.date()) => bd.multiplier_bp,
+        (Some(bd), Some(mb)) if crate::rules::birthday_matches(bd.scope, mb, at_local.date()) => bd.multiplier_bp,
         _ => 10_000,
     };
     let too_large = || Error::invalid("the sale is too large to price");
@@ -297,15 +380,29 @@ pub fn price(rules: &Ruleset, req: &Request, check_pin: &mut dyn FnMut() -> PinC
     let lot_expires_at = lots::expires_at(rules, req.at);
     let visit = total > 0;
     let tier_after = tier::after(rules, member, day, (base, points, visit as i64));
+    let gifts: Vec<TierGift> = tier::gifts_due(rules, tier_idx, tier_after, req.facts.tiers_reached)
+        .map(|t| TierGift {
+            tier: t.name.clone(),
+            points: t.gift_points,
+            coupon: t.gift_coupon.clone(),
+        })
+        .collect();
+    let gift_points = gifts.iter().map(|g| g.points).sum();
 
     debug_assert_eq!(
-        subtotal - tier_discount - promotion.as_ref().map_or(0, |p| p.1) - coupon.as_ref().map_or(0, |c| c.1),
+        subtotal
+            - group_buy_discount
+            - tier_discount
+            - promotion.as_ref().map_or(0, |p| p.1)
+            - coupon.as_ref().map_or(0, |c| c.1),
         due
     );
 
     Ok(Priced {
         lines,
         subtotal,
+        group_buy_discount,
+        group_buys,
         tier_discount,
         promotion,
         coupon,
@@ -322,20 +419,44 @@ pub fn price(rules: &Ruleset, req: &Request, check_pin: &mut dyn FnMut() -> PinC
         visit,
         day,
         pin_verified,
+        gifts,
+        gift_points,
     })
 }
 
-/// Scope "day": the same month and day (a 02-29 birthday is kept on 02-28 in other
-/// years); scope "month": the same month.
-fn birthday_matches(scope: BirthdayScope, b: crate::model::Birthday, date: chrono::NaiveDate) -> bool {
-    let (m, d) = (date.month() as u8, date.day() as u8);
-    match scope {
-        BirthdayScope::Month => b.month == m,
-        BirthdayScope::Day => {
-            let leap = chrono::NaiveDate::from_ymd_opt(date.year(), 2, 29).is_some();
-            (b.month, b.day) == (m, d) || (!leap && (b.month, b.day) == (2, 29) && (m, d) == (2, 28))
+/// Step 0 (rules.md 0.2, "Group buys"): each unit, in order, takes one unit of the first line
+/// of its sku that is eligible, has a unit left and costs more than the group price. Lines
+/// of an excluded category take no group-buy unit, like every other member discount (a
+/// deal's sku is the shop's choice, its category is the POS's, so this cannot be refused at
+/// load). A unit that finds no such line is not used.
+fn take_group_units(lines: &mut [PricedLine], units: &[GroupBuyUnit]) -> Result<Vec<GroupBuyUse>> {
+    let mut used = Vec::new();
+    for (u, unit) in units.iter().enumerate() {
+        if unit.group_price_minor < 0 {
+            return Err(Error::invalid(format!(
+                "group-buy unit of {} has a negative price",
+                unit.deal
+            )));
+        }
+        let found = lines.iter().position(|l| {
+            l.eligible
+                && l.line.sku == unit.sku
+                && l.group_units < l.line.qty
+                && l.line.unit_price > unit.group_price_minor
+        });
+        if let Some(i) = found {
+            let off = lines[i].line.unit_price - unit.group_price_minor;
+            lines[i].group_units += 1;
+            lines[i].d0 += off;
+            used.push(GroupBuyUse {
+                deal: unit.deal.clone(),
+                unit: u,
+                line: i,
+                off,
+            });
         }
     }
+    Ok(used)
 }
 
 /// May `points` be redeemed for `member` at `at`? The one check of the PIN and the
@@ -395,378 +516,6 @@ pub fn authorise_redemption(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{parse_instant, Birthday, DayBucket, Lot, MemberState};
-    use crate::rules::testing::{example, example_with, M200};
-
-    fn member(tier: &str, points: i64) -> MemberState {
-        MemberState {
-            member_id: "m1".into(),
-            name: "Ann".into(),
-            phone: "1".into(),
-            birthday: None,
-            pin_hash: None,
-            cards: vec![],
-            created_at: 0,
-            tier: tier.into(),
-            lots: if points > 0 {
-                vec![Lot {
-                    points,
-                    earned_at: 0,
-                    expires_at: None,
-                }]
-            } else {
-                vec![]
-            },
-            debt: 0,
-            days: vec![],
-            pin_failures: 0,
-            pin_failed_at: 0,
-        }
-    }
-
-    fn line(sku: &str, category: &str, qty: i64, unit_price: i64) -> Line {
-        Line {
-            sku: sku.into(),
-            category: category.into(),
-            qty,
-            unit_price,
-        }
-    }
-
-    struct Case {
-        rules: Ruleset,
-        member: MemberState,
-        lines: Vec<Line>,
-        coupon: Option<CouponView>,
-        coupon_code: Option<&'static str>,
-        redeem: i64,
-        pin: PinCheck,
-        at: &'static str,
-        cap: bool,
-        /// Points redeemed here that the hub has not acknowledged.
-        offline: i64,
-    }
-
-    impl Case {
-        fn new(lines: Vec<Line>) -> Case {
-            Case {
-                rules: example(),
-                member: member("standard", 0),
-                lines,
-                coupon: None,
-                coupon_code: None,
-                redeem: 0,
-                pin: PinCheck::NotGiven,
-                at: "2026-11-24T10:00:00+08:00",
-                cap: true,
-                offline: 0,
-            }
-        }
-        fn run(&self) -> Result<Priced> {
-            let req = Request {
-                member: &self.member,
-                lines: &self.lines,
-                coupon: self.coupon_code.map(|c| (c, self.coupon.as_ref())),
-                redeem_points: self.redeem,
-                at: parse_instant(self.at).unwrap(),
-                expiry_applies: true,
-                offline_redeemed: self.cap.then_some(self.offline),
-                pin_given: self.pin != PinCheck::NotGiven,
-            };
-            let pin = self.pin;
-            price(&self.rules, &req, &mut || pin)
-        }
-    }
-
-    fn example1() -> Vec<Line> {
-        vec![
-            line("rice", "grocery", 2, 3450),
-            line("cigarettes", "tobacco", 1, 2500),
-            line("oil", "grocery", 1, 5990),
-        ]
-    }
-
-    #[test]
-    fn worked_example_1() {
-        let p = Case::new(example1()).run().unwrap();
-        assert_eq!(p.subtotal, 15390);
-        assert_eq!(p.promotion, Some(("m100-10".into(), 1000)));
-        assert_eq!(p.lines.iter().map(|l| l.d2).collect::<Vec<_>>(), [535, 0, 465]);
-        assert_eq!((p.due, p.total, p.base, p.points_earned), (14390, 14390, 11890, 118));
-        assert_eq!(p.tier_before, "standard");
-        // Earned 2026-11-24: usable through 2027-11-30 local.
-        assert_eq!(
-            p.lot_expires_at,
-            Some(parse_instant("2027-12-01T00:00:00+08:00").unwrap())
-        );
-    }
-
-    fn example2() -> Case {
-        let mut c = Case::new(vec![
-            line("wine", "alcohol", 1, 60000),
-            line("snack", "grocery", 3, 1500),
-        ]);
-        c.rules = example_with(M200);
-        c.member = member("gold", 2000);
-        c.redeem = 1500;
-        c.pin = PinCheck::Right;
-        c.at = "2026-12-05T11:00:00+08:00";
-        c
-    }
-
-    #[test]
-    fn worked_example_2() {
-        let p = example2().run().unwrap();
-        assert_eq!(p.tier_discount, 3225);
-        assert_eq!(p.lines.iter().map(|l| l.d1).collect::<Vec<_>>(), [3000, 225]);
-        assert_eq!(p.promotion, Some(("m200-25".into(), 2500)));
-        assert_eq!(p.lines.iter().map(|l| l.d2).collect::<Vec<_>>(), [2326, 174]);
-        assert_eq!((p.due, p.redeem_value, p.total, p.base), (58775, 1500, 57275, 57275));
-        assert_eq!(p.points_earned, 1761);
-        assert!(p.pin_verified);
-        assert_eq!(p.tier_after, "gold");
-    }
-
-    #[test]
-    fn redemption_refusals_in_order() {
-        type Tweak = Box<dyn Fn(&mut Case)>;
-        let cases: Vec<(&str, Tweak, Code)> = vec![
-            ("below minimum", Box::new(|c| c.redeem = 99), Code::BelowMinRedeem),
-            ("over balance", Box::new(|c| c.redeem = 2001), Code::InsufficientPoints),
-            (
-                "over share",
-                Box::new(|c| {
-                    c.member = member("gold", 100_000);
-                    c.redeem = 29_388 * 100 / 100 + 1; // value 29389 > floor(58775 / 2) = 29387
-                }),
-                Code::RedeemExceedsShare,
-            ),
-            ("no pin", Box::new(|c| c.pin = PinCheck::NotGiven), Code::PinRequired),
-            (
-                "no pin set",
-                Box::new(|c| c.pin = PinCheck::NoPinSet),
-                Code::PinRequired,
-            ),
-            ("wrong pin", Box::new(|c| c.pin = PinCheck::Wrong), Code::PinInvalid),
-            (
-                "locked",
-                Box::new(|c| {
-                    c.member.pin_failures = 5;
-                    c.member.pin_failed_at = parse_instant("2026-12-05T10:50:00+08:00").unwrap();
-                }),
-                Code::PinLocked,
-            ),
-            ("offline cap", Box::new(|c| c.offline = 600), Code::OfflineCapExceeded),
-            ("negative", Box::new(|c| c.redeem = -5), Code::InvalidInput),
-        ];
-        for (name, tweak, code) in cases {
-            let mut c = example2();
-            tweak(&mut c);
-            assert_eq!(c.run().unwrap_err().code, code, "{name}");
-        }
-        // The lock runs out after 15 minutes.
-        let mut c = example2();
-        c.member.pin_failures = 5;
-        c.member.pin_failed_at = parse_instant("2026-12-05T10:45:00+08:00").unwrap();
-        assert!(c.run().is_ok());
-        // Under the PIN threshold no PIN is asked; without an upstream no cap applies.
-        let mut c = example2();
-        c.redeem = 999;
-        c.pin = PinCheck::NotGiven;
-        c.offline = 1500;
-        assert_eq!(c.run().unwrap_err().code, Code::OfflineCapExceeded);
-        c.cap = false;
-        assert_eq!(c.run().unwrap().redeem_value, 999);
-        // But a PIN given is checked, needed or not: a wrong one is refused, and while
-        // the member is locked nothing that checks a PIN goes through.
-        c.pin = PinCheck::Wrong;
-        assert_eq!(c.run().unwrap_err().code, Code::PinInvalid);
-        c.redeem = 0;
-        assert_eq!(
-            c.run().unwrap_err().code,
-            Code::PinInvalid,
-            "a PIN given with no redemption"
-        );
-        c.pin = PinCheck::Right;
-        c.member.pin_failures = 5;
-        c.member.pin_failed_at = parse_instant("2026-12-05T10:50:00+08:00").unwrap();
-        assert_eq!(c.run().unwrap_err().code, Code::PinLocked);
-        c.pin = PinCheck::NotGiven;
-        assert!(c.run().is_ok(), "no PIN asked, none given: the lock does not matter");
-        // Exactly the share cap is allowed.
-        let mut c = example2();
-        c.member = member("gold", 100_000);
-        c.redeem = 29_387;
-        c.cap = false;
-        assert_eq!(c.run().unwrap().redeem_value, 29_387);
-    }
-
-    fn coupon(used: bool, member_id: &str, issued: &str, until: &str) -> CouponView {
-        let d = |s: &str| crate::model::day_no(crate::model::parse_date(s).unwrap());
-        CouponView {
-            code: "C1".into(),
-            type_id: "welcome5".into(),
-            member_id: member_id.into(),
-            issued: d(issued),
-            valid_until: d(until),
-            used,
-        }
-    }
-
-    #[test]
-    fn coupons() {
-        let mut c = Case::new(example1());
-        c.coupon_code = Some("C1");
-        c.coupon = Some(coupon(false, "m1", "2026-11-01", "2026-11-30"));
-        let p = c.run().unwrap();
-        assert_eq!(p.coupon, Some(("C1".into(), 500)));
-        assert_eq!(p.due, 15390 - 1000 - 500);
-        // The coupon is allocated over what the promotion left: 6365 / 5525.
-        assert_eq!(p.lines.iter().map(|l| l.d3).collect::<Vec<_>>(), [268, 0, 232]);
-        let refusals: Vec<(Option<CouponView>, Code)> = vec![
-            (None, Code::CouponInvalid),
-            (Some(coupon(true, "m1", "2026-11-01", "2026-11-30")), Code::CouponUsed),
-            (
-                Some(coupon(false, "m2", "2026-11-01", "2026-11-30")),
-                Code::CouponInvalid,
-            ),
-            (
-                Some(coupon(false, "m1", "2026-10-01", "2026-10-30")),
-                Code::CouponExpired,
-            ),
-            (
-                Some(coupon(false, "m1", "2026-11-25", "2026-12-30")),
-                Code::CouponExpired,
-            ),
-        ];
-        for (cv, code) in refusals {
-            c.coupon = cv;
-            assert_eq!(c.run().unwrap_err().code, code);
-        }
-        let mut c = Case::new(vec![line("a", "grocery", 1, 2999)]);
-        c.coupon_code = Some("C1");
-        c.coupon = Some(coupon(false, "m1", "2026-11-01", "2026-11-30"));
-        assert_eq!(c.run().unwrap_err().code, Code::CouponMinSpend);
-        // Percentage coupons take a share of the base, floored.
-        c.rules = example_with("[[coupon_types]]\nid = \"pct\"\noff_bp = 1000\nmin_minor = 0\nvalid_days = 1\n");
-        let mut cv = coupon(false, "m1", "2026-11-01", "2026-11-30");
-        cv.type_id = "pct".into();
-        c.coupon = Some(cv);
-        assert_eq!(c.run().unwrap().coupon, Some(("C1".into(), 299)));
-    }
-
-    #[test]
-    fn promotions_pick_the_best_open_one() {
-        let extra = "[[promotions]]\nid = \"a-tie\"\nmin_minor = 10000\noff_minor = 1000\n\
-                     [[promotions]]\nid = \"gold-only\"\nmin_minor = 0\noff_minor = 5000\ntiers = [\"gold\"]\n\
-                     [[promotions]]\nid = \"later\"\nmin_minor = 0\noff_minor = 9000\nstarts = \"2027-01-01T00:00:00\"\n";
-        let mut c = Case::new(example1());
-        c.rules = example_with(extra);
-        // Tie on off_minor: the smallest id wins.
-        assert_eq!(c.run().unwrap().promotion, Some(("a-tie".into(), 1000)));
-        c.member = member("gold", 0);
-        assert_eq!(c.run().unwrap().promotion, Some(("gold-only".into(), 5000)));
-        // Capped at the base.
-        let mut c = Case::new(vec![line("gum", "grocery", 1, 300)]);
-        c.rules = example_with(extra);
-        c.member = member("gold", 0);
-        let p = c.run().unwrap();
-        assert_eq!((p.promotion, p.due), (Some(("gold-only".into(), 285)), 0));
-        assert_eq!(p.points_earned, 0);
-        // Below every threshold: none.
-        let c = Case::new(vec![line("gum", "grocery", 1, 300)]);
-        assert_eq!(c.run().unwrap().promotion, None);
-    }
-
-    #[test]
-    fn excluded_lines_get_nothing() {
-        let mut c = Case::new(vec![line("cig", "tobacco", 10, 2500)]);
-        c.member = member("gold", 0);
-        let p = c.run().unwrap();
-        assert_eq!(
-            (p.tier_discount, p.promotion.clone(), p.due, p.base, p.points_earned),
-            (0, None, 25000, 0, 0)
-        );
-    }
-
-    #[test]
-    fn earn_multipliers_bonuses_and_cap() {
-        // Brackets: 60000 base = 50000 x 1.0 + 10000 x 1.2 = 620 points.
-        let c = Case::new(vec![line("tv", "electronics", 1, 61000)]);
-        let p = c.run().unwrap();
-        assert_eq!(
-            (p.promotion.clone().unwrap().1, p.base, p.points_earned),
-            (1000, 60000, 620)
-        );
-        // Birthday doubles; the weekend campaign doubles again and needs its weekday.
-        let mut c = Case::new(vec![line("a", "grocery", 1, 5000)]);
-        c.member.birthday = Some(Birthday::parse("11-24").unwrap());
-        assert_eq!(c.run().unwrap().points_earned, 100);
-    }
-
-    #[test]
-    fn campaigns_bonus_visit_bonus_and_cap() {
-        let extra = "[[campaigns]]\nid = \"bonus\"\nbonus_points = 7\n";
-        let mut c = Case::new(vec![line("a", "grocery", 1, 5000)]);
-        c.rules = example_with(extra);
-        c.at = "2026-12-05T10:00:00+08:00"; // a Saturday in the weekend campaign
-        assert_eq!(c.run().unwrap().points_earned, 100 + 7);
-        c.at = "2026-12-04T10:00:00+08:00"; // Friday: only the bonus campaign
-        assert_eq!(c.run().unwrap().points_earned, 50 + 7);
-        c.rules.earn.visit_bonus_points = 5;
-        c.rules.earn.visit_bonus_min_minor = 5000;
-        assert_eq!(c.run().unwrap().points_earned, 50 + 7 + 5);
-        c.rules.earn.visit_bonus_min_minor = 5001;
-        assert_eq!(c.run().unwrap().points_earned, 50 + 7);
-        c.rules.earn.max_points_per_tx = 10;
-        assert_eq!(c.run().unwrap().points_earned, 10);
-        // Month-scoped birthday.
-        let mut c = Case::new(vec![line("a", "grocery", 1, 5000)]);
-        c.member.birthday = Some(Birthday::parse("11-02").unwrap());
-        assert_eq!(c.run().unwrap().points_earned, 50);
-        c.rules.birthday.as_mut().unwrap().scope = crate::rules::ruleset::BirthdayScope::Month;
-        assert_eq!(c.run().unwrap().points_earned, 100);
-    }
-
-    #[test]
-    fn tier_changes_apply_from_the_next_checkout() {
-        let mut c = Case::new(vec![line("tv", "electronics", 1, 101000)]);
-        let p = c.run().unwrap();
-        assert_eq!(
-            (p.tier_before.as_str(), p.tier_after.as_str(), p.tier_discount),
-            ("standard", "silver", 0)
-        );
-        c.member.days = vec![DayBucket {
-            day: p.day,
-            spend: p.base,
-            points: p.points_earned,
-            visits: 1,
-        }];
-        c.member.tier = p.tier_after.clone();
-        let p2 = c.run().unwrap();
-        assert_eq!((p2.tier_before.as_str(), p2.tier_discount), ("silver", 3030));
-    }
-
-    #[test]
-    fn quote_max_redeem_points() {
-        let mut c = example2();
-        c.redeem = 0;
-        // min(balance 2000, share 29387, cap 2000) = 2000
-        assert_eq!(c.run().unwrap().max_redeem_points, 2000);
-        c.offline = 1950;
-        assert_eq!(c.run().unwrap().max_redeem_points, 0); // 50 left < min 100
-        let mut c = Case::new(vec![line("gum", "grocery", 1, 150)]);
-        c.member = member("standard", 5000);
-        assert_eq!(c.run().unwrap().max_redeem_points, 0); // share 75 -> 75 points < 100
-    }
-
-    #[test]
-    fn huge_sales_are_refused_not_overflowed() {
-        let mut c = Case::new(vec![line("gold", "bullion", 100_000, 100_000_000_000)]);
-        c.rules.earn.points_per_unit = i64::MAX / 2;
-        c.rules.tiers[0].multiplier_bp = 1_000_000;
-        assert_eq!(c.run().unwrap_err().code, Code::InvalidInput);
-    }
-}
+mod campaign_tests;
+#[cfg(test)]
+mod tests;

@@ -139,18 +139,17 @@ mod tests {
     use proptest::prelude::*;
 
     fn pl(sku: &str, qty: i64, unit: i64, d: i64) -> PricedLine {
-        PricedLine {
-            line: Line {
+        let mut l = PricedLine::new(
+            Line {
                 sku: sku.into(),
                 category: "c".into(),
                 qty,
                 unit_price: unit,
             },
-            eligible: true,
-            d1: d,
-            d2: 0,
-            d3: 0,
-        }
+            true,
+        );
+        l.d1 = d;
+        l
     }
 
     #[test]

@@ -63,6 +63,9 @@ impl From<&record::PricedLine> for rules::PricedLine {
         rules::PricedLine {
             line: (&l.line).into(),
             eligible: l.eligible,
+            // Group buys are not in the record yet; the engine uses none so far.
+            d0: 0,
+            group_units: 0,
             d1: l.d1,
             d2: l.d2,
             d3: l.d3,
@@ -182,6 +185,8 @@ pub fn member_of(s: &record::MemberSnapshot) -> MemberState {
                 spend: d.spend,
                 points: d.points,
                 visits: d.visits,
+                // Activity grants are not in the record yet.
+                activities: 0,
             })
             .collect(),
         pin_failures: s.pin_failures,

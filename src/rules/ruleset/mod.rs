@@ -6,6 +6,7 @@
 //! beyond what the contract allows, because a silently "fixed" ruleset would price
 //! checkouts differently from what the shop owner wrote.
 
+mod campaigns;
 mod raw;
 mod validate;
 
@@ -48,6 +49,9 @@ pub struct Ruleset {
     pub promotions: Vec<Promotion>,
     pub coupon_types: Vec<CouponType>,
     pub rewards: Vec<Reward>,
+    pub activities: Vec<Activity>,
+    pub triggers: Vec<Trigger>,
+    pub group_buys: Vec<GroupBuy>,
     /// SHA-256 of the file text, to record which ruleset priced a transaction.
     pub fingerprint: [u8; 32],
 }
@@ -77,6 +81,17 @@ pub struct Tier {
     pub qualify: i64,
     pub discount_bp: i64,
     pub multiplier_bp: i64,
+    /// Given once per member, the first time a checkout takes the member to this tier
+    /// (0 = none; the first tier cannot carry a gift: nobody reaches it at a checkout).
+    pub gift_points: i64,
+    /// A coupon type issued with the gift.
+    pub gift_coupon: Option<String>,
+}
+
+impl Tier {
+    pub fn has_gift(&self) -> bool {
+        self.gift_points > 0 || self.gift_coupon.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +106,19 @@ pub enum TierMetric {
     Spend,
     Points,
     Visits,
+    /// The growth score (成长值) of rules.md 0.2.
+    Score(Score),
+}
+
+/// `[tier_policy.score]`: the weights of the growth score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Score {
+    pub spend_unit_minor: i64,
+    pub spend_bp: i64,
+    pub visit_points: i64,
+    pub visits_bp: i64,
+    pub activity_points: i64,
+    pub activity_bp: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,8 +196,43 @@ pub struct Campaign {
 pub struct Promotion {
     pub id: String,
     pub window: Window,
-    pub min_minor: i64,
-    pub off_minor: i64,
+    pub kind: PromotionKind,
+    pub scope: Scope,
+}
+
+/// How a promotion's value follows from its base (rules.md 0.2, "Promotions: kinds and scope").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromotionKind {
+    /// `off_minor` when the base reaches `min_minor` (the 0.1 promotion).
+    Threshold { min_minor: i64, off_minor: i64 },
+    /// `off_minor` for every full `step_minor` of the base (每满减), capped at `max_off_minor`.
+    Every {
+        min_minor: i64,
+        step_minor: i64,
+        off_minor: i64,
+        max_off_minor: Option<i64>,
+    },
+    /// `off_bp` of the base when it reaches `min_minor`.
+    Percent { min_minor: i64, off_bp: i64 },
+}
+
+/// The lines a promotion looks at, within the eligible ones. Lists are never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Categories(Vec<String>),
+    Skus(Vec<String>),
+}
+
+impl Scope {
+    /// Exact, case-sensitive, as `excluded_categories`.
+    pub fn covers(&self, sku: &str, category: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Categories(c) => c.iter().any(|c| c == category),
+            Scope::Skus(s) => s.iter().any(|s| s == sku),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +241,8 @@ pub struct CouponType {
     pub value: CouponValue,
     pub min_minor: i64,
     pub valid_days: u32,
+    /// A member may buy the coupon for this many points; `None`: it cannot be bought.
+    pub exchange_points: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +256,71 @@ pub struct Reward {
     pub sku: String,
     pub points: i64,
     pub stock: i64,
+}
+
+/// `[[activities]]`: points for taking part, outside any sale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activity {
+    pub id: String,
+    pub points: i64,
+    /// Grants per member per local date; 0 = no limit.
+    pub max_per_day: i64,
+    /// Grants per member ever; 0 = no limit.
+    pub max_total: i64,
+}
+
+/// `[[triggers]]`: a coupon a member earns by behaviour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    pub id: String,
+    pub on: TriggerOn,
+    /// A coupon type of this ruleset.
+    pub coupon: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TriggerOn {
+    Enrol,
+    /// The member's birthday, with the scope of `[birthday]` (day when the section is absent).
+    Birthday,
+    /// The member's `nth` visit (checkout with total > 0).
+    Visit {
+        nth: i64,
+    },
+    /// `days` local days without a visit.
+    Inactive {
+        days: i64,
+    },
+    /// The first time the member reaches this tier (an index into `tiers`, never 0).
+    TierUp {
+        tier: usize,
+    },
+}
+
+/// `[[group_buys]]`: a deal members buy together (团购).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupBuy {
+    pub id: String,
+    pub sku: String,
+    pub group_price_minor: i64,
+    pub size: u32,
+    pub window_hours: u32,
+    /// Local time, inclusive; absent = no limit (groups open and join within it).
+    pub starts: Option<NaiveDateTime>,
+    pub ends: Option<NaiveDateTime>,
+}
+
+impl GroupBuy {
+    /// May a group of this deal be opened or joined at this local time?
+    pub fn open_at(&self, local: NaiveDateTime) -> bool {
+        let local = local.with_nanosecond(0).unwrap_or(local);
+        self.starts.is_none_or(|s| s <= local) && self.ends.is_none_or(|e| local <= e)
+    }
+
+    /// The instant a group opened at `opened_at` fails unless it is full by then.
+    pub fn group_expires_at(&self, opened_at: crate::model::Ts) -> crate::model::Ts {
+        opened_at + self.window_hours as i64 * 3_600_000_000
+    }
 }
 
 /// Why a ruleset was refused: the file, the field as a TOML path, and the reason.
@@ -237,11 +367,21 @@ impl Ruleset {
         self.rewards.iter().find(|r| r.sku == sku)
     }
 
+    pub fn activity(&self, id: &str) -> Option<&Activity> {
+        self.activities.iter().find(|a| a.id == id)
+    }
+
+    pub fn group_buy(&self, id: &str) -> Option<&GroupBuy> {
+        self.group_buys.iter().find(|g| g.id == id)
+    }
+
     /// Exact, case-sensitive match, as written in `excluded_categories`.
     pub fn is_excluded(&self, category: &str) -> bool {
         self.excluded_categories.iter().any(|c| c == category)
     }
 }
 
+#[cfg(test)]
+mod campaign_tests;
 #[cfg(test)]
 mod tests;

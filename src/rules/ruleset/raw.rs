@@ -33,6 +33,12 @@ pub(super) struct RawRuleset {
     pub(super) coupon_types: Vec<toml::Value>,
     #[serde(default)]
     pub(super) rewards: Vec<toml::Value>,
+    #[serde(default)]
+    pub(super) activities: Vec<toml::Value>,
+    #[serde(default)]
+    pub(super) triggers: Vec<toml::Value>,
+    #[serde(default)]
+    pub(super) group_buys: Vec<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +69,8 @@ pub(super) struct RawTier {
     pub(super) qualify: i64,
     pub(super) discount_bp: i64,
     pub(super) multiplier_bp: i64,
+    pub(super) gift_points: Option<i64>,
+    pub(super) gift_coupon: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +79,18 @@ pub(super) struct RawTierPolicy {
     pub(super) metric: String,
     pub(super) window_days: i64,
     pub(super) downgrade: String,
+    pub(super) score: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScore {
+    pub(super) spend_unit_minor: i64,
+    pub(super) spend_bp: i64,
+    pub(super) visit_points: i64,
+    pub(super) visits_bp: i64,
+    pub(super) activity_points: i64,
+    pub(super) activity_bp: i64,
 }
 
 #[derive(Deserialize)]
@@ -132,8 +152,15 @@ pub(super) struct RawPromotion {
     pub(super) ends: Option<String>,
     pub(super) weekdays: Option<Vec<toml::Value>>,
     pub(super) tiers: Option<Vec<toml::Value>>,
-    pub(super) min_minor: i64,
-    pub(super) off_minor: i64,
+    /// Which of the other keys are required or allowed depends on the kind.
+    pub(super) kind: Option<String>,
+    pub(super) min_minor: Option<i64>,
+    pub(super) off_minor: Option<i64>,
+    pub(super) step_minor: Option<i64>,
+    pub(super) max_off_minor: Option<i64>,
+    pub(super) off_bp: Option<i64>,
+    pub(super) categories: Option<Vec<toml::Value>>,
+    pub(super) skus: Option<Vec<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -144,6 +171,7 @@ pub(super) struct RawCouponType {
     pub(super) off_bp: Option<i64>,
     pub(super) min_minor: i64,
     pub(super) valid_days: i64,
+    pub(super) exchange_points: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -152,4 +180,38 @@ pub(super) struct RawReward {
     pub(super) sku: String,
     pub(super) points: i64,
     pub(super) stock: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawActivity {
+    pub(super) id: String,
+    pub(super) points: i64,
+    #[serde(default)]
+    pub(super) max_per_day: i64,
+    #[serde(default)]
+    pub(super) max_total: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTrigger {
+    pub(super) id: String,
+    pub(super) on: String,
+    pub(super) coupon: String,
+    pub(super) nth: Option<i64>,
+    pub(super) days: Option<i64>,
+    pub(super) tier: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGroupBuy {
+    pub(super) id: String,
+    pub(super) sku: String,
+    pub(super) group_price_minor: i64,
+    pub(super) size: i64,
+    pub(super) window_hours: i64,
+    pub(super) starts: Option<String>,
+    pub(super) ends: Option<String>,
 }

@@ -161,18 +161,24 @@ fn expected_example() -> Ruleset {
                 qualify: 0,
                 discount_bp: 0,
                 multiplier_bp: 10000,
+                gift_points: 0,
+                gift_coupon: None,
             },
             Tier {
                 name: "silver".into(),
                 qualify: 100000,
                 discount_bp: 300,
                 multiplier_bp: 12500,
+                gift_points: 0,
+                gift_coupon: None,
             },
             Tier {
                 name: "gold".into(),
                 qualify: 500000,
                 discount_bp: 500,
                 multiplier_bp: 15000,
+                gift_points: 0,
+                gift_coupon: None,
             },
         ],
         tier_policy: TierPolicy {
@@ -207,20 +213,27 @@ fn expected_example() -> Ruleset {
         promotions: vec![Promotion {
             id: "m100-10".into(),
             window: window_all(),
-            min_minor: 10000,
-            off_minor: 1000,
+            kind: PromotionKind::Threshold {
+                min_minor: 10000,
+                off_minor: 1000,
+            },
+            scope: Scope::All,
         }],
         coupon_types: vec![CouponType {
             id: "welcome5".into(),
             value: CouponValue::OffMinor(500),
             min_minor: 3000,
             valid_days: 30,
+            exchange_points: None,
         }],
         rewards: vec![Reward {
             sku: "mug".into(),
             points: 500,
             stock: 20,
         }],
+        activities: vec![],
+        triggers: vec![],
+        group_buys: vec![],
         fingerprint: Sha256::digest(EXAMPLE.as_bytes()).into(),
     }
 }
@@ -353,6 +366,26 @@ fn other_accepted_values() {
 }
 
 type Mutation = fn(&str) -> String;
+
+// 0.2 tables the mutations below append to the example.
+const EVERY: &str = "[[promotions]]\nid = \"every\"\nkind = \"every\"\nstep_minor = 10000\noff_minor = 700\n";
+const PERCENT: &str = "[[promotions]]\nid = \"pct\"\nkind = \"percent\"\nmin_minor = 4321\noff_bp = 1200\n";
+const SCORE: &str = "[tier_policy.score]\nspend_unit_minor = 100\nspend_bp = 6000\nvisit_points = 100\n\
+                     visits_bp = 3000\nactivity_points = 100\nactivity_bp = 1000\n";
+const ACTIVITY: &str = "[[activities]]\nid = \"checkin\"\npoints = 7\n";
+const TRIGGER: &str = "[[triggers]]\nid = \"welcome\"\non = \"enrol\"\ncoupon = \"welcome5\"\n";
+const GROUP: &str = "[[group_buys]]\nid = \"hotpot3\"\nsku = \"hotpot-set\"\ngroup_price_minor = 9900\nsize = 3\n\
+                     window_hours = 24\nstarts = \"2026-12-01T00:00:00\"\nends = \"2026-12-31T23:59:59\"\n";
+
+/// The example with `table` appended, `from` replaced by `to` in the table.
+fn with(t: &str, table: &str, from: &str, to: &str) -> String {
+    append(t, &rep(table, from, to))
+}
+
+/// The first promotion (m100-10) with `more` added.
+fn promo(t: &str, more: &str) -> String {
+    rep(t, "id = \"m100-10\"\n", &format!("id = \"m100-10\"\n{more}\n"))
+}
 
 /// One row per validation rule: (expected field path, fragment of the reason, mutation of
 /// the example). Each mutation breaks exactly one thing.
@@ -767,6 +800,289 @@ const REFUSED: &[(&str, &str, Mutation)] = &[
     }),
     ("coupon_types[0].valid_days", "at most 36600", |t| {
         rep(t, "valid_days = 30", "valid_days = 2147483647")
+    }),
+    // 0.2: promotion kinds
+    ("promotions[0].kind", "unknown kind", |t| promo(t, "kind = \"bogo\"")),
+    ("promotions[0].kind", "unknown kind", |t| promo(t, "kind = \"Every\"")),
+    ("promotions[0].step_minor", "not used by kind = \"threshold\"", |t| {
+        promo(t, "step_minor = 100")
+    }),
+    ("promotions[0].max_off_minor", "not used by kind = \"threshold\"", |t| {
+        promo(t, "max_off_minor = 100")
+    }),
+    ("promotions[0].off_bp", "not used by kind = \"threshold\"", |t| {
+        promo(t, "kind = \"threshold\"\noff_bp = 100")
+    }),
+    ("promotions[1].step_minor", "missing", |t| {
+        with(t, EVERY, "step_minor = 10000\n", "")
+    }),
+    ("promotions[1].step_minor", "greater than 0", |t| {
+        with(t, EVERY, "step_minor = 10000", "step_minor = 0")
+    }),
+    ("promotions[1].off_minor", "missing", |t| {
+        with(t, EVERY, "off_minor = 700\n", "")
+    }),
+    ("promotions[1].off_minor", "greater than 0", |t| {
+        with(t, EVERY, "off_minor = 700", "off_minor = -700")
+    }),
+    ("promotions[1].max_off_minor", "at least off_minor (700)", |t| {
+        with(t, EVERY, "off_minor = 700", "off_minor = 700\nmax_off_minor = 699")
+    }),
+    ("promotions[1].min_minor", "negative", |t| {
+        with(t, EVERY, "off_minor = 700", "off_minor = 700\nmin_minor = -1")
+    }),
+    ("promotions[1].off_bp", "not used by kind = \"every\"", |t| {
+        with(t, EVERY, "off_minor = 700", "off_minor = 700\noff_bp = 1")
+    }),
+    ("promotions[1].off_bp", "missing", |t| {
+        with(t, PERCENT, "off_bp = 1200\n", "")
+    }),
+    ("promotions[1].min_minor", "missing", |t| {
+        with(t, PERCENT, "min_minor = 4321\n", "")
+    }),
+    ("promotions[1].off_bp", "at most 10000", |t| {
+        with(t, PERCENT, "off_bp = 1200", "off_bp = 10001")
+    }),
+    ("promotions[1].off_bp", "greater than 0", |t| {
+        with(t, PERCENT, "off_bp = 1200", "off_bp = 0")
+    }),
+    ("promotions[1].off_minor", "not used by kind = \"percent\"", |t| {
+        with(t, PERCENT, "off_bp = 1200", "off_bp = 1200\noff_minor = 5")
+    }),
+    ("promotions[1].step_minor", "not used by kind = \"percent\"", |t| {
+        with(t, PERCENT, "off_bp = 1200", "off_bp = 1200\nstep_minor = 5")
+    }),
+    // 0.2: promotion scopes
+    ("promotions[0].skus", "mutually exclusive", |t| {
+        promo(t, "categories = [\"produce\"]\nskus = [\"rice\"]")
+    }),
+    ("promotions[0].categories[1]", "excluded category", |t| {
+        promo(t, "categories = [\"produce\", \"tobacco\"]")
+    }),
+    ("promotions[0].categories", "must not be empty", |t| {
+        promo(t, "categories = []")
+    }),
+    ("promotions[0].skus", "must not be empty", |t| promo(t, "skus = []")),
+    ("promotions[0].skus[1]", "duplicate", |t| {
+        promo(t, "skus = [\"rice\", \"rice\"]")
+    }),
+    ("promotions[0].skus[0]", "empty", |t| promo(t, "skus = [\" \"]")),
+    ("promotions[0].categories[0]", "invalid type", |t| {
+        promo(t, "categories = [1]")
+    }),
+    ("promotions[0].categories", "invalid type", |t| {
+        promo(t, "categories = \"produce\"")
+    }),
+    // 0.2: tier gifts
+    ("tiers[1].gift_points", "greater than 0", |t| {
+        rep(t, "discount_bp = 300", "discount_bp = 300\ngift_points = 0")
+    }),
+    ("tiers[1].gift_points", "at most 1000000", |t| {
+        rep(t, "discount_bp = 300", "discount_bp = 300\ngift_points = 1000001")
+    }),
+    ("tiers[2].gift_coupon", "unknown coupon type \"gold20\"", |t| {
+        rep(t, "discount_bp = 500", "discount_bp = 500\ngift_coupon = \"gold20\"")
+    }),
+    ("tiers[0].gift_points", "first tier", |t| {
+        rep(t, "discount_bp = 0", "discount_bp = 0\ngift_points = 10")
+    }),
+    ("tiers[0].gift_coupon", "first tier", |t| {
+        rep(t, "discount_bp = 0", "discount_bp = 0\ngift_coupon = \"welcome5\"")
+    }),
+    ("tiers[2].gift_coupon", "invalid type", |t| {
+        rep(t, "discount_bp = 500", "discount_bp = 500\ngift_coupon = 5")
+    }),
+    // 0.2: the growth score
+    ("tier_policy.score", "required with metric = \"score\"", |t| {
+        rep(t, "\"spend\"", "\"score\"")
+    }),
+    ("tier_policy.score", "only with metric = \"score\"", |t| {
+        append(t, SCORE)
+    }),
+    ("tier_policy.score.spend_unit_minor", "greater than 0", |t| {
+        with(
+            &rep(t, "\"spend\"", "\"score\""),
+            SCORE,
+            "spend_unit_minor = 100",
+            "spend_unit_minor = 0",
+        )
+    }),
+    ("tier_policy.score.visits_bp", "negative", |t| {
+        with(
+            &rep(t, "\"spend\"", "\"score\""),
+            SCORE,
+            "visits_bp = 3000",
+            "visits_bp = -1",
+        )
+    }),
+    ("tier_policy.score.spend_bp", "at most 1000000", |t| {
+        with(
+            &rep(t, "\"spend\"", "\"score\""),
+            SCORE,
+            "spend_bp = 6000",
+            "spend_bp = 1000001",
+        )
+    }),
+    ("tier_policy.score.activity_points", "at most 1000000", |t| {
+        with(
+            &rep(t, "\"spend\"", "\"score\""),
+            SCORE,
+            "activity_points = 100",
+            "activity_points = 1000001",
+        )
+    }),
+    ("tier_policy.score.activity_points", "missing", |t| {
+        with(&rep(t, "\"spend\"", "\"score\""), SCORE, "activity_points = 100\n", "")
+    }),
+    ("tier_policy.score.bogus", "unknown field", |t| {
+        with(
+            &rep(t, "\"spend\"", "\"score\""),
+            SCORE,
+            "spend_bp",
+            "bogus = 1\nspend_bp",
+        )
+    }),
+    ("tier_policy.score", "every term is 0", |t| {
+        let t = with(
+            &rep(t, "\"spend\"", "\"score\""),
+            SCORE,
+            "spend_bp = 6000",
+            "spend_bp = 0",
+        );
+        rep(
+            &rep(&t, "visit_points = 100", "visit_points = 0"),
+            "activity_bp = 1000",
+            "activity_bp = 0",
+        )
+    }),
+    ("tier_policy.score", "expected a table", |t| {
+        rep(t, "metric = \"spend\"", "metric = \"score\"\nscore = 5")
+    }),
+    // 0.2: coupons for points
+    ("coupon_types[0].exchange_points", "greater than 0", |t| {
+        rep(t, "valid_days = 30", "valid_days = 30\nexchange_points = 0")
+    }),
+    ("coupon_types[0].exchange_points", "greater than 0", |t| {
+        rep(t, "valid_days = 30", "valid_days = 30\nexchange_points = -800")
+    }),
+    ("coupon_types[0].exchange_points", "floating point", |t| {
+        rep(t, "valid_days = 30", "valid_days = 30\nexchange_points = 8.5")
+    }),
+    // 0.2: activities
+    ("activities[0].points", "greater than 0", |t| {
+        with(t, ACTIVITY, "points = 7", "points = 0")
+    }),
+    ("activities[0].points", "at most 1000000", |t| {
+        with(t, ACTIVITY, "points = 7", "points = 1000001")
+    }),
+    ("activities[0].max_per_day", "negative", |t| {
+        with(t, ACTIVITY, "points = 7", "points = 7\nmax_per_day = -1")
+    }),
+    ("activities[0].max_total", "negative", |t| {
+        with(t, ACTIVITY, "points = 7", "points = 7\nmax_total = -1")
+    }),
+    ("activities[0].points", "missing", |t| {
+        with(t, ACTIVITY, "points = 7\n", "")
+    }),
+    ("activities[0].id", "empty", |t| {
+        with(t, ACTIVITY, "\"checkin\"", "\"\"")
+    }),
+    ("activities[0].bogus", "unknown field", |t| {
+        with(t, ACTIVITY, "points = 7", "points = 7\nbogus = 1")
+    }),
+    ("activities[1].id", "duplicate", |t| {
+        append(&append(t, ACTIVITY), ACTIVITY)
+    }),
+    // 0.2: triggers
+    ("triggers[0].coupon", "unknown coupon type \"welcome6\"", |t| {
+        with(t, TRIGGER, "\"welcome5\"\n", "\"welcome6\"\n")
+    }),
+    ("triggers[0].coupon", "missing", |t| {
+        with(t, TRIGGER, "coupon = \"welcome5\"\n", "")
+    }),
+    ("triggers[0].on", "unknown event", |t| {
+        with(t, TRIGGER, "\"enrol\"", "\"signup\"")
+    }),
+    ("triggers[0].on", "missing", |t| {
+        with(t, TRIGGER, "on = \"enrol\"\n", "")
+    }),
+    ("triggers[0].nth", "missing", |t| {
+        with(t, TRIGGER, "\"enrol\"", "\"visit\"")
+    }),
+    ("triggers[0].nth", "greater than 0", |t| {
+        with(t, TRIGGER, "\"enrol\"", "\"visit\"\nnth = 0")
+    }),
+    ("triggers[0].days", "missing", |t| {
+        with(t, TRIGGER, "\"enrol\"", "\"inactive\"")
+    }),
+    ("triggers[0].days", "greater than 0", |t| {
+        with(t, TRIGGER, "\"enrol\"", "\"inactive\"\ndays = -60")
+    }),
+    ("triggers[0].days", "at most 36600", |t| {
+        with(t, TRIGGER, "\"enrol\"", "\"inactive\"\ndays = 36601")
+    }),
+    ("triggers[0].tier", "missing", |t| {
+        with(t, TRIGGER, "\"enrol\"", "\"tier_up\"")
+    }),
+    ("triggers[0].tier", "unknown tier \"platinum\"", |t| {
+        with(t, TRIGGER, "\"enrol\"", "\"tier_up\"\ntier = \"platinum\"")
+    }),
+    ("triggers[0].tier", "first tier", |t| {
+        with(t, TRIGGER, "\"enrol\"", "\"tier_up\"\ntier = \"standard\"")
+    }),
+    ("triggers[0].nth", "not used by on = \"enrol\"", |t| {
+        with(t, TRIGGER, "\"enrol\"", "\"enrol\"\nnth = 1")
+    }),
+    ("triggers[0].tier", "not used by on = \"birthday\"", |t| {
+        with(t, TRIGGER, "\"enrol\"", "\"birthday\"\ntier = \"gold\"")
+    }),
+    ("triggers[0].days", "not used by on = \"visit\"", |t| {
+        with(t, TRIGGER, "\"enrol\"", "\"visit\"\nnth = 1\ndays = 3")
+    }),
+    ("triggers[0].nth", "not used by on = \"tier_up\"", |t| {
+        with(t, TRIGGER, "\"enrol\"", "\"tier_up\"\ntier = \"gold\"\nnth = 3")
+    }),
+    ("triggers[0].bogus", "unknown field", |t| {
+        with(t, TRIGGER, "\"enrol\"", "\"enrol\"\nbogus = 1")
+    }),
+    ("triggers[1].id", "duplicate", |t| append(&append(t, TRIGGER), TRIGGER)),
+    // 0.2: group buys
+    ("group_buys[0].group_price_minor", "negative", |t| {
+        with(t, GROUP, "group_price_minor = 9900", "group_price_minor = -1")
+    }),
+    ("group_buys[0].size", "at least 2", |t| {
+        with(t, GROUP, "size = 3", "size = 1")
+    }),
+    ("group_buys[0].size", "at least 2", |t| {
+        with(t, GROUP, "size = 3", "size = -3")
+    }),
+    ("group_buys[0].window_hours", "greater than 0", |t| {
+        with(t, GROUP, "window_hours = 24", "window_hours = 0")
+    }),
+    ("group_buys[0].ends", "before starts", |t| {
+        with(t, GROUP, "2026-12-31T23:59:59", "2026-11-30T23:59:59")
+    }),
+    ("group_buys[0].starts", "YYYY-MM-DDTHH:MM:SS", |t| {
+        with(t, GROUP, "2026-12-01T00:00:00", "2026-12-01")
+    }),
+    ("group_buys[0].starts", "quoted strings", |t| {
+        with(t, GROUP, "\"2026-12-01T00:00:00\"", "2026-12-01T00:00:00")
+    }),
+    ("group_buys[0].sku", "missing", |t| {
+        with(t, GROUP, "sku = \"hotpot-set\"\n", "")
+    }),
+    ("group_buys[0].sku", "empty", |t| {
+        with(t, GROUP, "\"hotpot-set\"", "\"\"")
+    }),
+    ("group_buys[0].group_price_minor", "floating point", |t| {
+        with(t, GROUP, "group_price_minor = 9900", "group_price_minor = 99.0")
+    }),
+    ("group_buys[0].bogus", "unknown field", |t| {
+        with(t, GROUP, "size = 3", "size = 3\nbogus = 1")
+    }),
+    ("group_buys[1].id", "duplicate", |t| append(&append(t, GROUP), GROUP)),
+    ("bogus_lists", "unknown field", |t| {
+        append(t, "[[bogus_lists]]\nid = \"x\"")
     }),
 ];
 

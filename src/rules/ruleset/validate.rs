@@ -7,6 +7,7 @@ use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Weekday};
 use chrono_tz::Tz;
 use serde::de::DeserializeOwned;
 
+use super::campaigns;
 use super::raw::*;
 use super::*;
 
@@ -18,7 +19,7 @@ pub(super) struct Cx<'a> {
     pub(super) file: &'a str,
 }
 
-type Res<T> = Result<T, RulesetError>;
+pub(super) type Res<T> = Result<T, RulesetError>;
 
 /// `base.key`, or just `key` at the document root.
 fn join(base: &str, key: &str) -> String {
@@ -42,7 +43,7 @@ fn backticked_after<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
 }
 
 impl Cx<'_> {
-    fn err(&self, field: impl Into<String>, reason: impl Into<String>) -> RulesetError {
+    pub(super) fn err(&self, field: impl Into<String>, reason: impl Into<String>) -> RulesetError {
         RulesetError {
             file: self.file.to_string(),
             field: field.into(),
@@ -112,7 +113,7 @@ impl Cx<'_> {
         })
     }
 
-    fn at_least(&self, value: i64, min: i64, field: &str) -> Res<i64> {
+    pub(super) fn at_least(&self, value: i64, min: i64, field: &str) -> Res<i64> {
         if value < min {
             let reason = match min {
                 0 => format!("must not be negative (got {value})"),
@@ -124,16 +125,16 @@ impl Cx<'_> {
         Ok(value)
     }
 
-    fn non_negative(&self, value: i64, field: &str) -> Res<i64> {
+    pub(super) fn non_negative(&self, value: i64, field: &str) -> Res<i64> {
         self.at_least(value, 0, field)
     }
 
-    fn positive(&self, value: i64, field: &str) -> Res<i64> {
+    pub(super) fn positive(&self, value: i64, field: &str) -> Res<i64> {
         self.at_least(value, 1, field)
     }
 
     /// A multiplier: above 0 and at most 100x, which keeps step 8's product inside i128.
-    fn multiplier(&self, value: i64, field: &str) -> Res<i64> {
+    pub(super) fn multiplier(&self, value: i64, field: &str) -> Res<i64> {
         self.positive(value, field)?;
         if value > MAX_MULTIPLIER_BP {
             return Err(self.err(
@@ -145,7 +146,7 @@ impl Cx<'_> {
     }
 
     /// A fraction of a whole: 0..=10000 basis points.
-    fn share_bp(&self, value: i64, field: &str) -> Res<i64> {
+    pub(super) fn share_bp(&self, value: i64, field: &str) -> Res<i64> {
         self.non_negative(value, field)?;
         if value > ONE_X_BP {
             return Err(self.err(field, format!("must be at most 10000 (got {value})")));
@@ -154,7 +155,7 @@ impl Cx<'_> {
     }
 
     /// `min..=max`, for values whose sums or date arithmetic must stay far from overflow.
-    fn within(&self, value: i64, min: i64, max: i64, field: &str) -> Res<i64> {
+    pub(super) fn within(&self, value: i64, min: i64, max: i64, field: &str) -> Res<i64> {
         self.at_least(value, min, field)?;
         if value > max {
             return Err(self.err(field, format!("must be at most {max} (got {value})")));
@@ -162,13 +163,13 @@ impl Cx<'_> {
         Ok(value)
     }
 
-    fn u32_at_least(&self, value: i64, min: i64, field: &str) -> Res<u32> {
+    pub(super) fn u32_at_least(&self, value: i64, min: i64, field: &str) -> Res<u32> {
         self.at_least(value, min, field)?;
         u32::try_from(value).map_err(|_| self.err(field, format!("is too large (got {value})")))
     }
 
     /// Ids, names and skus are used as lookup keys, so an empty one is a mistake.
-    fn name(&self, value: String, field: &str) -> Res<String> {
+    pub(super) fn name(&self, value: String, field: &str) -> Res<String> {
         if value.trim().is_empty() {
             return Err(self.err(field, "must not be empty"));
         }
@@ -176,7 +177,7 @@ impl Cx<'_> {
     }
 
     /// Refuses a repeated key in a list that is looked up by that key.
-    fn unique<'s>(&self, seen: &mut HashSet<&'s str>, value: &'s str, field: &str) -> Res<()> {
+    pub(super) fn unique<'s>(&self, seen: &mut HashSet<&'s str>, value: &'s str, field: &str) -> Res<()> {
         if !seen.insert(value) {
             return Err(self.err(field, format!("duplicate value \"{value}\"")));
         }
@@ -184,7 +185,7 @@ impl Cx<'_> {
     }
 
     /// A list of strings, with each element's index in the error path.
-    fn strings(&self, values: Vec<toml::Value>, path: &str) -> Res<Vec<String>> {
+    pub(super) fn strings(&self, values: Vec<toml::Value>, path: &str) -> Res<Vec<String>> {
         values
             .into_iter()
             .enumerate()
@@ -192,7 +193,7 @@ impl Cx<'_> {
             .collect()
     }
 
-    fn window(&self, raw: RawWindow, path: &str, tiers: &[Tier]) -> Res<Window> {
+    pub(super) fn window(&self, raw: RawWindow, path: &str, tiers: &[Tier]) -> Res<Window> {
         let starts = raw
             .starts
             .map(|s| self.local_time(&s, &join(path, "starts")))
@@ -242,7 +243,7 @@ impl Cx<'_> {
 
     /// Exactly `YYYY-MM-DDTHH:MM:SS`, local time. chrono's own parser also takes one-digit
     /// fields and leap seconds, which the contract does not allow, so the shape is checked here.
-    fn local_time(&self, s: &str, field: &str) -> Res<NaiveDateTime> {
+    pub(super) fn local_time(&self, s: &str, field: &str) -> Res<NaiveDateTime> {
         let bad = || {
             self.err(
                 field,
@@ -332,16 +333,17 @@ impl RawRuleset {
         let earn = validate_earn(cx, cx.de(self.earn, "earn")?)?;
         let tiers = validate_tiers(cx, self.tiers)?;
 
-        let raw: RawTierPolicy = cx.de(self.tier_policy, "tier_policy")?;
+        let mut raw: RawTierPolicy = cx.de(self.tier_policy, "tier_policy")?;
         let tier_policy = TierPolicy {
             metric: match raw.metric.as_str() {
                 "spend" => TierMetric::Spend,
                 "points" => TierMetric::Points,
                 "visits" => TierMetric::Visits,
+                "score" => TierMetric::Score(campaigns::validate_score(cx, raw.score.take(), &tiers)?),
                 other => {
                     return Err(cx.err(
                         "tier_policy.metric",
-                        format!("unknown metric \"{other}\" (expected spend, points or visits)"),
+                        format!("unknown metric \"{other}\" (expected spend, points, visits or score)"),
                     ))
                 }
             },
@@ -367,6 +369,13 @@ impl RawRuleset {
                 }
             },
         };
+
+        if raw.score.is_some() {
+            return Err(cx.err(
+                "tier_policy.score",
+                format!("is used only with metric = \"score\" (metric is \"{}\")", raw.metric),
+            ));
+        }
 
         let raw: RawRedeem = cx.de(self.redeem, "redeem")?;
         let redeem = Redeem {
@@ -404,9 +413,13 @@ impl RawRuleset {
         };
 
         let campaigns = validate_campaigns(cx, self.campaigns, &tiers)?;
-        let promotions = validate_promotions(cx, self.promotions, &tiers)?;
+        let promotions = campaigns::validate_promotions(cx, self.promotions, &tiers, &excluded_categories)?;
         let coupon_types = validate_coupon_types(cx, self.coupon_types)?;
+        campaigns::check_gift_coupons(cx, &tiers, &coupon_types)?;
         let rewards = validate_rewards(cx, self.rewards)?;
+        let activities = campaigns::validate_activities(cx, self.activities)?;
+        let triggers = campaigns::validate_triggers(cx, self.triggers, &tiers, &coupon_types)?;
+        let group_buys = campaigns::validate_group_buys(cx, self.group_buys)?;
 
         Ok(Ruleset {
             version,
@@ -423,6 +436,9 @@ impl RawRuleset {
             promotions,
             coupon_types,
             rewards,
+            activities,
+            triggers,
+            group_buys,
             fingerprint: [0; 32],
         })
     }
@@ -516,11 +532,16 @@ fn validate_tiers(cx: &Cx, values: Vec<toml::Value>) -> Res<Vec<Tier>> {
             }
             _ => {}
         }
+        let discount_bp = cx.share_bp(raw.discount_bp, &format!("{path}.discount_bp"))?;
+        let multiplier_bp = cx.multiplier(raw.multiplier_bp, &format!("{path}.multiplier_bp"))?;
+        let (gift_points, gift_coupon) = campaigns::tier_gift(cx, i, raw.gift_points, raw.gift_coupon, &path)?;
         tiers.push(Tier {
             name,
             qualify,
-            discount_bp: cx.share_bp(raw.discount_bp, &format!("{path}.discount_bp"))?,
-            multiplier_bp: cx.multiplier(raw.multiplier_bp, &format!("{path}.multiplier_bp"))?,
+            discount_bp,
+            multiplier_bp,
+            gift_points,
+            gift_coupon,
         });
     }
     Ok(tiers)
@@ -528,7 +549,7 @@ fn validate_tiers(cx: &Cx, values: Vec<toml::Value>) -> Res<Vec<Tier>> {
 
 /// A list of tables looked up by a key of theirs (`id`, or `sku` for rewards): each
 /// item is read at `section[i]` and built by `build`, and a key seen before is refused.
-fn keyed_tables<R: DeserializeOwned, T>(
+pub(super) fn keyed_tables<R: DeserializeOwned, T>(
     cx: &Cx,
     section: &str,
     key: &str,
@@ -573,32 +594,6 @@ fn validate_campaigns(cx: &Cx, values: Vec<toml::Value>, tiers: &[Tier]) -> Res<
     )
 }
 
-fn validate_promotions(cx: &Cx, values: Vec<toml::Value>, tiers: &[Tier]) -> Res<Vec<Promotion>> {
-    keyed_tables(
-        cx,
-        "promotions",
-        "id",
-        values,
-        |p: &Promotion| &p.id,
-        |raw: RawPromotion, path| {
-            let id = cx.name(raw.id, &format!("{path}.id"))?;
-            let window = RawWindow {
-                starts: raw.starts,
-                ends: raw.ends,
-                weekdays: raw.weekdays,
-                tiers: raw.tiers,
-            };
-            Ok(Promotion {
-                window: cx.window(window, path, tiers)?,
-                min_minor: cx.non_negative(raw.min_minor, &format!("{path}.min_minor"))?,
-                // A promotion that takes nothing off can only be a typo.
-                off_minor: cx.positive(raw.off_minor, &format!("{path}.off_minor"))?,
-                id,
-            })
-        },
-    )
-}
-
 fn validate_coupon_types(cx: &Cx, values: Vec<toml::Value>) -> Res<Vec<CouponType>> {
     keyed_tables(
         cx,
@@ -625,11 +620,16 @@ fn validate_coupon_types(cx: &Cx, values: Vec<toml::Value>) -> Res<Vec<CouponTyp
                     ))
                 }
             };
+            let exchange_points = raw
+                .exchange_points
+                .map(|p| cx.within(p, 1, crate::model::MAX_POINTS_INPUT, &format!("{path}.exchange_points")))
+                .transpose()?;
             Ok(CouponType {
                 id,
                 value,
                 min_minor: cx.non_negative(raw.min_minor, &format!("{path}.min_minor"))?,
                 valid_days: cx.within(raw.valid_days, 1, MAX_VALID_DAYS, &format!("{path}.valid_days"))? as u32,
+                exchange_points,
             })
         },
     )
