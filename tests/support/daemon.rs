@@ -230,6 +230,19 @@ impl Client {
         ))
     }
 
+    /// Any method, with a JSON body.
+    pub fn request(&self, method: &str, path: &str, body: &str) -> Result<(u16, String), ureq::Error> {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("Content-Type", "application/json");
+        if let Some(a) = self.auth() {
+            req = req.header("Authorization", a);
+        }
+        let mut resp = self.agent.run(req.body(body.to_string()).unwrap())?;
+        Ok((resp.status().as_u16(), resp.body_mut().read_to_string()?))
+    }
+
     /// GET returning JSON, asserting the status.
     pub fn get_json(&self, path: &str, status: u16) -> Value {
         let (s, body) = self.get(path).unwrap();
