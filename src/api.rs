@@ -205,10 +205,13 @@ async fn block_card(State(st): State<Shared>, Path(card): Path<String>) -> Respo
     reply(blocking(&st, move |e| e.block_card(&card, e.at(None))))
 }
 
+// The request bodies below are `pub` (and hidden from the docs) only so that the fuzz
+// targets in fuzz/ can parse them as the handlers do; nothing else uses them.
+#[doc(hidden)]
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReplaceBody {
-    new_card: String,
+pub struct ReplaceBody {
+    pub new_card: String,
 }
 
 async fn replace_card(
@@ -261,19 +264,40 @@ async fn commit(
     reply(r)
 }
 
+#[doc(hidden)]
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RefundLine {
-    sku: String,
-    qty: i64,
+pub struct RefundLine {
+    pub sku: String,
+    pub qty: i64,
 }
 
+#[doc(hidden)]
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RefundBody {
-    tx_id: String,
+pub struct RefundBody {
+    pub tx_id: String,
     #[serde(default)]
-    lines: Vec<RefundLine>,
+    pub lines: Vec<RefundLine>,
+}
+
+impl RefundBody {
+    /// The (sku, quantity) pairs asked for, each quantity checked.
+    pub fn asked(self) -> Result<(String, Vec<(String, i64)>)> {
+        if let Some(l) = self
+            .lines
+            .iter()
+            .find(|l| !(1..=crate::model::MAX_QTY).contains(&l.qty))
+        {
+            return Err(Error::invalid(format!(
+                "refund quantity of {} must be 1 to {}",
+                l.sku,
+                crate::model::MAX_QTY
+            )));
+        }
+        let asked = self.lines.into_iter().map(|l| (l.sku, l.qty)).collect();
+        Ok((self.tx_id, asked))
+    }
 }
 
 async fn refund(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
@@ -281,28 +305,24 @@ async fn refund(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRej
         Ok(r) => r,
         Err(resp) => return *resp,
     };
-    if let Some(l) = req.lines.iter().find(|l| !(1..=crate::model::MAX_QTY).contains(&l.qty)) {
-        return Error::invalid(format!(
-            "refund quantity of {} must be 1 to {}",
-            l.sku,
-            crate::model::MAX_QTY
-        ))
-        .into_response();
-    }
-    let asked: Vec<(String, i64)> = req.lines.into_iter().map(|l| (l.sku, l.qty)).collect();
-    let r = blocking(&st, move |e| e.refund(&req.tx_id, &asked, e.at(None)));
+    let (tx_id, asked) = match req.asked() {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let r = blocking(&st, move |e| e.refund(&tx_id, &asked, e.at(None)));
     if r.is_ok() {
         st.metrics.refunds.fetch_add(1, Relaxed);
     }
     reply(r)
 }
 
+#[doc(hidden)]
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CouponBody {
-    card: String,
+pub struct CouponBody {
+    pub card: String,
     #[serde(rename = "type")]
-    type_id: String,
+    pub type_id: String,
 }
 
 async fn issue_coupon(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
@@ -315,13 +335,14 @@ async fn issue_coupon(State(st): State<Shared>, b: std::result::Result<Bytes, By
     }))
 }
 
+#[doc(hidden)]
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RewardBody {
-    card: String,
-    sku: String,
+pub struct RewardBody {
+    pub card: String,
+    pub sku: String,
     #[serde(default)]
-    pin: Option<String>,
+    pub pin: Option<String>,
 }
 
 async fn redeem_reward(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
@@ -334,10 +355,11 @@ async fn redeem_reward(State(st): State<Shared>, b: std::result::Result<Bytes, B
     }))
 }
 
+#[doc(hidden)]
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SwipeBody {
-    card: String,
+pub struct SwipeBody {
+    pub card: String,
 }
 
 async fn swipe(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {

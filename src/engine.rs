@@ -1017,7 +1017,7 @@ impl Engine {
                     .coupon_type(type_id)
                     .ok_or_else(|| Error::new(Code::CouponInvalid, format!("no coupon type {type_id}")))?;
                 let issued = day_no(local_date(rules, at.ts));
-                let valid_until = issued + ty.valid_days as i32 - 1;
+                let valid_until = ty.valid_until(issued);
                 let mut code = random_code(10);
                 while store.coupon(&code)?.is_some() {
                     code = random_code(10);
@@ -1247,7 +1247,9 @@ pub fn tx_id(terminal: &str, epoch: u64, seq: u64) -> String {
 }
 
 /// Phones are kept as digits with an optional leading `+`; spaces and dashes dropped.
-fn normalise_phone(raw: &str) -> Result<String> {
+/// `pub` (hidden) only for the fuzz targets in fuzz/.
+#[doc(hidden)]
+pub fn normalise_phone(raw: &str) -> Result<String> {
     let p: String = raw
         .chars()
         .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
