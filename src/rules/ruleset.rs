@@ -15,11 +15,18 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::model::DayNo;
+
 /// 10000 basis points = 1x; the neutral multiplier.
 const ONE_X_BP: i64 = 10_000;
 
 /// The largest multiplier a ruleset may set (100x).
 pub const MAX_MULTIPLIER_BP: i64 = 1_000_000;
+
+/// Longest coupon validity and point expiry a ruleset may set: 100 years, so that every
+/// date derived from them exists in the calendar.
+pub const MAX_VALID_DAYS: u32 = 36_525;
+pub const MAX_EXPIRY_MONTHS: u32 = 1_200;
 
 /// A validated ruleset. Every value in here has passed the checks in [`Ruleset::parse`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +175,15 @@ pub struct CouponType {
     pub value: CouponValue,
     pub min_minor: i64,
     pub valid_days: u32,
+}
+
+impl CouponType {
+    /// The last local date a coupon issued on `issued` is valid (`valid_days` counts the
+    /// issue date).
+    pub fn valid_until(&self, issued: DayNo) -> DayNo {
+        // valid_days <= MAX_VALID_DAYS, so this fits for any issue date.
+        issued + self.valid_days as DayNo - 1
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -531,6 +547,14 @@ impl Cx<'_> {
         u32::try_from(value).map_err(|_| self.err(field, format!("is too large (got {value})")))
     }
 
+    fn u32_in(&self, value: i64, min: i64, max: u32, field: &str) -> Res<u32> {
+        let v = self.u32_at_least(value, min, field)?;
+        if v > max {
+            return Err(self.err(field, format!("must be at most {max} (got {value})")));
+        }
+        Ok(v)
+    }
+
     /// Ids, names and skus are used as lookup keys, so an empty one is a mistake.
     fn name(&self, value: String, field: &str) -> Res<String> {
         if value.trim().is_empty() {
@@ -744,7 +768,7 @@ impl RawRuleset {
 
         let raw: RawExpiry = cx.de(self.expiry, "expiry")?;
         let expiry = Expiry {
-            months: cx.u32_at_least(raw.months, 0, "expiry.months")?,
+            months: cx.u32_in(raw.months, 0, MAX_EXPIRY_MONTHS, "expiry.months")?,
         };
 
         let birthday = match self.birthday {
@@ -977,7 +1001,7 @@ fn validate_coupon_types(cx: &Cx, values: Vec<toml::Value>) -> Res<Vec<CouponTyp
             id,
             value,
             min_minor: cx.non_negative(raw.min_minor, &format!("{path}.min_minor"))?,
-            valid_days: cx.u32_at_least(raw.valid_days, 1, &format!("{path}.valid_days"))?,
+            valid_days: cx.u32_in(raw.valid_days, 1, MAX_VALID_DAYS, &format!("{path}.valid_days"))?,
         });
     }
     Ok(out)
@@ -1639,6 +1663,10 @@ stock = 0
         }),
         // expiry and birthday
         ("expiry.months", "negative", |t| rep(t, "months = 12", "months = -12")),
+        // Once accepted: points earned under it never expired (no such date).
+        ("expiry.months", "at most 1200", |t| {
+            rep(t, "months = 12", "months = 4000000000")
+        }),
         ("birthday.multiplier_bp", "greater than 0", |t| {
             rep(t, "multiplier_bp = 20000", "multiplier_bp = 0")
         }),
@@ -1742,6 +1770,11 @@ stock = 0
         ("coupon_types[0].valid_days", "greater than 0", |t| {
             rep(t, "valid_days = 30", "valid_days = 0")
         }),
+        // Once accepted: issuing such a coupon panicked on its end date (no such date),
+        // after the record was written, and left the engine's writer lock poisoned.
+        ("coupon_types[0].valid_days", "at most 36525", |t| {
+            rep(t, "valid_days = 30", "valid_days = 100000000")
+        }),
         ("coupon_types[1].id", "duplicate", |t| {
             append(
                 t,
@@ -1814,6 +1847,20 @@ stock = 0
         let e = Ruleset::load(&missing).unwrap_err();
         assert_eq!(e.file, missing.display().to_string());
         assert_eq!(e.field, "(file)");
+    }
+
+    #[test]
+    fn longest_validity_and_expiry_stay_in_the_calendar() {
+        let text = rep(EXAMPLE, "valid_days = 30", &format!("valid_days = {MAX_VALID_DAYS}"));
+        let r = parse(&rep(&text, "months = 12", &format!("months = {MAX_EXPIRY_MONTHS}"))).unwrap();
+        let last = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap();
+        let until = r.coupon_types[0].valid_until(crate::model::day_no(last));
+        assert_eq!(
+            (crate::model::day_date(until) - last).num_days(),
+            MAX_VALID_DAYS as i64 - 1
+        );
+        let at = crate::model::parse_instant("9999-12-31T23:59:59Z").unwrap();
+        assert!(crate::rules::lots::expires_at(&r, at).is_some_and(|e| e > at));
     }
 
     #[test]
