@@ -73,8 +73,9 @@ mkdir -p logs
 run_one() {
   local t=$1
   mkdir -p "new-corpus/$t" "artifacts/$t"
-  local rc=0
-  nice "$bin_dir/$t" "new-corpus/$t" "corpus/$t" \
+  local rc=0 dict=()
+  [ -f "dict/$t.dict" ] && dict=(-dict="dict/$t.dict")
+  nice "$bin_dir/$t" "new-corpus/$t" "corpus/$t" "${dict[@]}" \
     -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="$(max_len "$t")" \
     -print_final_stats=1 -artifact_prefix="artifacts/$t/" >"logs/$t.log" 2>&1 || rc=$?
   echo "$rc" >"logs/$t.rc"
