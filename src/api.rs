@@ -104,6 +104,9 @@ async fn auth(State(st): State<Shared>, req: Request, next: Next) -> Response {
     }
 }
 
+// The request bodies below are public so that the fuzz targets in fuzz/ parse them as
+// the handlers do.
+
 /// Parses a JSON body, mapping every failure to a stable code (413 for oversize).
 fn body<T: for<'de> Deserialize<'de>>(b: std::result::Result<Bytes, BytesRejection>) -> Result<T, Box<Response>> {
     let bytes = b.map_err(|r| {
@@ -208,8 +211,8 @@ async fn block_card(State(st): State<Shared>, headers: HeaderMap, Path(card): Pa
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReplaceBody {
-    new_card: String,
+pub struct ReplaceBody {
+    pub new_card: String,
 }
 
 async fn replace_card(
@@ -274,17 +277,36 @@ async fn commit(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RefundLine {
-    sku: String,
-    qty: i64,
+pub struct RefundLine {
+    pub sku: String,
+    pub qty: i64,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RefundBody {
-    tx_id: String,
+pub struct RefundBody {
+    pub tx_id: String,
     #[serde(default)]
-    lines: Vec<RefundLine>,
+    pub lines: Vec<RefundLine>,
+}
+
+impl RefundBody {
+    /// The (sku, quantity) pairs asked for, each quantity checked.
+    pub fn asked(self) -> Result<(String, Vec<(String, i64)>)> {
+        if let Some(l) = self
+            .lines
+            .iter()
+            .find(|l| !(1..=crate::model::MAX_QTY).contains(&l.qty))
+        {
+            return Err(Error::invalid(format!(
+                "refund quantity of {} must be 1 to {}",
+                l.sku,
+                crate::model::MAX_QTY
+            )));
+        }
+        let asked = self.lines.into_iter().map(|l| (l.sku, l.qty)).collect();
+        Ok((self.tx_id, asked))
+    }
 }
 
 async fn refund(
@@ -300,16 +322,11 @@ async fn refund(
         Ok(r) => r,
         Err(resp) => return *resp,
     };
-    if let Some(l) = req.lines.iter().find(|l| !(1..=crate::model::MAX_QTY).contains(&l.qty)) {
-        return Error::invalid(format!(
-            "refund quantity of {} must be 1 to {}",
-            l.sku,
-            crate::model::MAX_QTY
-        ))
-        .into_response();
-    }
-    let asked: Vec<(String, i64)> = req.lines.into_iter().map(|l| (l.sku, l.qty)).collect();
-    let r = blocking(&st, move |e| e.refund(&req.tx_id, &asked, key.as_deref(), e.at(None)));
+    let (tx_id, asked) = match req.asked() {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let r = blocking(&st, move |e| e.refund(&tx_id, &asked, key.as_deref(), e.at(None)));
     if r.is_ok() {
         st.metrics.refunds.fetch_add(1, Relaxed);
     }
@@ -318,10 +335,10 @@ async fn refund(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CouponBody {
-    card: String,
+pub struct CouponBody {
+    pub card: String,
     #[serde(rename = "type")]
-    type_id: String,
+    pub type_id: String,
 }
 
 async fn issue_coupon(
@@ -344,11 +361,11 @@ async fn issue_coupon(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RewardBody {
-    card: String,
-    sku: String,
+pub struct RewardBody {
+    pub card: String,
+    pub sku: String,
     #[serde(default)]
-    pin: Option<String>,
+    pub pin: Option<String>,
 }
 
 async fn redeem_reward(
@@ -371,8 +388,8 @@ async fn redeem_reward(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SwipeBody {
-    card: String,
+pub struct SwipeBody {
+    pub card: String,
 }
 
 async fn swipe(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {

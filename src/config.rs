@@ -51,6 +51,8 @@ pub const EMBEDDED_CONFIG: &str = include_str!("../config/loyaltyd.toml");
 /// The ruleset used when the configured one is the default path and does not exist.
 pub const EMBEDDED_RULES: &str = include_str!("../config/rules.toml");
 pub const DEFAULT_CONFIG_PATH: &str = "config/loyaltyd.toml";
+/// The name problems in [`EMBEDDED_CONFIG`] are reported under.
+const EMBEDDED_CONFIG_NAME: &str = "(embedded loyaltyd.toml)";
 /// The hub's configuration used when `config/hub.toml` is absent and none is given.
 pub const EMBEDDED_HUB_CONFIG: &str = include_str!("../config/hub.toml");
 pub const DEFAULT_HUB_CONFIG_PATH: &str = "config/hub.toml";
@@ -341,7 +343,13 @@ impl HubConfig {
 
     pub fn load(path: &Path, explicit: bool) -> Result<HubConfig, ConfigError> {
         let (text, file) = read_config(path, explicit, EMBEDDED_HUB_CONFIG, "(embedded hub.toml)")?;
-        let cfg: HubConfig = toml::from_str(&text).map_err(|e| ConfigError {
+        HubConfig::parse(&text, &file)
+    }
+
+    /// Parses and validates hub config text; `file` names the source in errors.
+    pub fn parse(text: &str, file: &str) -> Result<HubConfig, ConfigError> {
+        let file = file.to_string();
+        let cfg: HubConfig = toml::from_str(text).map_err(|e| ConfigError {
             file: file.clone(),
             reason: e.to_string().trim().replace('\n', " "),
         })?;
@@ -368,12 +376,19 @@ impl Config {
     /// Loads the config file. `explicit` is false when the path is the default, in which
     /// case a missing file falls back to the embedded defaults.
     pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
-        let (text, file) = read_config(path, explicit, EMBEDDED_CONFIG, "(embedded loyaltyd.toml)")?;
-        let mut cfg: Config = toml::from_str(&text).map_err(|e| ConfigError {
+        let (text, file) = read_config(path, explicit, EMBEDDED_CONFIG, EMBEDDED_CONFIG_NAME)?;
+        let mut cfg = Config::parse(&text, &file)?;
+        cfg.embedded = file == EMBEDDED_CONFIG_NAME;
+        Ok(cfg)
+    }
+
+    /// Parses and validates config text; `file` names the source in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let file = file.to_string();
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError {
             file: file.clone(),
             reason: e.to_string().trim().replace('\n', " "),
         })?;
-        cfg.embedded = file == "(embedded loyaltyd.toml)";
         let bad = |reason: String| ConfigError {
             file: file.clone(),
             reason,

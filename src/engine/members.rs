@@ -191,7 +191,9 @@ impl Engine {
 }
 
 /// Phones are kept as digits with an optional leading `+`; spaces and dashes dropped.
-fn normalise_phone(raw: &str) -> Result<String> {
+/// `pub` (hidden) only for the fuzz targets in fuzz/.
+#[doc(hidden)]
+pub fn normalise_phone(raw: &str) -> Result<String> {
     let p: String = raw
         .chars()
         .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))

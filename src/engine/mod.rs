@@ -27,7 +27,7 @@ mod sync;
 pub use checkout::Sale;
 pub use clock::ClockPolicy;
 pub use idem::Keyed;
-pub use members::NewMember;
+pub use members::{normalise_phone, NewMember};
 pub use recovery::{journal_path, rebuild};
 pub use sync::OutboxBatch;
 

@@ -37,7 +37,7 @@ impl Engine {
                     .coupon_type(type_id)
                     .ok_or_else(|| Error::new(Code::CouponInvalid, format!("no coupon type {type_id}")))?;
                 let issued = day_no(local_date(rules, at.ts));
-                let valid_until = issued + ty.valid_days as i32 - 1;
+                let valid_until = ty.valid_until(issued);
                 let mut code = random_code(10);
                 while store.coupon(&code)?.is_some() {
                     code = random_code(10);

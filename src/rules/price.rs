@@ -9,6 +9,9 @@ use crate::rules::{local, lots, promo, tier, Ruleset};
 
 const BP: i128 = 10_000;
 
+/// The most points one sale may earn (the bound on points a request may name, too).
+pub const MAX_POINTS_EARNED: i64 = crate::model::MAX_POINTS_INPUT;
+
 /// A coupon as the store holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CouponView {
@@ -367,14 +370,21 @@ pub fn price(rules: &Ruleset, req: &Request, check_pin: &mut dyn FnMut() -> PinC
         .try_fold(b, |acc, &m| acc.checked_mul(m as i128))
         .ok_or_else(too_large)?;
     let den = earn.unit_minor as i128 * BP * BP * BP * BP;
-    let mut points = i64::try_from(num / den).map_err(|_| too_large())?;
-    points += campaigns.iter().map(|c| c.bonus_points).sum::<i64>();
+    // Bonuses are summed in i128 (the ruleset bounds each, not their sum) and the cap
+    // applies before the result must fit.
+    let mut points = num / den + campaigns.iter().map(|c| c.bonus_points as i128).sum::<i128>();
     if earn.visit_bonus_points > 0 && total >= earn.visit_bonus_min_minor {
-        points += earn.visit_bonus_points;
+        points += earn.visit_bonus_points as i128;
     }
     if earn.max_points_per_tx > 0 {
-        points = points.min(earn.max_points_per_tx);
+        points = points.min(earn.max_points_per_tx as i128);
     }
+    // Balances and tier metrics add up the points of many sales: one sale earning close
+    // to i64::MAX would overflow them.
+    let points = i64::try_from(points)
+        .ok()
+        .filter(|&p| p <= MAX_POINTS_EARNED)
+        .ok_or_else(too_large)?;
 
     // 9. The lot, 10. the tier after.
     let lot_expires_at = lots::expires_at(rules, req.at);

@@ -373,3 +373,26 @@ fn huge_sales_are_refused_not_overflowed() {
     c.rules.tiers[0].multiplier_bp = 1_000_000;
     assert_eq!(c.run().unwrap_err().code, Code::InvalidInput);
 }
+
+/// Found with fuzz/fuzz_targets/ruleset.rs: a campaign bonus of i64::MAX overflowed
+/// step 8's sum, and one a little smaller the tier metric after it (panics; in release
+/// builds, wrapped numbers of points).
+#[test]
+fn points_too_large_to_add_up_are_refused_or_capped() {
+    let mut c = Case::new(example1());
+    for bonus in [i64::MAX, i64::MAX - 1_000, MAX_POINTS_EARNED] {
+        // The ruleset bounds a campaign's bonus, so build it by hand past that bound.
+        let mut rules = example_with("[[campaigns]]\nid = \"huge\"\nbonus_points = 1\n");
+        rules.campaigns.last_mut().unwrap().bonus_points = bonus;
+        c.rules = rules;
+        let e = c.run().unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (Code::InvalidInput, "the sale is too large to price")
+        );
+    }
+    c.rules.earn.max_points_per_tx = 1000;
+    assert_eq!(c.run().unwrap().points_earned, 1000);
+    c.rules.earn.visit_bonus_points = i64::MAX;
+    assert_eq!(c.run().unwrap().points_earned, 1000);
+}

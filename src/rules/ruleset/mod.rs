@@ -29,8 +29,10 @@ pub const MAX_MULTIPLIER_BP: i64 = 1_000_000;
 /// of a ruleset adding its bonus, a sale's points stay far inside i64.
 pub const MAX_BONUS_POINTS: i64 = 1_000_000;
 
-/// The longest a coupon may be valid (about 100 years): day arithmetic stays in range.
-pub const MAX_VALID_DAYS: i64 = 36_600;
+/// Longest coupon validity and point expiry a ruleset may set: 100 years, so that every
+/// date derived from them exists in the calendar.
+pub const MAX_VALID_DAYS: i64 = 36_525;
+pub const MAX_EXPIRY_MONTHS: i64 = 1_200;
 
 /// A validated ruleset. Every value in here has passed the checks in [`Ruleset::parse`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +245,15 @@ pub struct CouponType {
     pub valid_days: u32,
     /// A member may buy the coupon for this many points; `None`: it cannot be bought.
     pub exchange_points: Option<i64>,
+}
+
+impl CouponType {
+    /// The last local date a coupon issued on `issued` is valid (`valid_days` counts the
+    /// issue date).
+    pub fn valid_until(&self, issued: crate::model::DayNo) -> crate::model::DayNo {
+        // valid_days <= MAX_VALID_DAYS, so this fits for any issue date.
+        issued + self.valid_days as crate::model::DayNo - 1
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -798,7 +798,7 @@ const REFUSED: &[(&str, &str, Mutation)] = &[
             "visit_bonus_points = 9223372036854775807 ",
         )
     }),
-    ("coupon_types[0].valid_days", "at most 36600", |t| {
+    ("coupon_types[0].valid_days", "at most 36525", |t| {
         rep(t, "valid_days = 30", "valid_days = 2147483647")
     }),
     // 0.2: promotion kinds
@@ -1018,8 +1018,8 @@ const REFUSED: &[(&str, &str, Mutation)] = &[
     ("triggers[0].days", "greater than 0", |t| {
         with(t, TRIGGER, "\"enrol\"", "\"inactive\"\ndays = -60")
     }),
-    ("triggers[0].days", "at most 36600", |t| {
-        with(t, TRIGGER, "\"enrol\"", "\"inactive\"\ndays = 36601")
+    ("triggers[0].days", "at most 36525", |t| {
+        with(t, TRIGGER, "\"enrol\"", "\"inactive\"\ndays = 36526")
     }),
     ("triggers[0].tier", "missing", |t| {
         with(t, TRIGGER, "\"enrol\"", "\"tier_up\"")
@@ -1138,6 +1138,17 @@ fn load_reads_the_file_and_fingerprints_its_text() {
     let e = Ruleset::load(&missing).unwrap_err();
     assert_eq!(e.file, missing.display().to_string());
     assert_eq!(e.field, "(file)");
+}
+
+#[test]
+fn longest_validity_and_expiry_stay_in_the_calendar() {
+    let text = rep(EXAMPLE, "valid_days = 30", &format!("valid_days = {MAX_VALID_DAYS}"));
+    let r = parse(&rep(&text, "months = 12", &format!("months = {MAX_EXPIRY_MONTHS}"))).unwrap();
+    let last = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap();
+    let until = r.coupon_types[0].valid_until(crate::model::day_no(last));
+    assert_eq!((crate::model::day_date(until) - last).num_days(), MAX_VALID_DAYS - 1);
+    let at = crate::model::parse_instant("9999-12-31T23:59:59Z").unwrap();
+    assert!(crate::rules::lots::expires_at(&r, at).is_some_and(|e| e > at));
 }
 
 #[test]

@@ -389,7 +389,7 @@ impl RawRuleset {
 
         let raw: RawExpiry = cx.de(self.expiry, "expiry")?;
         let expiry = Expiry {
-            months: cx.u32_at_least(raw.months, 0, "expiry.months")?,
+            months: cx.within(raw.months, 0, MAX_EXPIRY_MONTHS, "expiry.months")? as u32,
         };
 
         let birthday = match self.birthday {
