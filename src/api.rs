@@ -3,10 +3,14 @@
 //! Handlers are thin: parse, call the engine on a blocking thread (commits wait for an
 //! fdatasync), map the result to JSON. Errors become the error document with the status
 //! interface.md gives its code.
+//!
+//! `GET /v1/openapi.json` is generated from the handlers' `#[utoipa::path]` attributes and
+//! the types' `ToSchema` derives; the router is built from the same attributes
+//! (utoipa-axum), so every route is described at the path and method it is served on.
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -16,19 +20,25 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
+use utoipa::openapi::schema::Object;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::engine::{Engine, NewMember, Sale};
 use crate::error::{Code, Error, Result};
 use crate::feedback::{Feedback, Signal};
 use crate::metrics::Metrics;
 use crate::model::{canonical_card, parse_date, CardStatus};
-use crate::service::http;
+use crate::service::http::{self, ErrorDoc};
 use crate::sync::client::SyncInfo;
-use crate::views::MemberView;
+use crate::views::{schema, CouponView, DailyView, MemberView, Receipt, RefundView, RewardView};
+use openapi::{ApiDoc, CardParam, KeyHeader, RequiredKeyHeader, BEARER};
+
+mod openapi;
 
 /// Request bodies above this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -44,41 +54,71 @@ pub struct AppState {
     pub stopping: watch::Receiver<bool>,
 }
 
-/// A card read as the POS sees it on `GET /v1/events`.
-#[derive(Debug, Clone, Serialize)]
+const CARD_MEMBER: &str = "member";
+const CARD_UNKNOWN: &str = "unknown";
+const CARD_BLOCKED: &str = "blocked";
+
+fn card_event_status_schema() -> Object {
+    schema::string_enum([CARD_MEMBER, CARD_UNKNOWN, CARD_BLOCKED])
+}
+
+/// A card read as the POS sees it on `GET /v1/events`, and the answer to a swipe.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CardEvent {
     pub card: String,
+    #[schema(schema_with = card_event_status_schema)]
     pub status: &'static str,
+    /// The member when the card is known (blocked included), else null.
+    #[schema(required = true)]
     pub member: Option<MemberView>,
 }
 
 type Shared = Arc<AppState>;
 
 pub fn router(state: Shared) -> Router {
-    let authed = Router::new()
-        .route("/v1/members", post(add_member))
-        .route("/v1/cards/{card}", get(get_card))
-        .route("/v1/cards/{card}/block", post(block_card))
-        .route("/v1/cards/{card}/replace", post(replace_card))
-        .route("/v1/checkout/quote", post(quote))
-        .route("/v1/checkout/commit", post(commit))
-        .route("/v1/refunds", post(refund))
-        .route("/v1/coupons", post(issue_coupon))
-        .route("/v1/rewards/redeem", post(redeem_reward))
-        .route("/v1/swipe", post(swipe))
-        .route("/v1/events", get(events))
-        .route("/v1/reports/daily", get(daily))
-        .route("/metrics", get(metrics))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
-    Router::new()
-        .route("/v1/health", get(health))
-        .merge(authed)
+    let (routes, doc) = described(state.clone());
+    // Built once per process: the description depends on the code alone.
+    DESCRIPTION.get_or_init(|| Bytes::from(serde_json::to_vec(&doc).expect("the description serializes")));
+    routes
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(middleware::map_response(http::errors_as_json))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
+
+/// The routes and their description: what the bearer token guards is marked so, with
+/// its 401; answers every route shares are added to each (413 on a body, 500 on a fault).
+fn described(state: Shared) -> (Router<Shared>, utoipa::openapi::OpenApi) {
+    let (authed, mut authed_doc) = OpenApiRouter::new()
+        .routes(routes!(add_member))
+        .routes(routes!(get_card))
+        .routes(routes!(block_card))
+        .routes(routes!(replace_card))
+        .routes(routes!(quote))
+        .routes(routes!(commit))
+        .routes(routes!(refund))
+        .routes(routes!(issue_coupon))
+        .routes(routes!(redeem_reward))
+        .routes(routes!(swipe))
+        .routes(routes!(events))
+        .routes(routes!(daily))
+        .routes(routes!(metrics))
+        .route_layer(middleware::from_fn_with_state(state, auth))
+        .split_for_parts();
+    openapi::guarded(&mut authed_doc, BEARER);
+    let (public, public_doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(openapi_json))
+        .split_for_parts();
+    let mut doc = public_doc;
+    doc.merge(authed_doc);
+    openapi::finish(&mut doc, BEARER);
+    (public.merge(authed), doc)
+}
+
+/// The serialized description `GET /v1/openapi.json` answers with.
+static DESCRIPTION: OnceLock<Bytes> = OnceLock::new();
 
 /// The `Idempotency-Key` header: none, or the key (any UTF-8 text without control
 /// characters; the engine bounds its length).
@@ -112,7 +152,7 @@ fn body<T: for<'de> Deserialize<'de>>(b: std::result::Result<Bytes, BytesRejecti
     let bytes = b.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             let e = Error::invalid(format!("request body over {BODY_LIMIT} bytes"));
-            (StatusCode::PAYLOAD_TOO_LARGE, Json(e.to_json())).into_response()
+            (StatusCode::PAYLOAD_TOO_LARGE, Json(ErrorDoc::from(e))).into_response()
         } else {
             Error::invalid(r.body_text()).into_response()
         }
@@ -140,6 +180,35 @@ fn blocking<T>(st: &Shared, f: impl FnOnce(&Engine) -> Result<T>) -> Result<T> {
     r
 }
 
+fn health_status_schema() -> Object {
+    schema::string_enum(["ok", "failing"])
+}
+
+/// `GET /v1/health`.
+#[derive(Serialize, ToSchema)]
+struct Health {
+    #[schema(schema_with = health_status_schema)]
+    status: &'static str,
+    /// Why the engine refuses changes until a restart (status `failing`), else null.
+    #[schema(required = true)]
+    fault: Option<String>,
+    version: &'static str,
+    terminal_id: String,
+    /// Records not yet acknowledged by the hub.
+    outbox: u64,
+    #[schema(format = DateTime, required = true)]
+    last_sync_at: Option<String>,
+    clock_trusted: bool,
+    /// Records in the journal: it grows with every change and with nothing else.
+    journal_records: u64,
+}
+
+#[utoipa::path(get, path = "/v1/health",
+    description = "Liveness and sync state; needs no bearer token.",
+    responses(
+        (status = 200, description = "Healthy.", body = Health),
+        (status = 503, description = "The engine failed and refuses every change until a restart.", body = Health),
+    ))]
 async fn health(State(st): State<Shared>) -> Response {
     let engine = &st.engine;
     let outbox = match engine.outbox() {
@@ -154,19 +223,38 @@ async fn health(State(st): State<Shared>) -> Response {
         Ok(()) => (StatusCode::OK, None),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Some(e.message)),
     };
-    let body = Json(serde_json::json!({
-        "status": if fault.is_none() { "ok" } else { "failing" },
-        "fault": fault,
-        "version": env!("CARGO_PKG_VERSION"),
-        "terminal_id": engine.terminal_id(),
-        "outbox": outbox,
-        "last_sync_at": last,
-        "clock_trusted": engine.clock_trusted(),
-        "journal_records": engine.journal().last_seq(),
-    }));
-    (status, body).into_response()
+    let body = Health {
+        status: if fault.is_none() { "ok" } else { "failing" },
+        fault,
+        version: env!("CARGO_PKG_VERSION"),
+        terminal_id: engine.terminal_id().to_string(),
+        outbox,
+        last_sync_at: last,
+        clock_trusted: engine.clock_trusted(),
+        journal_records: engine.journal().last_seq(),
+    };
+    (status, Json(body)).into_response()
 }
 
+#[utoipa::path(get, path = "/v1/openapi.json",
+    description = "This description (OpenAPI 3.1), generated from the code; needs no bearer token.",
+    responses((status = 200, description = "The description.", body = Value, content_type = "application/json")))]
+async fn openapi_json() -> Response {
+    match DESCRIPTION.get() {
+        Some(doc) => ([(header::CONTENT_TYPE, "application/json")], doc.clone()).into_response(),
+        None => Error::internal("the description was not built").into_response(),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/members",
+    description = "Enrols a member with their first card.",
+    params(KeyHeader),
+    request_body = NewMember,
+    responses(
+        (status = 201, description = "Enrolled (or the first answer to this key).", body = MemberView),
+        (status = 400, description = "`invalid_input` (a field, the body, the key), `invalid_card`.", body = ErrorDoc),
+        (status = 409, description = "`member_exists` (the card has a member), `phone_taken`, `idempotency_conflict`.", body = ErrorDoc),
+    ))]
 async fn add_member(
     State(st): State<Shared>,
     headers: HeaderMap,
@@ -197,10 +285,27 @@ fn reply<T: Serialize>(r: Result<T>) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/v1/cards/{card}",
+    description = "The member a card belongs to (blocked cards too).",
+    params(CardParam),
+    responses(
+        (status = 200, description = "The member.", body = MemberView),
+        (status = 400, description = "`invalid_card`.", body = ErrorDoc),
+        (status = 404, description = "`unknown_card`.", body = ErrorDoc),
+    ))]
 async fn get_card(State(st): State<Shared>, Path(card): Path<String>) -> Response {
     reply(blocking(&st, move |e| e.show_member(&card, e.at(None))))
 }
 
+#[utoipa::path(post, path = "/v1/cards/{card}/block",
+    description = "Blocks a card (blocking a blocked card changes nothing). Takes no body.",
+    params(CardParam, KeyHeader),
+    responses(
+        (status = 200, description = "The member with the card blocked.", body = MemberView),
+        (status = 400, description = "`invalid_card`, `invalid_input` (the key).", body = ErrorDoc),
+        (status = 404, description = "`unknown_card`.", body = ErrorDoc),
+        (status = 409, description = "`idempotency_conflict`.", body = ErrorDoc),
+    ))]
 async fn block_card(State(st): State<Shared>, headers: HeaderMap, Path(card): Path<String>) -> Response {
     let key = match idempotency_key(&headers) {
         Ok(k) => k,
@@ -209,12 +314,23 @@ async fn block_card(State(st): State<Shared>, headers: HeaderMap, Path(card): Pa
     reply(blocking(&st, move |e| e.block_card(&card, key.as_deref(), e.at(None))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplaceBody {
+    #[schema(schema_with = schema::card)]
     pub new_card: String,
 }
 
+#[utoipa::path(post, path = "/v1/cards/{card}/replace",
+    description = "Gives the member of `card` the card `new_card`: it becomes their one active card, the others are blocked.",
+    params(CardParam, KeyHeader),
+    request_body = ReplaceBody,
+    responses(
+        (status = 200, description = "The member with the new card.", body = MemberView),
+        (status = 400, description = "`invalid_input`, `invalid_card`.", body = ErrorDoc),
+        (status = 404, description = "`unknown_card`.", body = ErrorDoc),
+        (status = 409, description = "`member_exists` (the new card has a member), `idempotency_conflict`.", body = ErrorDoc),
+    ))]
 async fn replace_card(
     State(st): State<Shared>,
     headers: HeaderMap,
@@ -234,6 +350,15 @@ async fn replace_card(
     }))
 }
 
+#[utoipa::path(post, path = "/v1/checkout/quote",
+    description = "What a sale would come to; changes nothing but a wrong PIN's trace.",
+    request_body = Sale,
+    responses(
+        (status = 200, description = "The receipt the sale would get, without `tx_id`, with `max_redeem_points`.", body = Receipt),
+        (status = 400, description = "`invalid_input`, `invalid_card`.", body = ErrorDoc),
+        (status = 404, description = "`unknown_card`.", body = ErrorDoc),
+        (status = 422, description = "`card_blocked`, `below_min_redeem`, `insufficient_points`, `redeem_exceeds_share`, `pin_required`, `pin_invalid` (a wrong PIN is recorded: it counts towards the lock), `pin_locked`, `offline_cap_exceeded`, `coupon_invalid`, `coupon_used`, `coupon_expired`, `coupon_min_spend`.", body = ErrorDoc),
+    ))]
 async fn quote(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
     let sale: Sale = match body(b) {
         Ok(r) => r,
@@ -242,6 +367,17 @@ async fn quote(State(st): State<Shared>, b: std::result::Result<Bytes, BytesReje
     reply(blocking(&st, move |e| e.quote(&sale, e.at(None))))
 }
 
+#[utoipa::path(post, path = "/v1/checkout/commit",
+    description = "Commits a sale.",
+    params(RequiredKeyHeader),
+    request_body = Sale,
+    responses(
+        (status = 200, description = "The receipt (`replayed: true` when the key answered before).", body = Receipt),
+        (status = 400, description = "`invalid_input` (the key missing too), `invalid_card`.", body = ErrorDoc),
+        (status = 404, description = "`unknown_card`.", body = ErrorDoc),
+        (status = 409, description = "`idempotency_conflict`.", body = ErrorDoc),
+        (status = 422, description = "`card_blocked`, `below_min_redeem`, `insufficient_points`, `redeem_exceeds_share`, `pin_required`, `pin_invalid` (a wrong PIN is recorded: it counts towards the lock), `pin_locked`, `offline_cap_exceeded`, `coupon_invalid`, `coupon_used`, `coupon_expired`, `coupon_min_spend`.", body = ErrorDoc),
+    ))]
 async fn commit(
     State(st): State<Shared>,
     headers: HeaderMap,
@@ -275,17 +411,19 @@ async fn commit(
     reply(r)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundLine {
     pub sku: String,
+    #[schema(schema_with = schema::qty)]
     pub qty: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundBody {
     pub tx_id: String,
+    /// The lines to give back; none: all that is left of the sale.
     #[serde(default)]
     pub lines: Vec<RefundLine>,
 }
@@ -309,6 +447,17 @@ impl RefundBody {
     }
 }
 
+#[utoipa::path(post, path = "/v1/refunds",
+    description = "Refunds lines of a checkout, or all that is left of it.",
+    params(KeyHeader),
+    request_body = RefundBody,
+    responses(
+        (status = 200, description = "What the refund did.", body = RefundView),
+        (status = 400, description = "`invalid_input`.", body = ErrorDoc),
+        (status = 404, description = "`unknown_transaction`.", body = ErrorDoc),
+        (status = 409, description = "`idempotency_conflict`.", body = ErrorDoc),
+        (status = 422, description = "`refund_exceeds`.", body = ErrorDoc),
+    ))]
 async fn refund(
     State(st): State<Shared>,
     headers: HeaderMap,
@@ -333,14 +482,26 @@ async fn refund(
     reply(r)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CouponBody {
+    #[schema(schema_with = schema::card)]
     pub card: String,
     #[serde(rename = "type")]
     pub type_id: String,
 }
 
+#[utoipa::path(post, path = "/v1/coupons",
+    description = "Issues a coupon of a ruleset's coupon type to a member.",
+    params(KeyHeader),
+    request_body = CouponBody,
+    responses(
+        (status = 200, description = "The coupon.", body = CouponView),
+        (status = 400, description = "`invalid_input`, `invalid_card`.", body = ErrorDoc),
+        (status = 404, description = "`unknown_card`.", body = ErrorDoc),
+        (status = 409, description = "`idempotency_conflict`.", body = ErrorDoc),
+        (status = 422, description = "`card_blocked`, `coupon_invalid` (no such type).", body = ErrorDoc),
+    ))]
 async fn issue_coupon(
     State(st): State<Shared>,
     headers: HeaderMap,
@@ -359,15 +520,28 @@ async fn issue_coupon(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RewardBody {
+    #[schema(schema_with = schema::card)]
     pub card: String,
     pub sku: String,
     #[serde(default)]
+    #[schema(schema_with = schema::pin)]
     pub pin: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/rewards/redeem",
+    description = "Redeems points for a catalog reward.",
+    params(KeyHeader),
+    request_body = RewardBody,
+    responses(
+        (status = 200, description = "The redemption.", body = RewardView),
+        (status = 400, description = "`invalid_input` (no such reward too), `invalid_card`.", body = ErrorDoc),
+        (status = 404, description = "`unknown_card`.", body = ErrorDoc),
+        (status = 409, description = "`idempotency_conflict`.", body = ErrorDoc),
+        (status = 422, description = "`card_blocked`, `reward_out_of_stock`, `insufficient_points`, `pin_required`, `pin_invalid` (a wrong PIN is recorded), `pin_locked`, `offline_cap_exceeded`.", body = ErrorDoc),
+    ))]
 async fn redeem_reward(
     State(st): State<Shared>,
     headers: HeaderMap,
@@ -386,12 +560,20 @@ async fn redeem_reward(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwipeBody {
+    #[schema(schema_with = schema::card)]
     pub card: String,
 }
 
+#[utoipa::path(post, path = "/v1/swipe",
+    description = "A card read by a reader attached to the POS: published on /v1/events and signalled to the cashier.",
+    request_body = SwipeBody,
+    responses(
+        (status = 200, description = "What the read means.", body = CardEvent),
+        (status = 400, description = "`invalid_input`, `invalid_card`.", body = ErrorDoc),
+    ))]
 async fn swipe(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
     let req: SwipeBody = match body(b) {
         Ok(r) => r,
@@ -408,9 +590,9 @@ pub async fn card_read(st: &Shared, raw: String) -> Result<CardEvent> {
     let rules = st.engine.rules();
     let at = st.engine.at(None);
     let (status, signal, idx) = match status {
-        Some(CardStatus::Active) => ("member", Signal::Member, 0),
-        None => ("unknown", Signal::Unknown, 1),
-        Some(CardStatus::Blocked) => ("blocked", Signal::Blocked, 2),
+        Some(CardStatus::Active) => (CARD_MEMBER, Signal::Member, 0),
+        None => (CARD_UNKNOWN, Signal::Unknown, 1),
+        Some(CardStatus::Blocked) => (CARD_BLOCKED, Signal::Blocked, 2),
     };
     st.metrics.card_reads[idx].fetch_add(1, Relaxed);
     let event = CardEvent {
@@ -424,6 +606,9 @@ pub async fn card_read(st: &Shared, raw: String) -> Result<CardEvent> {
     Ok(event)
 }
 
+#[utoipa::path(get, path = "/v1/events",
+    description = "Server-Sent Events: each card read is `event: card` with `data:` a CardEvent as JSON; comments keep the stream alive. The stream ends when the daemon stops.",
+    responses((status = 200, description = "The event stream.", body = String, content_type = "text/event-stream")))]
 async fn events(
     State(st): State<Shared>,
 ) -> Sse<impl futures_util::Stream<Item = std::result::Result<Event, Infallible>>> {
@@ -451,11 +636,21 @@ async fn events(
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DailyQuery {
+    /// The local business date (the ruleset's timezone); default today.
+    #[param(format = Date)]
     date: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/reports/daily",
+    description = "Totals of one local business day.",
+    params(DailyQuery),
+    responses(
+        (status = 200, description = "The day's totals.", body = DailyView),
+        (status = 400, description = "`invalid_input` (the date).", body = ErrorDoc),
+    ))]
 async fn daily(
     State(st): State<Shared>,
     q: std::result::Result<Query<DailyQuery>, axum::extract::rejection::QueryRejection>,
@@ -471,6 +666,9 @@ async fn daily(
     reply(blocking(&st, move |e| e.daily(date)))
 }
 
+#[utoipa::path(get, path = "/metrics",
+    description = "Prometheus text format 0.0.4.",
+    responses((status = 200, description = "Counters and gauges.", body = String, content_type = "text/plain")))]
 async fn metrics(State(st): State<Shared>) -> Response {
     let j = st.engine.journal();
     let outbox = st.engine.outbox().unwrap_or(0);

@@ -104,11 +104,17 @@ impl std::fmt::Display for Birthday {
 }
 
 /// One line of a sale as the POS sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// The bounds in `schema` are `Line::validate`'s, for GET /v1/openapi.json.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Line {
+    #[schema(min_length = 1, max_length = 64)]
     pub sku: String,
+    #[schema(min_length = 1, max_length = 64)]
     pub category: String,
+    #[schema(schema_with = crate::views::schema::qty)]
     pub qty: i64,
+    /// Minor units.
+    #[schema(schema_with = crate::views::schema::unit_price)]
     pub unit_price: i64,
 }
 

@@ -3,36 +3,128 @@
 //! Names here are a contract with POS integrations and scripts: add fields, rename none.
 
 use serde::Serialize;
+use utoipa::openapi::schema::Object;
+use utoipa::ToSchema;
 
-use crate::model::{fmt_instant, DayNo, MemberState, Ts};
+use crate::model::{fmt_instant, CardStatus, DayNo, MemberState, Ts};
 use crate::record;
 use crate::rules::{tier, Ruleset};
 use crate::store::Daily;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// The one member status 0.1 knows.
+const MEMBER_ACTIVE: &str = "active";
+const DISCOUNT_TIER: &str = "tier";
+const DISCOUNT_PROMOTION: &str = "promotion";
+const DISCOUNT_COUPON: &str = "coupon";
+
+/// Field schemas for `GET /v1/openapi.json` that say what the code checks or writes.
+pub mod schema {
+    use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, SchemaType, Type};
+
+    use crate::model::{MAX_POINTS_INPUT, MAX_QTY, MAX_UNIT_PRICE};
+
+    /// What `model::canonical_card` takes: 4 to 32 letters or digits, with spaces,
+    /// colons and dashes anywhere.
+    pub const CARD_PATTERN: &str = "^[ :-]*([0-9A-Za-z][ :-]*){4,32}$";
+    /// What `model::validate_pin` takes.
+    pub const PIN_PATTERN: &str = "^[0-9]{4,8}$";
+
+    pub fn card() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(CARD_PATTERN))
+            .build()
+    }
+
+    /// An optional PIN (null is taken as none).
+    pub fn pin() -> Object {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .pattern(Some(PIN_PATTERN))
+            .build()
+    }
+
+    fn int64(min: i64, max: i64, nullable: bool) -> Object {
+        let ty = match nullable {
+            true => SchemaType::from_iter([Type::Integer, Type::Null]),
+            false => SchemaType::Type(Type::Integer),
+        };
+        ObjectBuilder::new()
+            .schema_type(ty)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(min))
+            .maximum(Some(max))
+            .build()
+    }
+
+    /// A quantity of a line (`Line::validate`, refund lines).
+    pub fn qty() -> Object {
+        int64(1, MAX_QTY, false)
+    }
+
+    /// A unit price in minor units (`Line::validate`).
+    pub fn unit_price() -> Object {
+        int64(0, MAX_UNIT_PRICE, false)
+    }
+
+    /// Points asked for in a sale (null is none).
+    pub fn redeem_points() -> Object {
+        int64(0, MAX_POINTS_INPUT, true)
+    }
+
+    /// A string that is one of `values`: what the code writes.
+    pub fn string_enum<'a>(values: impl IntoIterator<Item = &'a str>) -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(values))
+            .build()
+    }
+}
+
+fn card_status_schema() -> Object {
+    schema::string_enum([CardStatus::Active, CardStatus::Blocked].map(CardStatus::as_str))
+}
+
+fn member_status_schema() -> Object {
+    schema::string_enum([MEMBER_ACTIVE])
+}
+
+fn discount_kind_schema() -> Object {
+    schema::string_enum([DISCOUNT_TIER, DISCOUNT_PROMOTION, DISCOUNT_COUPON])
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = Card)]
 pub struct CardView {
     pub card: String,
+    #[schema(schema_with = card_status_schema)]
     pub status: &'static str,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = Lot)]
 pub struct LotView {
     pub points: i64,
+    #[schema(format = DateTime)]
     pub earned_at: String,
+    #[schema(format = DateTime, required = true)]
     pub expires_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = Member)]
 pub struct MemberView {
     pub member_id: String,
     pub name: String,
     pub phone: String,
+    #[schema(pattern = "^[0-9]{2}-[0-9]{2}$", required = true)]
     pub birthday: Option<String>,
     pub cards: Vec<CardView>,
     pub tier: String,
     pub qualifying: i64,
     pub balance: i64,
     pub lots: Vec<LotView>,
+    #[schema(schema_with = member_status_schema)]
     pub status: &'static str,
 }
 
@@ -77,12 +169,13 @@ impl MemberView {
             qualifying: tier::metric(rules, &m.days, day),
             balance: m.balance_at(at, expiry_applies),
             lots,
-            status: "active",
+            status: MEMBER_ACTIVE,
         }
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = PricedLine)]
 pub struct LineView {
     pub sku: String,
     pub category: String,
@@ -91,20 +184,25 @@ pub struct LineView {
     pub net: i64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = Discount)]
 pub struct DiscountView {
+    #[schema(schema_with = discount_kind_schema)]
     pub kind: &'static str,
     pub id: String,
     pub amount: i64,
 }
 
 /// A receipt; a quote has the same fields without `tx_id`, plus `max_redeem_points`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 pub struct Receipt {
+    /// On a checkout, never on a quote.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub tx_id: Option<String>,
     pub member_id: String,
     pub card: String,
+    #[schema(format = DateTime)]
     pub at: String,
     pub lines: Vec<LineView>,
     pub subtotal: i64,
@@ -118,7 +216,9 @@ pub struct Receipt {
     pub tier_before: String,
     pub tier: String,
     pub replayed: bool,
+    /// On a quote, never on a checkout.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub max_redeem_points: Option<i64>,
 }
 
@@ -131,12 +231,12 @@ pub fn discounts(
     let mut out = Vec::new();
     if tier_discount > 0 {
         out.push(DiscountView {
-            kind: "tier",
+            kind: DISCOUNT_TIER,
             id: tier_name.to_string(),
             amount: tier_discount,
         });
     }
-    for (kind, d) in [("promotion", promotion), ("coupon", coupon)] {
+    for (kind, d) in [(DISCOUNT_PROMOTION, promotion), (DISCOUNT_COUPON, coupon)] {
         if let Some((id, amount)) = d {
             if *amount > 0 {
                 out.push(DiscountView {
@@ -188,7 +288,8 @@ impl Receipt {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = Refund)]
 pub struct RefundView {
     pub refund_id: String,
     pub tx_id: String,
@@ -199,15 +300,18 @@ pub struct RefundView {
     pub tier: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = Coupon)]
 pub struct CouponView {
     pub code: String,
     #[serde(rename = "type")]
     pub type_id: String,
+    #[schema(format = Date)]
     pub valid_until: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = RewardRedemption)]
 pub struct RewardView {
     pub redemption_id: String,
     pub member_id: String,
@@ -217,8 +321,10 @@ pub struct RewardView {
     pub stock_left: i64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = DailyReport)]
 pub struct DailyView {
+    #[schema(format = Date)]
     pub date: String,
     pub currency: String,
     #[serde(flatten)]

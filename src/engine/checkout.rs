@@ -16,14 +16,19 @@ use crate::store::Store;
 use crate::views::{MemberView, Receipt, RefundView};
 
 /// A sale to quote or commit.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+// The `schema` bounds are the checks below and in `model`, for GET /v1/openapi.json.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sale {
+    #[schema(schema_with = crate::views::schema::card)]
     pub card: String,
+    #[schema(min_items = 1, max_items = 500)]
     pub lines: Vec<Line>,
     #[serde(default)]
+    #[schema(schema_with = crate::views::schema::redeem_points)]
     pub redeem_points: Option<i64>,
     #[serde(default)]
+    #[schema(schema_with = crate::views::schema::pin)]
     pub pin: Option<String>,
     #[serde(default)]
     pub coupon: Option<String>,

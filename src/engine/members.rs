@@ -10,15 +10,22 @@ use crate::store::{Idem, Store};
 use crate::views::{DailyView, MemberView};
 
 /// A new member as the CLI and API give it.
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+// The `schema` bounds are `add_member`'s checks, for GET /v1/openapi.json; the name is
+// trimmed before its length is checked, so no length bound is declared.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMember {
+    #[schema(schema_with = crate::views::schema::card)]
     pub card: String,
+    #[schema(min_length = 1)]
     pub name: String,
+    #[schema(min_length = 5)]
     pub phone: String,
     #[serde(default)]
+    #[schema(example = "03-14")]
     pub birthday: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::views::schema::pin)]
     pub pin: Option<String>,
 }
 

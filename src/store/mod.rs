@@ -356,7 +356,7 @@ struct TxNote {
 }
 
 /// Totals of one local business day.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Daily {
     pub checkouts: i64,
     pub subtotal: i64,
