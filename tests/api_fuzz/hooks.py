@@ -1,0 +1,106 @@
+"""Schemathesis hooks for the POS API fuzz run (loaded by run.py).
+
+The custom check: a refusal (4xx) changes no state. `GET /v1/health`'s
+`journal_records` is read before and after every call; the journal is the source of
+truth, so a refusal that appended a record changed state. The one designed exception
+is a wrong PIN (422 `pin_invalid`), which appends one PinFail record so that it counts
+towards the lock. Runs with one worker: a count is only meaningful between two calls
+of the same thread.
+"""
+
+import atexit
+import http.client
+import json
+import os
+import urllib.parse
+from collections import Counter
+
+import schemathesis
+
+_URL = urllib.parse.urlsplit(os.environ["LOYALTYD_FUZZ_URL"])
+_SUMMARY = os.environ["LOYALTYD_FUZZ_SUMMARY"]
+
+# Records a refusal with this code may append.
+ALLOWED_RECORDS = {"pin_invalid": 1}
+
+_conn = None
+# Case id -> (status, error code, records before, records after).
+_seen = {}
+_statuses = Counter()
+# (operation, status, code) -> a few distinct messages, to see what refused.
+_messages = {}
+_violations = []
+
+
+def journal_records():
+    """The journal's record count, over a kept-alive connection (reopened if it dropped)."""
+    global _conn
+    for _ in range(2):
+        try:
+            if _conn is None:
+                _conn = http.client.HTTPConnection(_URL.hostname, _URL.port, timeout=10)
+            _conn.request("GET", "/v1/health")
+            resp = _conn.getresponse()
+            return json.loads(resp.read())["journal_records"]
+        except (OSError, http.client.HTTPException):
+            _conn = None
+    raise RuntimeError("GET /v1/health failed twice")
+
+
+def _error(response):
+    try:
+        e = json.loads(response.content)["error"]
+        return e["code"], e["message"]
+    except (ValueError, KeyError, TypeError):
+        return None, None
+
+
+@schemathesis.hook
+def before_call(ctx, case, **kwargs):
+    _seen[case.id] = (None, None, journal_records(), None)
+
+
+@schemathesis.hook
+def after_call(ctx, case, response):
+    _, _, before, _ = _seen.get(case.id, (None, None, None, None))
+    if before is None:
+        return
+    after = journal_records()
+    status = response.status_code
+    code, message = _error(response) if status >= 400 else (None, None)
+    _seen[case.id] = (status, code, before, after)
+    what = f"{case.operation.label} {status}{' ' + code if code else ''}"
+    _statuses[what] += 1
+    kept = _messages.setdefault(what, [])
+    if message and len(kept) < 3 and message[:80] not in kept:
+        kept.append(message[:80])
+    problem = _problem(status, code, after - before)
+    if problem:
+        # Calls made inside other checks have no check of this one: kept for the summary.
+        _violations.append(f"{case.operation.label}: {problem}")
+
+
+def _problem(status, code, appended):
+    if not 400 <= status < 500:
+        return None
+    allowed = ALLOWED_RECORDS.get(code, 0)
+    if 0 <= appended <= allowed:
+        return None
+    return f"refused {status} {code} but the journal grew by {appended} record(s) (at most {allowed} allowed)"
+
+
+@schemathesis.check
+def refusal_changes_no_state(ctx, response, case):
+    status, code, before, after = _seen.get(case.id, (None, None, None, None))
+    if status is None or status != response.status_code:
+        return None
+    problem = _problem(status, code, after - before)
+    if problem:
+        raise AssertionError(problem)
+    return None
+
+
+@atexit.register
+def _write_summary():
+    with open(_SUMMARY, "w") as f:
+        json.dump({"statuses": dict(_statuses), "messages": _messages, "violations": _violations}, f, indent=1)
