@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 
 use crate::engine::{Engine, NewMember, Sale};
 use crate::error::{Code, Error, Result};
@@ -41,7 +41,7 @@ pub struct AppState {
     pub feedback: Feedback,
     pub sync: Arc<SyncInfo>,
     /// Turns true when the daemon stops: open SSE streams end so shutdown can finish.
-    pub stopping: watch::Receiver<bool>,
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// A card read as the POS sees it on `GET /v1/events`.
@@ -429,11 +429,8 @@ async fn events(
 ) -> Sse<impl futures_util::Stream<Item = std::result::Result<Event, Infallible>>> {
     let rx = st.events.subscribe();
     let stopping = st.stopping.clone();
-    let stream = futures_util::stream::unfold((rx, stopping), |(mut rx, mut stopping)| async move {
+    let stream = futures_util::stream::unfold((rx, stopping), |(mut rx, stopping)| async move {
         loop {
-            if *stopping.borrow() {
-                return None;
-            }
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Ok(ev) => {
@@ -444,7 +441,7 @@ async fn events(
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
-                _ = stopping.changed() => return None,
+                _ = stopping.cancelled() => return None,
             }
         }
     });

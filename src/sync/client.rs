@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 use super::wire::{self, PullReply, PullRequest, PushReply, PushRequest, PULL_ASKED, PUSH_BYTES, PUSH_RECORDS};
 use crate::engine::Engine;
@@ -282,13 +282,13 @@ impl SyncInfo {
     }
 }
 
-/// Runs the sync task until `stop` turns true.
+/// Runs the sync task until `stop` is cancelled.
 pub async fn run(
     engine: Arc<Engine>,
     cfg: SyncConfig,
     info: Arc<SyncInfo>,
     wake: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) {
     let interval = cfg.interval;
     let host = hub_addr(&cfg.upstream);
@@ -328,16 +328,16 @@ pub async fn run(
             Wait::Interval(d) => tokio::select! {
                 _ = tokio::time::sleep(d) => false,
                 _ = wake.notified() => false,
-                _ = stop.wait_for(|s| *s) => true,
+                _ = stop.cancelled() => true,
             },
             Wait::Backoff(d) => tokio::select! {
                 _ = tokio::time::sleep(d) => false,
-                _ = stop.wait_for(|s| *s) => true,
+                _ = stop.cancelled() => true,
             },
             Wait::LinkDown(d) => tokio::select! {
                 _ = tokio::time::sleep(d) => false,
                 _ = link_back(&host) => false,
-                _ = stop.wait_for(|s| *s) => true,
+                _ = stop.cancelled() => true,
             },
         };
         if done {
