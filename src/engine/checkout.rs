@@ -8,10 +8,10 @@ use sha2::{Digest, Sha256};
 
 use super::{At, Engine, Keyed, Step};
 use crate::error::{Code, Error, Result};
-use crate::model::{self, canonical_card, validate_lines, Line, MemberState};
+use crate::model::{self, canonical_card, day_no, validate_lines, Line, MemberState};
 use crate::record::{self, Body};
 use crate::rules::refund::{self, Paid};
-use crate::rules::{self, PinCheck, Priced, Request, Ruleset};
+use crate::rules::{self, local_date, PinCheck, Priced, Request, Ruleset};
 use crate::store::Store;
 use crate::views::{MemberView, Receipt, RefundView};
 
@@ -144,7 +144,7 @@ impl Engine {
         if let Some(pin) = &sale.pin {
             model::validate_pin(pin).map_err(|_| Error::new(Code::PinInvalid, "a PIN is 4 to 8 digits"))?;
         }
-        let mut member = self.active_member(card)?;
+        let (mut member, offline_redeemed) = self.active_member_and_offline(card)?;
         let pre = self.expire_first(&mut member, at);
         let coupon_code = sale.coupon.as_ref().map(|c| c.trim().to_ascii_uppercase());
         let coupon = match &coupon_code {
@@ -153,10 +153,6 @@ impl Engine {
                 store.coupon(code)?.map(|c| rules::CouponView::of(code, &c)),
             )),
             None => None,
-        };
-        let offline_redeemed = match self.cfg.offline_cap {
-            true => Some(store.offline_redeemed(&member.member_id)?),
-            false => None,
         };
         let req = Request {
             member: &member,
@@ -260,16 +256,20 @@ impl Engine {
                 };
                 let tx_id = self.tx_id(self.journal.last_seq() + 1 + bodies.len() as u64);
                 let c = self.checkout_of(rules, p, &member.member_id, &card, tx_id);
+                // The member this checkout leaves, by the transition apply makes: the
+                // answer's balance needs no read of the store.
+                let mut after = member;
+                after.on_checkout(&c, at.ts, day_no(local_date(rules, at.ts)));
                 bodies.push(Body::Checkout(Box::new(c.clone())));
-                Ok(Step::Done(bodies, c))
+                Ok(Step::Done(bodies, (c, after.ledger_balance())))
             },
-            |store, rules, c| {
-                // The answer runs right after the apply, under the writer lock: the
-                // member's balance now is the balance after this checkout.
-                let m = store
-                    .member(&c.member_id)?
-                    .ok_or_else(|| Error::internal(format!("member {} vanished", c.member_id)))?;
-                Ok(Receipt::of_checkout(rules, &c, at.ts, m.ledger_balance(), false))
+            |store, rules, (c, balance)| {
+                debug_assert_eq!(
+                    store.member(&c.member_id)?.map(|m| m.ledger_balance()),
+                    Some(balance),
+                    "the decided member and the applied one differ"
+                );
+                Ok(Receipt::of_checkout(rules, &c, at.ts, balance, false))
             },
             |_, rules, rec, first| match &rec.body {
                 Body::Checkout(c) => Ok(Receipt::of_checkout(rules, c, rec.at, first.balance_after, true)),

@@ -42,11 +42,24 @@ impl Engine {
 
     /// The member of an active card; blocked cards are refused.
     pub(super) fn active_member(&self, card: &str) -> Result<MemberState> {
-        let (m, status) = self.member_by_card(card)?;
-        if status == CardStatus::Blocked {
+        Ok(self.active_member_and_offline(card)?.0)
+    }
+
+    /// The member of an active card, and the points this terminal redeemed for them
+    /// that the hub has not acknowledged (None when no offline cap applies), in one read.
+    pub(super) fn active_member_and_offline(&self, card: &str) -> Result<(MemberState, Option<i64>)> {
+        let owner = self
+            .store
+            .card_owner(card)?
+            .ok_or_else(|| Error::new(Code::UnknownCard, format!("no member has card {card}")))?;
+        let (m, offline) = self
+            .store
+            .member_and_offline(&owner)?
+            .ok_or_else(|| Error::internal(format!("card {card} points at missing member {owner}")))?;
+        if !m.cards.iter().any(|(c, s)| c == card && *s == CardStatus::Active) {
             return Err(Error::new(Code::CardBlocked, format!("card {card} is blocked")));
         }
-        Ok(m)
+        Ok((m, self.cfg.offline_cap.then_some(offline)))
     }
 
     /// A member by card, as seen at `at` (blocked cards are shown too).

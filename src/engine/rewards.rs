@@ -93,7 +93,7 @@ impl Engine {
             at,
             key.as_ref(),
             |store, rules| {
-                let mut m = self.active_member(&card)?;
+                let (mut m, offline) = self.active_member_and_offline(&card)?;
                 let reward = rules
                     .reward(sku)
                     .ok_or_else(|| Error::invalid(format!("the catalog has no reward {sku}")))?;
@@ -109,10 +109,6 @@ impl Engine {
                         format!("{sku} costs {} points, the balance is {balance}", reward.points),
                     ));
                 }
-                let offline = match self.cfg.offline_cap {
-                    true => Some(store.offline_redeemed(&m.member_id)?),
-                    false => None,
-                };
                 let mut check = Self::pin_check(pin, &m, ahead.as_ref());
                 let pin_verified = match rules::authorise_redemption(
                     rules,

@@ -613,13 +613,20 @@ impl Store {
     /// Terminal: the points redeemed here for a member that the hub has not
     /// acknowledged yet (what the offline cap counts).
     pub fn offline_redeemed(&self, member_id: &str) -> Result<i64> {
+        Ok(self.member_and_offline(member_id)?.map_or(0, |(_, n)| n))
+    }
+
+    /// A member and, read with it in one decode, `offline_redeemed`.
+    pub fn member_and_offline(&self, member_id: &str) -> Result<Option<(MemberState, i64)>> {
         let acked = self.acked()?.seq;
-        Ok(self.member_rec(member_id)?.map_or(0, |m| {
-            m.unacked_redeem
+        Ok(self.member_rec(member_id)?.map(|m| {
+            let unacked = m
+                .unacked_redeem
                 .iter()
                 .filter(|(seq, _)| *seq > acked)
                 .map(|(_, points)| points)
-                .sum()
+                .sum();
+            (m.state, unacked)
         }))
     }
 
