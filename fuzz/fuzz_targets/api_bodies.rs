@@ -60,12 +60,10 @@ fn member() -> MemberState {
             spend: 200_000,
             points: 2_000,
             visits: 3,
+            activities: 0,
         }],
         pin_failures: 0,
         pin_failed_at: 0,
-        unacked_redeem: vec![],
-        local_seq: 0,
-        listed_negative: false,
     }
 }
 
@@ -134,8 +132,9 @@ fn price(sale: &Sale, m: &MemberState) -> Option<Priced> {
         redeem_points: redeem,
         at: AT,
         expiry_applies: true,
-        offline_cap_applies: sale.lines.len() % 2 == 1,
-        acked: 0,
+        offline_redeemed: (sale.lines.len() % 2 == 1).then_some(0),
+        pin_given: sale.pin.is_some(),
+        facts: Default::default(),
     };
     let pin_right = sale.pin.as_deref() == Some("1234");
     let mut check_pin = || match (&sale.pin, pin_right) {
