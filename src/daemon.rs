@@ -177,6 +177,8 @@ async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), StartError> {
     let state = Arc::new(AppState {
         engine: engine.clone(),
         token: parts.token,
+        pos_role: parts.cfg.api.pos_role,
+        sessions: Default::default(),
         events,
         metrics: Arc::new(Metrics::default()),
         feedback: parts.feedback,

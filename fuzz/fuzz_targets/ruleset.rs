@@ -54,6 +54,8 @@ fn member(at: Ts) -> MemberState {
         }],
         pin_failures: 0,
         pin_failed_at: 0,
+        active: true,
+        ..MemberState::default()
     }
 }
 

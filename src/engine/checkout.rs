@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::{At, Engine, Keyed, Step};
 use crate::error::{Code, Error, Result};
-use crate::model::{self, canonical_card, day_no, validate_lines, Line, MemberState};
+use crate::model::{self, canonical_card, day_no, validate_lines, Line, MemberState, Role};
 use crate::record::{self, Body};
 use crate::rules::refund::{self, Paid};
 use crate::rules::{self, local_date, PinCheck, Priced, Request, Ruleset};
@@ -95,7 +95,7 @@ impl Engine {
     }
 
     /// Records a wrong PIN (it counts towards the lock), then hands back the refusal.
-    fn pin_failed(&self, member_id: &str, at: At, refusal: Error) -> Error {
+    fn pin_failed(&self, member_id: &str, at: &At, refusal: Error) -> Error {
         let body = Body::PinFail {
             member_id: member_id.to_string(),
         };
@@ -134,7 +134,7 @@ impl Engine {
         rules: &Ruleset,
         sale: &Sale,
         card: &str,
-        at: At,
+        at: &At,
         pin_ahead: Option<&PinAhead>,
     ) -> Result<(MemberState, Vec<Body>, Result<Priced>)> {
         let redeem = sale.redeem_points.unwrap_or(0);
@@ -211,11 +211,11 @@ impl Engine {
         }
         let ahead = self.pin_ahead(&card, sale.pin.as_deref());
         let rules = self.rules();
-        let (member, _, priced) = self.price_sale(&self.store, &rules, sale, &card, at, ahead.as_ref())?;
+        let (member, _, priced) = self.price_sale(&self.store, &rules, sale, &card, &at, ahead.as_ref())?;
         let p = match priced {
             Ok(p) => p,
             Err(e) if e.code == Code::PinInvalid && sale.pin.is_some() => {
-                return Err(self.pin_failed(&member.member_id, at, e))
+                return Err(self.pin_failed(&member.member_id, &at, e))
             }
             Err(e) => return Err(e),
         };
@@ -238,10 +238,10 @@ impl Engine {
             .transpose()?;
         let ahead = self.pin_ahead(&card, sale.pin.as_deref());
         self.commit(
-            at,
+            &at,
             key.as_ref(),
             |store, rules| {
-                let (member, mut bodies, priced) = self.price_sale(store, rules, sale, &card, at, ahead.as_ref())?;
+                let (member, mut bodies, priced) = self.price_sale(store, rules, sale, &card, &at, ahead.as_ref())?;
                 let p = match priced {
                     Ok(p) => p,
                     Err(e) if e.code == Code::PinInvalid && sale.pin.is_some() => {
@@ -280,7 +280,7 @@ impl Engine {
 
     /// Expiry first: lots gone at `at` leave through an `Expire` record before a change
     /// that reads the balance, when expiry applies.
-    pub(super) fn expire_first(&self, member: &mut MemberState, at: At) -> Vec<Body> {
+    pub(super) fn expire_first(&self, member: &mut MemberState, at: &At) -> Vec<Body> {
         if at.trusted && member.has_expired_lots(at.ts) {
             member.on_expire(at.ts);
             vec![Body::Expire {
@@ -292,7 +292,7 @@ impl Engine {
     }
 
     /// The answer to a refund: what it did, and the member's balance and tier after it.
-    fn refund_view(rules: &Ruleset, r: &record::Refund, m: &MemberState, balance: i64, at: At) -> RefundView {
+    fn refund_view(rules: &Ruleset, r: &record::Refund, m: &MemberState, balance: i64, at: &At) -> RefundView {
         RefundView {
             refund_id: r.refund_id.clone(),
             tx_id: r.tx_id.clone(),
@@ -313,7 +313,7 @@ impl Engine {
                 .ok_or_else(|| Error::internal(format!("refunded member {id} vanished")))
         };
         self.commit(
-            at,
+            &at,
             key.as_ref(),
             |store, _| {
                 let tx = store.tx(tx_id)?.ok_or_else(|| {
@@ -332,8 +332,11 @@ impl Engine {
                 };
                 let lines: Vec<rules::PricedLine> = c.lines.iter().map(Into::into).collect();
                 let plan = refund::plan(&lines, paid, &tx.refunded, asked)?;
+                if let Some(limit) = self.cfg.refund_limit.filter(|l| plan.amount > *l) {
+                    at.require(Role::Manager, &format!("a refund over {limit} (minor units)"))?;
+                }
                 let mut member = member_of(store, &c.member_id)?;
-                let mut bodies = self.expire_first(&mut member, at);
+                let mut bodies = self.expire_first(&mut member, &at);
                 let rec = record::Refund {
                     refund_id: self.tx_id(self.journal.last_seq() + 1 + bodies.len() as u64),
                     tx_id: tx_id.to_string(),
@@ -345,7 +348,7 @@ impl Engine {
             },
             |store, rules, rec| {
                 let m = member_of(store, &rec.member_id)?;
-                Ok(Self::refund_view(rules, &rec, &m, m.ledger_balance(), at))
+                Ok(Self::refund_view(rules, &rec, &m, m.ledger_balance(), &at))
             },
             |store, rules, rec, first| match &rec.body {
                 Body::Refund(r) => {
@@ -353,8 +356,9 @@ impl Engine {
                     let then = At {
                         ts: rec.at,
                         trusted: true,
+                        actor: at.actor.clone(),
                     };
-                    Ok(Self::refund_view(rules, r, &m, first.balance_after, then))
+                    Ok(Self::refund_view(rules, r, &m, first.balance_after, &then))
                 }
                 _ => Err(Error::internal("an idempotency key answers another kind of change")),
             },

@@ -2,17 +2,23 @@
 //!
 //! Handlers are thin: parse, call the engine on a blocking thread (commits wait for an
 //! fdatasync), map the result to JSON. Errors become the error document with the status
-//! interface.md gives its code.
+//! interface.md gives its code. `ask` says who calls; `members` serves finding and
+//! fixing members and their history, `staff` sessions and staff accounts.
+
+mod ask;
+mod members;
+pub mod sessions;
+mod staff;
+
+pub use ask::{Asked, Caller, Nothing};
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -21,11 +27,11 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::engine::{Engine, NewMember, Sale};
+use crate::engine::{Actor, Engine, NewMember, Sale, POS_STAFF};
 use crate::error::{Code, Error, Result};
 use crate::feedback::{Feedback, Signal};
 use crate::metrics::Metrics;
-use crate::model::{canonical_card, parse_date, CardStatus};
+use crate::model::{canonical_card, parse_date, CardStatus, Role};
 use crate::service::http;
 use crate::sync::client::SyncInfo;
 use crate::views::MemberView;
@@ -36,6 +42,9 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub token: String,
+    /// The role the POS token acts with (as staff id `pos`).
+    pub pos_role: Role,
+    pub sessions: sessions::Sessions,
     pub events: broadcast::Sender<CardEvent>,
     pub metrics: Arc<Metrics>,
     pub feedback: Feedback,
@@ -56,7 +65,9 @@ type Shared = Arc<AppState>;
 
 pub fn router(state: Shared) -> Router {
     let authed = Router::new()
-        .route("/v1/members", post(add_member))
+        .route("/v1/members", post(add_member).get(members::find))
+        .merge(members::routes())
+        .merge(staff::routes())
         .route("/v1/cards/{card}", get(get_card))
         .route("/v1/cards/{card}/block", post(block_card))
         .route("/v1/cards/{card}/replace", post(replace_card))
@@ -72,6 +83,7 @@ pub fn router(state: Shared) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/v1/health", get(health))
+        .route("/v1/sessions", post(staff::login))
         .merge(authed)
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
@@ -80,24 +92,20 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-/// The `Idempotency-Key` header: none, or the key (any UTF-8 text without control
-/// characters; the engine bounds its length).
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
-    let Some(v) = headers.get("idempotency-key") else {
-        return Ok(None);
+/// Names the caller of every request but health and login: the POS token acts as
+/// staff `pos` with `[api] pos_role`; a session token as its staff member.
+async fn auth(State(st): State<Shared>, mut req: Request, next: Next) -> Response {
+    let actor = match http::bearer(req.headers()) {
+        Some(t) if http::same(t.as_bytes(), st.token.as_bytes()) => Some(Actor::new(POS_STAFF, st.pos_role)),
+        Some(t) => st.sessions.actor(t),
+        None => None,
     };
-    match std::str::from_utf8(v.as_bytes()) {
-        Ok(k) if !k.trim().is_empty() => Ok(Some(k.trim().to_string())),
-        Ok(_) => Err(Error::invalid("the Idempotency-Key header is empty")),
-        Err(_) => Err(Error::invalid("the Idempotency-Key header is not UTF-8 text")),
-    }
-}
-
-async fn auth(State(st): State<Shared>, req: Request, next: Next) -> Response {
-    let given = http::bearer(req.headers());
-    match given {
-        Some(t) if http::same(t.as_bytes(), st.token.as_bytes()) => next.run(req).await,
-        _ => {
+    match actor {
+        Some(actor) => {
+            req.extensions_mut().insert(actor);
+            next.run(req).await
+        }
+        None => {
             st.metrics.refusal(Code::Unauthorized);
             Error::new(Code::Unauthorized, "missing or wrong bearer token").into_response()
         }
@@ -107,19 +115,6 @@ async fn auth(State(st): State<Shared>, req: Request, next: Next) -> Response {
 // The request bodies below are public so that the fuzz targets in fuzz/ parse them as
 // the handlers do.
 
-/// Parses a JSON body, mapping every failure to a stable code (413 for oversize).
-fn body<T: for<'de> Deserialize<'de>>(b: std::result::Result<Bytes, BytesRejection>) -> Result<T, Box<Response>> {
-    let bytes = b.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            let e = Error::invalid(format!("request body over {BODY_LIMIT} bytes"));
-            (StatusCode::PAYLOAD_TOO_LARGE, Json(e.to_json())).into_response()
-        } else {
-            Error::invalid(r.body_text()).into_response()
-        }
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| Box::new(Error::invalid(format!("bad JSON body: {e}")).into_response()))
-}
-
 /// Runs engine work, which may wait for an fdatasync, and counts refusals.
 ///
 /// `block_in_place` runs it on the request's own thread and hands the runtime's other
@@ -128,7 +123,7 @@ fn body<T: for<'de> Deserialize<'de>>(b: std::result::Result<Bytes, BytesRejecti
 /// every request (1-client commits: p50 430-477 µs instead of 489-658, p99 1.5-2.0 ms
 /// instead of 2.2-4.4 in the same noisy runs). Needs the multi-threaded runtime, which
 /// is the only one serving this API.
-fn blocking<T>(st: &Shared, f: impl FnOnce(&Engine) -> Result<T>) -> Result<T> {
+pub(crate) fn blocking<T>(st: &Shared, f: impl FnOnce(&Engine) -> Result<T>) -> Result<T> {
     let engine = &st.engine;
     let r = tokio::task::block_in_place(move || f(engine));
     if let Err(e) = &r {
@@ -167,21 +162,11 @@ async fn health(State(st): State<Shared>) -> Response {
     (status, body).into_response()
 }
 
-async fn add_member(
-    State(st): State<Shared>,
-    headers: HeaderMap,
-    b: std::result::Result<Bytes, BytesRejection>,
-) -> Response {
-    let key = match idempotency_key(&headers) {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
-    };
-    let req: NewMember = match body(b) {
-        Ok(r) => r,
-        Err(resp) => return *resp,
-    };
+async fn add_member(State(st): State<Shared>, a: Asked<NewMember>) -> Response {
     let st2 = st.clone();
-    match blocking(&st, move |e| e.add_member(req, key.as_deref(), e.at(None))) {
+    match blocking(&st, move |e| {
+        e.add_member(a.body, a.key.as_deref(), e.at(None).by(a.actor))
+    }) {
         Ok(m) => {
             st2.metrics.members_added.fetch_add(1, Relaxed);
             (StatusCode::CREATED, Json(m)).into_response()
@@ -190,7 +175,7 @@ async fn add_member(
     }
 }
 
-fn reply<T: Serialize>(r: Result<T>) -> Response {
+pub(crate) fn reply<T: Serialize>(r: Result<T>) -> Response {
     match r {
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),
@@ -201,12 +186,10 @@ async fn get_card(State(st): State<Shared>, Path(card): Path<String>) -> Respons
     reply(blocking(&st, move |e| e.show_member(&card, e.at(None))))
 }
 
-async fn block_card(State(st): State<Shared>, headers: HeaderMap, Path(card): Path<String>) -> Response {
-    let key = match idempotency_key(&headers) {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
-    };
-    reply(blocking(&st, move |e| e.block_card(&card, key.as_deref(), e.at(None))))
+async fn block_card(State(st): State<Shared>, Path(card): Path<String>, a: Asked<Nothing>) -> Response {
+    reply(blocking(&st, move |e| {
+        e.block_card(&card, a.key.as_deref(), e.at(None).by(a.actor))
+    }))
 }
 
 #[derive(Deserialize)]
@@ -215,55 +198,24 @@ pub struct ReplaceBody {
     pub new_card: String,
 }
 
-async fn replace_card(
-    State(st): State<Shared>,
-    headers: HeaderMap,
-    Path(card): Path<String>,
-    b: std::result::Result<Bytes, BytesRejection>,
-) -> Response {
-    let key = match idempotency_key(&headers) {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
-    };
-    let req: ReplaceBody = match body(b) {
-        Ok(r) => r,
-        Err(resp) => return *resp,
-    };
+async fn replace_card(State(st): State<Shared>, Path(card): Path<String>, a: Asked<ReplaceBody>) -> Response {
     reply(blocking(&st, move |e| {
-        e.replace_card(&card, &req.new_card, key.as_deref(), e.at(None))
+        e.replace_card(&card, &a.body.new_card, a.key.as_deref(), e.at(None).by(a.actor))
     }))
 }
 
-async fn quote(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
-    let sale: Sale = match body(b) {
-        Ok(r) => r,
-        Err(resp) => return *resp,
-    };
-    reply(blocking(&st, move |e| e.quote(&sale, e.at(None))))
+async fn quote(State(st): State<Shared>, a: Asked<Sale>) -> Response {
+    reply(blocking(&st, move |e| e.quote(&a.body, e.at(None).by(a.actor))))
 }
 
-async fn commit(
-    State(st): State<Shared>,
-    headers: HeaderMap,
-    b: std::result::Result<Bytes, BytesRejection>,
-) -> Response {
-    let key = match idempotency_key(&headers) {
-        Ok(Some(k)) => k,
-        Ok(None) => {
-            st.metrics.refusal(Code::InvalidInput);
-            return Error::invalid("the Idempotency-Key header is required").into_response();
-        }
-        Err(e) => {
-            st.metrics.refusal(e.code);
-            return e.into_response();
-        }
+async fn commit(State(st): State<Shared>, a: Asked<Sale>) -> Response {
+    let Some(key) = a.key else {
+        st.metrics.refusal(Code::InvalidInput);
+        return Error::invalid("the Idempotency-Key header is required").into_response();
     };
-    let sale: Sale = match body(b) {
-        Ok(r) => r,
-        Err(resp) => return *resp,
-    };
+    let (sale, actor) = (a.body, a.actor);
     let started = Instant::now();
-    let r = blocking(&st, move |e| e.checkout(&sale, Some(&key), e.at(None)));
+    let r = blocking(&st, move |e| e.checkout(&sale, Some(&key), e.at(None).by(actor)));
     if let Ok(receipt) = &r {
         if receipt.replayed {
             st.metrics.replays.fetch_add(1, Relaxed);
@@ -309,24 +261,15 @@ impl RefundBody {
     }
 }
 
-async fn refund(
-    State(st): State<Shared>,
-    headers: HeaderMap,
-    b: std::result::Result<Bytes, BytesRejection>,
-) -> Response {
-    let key = match idempotency_key(&headers) {
-        Ok(k) => k,
+async fn refund(State(st): State<Shared>, a: Asked<RefundBody>) -> Response {
+    let (tx_id, asked) = match a.body.asked() {
+        Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    let req: RefundBody = match body(b) {
-        Ok(r) => r,
-        Err(resp) => return *resp,
-    };
-    let (tx_id, asked) = match req.asked() {
-        Ok(a) => a,
-        Err(e) => return e.into_response(),
-    };
-    let r = blocking(&st, move |e| e.refund(&tx_id, &asked, key.as_deref(), e.at(None)));
+    let (key, actor) = (a.key, a.actor);
+    let r = blocking(&st, move |e| {
+        e.refund(&tx_id, &asked, key.as_deref(), e.at(None).by(actor))
+    });
     if r.is_ok() {
         st.metrics.refunds.fetch_add(1, Relaxed);
     }
@@ -341,21 +284,9 @@ pub struct CouponBody {
     pub type_id: String,
 }
 
-async fn issue_coupon(
-    State(st): State<Shared>,
-    headers: HeaderMap,
-    b: std::result::Result<Bytes, BytesRejection>,
-) -> Response {
-    let key = match idempotency_key(&headers) {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
-    };
-    let req: CouponBody = match body(b) {
-        Ok(r) => r,
-        Err(resp) => return *resp,
-    };
+async fn issue_coupon(State(st): State<Shared>, a: Asked<CouponBody>) -> Response {
     reply(blocking(&st, move |e| {
-        e.issue_coupon(&req.card, &req.type_id, key.as_deref(), e.at(None))
+        e.issue_coupon(&a.body.card, &a.body.type_id, a.key.as_deref(), e.at(None).by(a.actor))
     }))
 }
 
@@ -368,21 +299,16 @@ pub struct RewardBody {
     pub pin: Option<String>,
 }
 
-async fn redeem_reward(
-    State(st): State<Shared>,
-    headers: HeaderMap,
-    b: std::result::Result<Bytes, BytesRejection>,
-) -> Response {
-    let key = match idempotency_key(&headers) {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
-    };
-    let req: RewardBody = match body(b) {
-        Ok(r) => r,
-        Err(resp) => return *resp,
-    };
+async fn redeem_reward(State(st): State<Shared>, a: Asked<RewardBody>) -> Response {
+    let b = a.body;
     reply(blocking(&st, move |e| {
-        e.redeem_reward(&req.card, &req.sku, req.pin.as_deref(), key.as_deref(), e.at(None))
+        e.redeem_reward(
+            &b.card,
+            &b.sku,
+            b.pin.as_deref(),
+            a.key.as_deref(),
+            e.at(None).by(a.actor),
+        )
     }))
 }
 
@@ -392,12 +318,8 @@ pub struct SwipeBody {
     pub card: String,
 }
 
-async fn swipe(State(st): State<Shared>, b: std::result::Result<Bytes, BytesRejection>) -> Response {
-    let req: SwipeBody = match body(b) {
-        Ok(r) => r,
-        Err(resp) => return *resp,
-    };
-    reply(card_read(&st, req.card).await)
+async fn swipe(State(st): State<Shared>, a: Asked<SwipeBody>) -> Response {
+    reply(card_read(&st, a.body.card).await)
 }
 
 /// What a card read means, published to SSE subscribers and signalled to the cashier.

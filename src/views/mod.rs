@@ -2,6 +2,8 @@
 //!
 //! Names here are a contract with POS integrations and scripts: add fields, rename none.
 
+pub mod history;
+
 use serde::Serialize;
 
 use crate::model::{fmt_instant, DayNo, MemberState, Ts};
@@ -33,7 +35,16 @@ pub struct MemberView {
     pub qualifying: i64,
     pub balance: i64,
     pub lots: Vec<LotView>,
+    /// `active`, `inactive`, or `merged` (then `merged_into` names the member).
     pub status: &'static str,
+    pub tags: Vec<String>,
+    pub enrolled_at: String,
+    /// The terminal that enrolled the member ("" for members enrolled before 0.2).
+    pub enrolled_by: String,
+    pub visits: u64,
+    pub last_visit_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
 }
 
 impl MemberView {
@@ -63,7 +74,7 @@ impl MemberView {
         MemberView {
             member_id: m.member_id.clone(),
             name: m.name.clone(),
-            phone: m.phone.clone(),
+            phone: crate::identity::display_phone(&m.phone),
             birthday: m.birthday.map(|b| b.to_string()),
             cards: m
                 .cards
@@ -77,7 +88,17 @@ impl MemberView {
             qualifying: tier::metric(rules, &m.days, day),
             balance: m.balance_at(at, expiry_applies),
             lots,
-            status: "active",
+            status: match (&m.merged_into, m.active) {
+                (Some(_), _) => "merged",
+                (None, true) => "active",
+                (None, false) => "inactive",
+            },
+            tags: m.tags.clone(),
+            enrolled_at: fmt_instant(m.created_at, tz),
+            enrolled_by: m.enrolled_by.clone(),
+            visits: m.visits,
+            last_visit_at: m.last_visit_at.map(|t| fmt_instant(t, tz)),
+            merged_into: m.merged_into.clone(),
         }
     }
 }
