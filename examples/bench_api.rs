@@ -73,6 +73,7 @@ fn engine_config(data: &Path) -> Result<(EngineConfig, Ruleset)> {
         cache_bytes: cfg.cache_mib << 20,
         offline_cap: !cfg.sync.upstream.trim().is_empty(),
         hub: false,
+        ..Default::default()
     };
     Ok((ecfg, rules))
 }
@@ -86,7 +87,7 @@ fn build_data_dir(data: &Path, members: usize) -> Result<Duration> {
     let at = engine.at(None);
     for start in (0..members).step_by(SETUP_CHUNK) {
         let end = (start + SETUP_CHUNK).min(members);
-        enrol(&engine, start..end, SETUP_THREADS, at)?;
+        enrol(&engine, start..end, SETUP_THREADS, at.clone())?;
         println!("  enrolled {end} of {members} ({:.0} s)", t0.elapsed().as_secs_f64());
     }
     engine.close()?;

@@ -42,6 +42,7 @@ fn bench_at() -> Result<At> {
     Ok(At {
         ts: model::parse_instant("2026-06-15T12:00:00+08:00")?,
         trusted: true,
+        actor: loyaltyd::engine::Actor::system(),
     })
 }
 
@@ -54,6 +55,7 @@ fn engine_config(dir: &Path) -> EngineConfig {
         cache_bytes: 8 << 20,
         offline_cap: false,
         hub: false,
+        ..Default::default()
     }
 }
 
@@ -94,6 +96,7 @@ fn checkouts(engine: &Engine, members: usize, n: usize, threads: usize, tag: &st
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let count = n / threads + usize::from(t < n % threads);
+                let at = at.clone();
                 s.spawn(move || -> Result<Vec<u32>> {
                     let seed = tag.bytes().fold(t as u64 + 1, |h, b| h.wrapping_mul(31) ^ b as u64);
                     let mut rng = Rng::new(seed);
@@ -103,7 +106,7 @@ fn checkouts(engine: &Engine, members: usize, n: usize, threads: usize, tag: &st
                         let key = format!("{tag}-{t}-{i}");
                         let start = Instant::now();
                         engine
-                            .checkout(&sale, Some(&key), at)
+                            .checkout(&sale, Some(&key), at.clone())
                             .with_context(|| format!("checkout {key}"))?;
                         lat.push(us(start.elapsed()));
                     }
@@ -185,7 +188,7 @@ fn quote_us(engine: &Engine, members: usize, k: usize, at: At) -> Result<f64> {
     let sales: Vec<Sale> = (0..k).map(|_| random_sale(&mut rng, members)).collect();
     let t0 = Instant::now();
     for s in &sales {
-        engine.quote(s, at)?;
+        engine.quote(s, at.clone())?;
     }
     Ok(t0.elapsed().as_secs_f64() * 1e6 / k as f64)
 }
@@ -230,6 +233,8 @@ impl Synth {
             at: self.at,
             day: self.day,
             idem,
+            by: Some("bench".into()),
+            requested_by: None,
             body,
         }
     }
@@ -319,7 +324,7 @@ fn rebuild_bench(dir: &Path, records: usize, at: At) -> Result<Rebuild> {
     let records = records.max(2);
     let ruleset = rules()?;
     let members = (records / 10).clamp(1, 100_000);
-    let mut gen = Synth::new(&ruleset, at, members, 42);
+    let mut gen = Synth::new(&ruleset, at.clone(), members, 42);
     let path = engine::journal_path(dir);
     std::fs::create_dir_all(dir)?;
     let t0 = Instant::now();
@@ -529,12 +534,12 @@ fn main() -> Result<()> {
     let engine = Engine::open(engine_config(&data), rules()?)?;
     let probe = members.min(SERIAL_PROBE);
     let t0 = Instant::now();
-    enrol(&engine, 0..probe, 1, at)?;
+    enrol(&engine, 0..probe, 1, at.clone())?;
     let probe_time = t0.elapsed();
     let serial_rate = rate(probe, probe_time);
     let t1 = Instant::now();
     let setup_threads = if serial_setup { 1 } else { SETUP_THREADS };
-    enrol(&engine, probe..members, setup_threads, at)?;
+    enrol(&engine, probe..members, setup_threads, at.clone())?;
     let rest_time = t1.elapsed();
     let setup = t0.elapsed();
     println!(
@@ -552,12 +557,12 @@ fn main() -> Result<()> {
     let mut raw_file = RawFile::open(&raw_path)?;
     let zeroed_path = tmp.path().join("raw-zeroed.log");
     let mut zeroed_file = RawFile::pre_zeroed(&zeroed_path, n)?;
-    let mut bare = BareJournal::open(&tmp.path().join("bare-journal.log"), at)?;
+    let mut bare = BareJournal::open(&tmp.path().join("bare-journal.log"), at.clone())?;
     let mut single: Option<Run> = None;
     let (mut raw, mut zeroed, mut bare_sync, mut bare_n) = (Duration::ZERO, Duration::ZERO, Duration::ZERO, 0);
     for round in 0..ROUNDS {
         let chunk = n / ROUNDS + usize::from(round < n % ROUNDS);
-        let r = checkouts(&engine, members, chunk, 1, &format!("one{round}"), at)?;
+        let r = checkouts(&engine, members, chunk, 1, &format!("one{round}"), at.clone())?;
         single = Some(match single {
             None => r,
             Some(s) => s.merge(r),
@@ -594,7 +599,7 @@ fn main() -> Result<()> {
     );
 
     // Where the time of a checkout goes.
-    let quote = quote_us(&engine, members, 5000, at)?;
+    let quote = quote_us(&engine, members, 5000, at.clone())?;
     let append_us = bare.appends(5000)?.as_secs_f64() * 1e6 / 5000.0;
     println!(
         "phases: quote (member read + pricing) {quote:.1} us; bare journal append of a {} B \
@@ -609,7 +614,7 @@ fn main() -> Result<()> {
     // 4. Group commit.
     let mut groups = vec![(1usize, single)];
     for threads in [8usize, 32] {
-        let r = checkouts(&engine, members, n, threads, &format!("thr{threads}"), at)?;
+        let r = checkouts(&engine, members, n, threads, &format!("thr{threads}"), at.clone())?;
         println!(
             "checkouts, {threads} threads: {n} in {:.1} s = {:.0}/s; latency p50 {} us, \
              p99 {} us; fdatasyncs {} ({:.3} per checkout)",
@@ -627,7 +632,7 @@ fn main() -> Result<()> {
     // 5. SQLite.
     #[cfg(feature = "sqlite-bench")]
     let sqlite_line = {
-        let s = sqlite::run(tmp.path(), members, n, &rules()?, at)?;
+        let s = sqlite::run(tmp.path(), members, n, &rules()?, at.clone())?;
         let r = rate(n, s.elapsed);
         println!(
             "sqlite: {members} members loaded in {:.1} s; {n} checkouts in {:.1} s = {r:.0}/s; \
@@ -647,7 +652,7 @@ fn main() -> Result<()> {
     let sqlite_line = "not built; run with --features sqlite-bench".to_string();
 
     // 6. Rebuild.
-    let rb = rebuild_bench(&tmp.path().join("rebuild"), rebuild_records, at)?;
+    let rb = rebuild_bench(&tmp.path().join("rebuild"), rebuild_records, at.clone())?;
     println!(
         "rebuild: journal of {} records ({:.0} MB) written in {:.1} s; rebuilt in {:.1} s = \
          {:.0} records/s; resident memory rose by at most {:.0} MiB",

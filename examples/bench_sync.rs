@@ -54,12 +54,13 @@ fn make_backlog(dir: &Path, t: usize, records: usize) -> Result<()> {
         cache_bytes: 32 << 20,
         offline_cap: true,
         hub: false,
+        ..Default::default()
     };
     let engine = Engine::open(cfg, Ruleset::load(Path::new(RULES))?)?;
     let at = engine.at(None);
     let base = t * 1_000_000;
     let members = MEMBERS.min(records);
-    enrol(&engine, base..base + members, THREADS, at)?;
+    enrol(&engine, base..base + members, THREADS, at.clone())?;
     checkouts(&engine, base, members, records - members, at)?;
     engine.close()?;
     Ok(())
@@ -71,6 +72,7 @@ fn checkouts(engine: &Engine, base: usize, members: usize, n: usize, at: At) -> 
         let handles: Vec<_> = (0..THREADS)
             .map(|th| {
                 let next = &next;
+                let at = at.clone();
                 s.spawn(move || -> Result<()> {
                     let mut rng = Rng::new(0x5EED ^ th as u64);
                     loop {
@@ -85,7 +87,7 @@ fn checkouts(engine: &Engine, base: usize, members: usize, n: usize, at: At) -> 
                             pin: None,
                             coupon: None,
                         };
-                        engine.checkout(&sale, Some(&format!("k{i}")), at)?;
+                        engine.checkout(&sale, Some(&format!("k{i}")), at.clone())?;
                     }
                 })
             })

@@ -44,12 +44,14 @@ fn main() -> Result<()> {
             cache_bytes: 8 << 20,
             offline_cap: false,
             hub: false,
+            ..Default::default()
         },
         rules,
     )?;
     let at = At {
         ts: loyaltyd::model::parse_instant("2026-06-15T12:00:00+08:00")?,
         trusted: true,
+        actor: loyaltyd::engine::Actor::system(),
     };
     let started = Instant::now();
     common::enrol(&engine, 0..count, THREADS, at)?;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::model::Role;
 use crate::rules::Ruleset;
 
 /// The configuration used when no file is given and `config/loyaltyd.toml` is absent.
@@ -78,6 +79,8 @@ pub struct Config {
     pub feedback: Feedback,
     #[serde(default)]
     pub sync: Sync,
+    #[serde(default)]
+    pub members: Members,
     /// No config file was found: these are the embedded defaults, whose relative paths
     /// may not exist where the binary runs (see `serve`).
     #[serde(skip)]
@@ -104,6 +107,34 @@ pub struct Api {
     pub idle_timeout_secs: u64,
     /// Connections served at once; more wait in the accept queue.
     pub max_connections: usize,
+    /// The role the POS token acts with (as staff id `pos`).
+    pub pos_role: Role,
+    /// Refunds larger than this (minor units) need a manager; absent: no limit.
+    pub cashier_refund_limit_minor: Option<i64>,
+}
+
+/// `[members]`: how members' details are read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Members {
+    /// The country code of national phone numbers (digits, e.g. "86").
+    pub default_country_code: String,
+}
+
+impl Default for Members {
+    fn default() -> Members {
+        Members {
+            default_country_code: "86".into(),
+        }
+    }
+}
+
+impl Members {
+    fn checked(mut self) -> Result<Members, String> {
+        self.default_country_code = crate::identity::check_country_code(&self.default_country_code)
+            .map_err(|e| format!("members: default_country_code: {e}"))?;
+        Ok(self)
+    }
 }
 
 impl Default for Api {
@@ -114,6 +145,8 @@ impl Default for Api {
             header_read_timeout_secs: default_header_read_timeout(),
             idle_timeout_secs: default_idle_timeout(),
             max_connections: 256,
+            pos_role: Role::Cashier,
+            cashier_refund_limit_minor: None,
         }
     }
 }
@@ -264,6 +297,8 @@ pub struct HubConfig {
     /// The terminals allowed to sync, each with its shared secret.
     #[serde(default)]
     pub terminals: Vec<HubTerminalConfig>,
+    #[serde(default)]
+    pub members: Members,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -349,9 +384,13 @@ impl HubConfig {
     /// Parses and validates hub config text; `file` names the source in errors.
     pub fn parse(text: &str, file: &str) -> Result<HubConfig, ConfigError> {
         let file = file.to_string();
-        let cfg: HubConfig = toml::from_str(text).map_err(|e| ConfigError {
+        let mut cfg: HubConfig = toml::from_str(text).map_err(|e| ConfigError {
             file: file.clone(),
             reason: e.to_string().trim().replace('\n', " "),
+        })?;
+        cfg.members = cfg.members.checked().map_err(|reason| ConfigError {
+            file: file.clone(),
+            reason,
         })?;
         if let Some(t) = cfg.terminals.iter().find(|t| !valid_terminal_id(&t.id)) {
             return Err(ConfigError {
@@ -385,7 +424,7 @@ impl Config {
     /// Parses and validates config text; `file` names the source in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         let file = file.to_string();
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError {
             file: file.clone(),
             reason: e.to_string().trim().replace('\n', " "),
         })?;
@@ -403,6 +442,10 @@ impl Config {
             return Err(bad(format!("cache_mib must be 1 to 4096 (got {})", cfg.cache_mib)));
         }
         cfg.api.limits().map_err(bad)?;
+        if cfg.api.cashier_refund_limit_minor.is_some_and(|l| l < 0) {
+            return Err(bad("api: cashier_refund_limit_minor must not be negative".into()));
+        }
+        cfg.members = cfg.members.clone().checked().map_err(bad)?;
         Ok(cfg)
     }
 

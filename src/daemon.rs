@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
@@ -17,7 +18,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::feedback::Feedback;
 use crate::metrics::Metrics;
 use crate::reader::{self, ReaderOptions, ReaderSpec};
-use crate::service::{runtime, stopping, while_starting, StartError};
+use crate::service::{runtime, while_starting, StartError, Tasks};
 use crate::sync::client::SyncConfig;
 use crate::sync::client::SyncInfo;
 
@@ -171,24 +172,33 @@ async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), StartError> {
         .await
         .map_err(|e| StartError::System(format!("cannot listen on {listen}: {e}")))?;
     let addr = listener.local_addr().map_err(|e| StartError::System(e.to_string()))?;
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let tasks = Tasks::default();
     let (events, _) = broadcast::channel(256);
     let state = Arc::new(AppState {
         engine: engine.clone(),
         token: parts.token,
+        pos_role: parts.cfg.api.pos_role,
+        sessions: Default::default(),
         events,
         metrics: Arc::new(Metrics::default()),
         feedback: parts.feedback,
         sync: Arc::new(SyncInfo::default()),
-        stopping: stop_rx.clone(),
+        stopping: tasks.stop.clone(),
     });
 
     // Card reads: reader thread -> channel -> lookup, SSE, feedback.
     let (reads_tx, mut reads_rx) = mpsc::channel::<reader::CardRead>(64);
     reader::start(&parts.spec, &parts.reader_opts, reads_tx).map_err(StartError::System)?;
-    let st = state.clone();
-    tokio::spawn(async move {
-        while let Some(read) = reads_rx.recv().await {
+    let (st, stop) = (state.clone(), tasks.stop.clone());
+    tasks.spawn(async move {
+        loop {
+            let read = tokio::select! {
+                read = reads_rx.recv() => match read {
+                    Some(read) => read,
+                    None => return,
+                },
+                _ = stop.cancelled() => return,
+            };
             match api::card_read(&st, read.card.as_str().to_string()).await {
                 Ok(ev) => tracing::debug!("card {} ({}) in {:?}", ev.card, ev.status, read.at.elapsed()),
                 Err(e) => tracing::warn!("card read {}: {e}", read.card),
@@ -201,41 +211,40 @@ async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), StartError> {
         let wake = Arc::new(tokio::sync::Notify::new());
         let w = wake.clone();
         engine.on_pushable_commit(Box::new(move || w.notify_one()));
-        tokio::spawn(crate::sync::client::run(
+        tasks.spawn(crate::sync::client::run(
             engine.clone(),
             sync,
             state.sync.clone(),
             wake,
-            stop_rx.clone(),
+            tasks.stop.clone(),
         ));
     }
-    tokio::spawn(expiry_pass(engine.clone()));
+    tasks.spawn(expiry_pass(engine.clone(), tasks.stop.clone()));
     if let Some(interval) = sd_notify::watchdog_enabled() {
-        tokio::spawn(watchdog(engine.clone(), interval));
+        tasks.spawn(watchdog(engine.clone(), interval, tasks.stop.clone()));
     }
-    tokio::spawn(signals(parts.cfg, engine.clone(), stop_tx));
+    tasks.spawn(signals(parts.cfg, engine.clone(), tasks.clone()));
 
     tracing::info!("listening on http://{addr} (reader: {:?})", parts.spec);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
-    let mut stop = stop_rx.clone();
-    let stopped = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
     // Requests in flight get a few seconds after SIGTERM; a commit takes milliseconds.
     let options = crate::service::http::Options {
         limits: parts.limits,
         tls: None,
         grace: Duration::from_secs(5),
     };
-    crate::service::http::serve(listener, api::router(state), options, stopped).await;
+    let stop = tasks.stop.clone();
+    crate::service::http::serve(listener, api::router(state), options, stop.cancelled_owned()).await;
+    // Then the reader loop, the sync task, the expiry pass and the watchdog, in order.
+    tasks.finish(Duration::from_secs(5)).await;
     tracing::info!("stopped");
     Ok(())
 }
 
 /// SIGTERM/SIGINT stop the daemon; SIGHUP reloads the ruleset (a bad one is refused and
 /// the old one stays).
-async fn signals(cfg: Config, engine: Arc<Engine>, stop: watch::Sender<bool>) {
+async fn signals(cfg: Config, engine: Arc<Engine>, tasks: Tasks) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -249,6 +258,7 @@ async fn signals(cfg: Config, engine: Arc<Engine>, stop: watch::Sender<bool>) {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
+            _ = tasks.stop.cancelled() => return,
             _ = hup.recv() => match cfg.load_rules() {
                 Ok(r) => {
                     tracing::info!("ruleset reloaded from {} (version {})", cfg.rules.display(), r.version);
@@ -260,28 +270,32 @@ async fn signals(cfg: Config, engine: Arc<Engine>, stop: watch::Sender<bool>) {
             },
         }
     }
-    stopping(&stop);
+    tasks.stopping();
 }
 
 /// Pings the systemd watchdog at half its interval, but only while the engine answers:
 /// a stuck writer stops the pings and systemd restarts the daemon.
-async fn watchdog(engine: Arc<Engine>, interval: Duration) {
+async fn watchdog(engine: Arc<Engine>, interval: Duration, stop: CancellationToken) {
     let half = interval / 2;
     loop {
-        tokio::time::sleep(half).await;
+        tokio::select! {
+            _ = tokio::time::sleep(half) => {}
+            _ = stop.cancelled() => return,
+        }
         let e = engine.clone();
         let probe = tokio::task::spawn_blocking(move || e.probe());
         match tokio::time::timeout(half, probe).await {
             Ok(Ok(Ok(()))) => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
             }
+            Ok(Ok(Err(e))) => tracing::error!("watchdog: {e}; not pinging systemd"),
             _ => tracing::error!("watchdog: the engine did not answer; not pinging systemd"),
         }
     }
 }
 
 /// The daily expiry pass: at start and shortly after every local midnight.
-async fn expiry_pass(engine: Arc<Engine>) {
+async fn expiry_pass(engine: Arc<Engine>, stop: CancellationToken) {
     loop {
         let e = engine.clone();
         match tokio::task::spawn_blocking(move || e.expire_all(e.at(None))).await {
@@ -293,6 +307,10 @@ async fn expiry_pass(engine: Arc<Engine>) {
         let now = crate::model::now();
         let tomorrow = crate::rules::local_date(&rules, now).succ_opt().expect("a next day");
         let next = crate::rules::start_of_day(&rules.timezone, tomorrow) + 5 * 60 * 1_000_000;
-        tokio::time::sleep(Duration::from_micros((next - now).max(1_000_000) as u64)).await;
+        let wait = Duration::from_micros((next - now).max(1_000_000) as u64);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return,
+        }
     }
 }

@@ -40,10 +40,21 @@ pub enum Code {
     /// No such route.
     NotFound,
     MethodNotAllowed,
+    /// The caller's role may not do this.
+    Forbidden,
+    MemberInactive,
+    ActivityLimit,
+    CouponNotExchangeable,
+    GroupFull,
+    GroupClosed,
+    DealInactive,
+    AlreadyJoined,
+    /// Too many wrong passwords for a staff id.
+    StaffLocked,
 }
 
 impl Code {
-    pub const ALL: [Code; 28] = [
+    pub const ALL: [Code; 37] = [
         Code::InvalidInput,
         Code::InvalidCard,
         Code::UnknownCard,
@@ -72,6 +83,15 @@ impl Code {
         Code::UnknownTransaction,
         Code::NotFound,
         Code::MethodNotAllowed,
+        Code::Forbidden,
+        Code::MemberInactive,
+        Code::ActivityLimit,
+        Code::CouponNotExchangeable,
+        Code::GroupFull,
+        Code::GroupClosed,
+        Code::DealInactive,
+        Code::AlreadyJoined,
+        Code::StaffLocked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +124,15 @@ impl Code {
             Code::UnknownTransaction => "unknown_transaction",
             Code::NotFound => "not_found",
             Code::MethodNotAllowed => "method_not_allowed",
+            Code::Forbidden => "forbidden",
+            Code::MemberInactive => "member_inactive",
+            Code::ActivityLimit => "activity_limit",
+            Code::CouponNotExchangeable => "coupon_not_exchangeable",
+            Code::GroupFull => "group_full",
+            Code::GroupClosed => "group_closed",
+            Code::DealInactive => "deal_inactive",
+            Code::AlreadyJoined => "already_joined",
+            Code::StaffLocked => "staff_locked",
         }
     }
 
@@ -112,6 +141,8 @@ impl Code {
         match self {
             Code::InvalidInput | Code::InvalidCard => 400,
             Code::Unauthorized => 401,
+            Code::Forbidden => 403,
+            Code::StaffLocked => 423,
             Code::UnknownCard | Code::UnknownMember | Code::UnknownTransaction | Code::NotFound => 404,
             Code::MethodNotAllowed => 405,
             Code::IdempotencyConflict | Code::MemberExists | Code::PhoneTaken | Code::SyncConflict => 409,
@@ -138,6 +169,8 @@ impl fmt::Display for Code {
 pub struct Error {
     pub code: Code,
     pub message: String,
+    /// Refusals of a file (a member import): each bad row's line and why.
+    pub rows: Vec<(u64, String)>,
 }
 
 impl Error {
@@ -145,6 +178,7 @@ impl Error {
         Error {
             code,
             message: message.into(),
+            rows: vec![],
         }
     }
 
@@ -156,9 +190,17 @@ impl Error {
         Error::new(Code::Internal, message)
     }
 
-    /// The error document of interface.md.
+    /// The error document of interface.md (with `rows` where a file had bad rows).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}})
+        let mut error = serde_json::json!({"code": self.code.as_str(), "message": self.message});
+        if !self.rows.is_empty() {
+            error["rows"] = self
+                .rows
+                .iter()
+                .map(|(line, reason)| serde_json::json!({"line": line, "reason": reason}))
+                .collect();
+        }
+        serde_json::json!({ "error": error })
     }
 }
 

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod feedback;
 pub mod hub;
+pub mod identity;
 pub mod journal;
 pub mod metrics;
 pub mod model;

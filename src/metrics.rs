@@ -11,7 +11,6 @@ const BUCKETS_US: [u64; 10] = [
     250, 500, 1_000, 2_000, 5_000, 10_000, 25_000, 100_000, 500_000, 2_000_000,
 ];
 
-#[derive(Default)]
 pub struct Metrics {
     pub checkouts: AtomicU64,
     pub replays: AtomicU64,
@@ -22,6 +21,22 @@ pub struct Metrics {
     commit_buckets: [AtomicU64; BUCKETS_US.len()],
     commit_count: AtomicU64,
     commit_sum_us: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            checkouts: AtomicU64::new(0),
+            replays: AtomicU64::new(0),
+            refunds: AtomicU64::new(0),
+            members_added: AtomicU64::new(0),
+            refusals: std::array::from_fn(|_| AtomicU64::new(0)),
+            card_reads: Default::default(),
+            commit_buckets: Default::default(),
+            commit_count: AtomicU64::new(0),
+            commit_sum_us: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Metrics {

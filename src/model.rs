@@ -259,8 +259,9 @@ pub struct Taken {
     pub expires_at: Option<Ts>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CardStatus {
+    #[default]
     Active,
     Blocked,
 }
@@ -281,18 +282,75 @@ pub struct DayBucket {
     pub spend: i64,
     pub points: i64,
     pub visits: i64,
-    /// Activity grants (rules.md 0.2), which count for the growth score. Not serialized
-    /// yet: the store encodes `MemberState` with postcard, so storing this field means a
-    /// new store layout (old stores would otherwise decode out of step).
-    #[serde(skip)]
+    /// Activity grants (rules.md 0.2), which count for the growth score.
     pub activities: i64,
+}
+
+/// Staff roles, each allowed what the one before it is (interface.md "Staff and roles").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Cashier,
+    Manager,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Cashier => "cashier",
+            Role::Manager => "manager",
+            Role::Owner => "owner",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Role> {
+        match s {
+            "cashier" => Ok(Role::Cashier),
+            "manager" => Ok(Role::Manager),
+            "owner" => Ok(Role::Owner),
+            _ => Err(Error::invalid(format!(
+                "{s:?} is not a role (cashier, manager or owner)"
+            ))),
+        }
+    }
+}
+
+/// A staff id: 1 to 32 letters, digits, `-`, `_` or `.`.
+pub fn check_staff_id(id: &str) -> Result<&str> {
+    if (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+        Ok(id)
+    } else {
+        Err(Error::invalid(format!(
+            "{id:?} is not a staff id (1 to 32 letters, digits, '-', '_' or '.')"
+        )))
+    }
+}
+
+/// Tags of a member: each 1 to 32 characters without control characters or `;` (the
+/// CSV separator), at most 20, kept in the order given without repeats.
+pub fn check_tags(tags: &[String]) -> Result<Vec<String>> {
+    if tags.len() > 20 {
+        return Err(Error::invalid("a member has at most 20 tags"));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for t in tags {
+        let t = check_text("tag", t.trim(), 32)?;
+        if t.contains(';') {
+            return Err(Error::invalid(format!("tag {t:?} holds ';'")));
+        }
+        if !out.iter().any(|o| o == t) {
+            out.push(t.to_string());
+        }
+    }
+    Ok(out)
 }
 
 /// Days of tier history kept per member; ruleset validation caps `window_days` to this.
 pub const HISTORY_DAYS: i32 = 731;
 
 /// Everything the terminal knows about one member.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberState {
     pub member_id: String,
     pub name: String,
@@ -311,6 +369,19 @@ pub struct MemberState {
     pub days: Vec<DayBucket>,
     pub pin_failures: u32,
     pub pin_failed_at: Ts,
+    pub tags: Vec<String>,
+    /// False: inactive (its cards are refused at checkout; its history is kept).
+    pub active: bool,
+    /// The terminal that enrolled the member.
+    pub enrolled_by: String,
+    /// Checkouts with something paid, and when the last one was.
+    pub visits: u64,
+    pub last_visit_at: Option<Ts>,
+    /// Merged into this member by an operator: then this one holds no balance and is
+    /// found by no lookup (its id still answers).
+    pub merged_into: Option<String>,
+    /// Every tier the member has reached (gifts and `tier_up` triggers go by it).
+    pub tiers_reached: Vec<String>,
 }
 
 impl MemberState {

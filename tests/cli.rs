@@ -783,7 +783,10 @@ fn full_refund_of_a_redemption_restores_the_member() {
     assert_eq!(i(&a["points_clawed_back"]) + i(&b["points_clawed_back"]), earned);
     assert_eq!(i(&a["amount"]) + i(&b["amount"]), i(&r["total"]));
 
-    let after = t.show(CARD, snap_at);
+    let mut after = t.show(CARD, snap_at);
+    // When the member was last in the shop stays: they came, even if they brought it all back.
+    assert_eq!(after["last_visit_at"], at);
+    after["last_visit_at"] = before["last_visit_at"].clone();
     assert_eq!(after, before, "a full refund is an exact reversal");
     // The returned points no longer count against the offline cap: 2000 can be redeemed.
     t.checkout(

@@ -76,11 +76,10 @@ pub fn phone(i: usize) -> String {
 
 pub fn new_member(i: usize) -> NewMember {
     NewMember {
-        card: card(i),
+        card: Some(card(i)),
         name: format!("Member {i}"),
         phone: phone(i),
-        birthday: None,
-        pin: None,
+        ..NewMember::default()
     }
 }
 
@@ -127,7 +126,7 @@ pub fn enrol(engine: &Engine, range: std::ops::Range<usize>, threads: usize, at:
                             return Ok(());
                         }
                         engine
-                            .add_member(new_member(i), None, at)
+                            .add_member(new_member(i), None, at.clone())
                             .with_context(|| format!("enrolling member {i}"))?;
                     }
                 })

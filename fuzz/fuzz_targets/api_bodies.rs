@@ -5,7 +5,7 @@
 //! value). Checks, beyond "no panic":
 //! - refusals carry a bad-input code (`invalid_input`, `invalid_card`, `pin_invalid` or a
 //!   business refusal), never a fault code;
-//! - `canonical_card` and phone normalisation are idempotent, a parsed birthday or date
+//! - `canonical_card` and canonical phones are idempotent, a parsed birthday or date
 //!   prints back to itself;
 //! - a sale that passes the checks prices (under config/rules.toml) to a receipt that
 //!   adds up, and refunding it (part of it as asked, then the rest) gives back exactly
@@ -17,7 +17,8 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use loyaltyd::api::{CouponBody, RefundBody, ReplaceBody, RewardBody, SwipeBody};
 use loyaltyd::config::EMBEDDED_RULES;
-use loyaltyd::engine::{normalise_phone, NewMember, Sale};
+use loyaltyd::engine::{NewMember, Sale};
+use loyaltyd::identity::canonical_phone;
 use loyaltyd::model::{self, Birthday, DayBucket, Line, Lot, MemberState, Ts};
 use loyaltyd::rules::refund::{self, Paid, Refunded};
 use loyaltyd::rules::{self, CouponView, PinCheck, Priced, PricedLine, Request, Ruleset};
@@ -60,12 +61,12 @@ fn member() -> MemberState {
             spend: 200_000,
             points: 2_000,
             visits: 3,
+            activities: 0,
         }],
         pin_failures: 0,
         pin_failed_at: 0,
-        unacked_redeem: vec![],
-        local_seq: 0,
-        listed_negative: false,
+        active: true,
+        ..MemberState::default()
     }
 }
 
@@ -87,14 +88,17 @@ fn card(raw: &str) -> Option<String> {
 }
 
 fn members(m: NewMember) -> Option<()> {
-    // Engine::add_member, in its order, up to the PIN hash.
-    card(&m.card)?;
+    // Engine::add_member, in its order, up to the PIN hash (no card: a virtual one).
+    if let Some(c) = &m.card {
+        card(c)?;
+    }
     let name = m.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return None;
     }
-    let phone = refused(normalise_phone(&m.phone))?;
-    assert_eq!(normalise_phone(&phone).expect("normal again"), phone);
+    let phone = refused(canonical_phone(&m.phone, "86"))?;
+    assert_eq!(canonical_phone(&phone, "86").expect("canonical again"), phone);
+    refused(model::check_tags(&m.tags))?;
     if let Some(b) = m.birthday.as_deref() {
         let b = refused(Birthday::parse(b))?;
         assert_eq!(Birthday::parse(&b.to_string()).expect("printed birthday"), b);
@@ -134,8 +138,9 @@ fn price(sale: &Sale, m: &MemberState) -> Option<Priced> {
         redeem_points: redeem,
         at: AT,
         expiry_applies: true,
-        offline_cap_applies: sale.lines.len() % 2 == 1,
-        acked: 0,
+        offline_redeemed: (sale.lines.len() % 2 == 1).then_some(0),
+        pin_given: sale.pin.is_some(),
+        facts: Default::default(),
     };
     let pin_right = sale.pin.as_deref() == Some("1234");
     let mut check_pin = || match (&sale.pin, pin_right) {

@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(cfg) => {
             assert!(valid_terminal_id(&cfg.terminal_id));
             assert!((1..=4096).contains(&cfg.cache_mib));
-            let engine = cfg.engine_config();
+            let engine = loyaltyd::engine::EngineConfig::of(&cfg);
             assert_eq!(engine.cache_bytes, cfg.cache_mib << 20);
             let _ = cfg.reader.spec.parse::<ReaderSpec>();
             let _ = ReaderOptions::from_config(&cfg.reader);

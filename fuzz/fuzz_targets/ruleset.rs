@@ -50,12 +50,12 @@ fn member(at: Ts) -> MemberState {
             spend: 1_000_000_000_000,
             points: 1_000_000_000,
             visits: 1_000,
+            activities: 0,
         }],
         pin_failures: 0,
         pin_failed_at: 0,
-        unacked_redeem: vec![(7, 100)],
-        local_seq: 0,
-        listed_negative: false,
+        active: true,
+        ..MemberState::default()
     }
 }
 
@@ -91,8 +91,9 @@ fn price(
         redeem_points: redeem,
         at,
         expiry_applies: true,
-        offline_cap_applies: offline,
-        acked: 0,
+        offline_redeemed: offline.then_some(100),
+        pin_given: false,
+        facts: Default::default(),
     };
     rules::price(rules, &req, &mut || PinCheck::Right)
 }

@@ -8,10 +8,10 @@ use sha2::{Digest, Sha256};
 
 use super::{At, Engine, Keyed, Step};
 use crate::error::{Code, Error, Result};
-use crate::model::{self, canonical_card, validate_lines, Line, MemberState};
+use crate::model::{self, canonical_card, day_no, validate_lines, Line, MemberState, Role};
 use crate::record::{self, Body};
 use crate::rules::refund::{self, Paid};
-use crate::rules::{self, PinCheck, Priced, Request, Ruleset};
+use crate::rules::{self, local_date, PinCheck, Priced, Request, Ruleset};
 use crate::store::Store;
 use crate::views::{MemberView, Receipt, RefundView};
 
@@ -100,7 +100,7 @@ impl Engine {
     }
 
     /// Records a wrong PIN (it counts towards the lock), then hands back the refusal.
-    fn pin_failed(&self, member_id: &str, at: At, refusal: Error) -> Error {
+    fn pin_failed(&self, member_id: &str, at: &At, refusal: Error) -> Error {
         let body = Body::PinFail {
             member_id: member_id.to_string(),
         };
@@ -139,7 +139,7 @@ impl Engine {
         rules: &Ruleset,
         sale: &Sale,
         card: &str,
-        at: At,
+        at: &At,
         pin_ahead: Option<&PinAhead>,
     ) -> Result<(MemberState, Vec<Body>, Result<Priced>)> {
         let redeem = sale.redeem_points.unwrap_or(0);
@@ -149,7 +149,7 @@ impl Engine {
         if let Some(pin) = &sale.pin {
             model::validate_pin(pin).map_err(|_| Error::new(Code::PinInvalid, "a PIN is 4 to 8 digits"))?;
         }
-        let mut member = self.active_member(card)?;
+        let (mut member, offline_redeemed) = self.active_member_and_offline(card)?;
         let pre = self.expire_first(&mut member, at);
         let coupon_code = sale.coupon.as_ref().map(|c| c.trim().to_ascii_uppercase());
         let coupon = match &coupon_code {
@@ -158,10 +158,6 @@ impl Engine {
                 store.coupon(code)?.map(|c| rules::CouponView::of(code, &c)),
             )),
             None => None,
-        };
-        let offline_redeemed = match self.cfg.offline_cap {
-            true => Some(store.offline_redeemed(&member.member_id)?),
-            false => None,
         };
         let req = Request {
             member: &member,
@@ -220,11 +216,11 @@ impl Engine {
         }
         let ahead = self.pin_ahead(&card, sale.pin.as_deref());
         let rules = self.rules();
-        let (member, _, priced) = self.price_sale(&self.store, &rules, sale, &card, at, ahead.as_ref())?;
+        let (member, _, priced) = self.price_sale(&self.store, &rules, sale, &card, &at, ahead.as_ref())?;
         let p = match priced {
             Ok(p) => p,
             Err(e) if e.code == Code::PinInvalid && sale.pin.is_some() => {
-                return Err(self.pin_failed(&member.member_id, at, e))
+                return Err(self.pin_failed(&member.member_id, &at, e))
             }
             Err(e) => return Err(e),
         };
@@ -247,10 +243,10 @@ impl Engine {
             .transpose()?;
         let ahead = self.pin_ahead(&card, sale.pin.as_deref());
         self.commit(
-            at,
+            &at,
             key.as_ref(),
             |store, rules| {
-                let (member, mut bodies, priced) = self.price_sale(store, rules, sale, &card, at, ahead.as_ref())?;
+                let (member, mut bodies, priced) = self.price_sale(store, rules, sale, &card, &at, ahead.as_ref())?;
                 let p = match priced {
                     Ok(p) => p,
                     Err(e) if e.code == Code::PinInvalid && sale.pin.is_some() => {
@@ -265,16 +261,20 @@ impl Engine {
                 };
                 let tx_id = self.tx_id(self.journal.last_seq() + 1 + bodies.len() as u64);
                 let c = self.checkout_of(rules, p, &member.member_id, &card, tx_id);
+                // The member this checkout leaves, by the transition apply makes: the
+                // answer's balance needs no read of the store.
+                let mut after = member;
+                after.on_checkout(&c, at.ts, day_no(local_date(rules, at.ts)));
                 bodies.push(Body::Checkout(Box::new(c.clone())));
-                Ok(Step::Done(bodies, c))
+                Ok(Step::Done(bodies, (c, after.ledger_balance())))
             },
-            |store, rules, c| {
-                // The answer runs right after the apply, under the writer lock: the
-                // member's balance now is the balance after this checkout.
-                let m = store
-                    .member(&c.member_id)?
-                    .ok_or_else(|| Error::internal(format!("member {} vanished", c.member_id)))?;
-                Ok(Receipt::of_checkout(rules, &c, at.ts, m.ledger_balance(), false))
+            |store, rules, (c, balance)| {
+                debug_assert_eq!(
+                    store.member(&c.member_id)?.map(|m| m.ledger_balance()),
+                    Some(balance),
+                    "the decided member and the applied one differ"
+                );
+                Ok(Receipt::of_checkout(rules, &c, at.ts, balance, false))
             },
             |_, rules, rec, first| match &rec.body {
                 Body::Checkout(c) => Ok(Receipt::of_checkout(rules, c, rec.at, first.balance_after, true)),
@@ -285,7 +285,7 @@ impl Engine {
 
     /// Expiry first: lots gone at `at` leave through an `Expire` record before a change
     /// that reads the balance, when expiry applies.
-    pub(super) fn expire_first(&self, member: &mut MemberState, at: At) -> Vec<Body> {
+    pub(super) fn expire_first(&self, member: &mut MemberState, at: &At) -> Vec<Body> {
         if at.trusted && member.has_expired_lots(at.ts) {
             member.on_expire(at.ts);
             vec![Body::Expire {
@@ -297,7 +297,7 @@ impl Engine {
     }
 
     /// The answer to a refund: what it did, and the member's balance and tier after it.
-    fn refund_view(rules: &Ruleset, r: &record::Refund, m: &MemberState, balance: i64, at: At) -> RefundView {
+    fn refund_view(rules: &Ruleset, r: &record::Refund, m: &MemberState, balance: i64, at: &At) -> RefundView {
         RefundView {
             refund_id: r.refund_id.clone(),
             tx_id: r.tx_id.clone(),
@@ -318,7 +318,7 @@ impl Engine {
                 .ok_or_else(|| Error::internal(format!("refunded member {id} vanished")))
         };
         self.commit(
-            at,
+            &at,
             key.as_ref(),
             |store, _| {
                 let tx = store.tx(tx_id)?.ok_or_else(|| {
@@ -337,8 +337,11 @@ impl Engine {
                 };
                 let lines: Vec<rules::PricedLine> = c.lines.iter().map(Into::into).collect();
                 let plan = refund::plan(&lines, paid, &tx.refunded, asked)?;
+                if let Some(limit) = self.cfg.refund_limit.filter(|l| plan.amount > *l) {
+                    at.require(Role::Manager, &format!("a refund over {limit} (minor units)"))?;
+                }
                 let mut member = member_of(store, &c.member_id)?;
-                let mut bodies = self.expire_first(&mut member, at);
+                let mut bodies = self.expire_first(&mut member, &at);
                 let rec = record::Refund {
                     refund_id: self.tx_id(self.journal.last_seq() + 1 + bodies.len() as u64),
                     tx_id: tx_id.to_string(),
@@ -350,7 +353,7 @@ impl Engine {
             },
             |store, rules, rec| {
                 let m = member_of(store, &rec.member_id)?;
-                Ok(Self::refund_view(rules, &rec, &m, m.ledger_balance(), at))
+                Ok(Self::refund_view(rules, &rec, &m, m.ledger_balance(), &at))
             },
             |store, rules, rec, first| match &rec.body {
                 Body::Refund(r) => {
@@ -358,8 +361,9 @@ impl Engine {
                     let then = At {
                         ts: rec.at,
                         trusted: true,
+                        actor: at.actor.clone(),
                     };
-                    Ok(Self::refund_view(rules, r, &m, first.balance_after, then))
+                    Ok(Self::refund_view(rules, r, &m, first.balance_after, &then))
                 }
                 _ => Err(Error::internal("an idempotency key answers another kind of change")),
             },

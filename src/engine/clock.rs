@@ -67,12 +67,19 @@ impl Engine {
         }
     }
 
+    /// The instant of a request made now (or at `explicit`), by the daemon itself until
+    /// the caller names who asks (`At::by`).
     pub fn at(&self, explicit: Option<Ts>) -> At {
         match explicit {
-            Some(ts) => At { ts, trusted: true },
+            Some(ts) => At {
+                ts,
+                trusted: true,
+                actor: super::Actor::system(),
+            },
             None => At {
                 ts: self.now(),
                 trusted: self.clock_trusted(),
+                actor: super::Actor::system(),
             },
         }
     }

@@ -2,31 +2,28 @@
 
 use super::{At, Engine, Keyed, Step};
 use crate::error::{Code, Error, Result};
+use crate::identity;
 use crate::model::{self, canonical_card, check_text, day_no, Birthday, CardStatus, MemberState};
-use crate::record::{Body, Record};
+use crate::record::{self, Body, Record};
 use crate::rules::{local_date, Ruleset};
 use crate::state;
 use crate::store::{Idem, Store};
 use crate::views::{DailyView, MemberView};
 
-/// A new member as the CLI and API give it.
-// The `schema` bounds are `add_member`'s checks, for GET /v1/openapi.json; the name is
-// trimmed before its length is checked, so no length bound is declared.
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+/// A new member as the CLI and API give it. Without a card the member gets a virtual one.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewMember {
-    #[schema(schema_with = crate::views::schema::card)]
-    pub card: String,
-    #[schema(min_length = 1)]
+    #[serde(default)]
+    pub card: Option<String>,
     pub name: String,
-    #[schema(min_length = 5)]
     pub phone: String,
     #[serde(default)]
-    #[schema(example = "03-14")]
     pub birthday: Option<String>,
     #[serde(default)]
-    #[schema(schema_with = crate::views::schema::pin)]
     pub pin: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl Engine {
@@ -49,11 +46,36 @@ impl Engine {
 
     /// The member of an active card; blocked cards are refused.
     pub(super) fn active_member(&self, card: &str) -> Result<MemberState> {
-        let (m, status) = self.member_by_card(card)?;
-        if status == CardStatus::Blocked {
+        Ok(self.active_member_and_offline(card)?.0)
+    }
+
+    /// The member of an active card, and the points this terminal redeemed for them
+    /// that the hub has not acknowledged (None when no offline cap applies), in one read.
+    pub(super) fn active_member_and_offline(&self, card: &str) -> Result<(MemberState, Option<i64>)> {
+        let owner = self
+            .store
+            .card_owner(card)?
+            .ok_or_else(|| Error::new(Code::UnknownCard, format!("no member has card {card}")))?;
+        let (m, offline) = self
+            .store
+            .member_and_offline(&owner)?
+            .ok_or_else(|| Error::internal(format!("card {card} points at missing member {owner}")))?;
+        if !m.cards.iter().any(|(c, s)| c == card && *s == CardStatus::Active) {
             return Err(Error::new(Code::CardBlocked, format!("card {card} is blocked")));
         }
-        Ok(m)
+        if let Some(into) = &m.merged_into {
+            return Err(Error::new(
+                Code::MemberInactive,
+                format!("member {} was merged into {into}", m.member_id),
+            ));
+        }
+        if !m.active {
+            return Err(Error::new(
+                Code::MemberInactive,
+                format!("member {} is inactive", m.member_id),
+            ));
+        }
+        Ok((m, self.cfg.offline_cap.then_some(offline)))
     }
 
     /// A member by card, as seen at `at` (blocked cards are shown too).
@@ -79,7 +101,7 @@ impl Engine {
         Ok(DailyView::new(&rules, day, self.store.daily(day)?))
     }
 
-    fn member_view(&self, store: &Store, rules: &Ruleset, member_id: &str, at: At) -> Result<MemberView> {
+    pub(super) fn member_view(&self, store: &Store, rules: &Ruleset, member_id: &str, at: &At) -> Result<MemberView> {
         let m = store
             .member(member_id)?
             .ok_or_else(|| Error::internal(format!("member {member_id} vanished")))?;
@@ -88,9 +110,9 @@ impl Engine {
 
     /// A card change asked again with its key answers with the member as they are now
     /// (their cards as the first call left them, unless changed since).
-    fn member_now(&self, store: &Store, rules: &Ruleset, rec: &Record, at: At) -> Result<MemberView> {
+    pub(super) fn member_now(&self, store: &Store, rules: &Ruleset, rec: &Record, at: &At) -> Result<MemberView> {
         let card = match &rec.body {
-            Body::CardBlock { card } => card,
+            Body::CardBlock { card } | Body::CardUnblock { card } => card,
             Body::CardReplace { new, .. } => new,
             _ => return Err(Error::internal("an idempotency key answers another kind of change")),
         };
@@ -101,60 +123,105 @@ impl Engine {
     }
 
     pub fn add_member(&self, req: NewMember, key: Option<&str>, at: At) -> Result<MemberView> {
-        let card = canonical_card(&req.card)?;
+        let card = req.card.as_deref().map(canonical_card).transpose()?;
         let name = check_text("name", req.name.trim(), 100)?.to_string();
-        let phone = normalise_phone(&req.phone)?;
+        let phone = self.canonical_phone(&req.phone)?;
         let birthday = req.birthday.as_deref().map(Birthday::parse).transpose()?;
+        let tags = model::check_tags(&req.tags)?;
         if let Some(pin) = req.pin.as_deref() {
             model::validate_pin(pin)?;
         }
         let key = key
-            .map(|k| Keyed::new(k, "member add", &(&card, &name, &phone, birthday, &req.pin)))
+            .map(|k| Keyed::new(k, "member add", &(&card, &name, &phone, birthday, &req.pin, &tags)))
             .transpose()?;
         // Hashed before the writer lock: argon2 is slow on purpose.
         let pin_hash = req.pin.as_deref().map(crate::pin::hash).transpose()?;
         let member_id = format!("m-{:016x}", super::random_u64());
+        let terminal = self.cfg.terminal_id.clone();
         self.commit(
-            at,
+            &at,
             key.as_ref(),
             |store, _| {
-                if store.card_owner(&card)?.is_some() {
-                    return Err(Error::new(
-                        Code::MemberExists,
-                        format!("card {card} already belongs to a member"),
-                    ));
-                }
-                if store.phone_owner(&phone)?.is_some() {
+                let card = match &card {
+                    Some(card) => {
+                        if store.card_owner(card)?.is_some() {
+                            return Err(Error::new(
+                                Code::MemberExists,
+                                format!("card {card} already belongs to a member"),
+                            ));
+                        }
+                        card.clone()
+                    }
+                    None => free_virtual_card(store)?,
+                };
+                if store.member_by_phone(&phone)?.is_some() {
                     return Err(Error::new(
                         Code::PhoneTaken,
-                        format!("phone {phone} already belongs to a member"),
+                        format!("phone {} already belongs to a member", identity::display_phone(&phone)),
                     ));
                 }
-                let body = Body::MemberAdd {
+                let body = Body::MemberAddV2(Box::new(record::MemberAddV2 {
                     member_id: member_id.clone(),
-                    card: card.clone(),
+                    card,
                     name: name.clone(),
                     phone: phone.clone(),
                     birthday: birthday.map(Into::into),
                     pin_hash,
-                };
+                    tags: tags.clone(),
+                }));
                 Ok(Step::Done(vec![body], ()))
             },
-            |store, rules, _| self.member_view(store, rules, &member_id, at),
+            |store, rules, _| self.member_view(store, rules, &member_id, &at),
             |_, rules, rec, _: &Idem| {
                 // The member as enrolled, as the first answer showed them.
-                let m = state::member::enrolled(&rec.body, CardStatus::Active, rec.at)
+                let m = state::member::enrolled(&rec.body, CardStatus::Active, rec.at, &terminal)
                     .ok_or_else(|| Error::internal("an idempotency key answers another kind of change"))?;
                 Ok(MemberView::new(rules, &m, rec.at, at.trusted))
             },
         )
     }
 
+    /// The upgrade to canonical phones (0.2): once per data directory, one record with
+    /// every member's phone as it is now written (history is not rewritten). A phone
+    /// that two 0.1 members wrote differently stays with the first.
+    pub(super) fn canonicalise_phones(&self) -> Result<()> {
+        if self.store.phones_canonical()? {
+            return Ok(());
+        }
+        let mut phones = Vec::new();
+        for id in self.store.member_ids()? {
+            let Some(m) = self.store.member(&id)? else { continue };
+            match self.canonical_phone(&m.phone) {
+                Ok(p) if p != m.phone => phones.push((id, p)),
+                Ok(_) => {}
+                Err(_) => tracing::warn!(
+                    "member {id}: phone {:?} is kept as it was (not a phone number)",
+                    m.phone
+                ),
+            }
+        }
+        if !phones.is_empty() {
+            tracing::info!("made {} members' phones canonical", phones.len());
+        }
+        let at = self.at(None).by(super::Actor::system());
+        self.commit_plain(
+            &at,
+            |_, _| Ok((vec![Body::PhonesCanonical { phones }], ())),
+            |_, _, _| Ok(()),
+        )
+    }
+
+    /// A phone as typed, in the canonical form (the config's country code for national
+    /// numbers).
+    pub fn canonical_phone(&self, raw: &str) -> Result<String> {
+        identity::canonical_phone(raw, &self.cfg.country_code)
+    }
+
     pub fn block_card(&self, card: &str, key: Option<&str>, at: At) -> Result<MemberView> {
         let card = canonical_card(card)?;
         let key = key.map(|k| Keyed::new(k, "card block", &card)).transpose()?;
         self.commit(
-            at,
+            &at,
             key.as_ref(),
             |_, _| {
                 let (m, status) = self.member_by_card(&card)?;
@@ -164,8 +231,8 @@ impl Engine {
                 };
                 Ok(Step::Done(bodies, m.member_id))
             },
-            |store, rules, id| self.member_view(store, rules, &id, at),
-            |store, rules, rec, _| self.member_now(store, rules, rec, at),
+            |store, rules, id| self.member_view(store, rules, &id, &at),
+            |store, rules, rec, _| self.member_now(store, rules, rec, &at),
         )
     }
 
@@ -175,7 +242,7 @@ impl Engine {
         let (old, new) = (canonical_card(old)?, canonical_card(new)?);
         let key = key.map(|k| Keyed::new(k, "card replace", &(&old, &new))).transpose()?;
         self.commit(
-            at,
+            &at,
             key.as_ref(),
             |store, _| {
                 let (m, _) = self.member_by_card(&old)?;
@@ -191,24 +258,19 @@ impl Engine {
                 };
                 Ok(Step::Done(vec![body], m.member_id))
             },
-            |store, rules, id| self.member_view(store, rules, &id, at),
-            |store, rules, rec, _| self.member_now(store, rules, rec, at),
+            |store, rules, id| self.member_view(store, rules, &id, &at),
+            |store, rules, rec, _| self.member_now(store, rules, rec, &at),
         )
     }
 }
 
-/// Phones are kept as digits with an optional leading `+`; spaces and dashes dropped.
-/// `pub` (hidden) only for the fuzz targets in fuzz/.
-#[doc(hidden)]
-pub fn normalise_phone(raw: &str) -> Result<String> {
-    let p: String = raw
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
-        .collect();
-    let digits = p.strip_prefix('+').unwrap_or(&p);
-    if (5..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(p)
-    } else {
-        Err(Error::invalid(format!("bad phone number {raw:?}")))
+/// A virtual card number no card holds yet.
+fn free_virtual_card(store: &Store) -> Result<String> {
+    for _ in 0..16 {
+        let card = identity::virtual_card(super::random_u64());
+        if store.card_owner(&card)?.is_none() {
+            return Ok(card);
+        }
     }
+    Err(Error::internal("no free virtual card number in 16 draws"))
 }

@@ -18,17 +18,27 @@
 
 mod checkout;
 mod clock;
+mod conflicts;
 mod idem;
+mod import;
 mod members;
+mod points;
+mod profile;
 mod recovery;
 mod rewards;
+mod staff;
 mod sync;
 
 pub use checkout::Sale;
 pub use clock::ClockPolicy;
+pub use conflicts::ConflictView;
 pub use idem::Keyed;
-pub use members::{normalise_phone, NewMember};
+pub use import::{ImportReport, COLUMNS as IMPORT_COLUMNS};
+pub use members::NewMember;
+pub use points::{PAGE_DEFAULT, PAGE_MAX};
+pub use profile::{MemberPatch, SEARCH_DEFAULT, SEARCH_MAX};
 pub use recovery::{journal_path, rebuild};
+pub use staff::{StaffView, POS_STAFF};
 pub use sync::OutboxBatch;
 
 use std::path::PathBuf;
@@ -36,7 +46,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use crate::error::{Code, Error, Result};
 use crate::journal::{Journal, Truncation};
-use crate::model::{self, day_no, Ts};
+use crate::model::{self, day_no, Role, Ts};
 use crate::record::{Body, Record};
 use crate::rules::{local_date, Ruleset};
 use crate::store::{Idem, Store};
@@ -51,6 +61,27 @@ pub struct EngineConfig {
     pub offline_cap: bool,
     /// This engine is the hub: its store keeps the change feed terminals pull.
     pub hub: bool,
+    /// `[members] default_country_code`: the country of national phone numbers.
+    pub country_code: String,
+    /// `[api] cashier_refund_limit_minor`: larger refunds need a manager.
+    pub refund_limit: Option<i64>,
+}
+
+impl Default for EngineConfig {
+    /// A standalone terminal `T1` with a trusted clock, in the current directory (tests
+    /// and tools name what differs).
+    fn default() -> EngineConfig {
+        EngineConfig {
+            data_dir: PathBuf::from("data"),
+            terminal_id: "T1".into(),
+            clock: ClockPolicy::Trusted,
+            cache_bytes: 8 << 20,
+            offline_cap: false,
+            hub: false,
+            country_code: "86".into(),
+            refund_limit: None,
+        }
+    }
 }
 
 impl EngineConfig {
@@ -63,6 +94,8 @@ impl EngineConfig {
             cache_bytes: cfg.cache_mib << 20,
             offline_cap: !cfg.sync.upstream.trim().is_empty(),
             hub: false,
+            country_code: cfg.members.default_country_code.clone(),
+            refund_limit: cfg.api.cashier_refund_limit_minor,
         }
     }
 }
@@ -98,12 +131,66 @@ impl Startup {
     }
 }
 
-/// The business instant of a request and whether expiry may act on it.
-#[derive(Debug, Clone, Copy)]
+/// The business instant of a request, whether expiry may act on it, and who asks.
+#[derive(Debug, Clone)]
 pub struct At {
     pub ts: Ts,
     /// An explicit `--at` is the operator's word; otherwise the clock's trust decides.
     pub trusted: bool,
+    pub actor: Actor,
+}
+
+impl At {
+    /// The same request made by `actor`.
+    pub fn by(self, actor: Actor) -> At {
+        At { actor, ..self }
+    }
+
+    /// Refused with 403 `forbidden` unless the actor has at least `role`.
+    pub fn require(&self, role: Role, what: &str) -> Result<()> {
+        if self.actor.role >= role {
+            return Ok(());
+        }
+        Err(Error::new(
+            Code::Forbidden,
+            format!(
+                "{what} needs the {} role; {} is {}",
+                role.as_str(),
+                self.actor.by,
+                self.actor.role.as_str()
+            ),
+        ))
+    }
+}
+
+/// Who acts, named in every record written (`by`): a staff id, a token's name, `cli`
+/// for the offline CLI, `system` for the daemon's own passes. With a manager's approval
+/// the approver acts and the caller is kept as `requested_by`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub by: String,
+    pub role: Role,
+    pub requested_by: Option<String>,
+}
+
+impl Actor {
+    pub fn new(by: &str, role: Role) -> Actor {
+        Actor {
+            by: by.to_string(),
+            role,
+            requested_by: None,
+        }
+    }
+
+    /// The daemon itself (expiry passes, sync): may do anything.
+    pub fn system() -> Actor {
+        Actor::new("system", Role::Owner)
+    }
+
+    /// The CLI offline, on the device: whoever runs it owns the data directory.
+    pub fn cli() -> Actor {
+        Actor::new("cli", Role::Owner)
+    }
 }
 
 pub struct Engine {
@@ -221,10 +308,11 @@ impl Engine {
                     terminal_id: engine.cfg.terminal_id.clone(),
                     epoch,
                 };
-                engine.commit_plain(at, |_, _| Ok((vec![body], ())), |_, _, _| Ok(()))?;
+                engine.commit_plain(&at, |_, _| Ok((vec![body], ())), |_, _, _| Ok(()))?;
                 engine.epoch = epoch;
             }
         }
+        engine.canonicalise_phones()?;
         // A ruleset the hub published wins over the local file unless the file's is newer.
         if let Some(text) = engine.store.hub_ruleset()? {
             engine.adopt_hub_ruleset(&text);
@@ -295,7 +383,7 @@ impl Engine {
     /// returned once everything it rests on is durable.
     fn commit<R, T>(
         &self,
-        at: At,
+        at: &At,
         key: Option<&Keyed>,
         decide: impl FnOnce(&Store, &Ruleset) -> Result<Step<R>>,
         answer: impl FnOnce(&Store, &Ruleset, R) -> Result<T>,
@@ -350,6 +438,8 @@ impl Engine {
                 at: at.ts,
                 day,
                 idem: if i + 1 == n { keyed.clone() } else { None },
+                by: Some(at.actor.by.clone()),
+                requested_by: at.actor.requested_by.clone(),
                 body,
             })
             .collect();
@@ -379,7 +469,7 @@ impl Engine {
     /// `commit` of a change without an idempotency key that is either written or refused.
     fn commit_plain<R, T>(
         &self,
-        at: At,
+        at: &At,
         decide: impl FnOnce(&Store, &Ruleset) -> Result<(Vec<Body>, R)>,
         answer: impl FnOnce(&Store, &Ruleset, R) -> Result<T>,
     ) -> Result<T> {

@@ -29,7 +29,7 @@ impl Engine {
             valid_until: model::day_date(valid_until).to_string(),
         };
         self.commit(
-            at,
+            &at,
             key.as_ref(),
             |store, rules| {
                 let m = self.active_member(&card)?;
@@ -90,14 +90,14 @@ impl Engine {
             stock_left,
         };
         self.commit(
-            at,
+            &at,
             key.as_ref(),
             |store, rules| {
-                let mut m = self.active_member(&card)?;
+                let (mut m, offline) = self.active_member_and_offline(&card)?;
                 let reward = rules
                     .reward(sku)
                     .ok_or_else(|| Error::invalid(format!("the catalog has no reward {sku}")))?;
-                let mut bodies = self.expire_first(&mut m, at);
+                let mut bodies = self.expire_first(&mut m, &at);
                 let left = reward.stock - store.reward_used(sku)?;
                 if left <= 0 {
                     return Err(Error::new(Code::RewardOutOfStock, format!("{sku} is out of stock")));
@@ -109,10 +109,6 @@ impl Engine {
                         format!("{sku} costs {} points, the balance is {balance}", reward.points),
                     ));
                 }
-                let offline = match self.cfg.offline_cap {
-                    true => Some(store.offline_redeemed(&m.member_id)?),
-                    false => None,
-                };
                 let mut check = Self::pin_check(pin, &m, ahead.as_ref());
                 let pin_verified = match rules::authorise_redemption(
                     rules,
@@ -194,7 +190,7 @@ impl Engine {
         let n = due.len() as u64;
         for chunk in due.chunks(256) {
             self.commit_plain(
-                at,
+                &at,
                 |store, _| {
                     // Re-check under the writer lock: a checkout may have expired them already.
                     let mut bodies = Vec::new();

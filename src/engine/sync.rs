@@ -20,7 +20,7 @@ impl Engine {
     pub fn record_ack(&self, upto: u64, pushable: u64) -> Result<()> {
         let at = self.at(None);
         self.commit_plain(
-            at,
+            &at,
             |store, _| {
                 let now = store.acked()?;
                 Ok((
@@ -61,12 +61,12 @@ impl Engine {
     }
 
     /// Applies what a pull brought, through the journal like any change.
-    pub fn apply_pull(&self, pull: crate::record::HubPull) -> Result<()> {
+    pub fn apply_pull(&self, pull: crate::record::HubPullV2) -> Result<()> {
         let ruleset = pull.ruleset.clone();
         let at = self.at(None);
         self.commit_plain(
-            at,
-            |_, _| Ok((vec![Body::HubPull(Box::new(pull))], ())),
+            &at,
+            |_, _| Ok((vec![Body::HubPullV2(Box::new(pull))], ())),
             |_, _, _| Ok(()),
         )?;
         if let Some(text) = ruleset {
@@ -79,7 +79,7 @@ impl Engine {
     /// under the writer lock and returns the records to write and a result, which is
     /// returned once the records are durable.
     pub fn transact<R>(&self, at: At, decide: impl FnOnce(&Store, &Ruleset) -> Result<(Vec<Body>, R)>) -> Result<R> {
-        self.commit_plain(at, decide, |_, _, r| Ok(r))
+        self.commit_plain(&at, decide, |_, _, r| Ok(r))
     }
 
     /// How many records in `from..=to` go upstream.

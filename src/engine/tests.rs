@@ -17,6 +17,7 @@ fn cfg(dir: &Path) -> EngineConfig {
         cache_bytes: 4 << 20,
         offline_cap: false,
         hub: false,
+        ..Default::default()
     }
 }
 
@@ -29,6 +30,7 @@ fn at() -> At {
     At {
         ts: parse_instant("2026-06-15T12:00:00+08:00").unwrap(),
         trusted: true,
+        actor: crate::engine::Actor::system(),
     }
 }
 
@@ -48,7 +50,7 @@ fn sale(price: i64) -> Sale {
 fn with_member(dir: &Path) -> Arc<Engine> {
     let e = open(dir);
     let m = NewMember {
-        card: "CARD0001".into(),
+        card: Some("CARD0001".into()),
         name: "Member".into(),
         phone: "13900000001".into(),
         ..NewMember::default()

@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 
 use axum::body::Body as HttpBody;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -13,8 +14,9 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use super::intake;
-use super::store::HubStore;
+use super::store::{Find, HubStore};
 use super::{HubState, Shared};
+use crate::engine::Actor;
 use crate::error::{Code, Error, Result};
 use crate::model;
 use crate::service::http;
@@ -24,8 +26,16 @@ pub(super) fn router(state: Shared) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route(wire::PUSH_PATH, post(push))
-        .route(wire::PULL_PATH, post(pull))
+        .route(wire::PULL_PATH, post(pull_v1))
+        .route(wire::PULL_V2_PATH, post(pull))
+        .route("/v1/hub/members", get(find))
         .route("/v1/hub/members/{member_id}", get(member))
+        .route("/v1/hub/members/{member_id}/transactions", get(transactions))
+        .route("/v1/hub/members/{member_id}/points", get(ledger))
+        .route("/v1/hub/members/{member_id}/coupons", get(coupons))
+        .route("/v1/hub/transactions/{tx_id}", get(transaction))
+        .route("/v1/hub/conflicts", get(conflicts))
+        .route("/v1/hub/conflicts/{id}/resolve", post(resolve))
         .route("/v1/hub/terminals", get(terminals))
         .route("/v1/hub/reports/overspent", get(overspent))
         .route("/v1/hub/rulesets", post(publish))
@@ -143,8 +153,22 @@ async fn pull(
     headers: HeaderMap,
     body: HttpBody,
 ) -> Response {
-    let bound = (wire::PULL_PATH, wire::MAX_PULL_BODY);
+    let bound = (wire::PULL_V2_PATH, wire::MAX_PULL_BODY);
     signed(st, peer, headers, body, bound, |s, r: &PullRequest| s.pull(r)).await
+}
+
+/// A 0.1 terminal's pull: the same answer with 0.1's member snapshots.
+async fn pull_v1(
+    State(st): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: HttpBody,
+) -> Response {
+    let bound = (wire::PULL_PATH, wire::MAX_PULL_BODY);
+    signed(st, peer, headers, body, bound, |s, r: &PullRequest| {
+        s.pull(r).map(|p| p.into_v1())
+    })
+    .await
 }
 
 /// Operator endpoints need the bearer token.
@@ -205,4 +229,119 @@ async fn publish(State(st): State<Shared>, headers: HeaderMap, body: HttpBody) -
         Ok(version) => (StatusCode::CREATED, Json(serde_json::json!({ "version": version }))).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+fn query<T>(q: std::result::Result<Query<T>, QueryRejection>) -> Result<T> {
+    q.map(|Query(q)| q).map_err(|e| Error::invalid(e.body_text()))
+}
+
+#[derive(Serialize)]
+struct MembersPage {
+    members: Vec<crate::views::MemberView>,
+    next: Option<String>,
+}
+
+async fn find(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    q: std::result::Result<Query<Find>, QueryRejection>,
+) -> Response {
+    if let Err(e) = operator(&st, &headers) {
+        return e.into_response();
+    }
+    let q = match query(q) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    json(
+        blocking(&st, move |s| {
+            let (members, next) = s.find_members(&q)?;
+            Ok(MembersPage { members, next })
+        })
+        .await,
+    )
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+async fn transactions(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    q: std::result::Result<Query<PageQuery>, QueryRejection>,
+) -> Response {
+    if let Err(e) = operator(&st, &headers) {
+        return e.into_response();
+    }
+    let q = match query(q) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    json(blocking(&st, move |s| s.transactions(&id, q.after.as_deref(), q.limit)).await)
+}
+
+async fn ledger(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    q: std::result::Result<Query<PageQuery>, QueryRejection>,
+) -> Response {
+    if let Err(e) = operator(&st, &headers) {
+        return e.into_response();
+    }
+    let q = match query(q) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    json(blocking(&st, move |s| s.ledger(&id, q.after.as_deref(), q.limit)).await)
+}
+
+async fn coupons(State(st): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(e) = operator(&st, &headers) {
+        return e.into_response();
+    }
+    json(blocking(&st, move |s| Ok(serde_json::json!({ "coupons": s.coupons(&id)? }))).await)
+}
+
+async fn transaction(State(st): State<Shared>, headers: HeaderMap, Path(tx_id): Path<String>) -> Response {
+    if let Err(e) = operator(&st, &headers) {
+        return e.into_response();
+    }
+    json(blocking(&st, move |s| s.transaction(&tx_id)).await)
+}
+
+async fn conflicts(State(st): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(e) = operator(&st, &headers) {
+        return e.into_response();
+    }
+    json(blocking(&st, |s| Ok(serde_json::json!({ "conflicts": s.conflicts()? }))).await)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResolveBody {
+    keep: String,
+    merge: bool,
+}
+
+async fn resolve(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: std::result::Result<Json<ResolveBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Err(e) = operator(&st, &headers) {
+        return e.into_response();
+    }
+    let b = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return Error::invalid(format!("bad JSON body: {}", e.body_text())).into_response(),
+    };
+    let by = Actor::new("operator", crate::model::Role::Owner);
+    json(blocking(&st, move |s| s.resolve_conflict(&id, &b.keep, b.merge, by)).await)
 }

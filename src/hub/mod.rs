@@ -23,8 +23,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use crate::config::{read_secret, HubConfig};
 use crate::service::StartError;
 use intake::Unverified;
@@ -116,15 +114,14 @@ async fn run(
         .await
         .map_err(|e| StartError::System(format!("cannot listen on {listen}: {e}")))?;
     let addr = listener.local_addr().map_err(|e| StartError::System(e.to_string()))?;
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    tokio::spawn(crate::service::stop_on_signal(stop_tx));
+    let tasks = crate::service::Tasks::default();
+    tasks.spawn(crate::service::stop_on_signal(tasks.clone()));
     let scheme = if serving.tls.is_some() { "https" } else { "http" };
     tracing::info!("hub listening on {scheme}://{addr}");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    let stopped = async move {
-        let _ = stop_rx.wait_for(|s| *s).await;
-    };
-    crate::service::http::serve(listener, api::router(state), serving, stopped).await;
+    let stop = tasks.stop.clone();
+    crate::service::http::serve(listener, api::router(state), serving, stop.cancelled_owned()).await;
+    tasks.finish(Duration::from_secs(5)).await;
     tracing::info!("hub stopped");
     Ok(())
 }

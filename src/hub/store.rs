@@ -3,7 +3,7 @@
 //! terminal's records inside `Remote` records of its own journal.
 
 use crate::config::HubConfig;
-use crate::engine::{ClockPolicy, Engine, EngineConfig};
+use crate::engine::{Actor, ClockPolicy, ConflictView, Engine, EngineConfig};
 use crate::error::{Code, Error, Result};
 use crate::model::{self, MemberState};
 use crate::record::{Body, Record, Remote};
@@ -11,6 +11,7 @@ use crate::rules::Ruleset;
 use crate::service::StartError;
 use crate::store::{content_hash, FeedKind};
 use crate::sync::wire::{PullReply, PullRequest, PushReply, PushRequest};
+use crate::views::history::{LedgerPage, MemberCouponView, TransactionView, TransactionsPage};
 use crate::views::MemberView;
 use serde::Serialize;
 
@@ -54,10 +55,32 @@ pub trait HubStore: Send + Sync {
     fn overspent(&self) -> Result<Vec<Overspent>>;
     /// Validates and publishes a ruleset for every terminal; returns its version.
     fn publish_ruleset(&self, text: &str) -> Result<u32>;
+    /// Members chain-wide: by phone (exact, canonical) or a search text, paged.
+    fn find_members(&self, find: &Find) -> Result<(Vec<MemberView>, Option<String>)>;
+    /// A member's transactions at every shop, newest first.
+    fn transactions(&self, member_id: &str, after: Option<&str>, limit: Option<usize>) -> Result<TransactionsPage>;
+    /// A member's points ledger, newest first.
+    fn ledger(&self, member_id: &str, after: Option<&str>, limit: Option<usize>) -> Result<LedgerPage>;
+    fn coupons(&self, member_id: &str) -> Result<Vec<MemberCouponView>>;
+    /// A checkout any terminal made, with its refunds.
+    fn transaction(&self, tx_id: &str) -> Result<TransactionView>;
+    /// Conflicts not yet resolved.
+    fn conflicts(&self) -> Result<Vec<ConflictView>>;
+    fn resolve_conflict(&self, id: &str, keep: &str, merge: bool, by: Actor) -> Result<ConflictView>;
     /// Ends the session cleanly (see `Engine::close`).
     fn close(&self) -> Result<()>;
     /// Ok while the store takes changes (see `Engine::healthy`).
     fn healthy(&self) -> Result<()>;
+}
+
+/// A member lookup: exactly one of `phone` and `q`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Find {
+    pub phone: Option<String>,
+    pub q: Option<String>,
+    pub limit: Option<usize>,
+    pub after: Option<String>,
 }
 
 /// [`HubStore`] on the terminal's own engine: a journal and sled.
@@ -75,6 +98,8 @@ pub fn engine_config(cfg: &HubConfig) -> EngineConfig {
         cache_bytes: cfg.cache_mib << 20,
         offline_cap: false,
         hub: true,
+        country_code: cfg.members.default_country_code.clone(),
+        refund_limit: None,
     }
 }
 
@@ -198,10 +223,12 @@ impl HubStore for SledHub {
             hub_time: 0,
         };
         let mut bytes = 0;
-        let add_member = |reply: &mut PullReply, bytes: &mut usize, m: MemberState| {
-            let snap = crate::state::convert::snapshot_of(&m);
+        let add_member = |reply: &mut PullReply, bytes: &mut usize, m: MemberState| -> Result<()> {
+            let holds_phone = store.phone_owner(&m.phone)?.as_deref() == Some(m.member_id.as_str());
+            let snap = crate::state::convert::snapshot_of(&m, holds_phone);
             *bytes += postcard::to_allocvec(&snap).map_or(0, |v| v.len());
             reply.members.push(snap);
+            Ok(())
         };
         for id in req.members.iter().take(PULL_ASKED) {
             if bytes > PULL_BYTES {
@@ -211,7 +238,7 @@ impl HubStore for SledHub {
                 break;
             }
             if let Some(m) = store.member(id)? {
-                add_member(&mut reply, &mut bytes, m);
+                add_member(&mut reply, &mut bytes, m)?;
             }
         }
         let mut i = 0;
@@ -226,7 +253,7 @@ impl HubStore for SledHub {
                 match kind {
                     FeedKind::Member => {
                         if let Some(m) = store.member(id)? {
-                            add_member(&mut reply, &mut bytes, m);
+                            add_member(&mut reply, &mut bytes, m)?;
                         }
                     }
                     FeedKind::Coupon => {
@@ -303,6 +330,40 @@ impl HubStore for SledHub {
         self.engine.set_rules(rules);
         tracing::info!("published ruleset version {version}");
         Ok(version)
+    }
+
+    fn find_members(&self, find: &Find) -> Result<(Vec<MemberView>, Option<String>)> {
+        let at = self.engine.at(None);
+        match (&find.phone, &find.q) {
+            (Some(phone), None) => Ok((self.engine.find_by_phone(phone, &at)?, None)),
+            (None, Some(q)) => self.engine.search(q, find.after.as_deref(), find.limit, &at),
+            _ => Err(Error::invalid("give one of phone= or q=")),
+        }
+    }
+
+    fn transactions(&self, member_id: &str, after: Option<&str>, limit: Option<usize>) -> Result<TransactionsPage> {
+        self.engine.transactions_page(member_id, after, limit)
+    }
+
+    fn ledger(&self, member_id: &str, after: Option<&str>, limit: Option<usize>) -> Result<LedgerPage> {
+        self.engine.ledger_page(member_id, after, limit)
+    }
+
+    fn coupons(&self, member_id: &str) -> Result<Vec<MemberCouponView>> {
+        self.engine.member_coupons(member_id)
+    }
+
+    fn transaction(&self, tx_id: &str) -> Result<TransactionView> {
+        self.engine.transaction(tx_id)
+    }
+
+    fn conflicts(&self) -> Result<Vec<ConflictView>> {
+        self.engine.conflicts()
+    }
+
+    fn resolve_conflict(&self, id: &str, keep: &str, merge: bool, by: Actor) -> Result<ConflictView> {
+        self.engine
+            .resolve_conflict(id, keep, merge, self.engine.at(None).by(by))
     }
 
     fn healthy(&self) -> Result<()> {

@@ -21,8 +21,8 @@
 //!    turns it into the new one, so that nothing above this module sees old versions.
 //!    Only the new one is written from then on.
 //! 4. A header that must hold more gets a new `HeaderVn` in a new `Payload` variant
-//!    at the end, decoded into `Record`'s fields the same way (first use: `HeaderV2`,
-//!    the idempotency key of any change).
+//!    at the end, decoded into `Record`'s fields the same way (first uses: `HeaderV2`,
+//!    the idempotency key of any change; `HeaderV3`, who acted).
 //! 5. A release that writes a new version adds its golden journals (every kind).
 //!
 //! Nothing here imports the crate but the model's primitives (instants and day
@@ -51,6 +51,11 @@ pub struct Record {
     /// The idempotency key the change was asked with, and the hash of the request: the
     /// same key with the same request answers again from this record.
     pub idem: Option<IdemKey>,
+    /// Who acted: the staff id (or `pos` for the POS token), and, when a manager
+    /// approved a request inside it, the caller who asked (`by` is then the approver).
+    /// None in records written before 0.2 and in the engine's own (start-up, sync).
+    pub by: Option<String>,
+    pub requested_by: Option<String>,
     pub body: Body,
 }
 
@@ -66,6 +71,7 @@ pub struct IdemKey {
 enum Payload {
     V1(HeaderV1, Body),
     V2(HeaderV2, Body),
+    V3(HeaderV3, Body),
 }
 
 /// Encodes like `Payload::V2` without cloning the body.
@@ -73,7 +79,9 @@ enum Payload {
 enum PayloadRef<'a> {
     #[allow(dead_code)]
     V1(HeaderV1, &'a Body),
+    #[allow(dead_code)]
     V2(HeaderV2, &'a Body),
+    V3(HeaderV3, &'a Body),
 }
 
 /// The header of 0.1.
@@ -97,6 +105,20 @@ struct HeaderV2 {
     at: Ts,
     day: DayNo,
     idem: Option<IdemKey>,
+}
+
+/// 0.2 staff: and who acted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct HeaderV3 {
+    wall: Ts,
+    clock_trusted: bool,
+    boot_id: [u8; 16],
+    mono_us: u64,
+    at: Ts,
+    day: DayNo,
+    idem: Option<IdemKey>,
+    by: Option<String>,
+    requested_by: Option<String>,
 }
 
 /// The kinds of record. Frozen: add variants at the end only (see the module docs).
@@ -169,6 +191,162 @@ pub enum Body {
         upto: u64,
         pushable: u64,
     },
+    // ---- 0.2 ----
+    /// A member enrolled with tags (`MemberAdd` is the 0.1 form, read as this with none).
+    MemberAddV2(Box<MemberAddV2>),
+    /// Changes to a member's details: each field given replaces the old one.
+    MemberEdit(Box<MemberEdit>),
+    /// Active or inactive (an inactive member's cards are refused at checkout).
+    MemberStatus {
+        member_id: String,
+        active: bool,
+    },
+    /// A new PIN: changed with the old one, or reset by a manager (which lifts a lock).
+    PinSet {
+        member_id: String,
+        pin_hash: String,
+        reset: bool,
+    },
+    CardUnblock {
+        card: String,
+    },
+    /// Points given or taken outside a sale, with the reason (`import` for balances
+    /// brought from another system).
+    PointsAdjust {
+        member_id: String,
+        points: i64,
+        reason: String,
+        lot_expires_at: Option<Ts>,
+    },
+    /// Points for taking part in an activity of the ruleset.
+    Activity {
+        member_id: String,
+        activity_id: String,
+        points: i64,
+        lot_expires_at: Option<Ts>,
+    },
+    /// Staff accounts: a new one, or a change to one (its role, password, or disabled).
+    StaffAdd {
+        staff_id: String,
+        name: String,
+        role: String,
+        password_hash: String,
+    },
+    StaffChange {
+        staff_id: String,
+        role: Option<String>,
+        password_hash: Option<String>,
+        disabled: Option<bool>,
+    },
+    /// The upgrade to canonical phones: each member's phone as it is now written.
+    PhonesCanonical {
+        phones: Vec<(String, String)>,
+    },
+    /// Part of a member import; nothing of it counts until its `ImportCommit`.
+    ImportChunk {
+        import_id: u64,
+        members: Vec<Imported>,
+    },
+    ImportCommit {
+        import_id: u64,
+        chunks: u32,
+    },
+    /// Hub: an operator's resolution of a conflict (two enrolments of one card or phone):
+    /// `keep` holds the card or phone; with `merge`, the others are merged into it.
+    ConflictResolve {
+        conflict_id: String,
+        keep: String,
+        merge: bool,
+    },
+    /// Terminal: what one pull from the hub brought, with 0.2's member snapshots.
+    HubPullV2(Box<HubPullV2>),
+}
+
+/// A member as enrolled (0.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberAddV2 {
+    pub member_id: String,
+    pub card: String,
+    pub name: String,
+    pub phone: String,
+    pub birthday: Option<Birthday>,
+    pub pin_hash: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// The fields of a member an edit replaces (None: unchanged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberEdit {
+    pub member_id: String,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    /// Some(None) clears the birthday.
+    pub birthday: Option<Option<Birthday>>,
+    pub tags: Option<Vec<String>>,
+}
+
+/// One member of an import.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Imported {
+    pub member_id: String,
+    pub card: String,
+    pub name: String,
+    pub phone: String,
+    pub birthday: Option<Birthday>,
+    pub tags: Vec<String>,
+    /// The balance brought along, as one lot.
+    pub points: i64,
+    pub lot_expires_at: Option<Ts>,
+}
+
+/// A pull (0.2): snapshots carry what 0.2 members hold beyond 0.1's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubPullV2 {
+    pub cursor: u64,
+    pub acked: u64,
+    pub members: Vec<MemberSnapshotV2>,
+    pub coupons: Vec<(String, CouponSnapshot)>,
+    pub blocked_cards: Vec<String>,
+    pub ruleset: Option<String>,
+}
+
+/// A member as the hub knows it (0.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberSnapshotV2 {
+    pub member_id: String,
+    pub name: String,
+    pub phone: String,
+    pub birthday: Option<Birthday>,
+    pub pin_hash: Option<String>,
+    pub cards: Vec<(String, CardStatus)>,
+    pub created_at: Ts,
+    pub tier: String,
+    pub lots: Vec<Lot>,
+    pub debt: i64,
+    pub days: Vec<DayBucketV2>,
+    pub pin_failures: u32,
+    pub pin_failed_at: Ts,
+    pub tags: Vec<String>,
+    pub active: bool,
+    pub enrolled_by: String,
+    pub visits: u64,
+    pub last_visit_at: Option<Ts>,
+    /// Merged into this member by an operator (then it holds no balance).
+    pub merged_into: Option<String>,
+    pub tiers_reached: Vec<String>,
+    /// The hub finds this member by its phone (false for the later of two offline
+    /// enrolments of one phone, until an operator resolves the conflict).
+    pub holds_phone: bool,
+}
+
+/// A day of the tier metric (0.2): and the activities granted that day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayBucketV2 {
+    pub day: DayNo,
+    pub spend: i64,
+    pub points: i64,
+    pub visits: i64,
+    pub activities: i64,
 }
 
 impl Body {
@@ -183,6 +361,11 @@ impl Body {
                 | Body::Covered { .. }
                 | Body::RulesetPublish { .. }
                 | Body::Acked { .. }
+                | Body::HubPullV2(_)
+                | Body::ConflictResolve { .. }
+                // Staff accounts are each terminal's own.
+                | Body::StaffAdd { .. }
+                | Body::StaffChange { .. }
         )
     }
 }
@@ -354,9 +537,95 @@ pub struct Remote {
     pub payload: Vec<u8>,
 }
 
+impl MemberSnapshot {
+    /// A 0.1 snapshot in 0.2's form: an active member with no tags, merges or visits
+    /// counted (0.1 did not keep them), enrolled by an unknown terminal.
+    pub fn into_v2(self) -> MemberSnapshotV2 {
+        MemberSnapshotV2 {
+            member_id: self.member_id,
+            name: self.name,
+            phone: self.phone,
+            birthday: self.birthday,
+            pin_hash: self.pin_hash,
+            cards: self.cards,
+            created_at: self.created_at,
+            tier: self.tier,
+            lots: self.lots,
+            debt: self.debt,
+            days: self
+                .days
+                .into_iter()
+                .map(|d| DayBucketV2 {
+                    day: d.day,
+                    spend: d.spend,
+                    points: d.points,
+                    visits: d.visits,
+                    activities: 0,
+                })
+                .collect(),
+            pin_failures: self.pin_failures,
+            pin_failed_at: self.pin_failed_at,
+            tags: vec![],
+            active: true,
+            enrolled_by: String::new(),
+            visits: 0,
+            last_visit_at: None,
+            merged_into: None,
+            tiers_reached: vec![],
+            holds_phone: true,
+        }
+    }
+}
+
+impl MemberSnapshotV2 {
+    /// The snapshot as a 0.1 terminal takes it (what 0.1 snapshots held).
+    pub fn into_v1(self) -> MemberSnapshot {
+        MemberSnapshot {
+            member_id: self.member_id,
+            name: self.name,
+            phone: self.phone,
+            birthday: self.birthday,
+            pin_hash: self.pin_hash,
+            cards: self.cards,
+            created_at: self.created_at,
+            tier: self.tier,
+            lots: self.lots,
+            debt: self.debt,
+            days: self
+                .days
+                .into_iter()
+                .map(|d| DayBucket {
+                    day: d.day,
+                    spend: d.spend,
+                    points: d.points,
+                    visits: d.visits,
+                })
+                .collect(),
+            pin_failures: self.pin_failures,
+            pin_failed_at: self.pin_failed_at,
+            unacked_redeem: vec![],
+            local_seq: 0,
+            listed_negative: false,
+        }
+    }
+}
+
+impl HubPull {
+    pub fn into_v2(self) -> HubPullV2 {
+        HubPullV2 {
+            cursor: self.cursor,
+            acked: self.acked,
+            members: self.members.into_iter().map(MemberSnapshot::into_v2).collect(),
+            coupons: self.coupons,
+            blocked_cards: self.blocked_cards,
+            ruleset: self.ruleset,
+        }
+    }
+}
+
 impl Record {
     pub fn encode(&self) -> Vec<u8> {
-        let header = HeaderV2 {
+        let header = HeaderV3 {
             wall: self.wall,
             clock_trusted: self.clock_trusted,
             boot_id: self.boot_id,
@@ -364,23 +633,30 @@ impl Record {
             at: self.at,
             day: self.day,
             idem: self.idem.clone(),
+            by: self.by.clone(),
+            requested_by: self.requested_by.clone(),
         };
-        postcard::to_allocvec(&PayloadRef::V2(header, &self.body)).expect("records always encode")
+        postcard::to_allocvec(&PayloadRef::V3(header, &self.body)).expect("records always encode")
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Record> {
-        let (h, idem, mut body) = match postcard::from_bytes::<Payload>(bytes) {
-            Ok(Payload::V1(h, body)) => (h, None, body),
+        let v1 = |wall, clock_trusted, boot_id, mono_us, at, day| HeaderV1 {
+            wall,
+            clock_trusted,
+            boot_id,
+            mono_us,
+            at,
+            day,
+        };
+        let (h, idem, by, requested_by, mut body) = match postcard::from_bytes::<Payload>(bytes) {
+            Ok(Payload::V1(h, body)) => (h, None, None, None, body),
             Ok(Payload::V2(h, body)) => {
-                let v1 = HeaderV1 {
-                    wall: h.wall,
-                    clock_trusted: h.clock_trusted,
-                    boot_id: h.boot_id,
-                    mono_us: h.mono_us,
-                    at: h.at,
-                    day: h.day,
-                };
-                (v1, h.idem, body)
+                let head = v1(h.wall, h.clock_trusted, h.boot_id, h.mono_us, h.at, h.day);
+                (head, h.idem, None, None, body)
+            }
+            Ok(Payload::V3(h, body)) => {
+                let head = v1(h.wall, h.clock_trusted, h.boot_id, h.mono_us, h.at, h.day);
+                (head, h.idem, h.by, h.requested_by, body)
             }
             Err(e) => return Err(Error::internal(format!("undecodable journal record: {e}"))),
         };
@@ -388,6 +664,27 @@ impl Record {
         let idem = match &mut body {
             Body::Checkout(c) => idem.or_else(|| c.idem.take().map(|(key, request)| IdemKey { key, request })),
             _ => idem,
+        };
+        // Older versions of a kind are read as the newest (see the module docs).
+        let body = match body {
+            Body::MemberAdd {
+                member_id,
+                card,
+                name,
+                phone,
+                birthday,
+                pin_hash,
+            } => Body::MemberAddV2(Box::new(MemberAddV2 {
+                member_id,
+                card,
+                name,
+                phone,
+                birthday,
+                pin_hash,
+                tags: vec![],
+            })),
+            Body::HubPull(p) => Body::HubPullV2(Box::new(p.into_v2())),
+            other => other,
         };
         Ok(Record {
             wall: h.wall,
@@ -397,6 +694,8 @@ impl Record {
             at: h.at,
             day: h.day,
             idem,
+            by,
+            requested_by,
             body,
         })
     }
@@ -415,6 +714,8 @@ mod tests {
             at: 3,
             day: 4,
             idem,
+            by: Some("pos".into()),
+            requested_by: None,
             body,
         }
     }
@@ -477,6 +778,7 @@ mod tests {
                 request: [5; 32]
             })
         );
+        assert_eq!((r.by, r.requested_by), (None, None), "0.1 named nobody");
         let Body::Checkout(got) = r.body else { panic!() };
         assert_eq!(got.idem, None);
         assert_eq!(got.tx_id, c.tx_id);

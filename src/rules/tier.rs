@@ -179,6 +179,7 @@ mod tests {
             days,
             pin_failures: 0,
             pin_failed_at: 0,
+            ..Default::default()
         }
     }
 
@@ -358,8 +359,8 @@ mod tests {
     }
 
     #[test]
-    fn activities_leave_the_stored_encoding_of_a_member_as_it_was() {
-        // The store keeps `MemberState` as postcard; a new field would shift old records.
+    fn activities_are_kept_with_the_stored_member() {
+        // The store keeps `MemberState` as postcard (store layout 4 added the count).
         let b = DayBucket {
             day: 20000,
             spend: 123,
@@ -368,9 +369,12 @@ mod tests {
             activities: 9,
         };
         let bytes = postcard::to_allocvec(&b).unwrap();
-        assert_eq!(bytes, postcard::to_allocvec(&(20000i32, 123i64, 4i64, 1i64)).unwrap());
+        assert_eq!(
+            bytes,
+            postcard::to_allocvec(&(20000i32, 123i64, 4i64, 1i64, 9i64)).unwrap()
+        );
         let back: DayBucket = postcard::from_bytes(&bytes).unwrap();
-        assert_eq!(back.activities, 0);
+        assert_eq!(back, b);
     }
 
     #[test]

@@ -190,6 +190,7 @@ mod tests {
             days: vec![],
             pin_failures: 0,
             pin_failed_at: 0,
+            ..Default::default()
         };
         let lines = [crate::model::Line {
             sku: "a".into(),

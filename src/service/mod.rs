@@ -6,7 +6,8 @@ pub mod http;
 
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::error::Error;
 
@@ -97,14 +98,41 @@ pub fn init_logging() {
     };
 }
 
-pub fn stopping(stop: &watch::Sender<bool>) {
-    tracing::info!("stopping: no new requests; finishing the ones in flight");
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    let _ = stop.send(true);
+/// The tasks of a daemon and their common stop: every task is spawned through here and
+/// ends when `stop` is cancelled; `finish` waits for them all, in bounded time, so that
+/// shutdown stops them in order instead of cutting them with the runtime.
+#[derive(Clone, Default)]
+pub struct Tasks {
+    pub stop: CancellationToken,
+    tracker: TaskTracker,
 }
 
-/// SIGTERM/SIGINT stop a daemon without a ruleset to reload (the hub).
-pub async fn stop_on_signal(stop: watch::Sender<bool>) {
+impl Tasks {
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tracker.spawn(task);
+    }
+
+    /// Tells systemd and the tasks that the daemon stops.
+    pub fn stopping(&self) {
+        if !self.stop.is_cancelled() {
+            tracing::info!("stopping: no new requests; finishing the ones in flight");
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+            self.stop.cancel();
+        }
+    }
+
+    /// Stops every task and waits up to `within` for them to end; says which did not.
+    pub async fn finish(&self, within: Duration) {
+        self.stopping();
+        self.tracker.close();
+        if tokio::time::timeout(within, self.tracker.wait()).await.is_err() {
+            tracing::warn!("shutdown: {} task(s) did not end within {within:?}", self.tracker.len());
+        }
+    }
+}
+
+/// Cancels `tasks` on SIGTERM or SIGINT (a daemon without a ruleset to reload: the hub).
+pub async fn stop_on_signal(tasks: Tasks) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::error!("cannot install signal handlers");
@@ -113,6 +141,7 @@ pub async fn stop_on_signal(stop: watch::Sender<bool>) {
     tokio::select! {
         _ = term.recv() => {},
         _ = int.recv() => {},
+        _ = tasks.stop.cancelled() => return,
     }
-    stopping(&stop);
+    tasks.stopping();
 }

@@ -117,9 +117,20 @@ fn card_status_of(s: record::CardStatus) -> model::CardStatus {
     }
 }
 
-/// A member as the hub sends it (the hub's bookkeeping is not part of it).
-pub fn snapshot_of(m: &MemberState) -> record::MemberSnapshot {
-    record::MemberSnapshot {
+fn lots_of(lots: &[model::Lot]) -> Vec<record::Lot> {
+    lots.iter()
+        .map(|l| record::Lot {
+            points: l.points,
+            earned_at: l.earned_at,
+            expires_at: l.expires_at,
+        })
+        .collect()
+}
+
+/// A member as a 0.2 hub sends it (the hub's bookkeeping is not part of it), and
+/// whether the hub finds it by its phone.
+pub fn snapshot_of(m: &MemberState, holds_phone: bool) -> record::MemberSnapshotV2 {
+    record::MemberSnapshotV2 {
         member_id: m.member_id.clone(),
         name: m.name.clone(),
         phone: m.phone.clone(),
@@ -128,36 +139,34 @@ pub fn snapshot_of(m: &MemberState) -> record::MemberSnapshot {
         cards: m.cards.iter().map(|(c, s)| (c.clone(), card_status(*s))).collect(),
         created_at: m.created_at,
         tier: m.tier.clone(),
-        lots: m
-            .lots
-            .iter()
-            .map(|l| record::Lot {
-                points: l.points,
-                earned_at: l.earned_at,
-                expires_at: l.expires_at,
-            })
-            .collect(),
+        lots: lots_of(&m.lots),
         debt: m.debt,
         days: m
             .days
             .iter()
-            .map(|d| record::DayBucket {
+            .map(|d| record::DayBucketV2 {
                 day: d.day,
                 spend: d.spend,
                 points: d.points,
                 visits: d.visits,
+                activities: d.activities,
             })
             .collect(),
         pin_failures: m.pin_failures,
         pin_failed_at: m.pin_failed_at,
-        unacked_redeem: vec![],
-        local_seq: 0,
-        listed_negative: false,
+        tags: m.tags.clone(),
+        active: m.active,
+        enrolled_by: m.enrolled_by.clone(),
+        visits: m.visits,
+        last_visit_at: m.last_visit_at,
+        merged_into: m.merged_into.clone(),
+        tiers_reached: m.tiers_reached.clone(),
+        holds_phone,
     }
 }
 
 /// The member a hub snapshot describes.
-pub fn member_of(s: &record::MemberSnapshot) -> MemberState {
+pub fn member_of(s: &record::MemberSnapshotV2) -> MemberState {
     MemberState {
         member_id: s.member_id.clone(),
         name: s.name.clone(),
@@ -185,12 +194,18 @@ pub fn member_of(s: &record::MemberSnapshot) -> MemberState {
                 spend: d.spend,
                 points: d.points,
                 visits: d.visits,
-                // Activity grants are not in the record yet.
-                activities: 0,
+                activities: d.activities,
             })
             .collect(),
         pin_failures: s.pin_failures,
         pin_failed_at: s.pin_failed_at,
+        tags: s.tags.clone(),
+        active: s.active,
+        enrolled_by: s.enrolled_by.clone(),
+        visits: s.visits,
+        last_visit_at: s.last_visit_at,
+        merged_into: s.merged_into.clone(),
+        tiers_reached: s.tiers_reached.clone(),
     }
 }
 

@@ -7,36 +7,44 @@ use crate::model::{CardStatus, DayNo, MemberState, Taken, Ts, PIN_MAX_TRIES};
 use crate::record;
 use crate::rules::{lots, tier};
 
-/// The new member a `MemberAdd` record makes (None for any other record).
-/// `card_status` is Active unless the card was already someone else's (on the hub, two
-/// offline enrolments of one card).
-pub fn enrolled(body: &record::Body, card_status: CardStatus, at: Ts) -> Option<MemberState> {
-    let record::Body::MemberAdd {
-        member_id,
-        card,
-        name,
-        phone,
-        birthday,
-        pin_hash,
-    } = body
-    else {
+/// The new member a `MemberAddV2` record makes (None for any other record), enrolled
+/// by terminal `enrolled_by`. `card_status` is Active unless the card was already
+/// someone else's (on the hub, two offline enrolments of one card).
+pub fn enrolled(body: &record::Body, card_status: CardStatus, at: Ts, enrolled_by: &str) -> Option<MemberState> {
+    let record::Body::MemberAddV2(add) = body else {
         return None;
     };
     Some(MemberState {
-        member_id: member_id.clone(),
-        name: name.clone(),
-        phone: phone.clone(),
-        birthday: birthday.map(Into::into),
-        pin_hash: pin_hash.clone(),
-        cards: vec![(card.clone(), card_status)],
+        member_id: add.member_id.clone(),
+        name: add.name.clone(),
+        phone: add.phone.clone(),
+        birthday: add.birthday.map(Into::into),
+        pin_hash: add.pin_hash.clone(),
+        cards: vec![(add.card.clone(), card_status)],
         created_at: at,
-        tier: String::new(),
-        lots: vec![],
-        debt: 0,
-        days: vec![],
-        pin_failures: 0,
-        pin_failed_at: 0,
+        tags: add.tags.clone(),
+        active: true,
+        enrolled_by: enrolled_by.to_string(),
+        ..MemberState::default()
     })
+}
+
+/// A member an import brings, with its balance as one lot.
+pub fn imported(m: &record::Imported, at: Ts, enrolled_by: &str) -> MemberState {
+    let mut state = MemberState {
+        member_id: m.member_id.clone(),
+        name: m.name.clone(),
+        phone: m.phone.clone(),
+        birthday: m.birthday.map(Into::into),
+        cards: vec![(m.card.clone(), CardStatus::Active)],
+        created_at: at,
+        tags: m.tags.clone(),
+        active: true,
+        enrolled_by: enrolled_by.to_string(),
+        ..MemberState::default()
+    };
+    state.credit(m.points, at, m.lot_expires_at);
+    state
 }
 
 /// What a refund needs to know of the checkout it refunds.
@@ -72,16 +80,102 @@ impl MemberState {
     }
 
     /// A checkout: its redemption takes lots first-expiring-first, its earnings form a
-    /// lot (after any debt), the tier and the metric move. Returns the lot parts taken.
+    /// lot (after any debt), the tier and the metric move, a visit counts. Returns the
+    /// lot parts taken.
     pub fn on_checkout(&mut self, c: &record::Checkout, at: Ts, day: DayNo) -> Vec<Taken> {
         let taken = lots::take(&mut self.lots, &mut self.debt, c.points_redeemed);
         lots::credit(&mut self.lots, &mut self.debt, c.points_earned, at, c.lot_expires_at);
         self.tier = c.tier_after.clone();
+        if !self.tiers_reached.contains(&c.tier_after) {
+            self.tiers_reached.push(c.tier_after.clone());
+        }
         tier::record(&mut self.days, day, c.base, c.points_earned, c.visit as i64);
+        if c.visit {
+            self.visits += 1;
+            self.last_visit_at = Some(at);
+        }
         if c.pin_verified {
             self.pin_failures = 0;
         }
         taken
+    }
+
+    /// Points given outside a sale (an adjustment, an activity, an import): one lot
+    /// (repaying any debt first).
+    pub fn credit(&mut self, points: i64, at: Ts, expires_at: Option<Ts>) {
+        lots::credit(&mut self.lots, &mut self.debt, points, at, expires_at);
+    }
+
+    /// Points taken outside a sale (a negative adjustment): first-expiring first.
+    pub fn debit(&mut self, points: i64) {
+        lots::take(&mut self.lots, &mut self.debt, points);
+    }
+
+    /// An activity grant at `day`: its points, and a count for the growth score.
+    pub fn on_activity(&mut self, points: i64, at: Ts, day: DayNo, expires_at: Option<Ts>) {
+        self.credit(points, at, expires_at);
+        tier::record_activities(&mut self.days, day, 1);
+    }
+
+    /// An edit: each field given replaces the old one.
+    pub fn on_edit(&mut self, e: &record::MemberEdit) {
+        if let Some(name) = &e.name {
+            self.name = name.clone();
+        }
+        if let Some(phone) = &e.phone {
+            self.phone = phone.clone();
+        }
+        if let Some(b) = e.birthday {
+            self.birthday = b.map(Into::into);
+        }
+        if let Some(tags) = &e.tags {
+            self.tags = tags.clone();
+        }
+    }
+
+    /// A new PIN; a reset (by a manager) also lifts a lock.
+    pub fn on_pin_set(&mut self, pin_hash: &str, reset: bool) {
+        self.pin_hash = Some(pin_hash.to_string());
+        if reset {
+            self.pin_failures = 0;
+        }
+    }
+
+    /// Everything of `other` moves into this member (an operator's merge): lots and
+    /// debt, the tier metric's days, visits, tiers reached, tags; `other` is left empty
+    /// and marked merged into this one.
+    pub fn absorb(&mut self, other: &mut MemberState) {
+        for lot in other.lots.drain(..) {
+            lots::credit(
+                &mut self.lots,
+                &mut self.debt,
+                lot.points,
+                lot.earned_at,
+                lot.expires_at,
+            );
+        }
+        if other.debt > 0 {
+            lots::take(&mut self.lots, &mut self.debt, other.debt);
+            other.debt = 0;
+        }
+        for d in other.days.drain(..) {
+            tier::record(&mut self.days, d.day, d.spend, d.points, d.visits);
+            tier::record_activities(&mut self.days, d.day, d.activities);
+        }
+        self.visits += other.visits;
+        self.last_visit_at = self.last_visit_at.max(other.last_visit_at);
+        for t in other.tiers_reached.drain(..) {
+            if !self.tiers_reached.contains(&t) {
+                self.tiers_reached.push(t);
+            }
+        }
+        for t in other.tags.drain(..) {
+            if !self.tags.contains(&t) {
+                self.tags.push(t);
+            }
+        }
+        other.visits = 0;
+        other.merged_into = Some(self.member_id.clone());
     }
 
     /// A refund: redeemed points come back to lots with their expiry, earned points are
@@ -108,6 +202,11 @@ impl MemberState {
             -plan.points_metric,
             -(plan.visit as i64),
         );
+        // The visit leaves the count with the refund that takes it out of the metric;
+        // when the member was last in the shop stays what it was.
+        if plan.visit {
+            self.visits = self.visits.saturating_sub(1);
+        }
     }
 
     /// A catalog reward paid with points.

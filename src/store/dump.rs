@@ -9,9 +9,14 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{dec, key, Acked, Applied, Daily, HashPage, HubTerminal, Idem, MemberRec, Store, TxNote, VERSION};
+use super::history::{self, LedgerEntry, TxSummary};
+use super::{
+    dec, key, Acked, ActivityCount, Applied, Conflict, Daily, HashPage, HubTerminal, Idem, MemberRec, StaffState,
+    Store, TxNote, VERSION,
+};
 use crate::error::{Error, Result};
 use crate::model::{day_date, CouponState, DayNo};
+use crate::record::Imported;
 
 fn to_json<T: Serialize>(v: &T) -> Value {
     serde_json::to_value(v).expect("state is plain data")
@@ -111,6 +116,42 @@ impl Store {
                         Value::Null,
                     );
                 }
+                key::LEDGER | key::HISTORY => {
+                    // Member id, 0, page number: each entry by member and number.
+                    let at = k.len().saturating_sub(5).max(1);
+                    let member = String::from_utf8_lossy(&k[1..at]).into_owned();
+                    let page = u32::from_be_bytes(k[at + 1..].try_into().unwrap_or([0; 4])) as u64;
+                    let entries: Vec<Value> = if k[0] == key::LEDGER {
+                        history::decode_page::<LedgerEntry>(v)?.iter().map(to_json).collect()
+                    } else {
+                        history::decode_page::<TxSummary>(v)?.iter().map(to_json).collect()
+                    };
+                    let section = if k[0] == key::LEDGER { "ledger" } else { "history" };
+                    for (i, e) in entries.into_iter().enumerate() {
+                        put(section, format!("{member}/{:010}", page * history::PAGE + i as u64), e);
+                    }
+                }
+                key::NAME | key::PHONE_SUFFIX | key::CARD_PREFIX => {
+                    let printable: String = String::from_utf8_lossy(&k).replace('\0', "/");
+                    put("search_index", printable, Value::Null);
+                }
+                key::MEMBER_COUPON => put("member_coupons", text(&k).replace('\0', "/"), Value::Null),
+                key::IMPORT => put(
+                    "import_chunks",
+                    format!(
+                        "{:016x}/{}",
+                        be_u64(&k[1..9]),
+                        u32::from_be_bytes(k[9..13].try_into().unwrap_or([0; 4]))
+                    ),
+                    to_json(&dec::<Vec<Imported>>("import", v)?),
+                ),
+                key::ACTIVITY => put(
+                    "activity_counts",
+                    text(&k).replace('\0', "/"),
+                    to_json(&dec::<ActivityCount>("activity count", v)?),
+                ),
+                key::CONFLICT => put("conflicts", text(&k), to_json(&dec::<Conflict>("conflict", v)?)),
+                key::STAFF => put("staff", text(&k), to_json(&dec::<StaffState>("staff", v)?)),
                 key::FEED_POS => put(
                     "hub_feed_positions",
                     text(&k),
@@ -126,6 +167,7 @@ impl Store {
                         key::RULESET => to_json(&dec::<(String, u32)>("published ruleset", v)?),
                         key::HUB_RULESET => to_json(&dec::<String>("hub ruleset", v)?),
                         key::CURSOR => to_json(&dec::<u64>("cursor", v)?),
+                        key::PHONES_CANONICAL => to_json(&dec::<bool>("phones marker", v)?),
                         _ => return Err(Error::internal(format!("state store: unknown key {name}"))),
                     };
                     put("position", name, value);

@@ -20,24 +20,30 @@
 
 mod apply;
 mod dump;
+pub mod history;
 mod overlay;
+mod read;
 mod redo;
+pub mod search;
 mod trust;
+mod types;
+
+pub use history::{LedgerEntry, LedgerKind, TxSummary};
+pub use types::{Acked, ActivityCount, Applied, Conflict, Daily, FeedKind, HubTerminal, Idem, StaffState, TxState};
+use types::{HashPage, MemberRec, TxNote};
 
 pub use apply::content_hash;
 pub use trust::{install, move_aside, KEEP_BROKEN};
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::{Error, Result};
 use crate::journal::Journal;
-use crate::model::{CouponState, DayNo, MemberState, Taken, Ts};
-use crate::record::{self, Body, Record};
-use crate::rules::refund::Refunded;
+use crate::model::DayNo;
 
 use overlay::Overlay;
 use redo::Redo;
@@ -54,8 +60,8 @@ type Changes = FastMap<Vec<u8>, Option<Vec<u8>>>;
 const VERSION: u8 = 1;
 /// The key layout (see the module docs); 1 kept a key per transaction and idempotency
 /// key, 2 kept the terminal's and hub's bookkeeping inside the member's state and
-/// idempotency keys by transaction id.
-const LAYOUT: u32 = 3;
+/// idempotency keys by transaction id, 3 had no history, search indexes or staff.
+const LAYOUT: u32 = 4;
 
 /// Key prefixes of the single sled tree (one tree makes every apply one atomic batch).
 mod key {
@@ -81,7 +87,26 @@ mod key {
     pub const FEED: u8 = b'F';
     /// Hub: where an entity stands in the feed: (kind, id) -> seq.
     pub const FEED_POS: u8 = b'f';
+    /// A member's coupons: (member, 0, code) -> ().
+    pub const MEMBER_COUPON: u8 = b'Q';
+    /// An import's chunks until it commits: (import id, chunk) -> members.
+    pub const IMPORT: u8 = b'I';
+    /// Activities granted to a member, counted for their limits: (member, 0, activity).
+    pub const ACTIVITY: u8 = b'G';
+    /// Hub: two offline enrolments of one card or phone.
+    pub const CONFLICT: u8 = b'X';
+    /// Staff accounts.
+    pub const STAFF: u8 = b'a';
+    /// Per member, the points ledger and the transactions, in pages (see `history`).
+    pub const LEDGER: u8 = super::history::LEDGER;
+    pub const HISTORY: u8 = super::history::HISTORY;
+    /// The search indexes (see `search`).
+    pub const NAME: u8 = super::search::NAME;
+    pub const PHONE_SUFFIX: u8 = super::search::PHONE_SUFFIX;
+    pub const CARD_PREFIX: u8 = super::search::CARD_PREFIX;
     pub const LAYOUT: &[u8] = b"Mlayout";
+    /// The phones have been made canonical (0.2's upgrade record applied).
+    pub const PHONES_CANONICAL: &[u8] = b"Mphones";
     pub const APPLIED: &[u8] = b"Mapplied";
     pub const IDENTITY: &[u8] = b"Midentity";
     /// Terminal: what the hub has acknowledged.
@@ -92,36 +117,6 @@ mod key {
     pub const HUB_RULESET: &[u8] = b"Mhubruleset";
     /// Terminal: the hub's pull cursor after the last pull applied.
     pub const CURSOR: &[u8] = b"Mcursor";
-}
-
-/// What a change-feed entry names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FeedKind {
-    Member,
-    Coupon,
-    BlockedCard,
-    Ruleset,
-}
-
-impl FeedKind {
-    fn byte(self) -> u8 {
-        match self {
-            FeedKind::Member => b'm',
-            FeedKind::Coupon => b'q',
-            FeedKind::BlockedCard => b'b',
-            FeedKind::Ruleset => b'r',
-        }
-    }
-
-    fn of(b: u8) -> Option<FeedKind> {
-        Some(match b {
-            b'm' => FeedKind::Member,
-            b'q' => FeedKind::Coupon,
-            b'b' => FeedKind::BlockedCard,
-            b'r' => FeedKind::Ruleset,
-            _ => return None,
-        })
-    }
 }
 
 fn terminal_key(terminal: &str, epoch: u64) -> Vec<u8> {
@@ -143,27 +138,6 @@ fn record_page_key(terminal: &str, epoch: u64, seq: u64) -> Vec<u8> {
     v
 }
 
-/// One page of a terminal stream as the hub holds it, by seq: the record's content
-/// hash and the seq of the hub's own journal record that holds it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct HashPage(Vec<(u64, [u8; 32], u64)>);
-
-impl HashPage {
-    fn insert(&mut self, seq: u64, hash: [u8; 32], held: u64) {
-        match self.0.binary_search_by_key(&seq, |e| e.0) {
-            Ok(i) => self.0[i] = (seq, hash, held),
-            Err(i) => self.0.insert(i, (seq, hash, held)),
-        }
-    }
-
-    fn get(&self, seq: u64) -> Option<([u8; 32], u64)> {
-        self.0
-            .binary_search_by_key(&seq, |e| e.0)
-            .ok()
-            .map(|i| (self.0[i].1, self.0[i].2))
-    }
-}
-
 /// Idempotency keys are kept in this many buckets (a hash of the key picks one), so a
 /// terminal's millionth checkout rewrites a bucket of about 15 entries rather than
 /// inserting a random key into sled, and a rebuild writes each bucket once.
@@ -172,60 +146,6 @@ const IDEM_BUCKET_BITS: u32 = 16;
 fn idem_bucket_key(idem_key: &str) -> Vec<u8> {
     let bucket = crc32fast::hash(idem_key.as_bytes()) >> (32 - IDEM_BUCKET_BITS);
     k(key::IDEM, &(bucket as u16).to_be_bytes())
-}
-
-/// What an idempotency key answers: the request it was first used for, the journal
-/// record that answered it, and the balance of the member that record changed (if
-/// any) right after it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Idem {
-    pub key: String,
-    pub request: [u8; 32],
-    pub seq: u64,
-    pub balance_after: i64,
-    /// A reward redemption: the reward's units handed out here after it.
-    pub count_after: i64,
-}
-
-/// A member as the store keeps it: the domain state, and the terminal's or hub's own
-/// bookkeeping about it (which is not the member's state: a snapshot from the hub
-/// carries none of it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct MemberRec {
-    state: MemberState,
-    /// Terminal: the last local journal record that changed the member. A hub
-    /// snapshot that does not cover it yet must not replace the local state.
-    local_seq: u64,
-    /// Terminal: redemptions here not yet acknowledged upstream, as (seq, points).
-    unacked_redeem: Vec<(u64, i64)>,
-    /// Hub: the member is in the negative-balance index (so that leaving it needs no read).
-    listed_negative: bool,
-}
-
-impl MemberRec {
-    fn new(state: MemberState) -> MemberRec {
-        MemberRec {
-            state,
-            local_seq: 0,
-            unacked_redeem: vec![],
-            listed_negative: false,
-        }
-    }
-
-    /// A redemption at journal seq `seq` goes against the offline cap until the hub
-    /// acknowledges it (those up to `acked` already have been).
-    fn note_offline_redemption(&mut self, acked: u64, seq: u64, points: i64) {
-        self.unacked_redeem.retain(|u| u.0 > acked);
-        self.unacked_redeem.push((seq, points));
-    }
-
-    /// Points a refund gave back of the redemption at `seq` stop counting.
-    fn note_returned(&mut self, seq: u64, points: i64) {
-        if let Some(u) = self.unacked_redeem.iter_mut().find(|u| u.0 == seq) {
-            u.1 -= points.min(u.1);
-        }
-        self.unacked_redeem.retain(|u| u.1 > 0);
-    }
 }
 
 /// A bucket's value: the version byte, then its entries, each postcard-encoded, one
@@ -250,7 +170,7 @@ fn idem_find(bucket: &[u8], idem_key: &str) -> Result<Option<Idem>> {
 
 /// A transaction id's parts: terminal, the low 32 bits of its install epoch, seq (the
 /// format `engine::tx_id` makes).
-fn parse_tx_id(id: &str) -> Option<(&str, u32, u64)> {
+pub fn parse_tx_id(id: &str) -> Option<(&str, u32, u64)> {
     let (rest, seq) = id.rsplit_once('-')?;
     let (terminal, epoch) = rest.rsplit_once('-')?;
     let digits = |s: &str, hex: bool| {
@@ -275,32 +195,6 @@ fn feed_pos_key(kind: FeedKind, id: &str) -> Vec<u8> {
     let mut v = vec![key::FEED_POS, kind.byte()];
     v.extend_from_slice(id.as_bytes());
     v
-}
-
-/// What the hub holds of one terminal's stream (one install epoch).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HubTerminal {
-    pub terminal_id: String,
-    pub epoch: u64,
-    /// Highest seq up to which the stream is complete.
-    pub acked: u64,
-    /// Records stored (each identity once).
-    pub records: u64,
-    /// Records received again after they were stored, and refused as duplicates.
-    pub duplicates: u64,
-    /// Records stored whose effects could not be applied.
-    pub skipped: u64,
-    /// Records the terminal made while it did not trust its clock (their business time
-    /// may be off; the hub's own receive time is in the wrapping record).
-    pub untrusted_clock: u64,
-}
-
-/// What the hub has acknowledged of this terminal's journal: everything up to `seq`,
-/// which holds `pushable` records that go upstream.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Acked {
-    pub seq: u64,
-    pub pushable: u64,
 }
 
 fn k(prefix: u8, id: &[u8]) -> Vec<u8> {
@@ -330,59 +224,6 @@ fn dec<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
             "state store: {what} has an unknown encoding version"
         ))),
     }
-}
-
-/// A committed checkout: its journal record and what applying it and refunds did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxState {
-    pub rec: record::Checkout,
-    /// Its seq in this terminal's journal (0 on the hub, where it came from a terminal).
-    pub seq: u64,
-    pub at: Ts,
-    pub day: DayNo,
-    /// Lot parts the redemption took, to give back on refund with their expiry.
-    pub taken: Vec<Taken>,
-    pub refunded: Refunded,
-    pub refund_ids: Vec<String>,
-}
-
-/// What the store keeps of a transaction beyond its journal record; written only once
-/// there is something to keep (a redemption took lots, a refund was made).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct TxNote {
-    taken: Vec<Taken>,
-    refunded: Refunded,
-    refund_ids: Vec<String>,
-}
-
-/// Totals of one local business day.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Daily {
-    pub checkouts: i64,
-    pub subtotal: i64,
-    pub discounts: i64,
-    pub redeem_value: i64,
-    pub total: i64,
-    pub points_earned: i64,
-    pub points_redeemed: i64,
-    pub refunds: i64,
-    pub refunded_amount: i64,
-    pub points_clawed_back: i64,
-    pub points_returned: i64,
-    pub points_expired: i64,
-    pub new_members: i64,
-    pub coupons_issued: i64,
-    pub coupons_used: i64,
-    pub rewards_redeemed: i64,
-    pub reward_points: i64,
-}
-
-/// Where the store stands in the journal: the seq of the last record applied, and how
-/// many of the records up to it go upstream (the outbox is the difference to `Acked`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Applied {
-    pub seq: u64,
-    pub pushable: u64,
 }
 
 /// sled and the changes on their way to it, shared with the flusher thread.
@@ -580,176 +421,6 @@ impl Store {
                     f(k, v)
                 })
                 .collect()
-        }))
-    }
-
-    pub fn applied(&self) -> Result<Applied> {
-        Ok(Applied {
-            seq: self.applied.load(Ordering::Acquire),
-            pushable: self.pushable.load(Ordering::Acquire),
-        })
-    }
-
-    /// The terminal id and install epoch of the journal this store reflects.
-    pub fn identity(&self) -> Result<Option<(String, u64)>> {
-        if let Some(id) = self.identity.get() {
-            return Ok(Some(id.clone()));
-        }
-        let id: Option<(String, u64)> = self.get("identity", key::IDENTITY)?;
-        if let Some(id) = &id {
-            let _ = self.identity.set(id.clone());
-        }
-        Ok(id)
-    }
-
-    pub fn member(&self, member_id: &str) -> Result<Option<MemberState>> {
-        Ok(self.member_rec(member_id)?.map(|m| m.state))
-    }
-
-    fn member_rec(&self, member_id: &str) -> Result<Option<MemberRec>> {
-        self.get("member", &k(key::MEMBER, member_id.as_bytes()))
-    }
-
-    /// Terminal: the points redeemed here for a member that the hub has not
-    /// acknowledged yet (what the offline cap counts).
-    pub fn offline_redeemed(&self, member_id: &str) -> Result<i64> {
-        let acked = self.acked()?.seq;
-        Ok(self.member_rec(member_id)?.map_or(0, |m| {
-            m.unacked_redeem
-                .iter()
-                .filter(|(seq, _)| *seq > acked)
-                .map(|(_, points)| points)
-                .sum()
-        }))
-    }
-
-    /// The member id a card belongs to (blocked cards included).
-    pub fn card_owner(&self, card: &str) -> Result<Option<String>> {
-        self.get("card", &k(key::CARD, card.as_bytes()))
-    }
-
-    pub fn phone_owner(&self, phone: &str) -> Result<Option<String>> {
-        self.get("phone", &k(key::PHONE, phone.as_bytes()))
-    }
-
-    /// A checkout made at this terminal, by id.
-    pub fn tx(&self, tx_id: &str) -> Result<Option<TxState>> {
-        apply::find_tx(self, tx_id)
-    }
-
-    /// What an idempotency key was used for.
-    pub fn idem(&self, idem_key: &str) -> Result<Option<Idem>> {
-        self.checked(
-            self.shared
-                .overlay
-                .get_with(&self.shared.db, &idem_bucket_key(idem_key), |v| match v {
-                    Some(bucket) => idem_find(bucket, idem_key),
-                    None => Ok(None),
-                }),
-        )
-    }
-
-    /// Journal record `seq`, decoded; a record a terminal pushed to the hub is unwrapped.
-    fn journal_record(&self, seq: u64) -> Result<Record> {
-        let payload = self.journal.read(seq)?;
-        let rec = Record::decode(&payload)?;
-        match rec.body {
-            Body::Remote(r) => Record::decode(&r.payload),
-            _ => Ok(rec),
-        }
-    }
-
-    pub fn coupon(&self, code: &str) -> Result<Option<CouponState>> {
-        self.get("coupon", &k(key::COUPON, code.as_bytes()))
-    }
-
-    /// How many of a reward this terminal has handed out.
-    pub fn reward_used(&self, sku: &str) -> Result<i64> {
-        Ok(self.get("reward", &k(key::REWARD, sku.as_bytes()))?.unwrap_or(0))
-    }
-
-    pub fn daily(&self, day: DayNo) -> Result<Daily> {
-        Ok(self.get("daily totals", &day_key(day))?.unwrap_or_default())
-    }
-
-    /// Every member id, for the daily expiry pass.
-    pub fn member_ids(&self) -> Result<Vec<String>> {
-        self.scan(&[key::MEMBER], |k, _| Ok(String::from_utf8_lossy(&k[1..]).into_owned()))
-    }
-
-    /// Terminal: what the hub has acknowledged.
-    pub fn acked(&self) -> Result<Acked> {
-        Ok(self.get("acknowledgement", key::ACKED)?.unwrap_or_default())
-    }
-
-    /// Terminal: records that go upstream and the hub has not acknowledged yet.
-    pub fn outbox_len(&self) -> Result<u64> {
-        Ok(self
-            .pushable
-            .load(Ordering::Acquire)
-            .saturating_sub(self.acked()?.pushable))
-    }
-
-    /// Terminal: the pull cursor of the last pull applied.
-    pub fn cursor(&self) -> Result<u64> {
-        Ok(self.get("cursor", key::CURSOR)?.unwrap_or(0))
-    }
-
-    /// Terminal: members to ask the hub for again.
-    pub fn stale_members(&self) -> Result<Vec<String>> {
-        self.scan(&[key::STALE], |k, _| Ok(String::from_utf8_lossy(&k[1..]).into_owned()))
-    }
-
-    /// Terminal: the last ruleset text the hub sent.
-    pub fn hub_ruleset(&self) -> Result<Option<String>> {
-        self.get("hub ruleset", key::HUB_RULESET)
-    }
-
-    /// Hub: the published ruleset.
-    pub fn published_ruleset(&self) -> Result<Option<(String, u32)>> {
-        self.get("published ruleset", key::RULESET)
-    }
-
-    /// Hub: the content hash of a stored pushed record.
-    pub fn record_hash(&self, terminal: &str, epoch: u64, seq: u64) -> Result<Option<[u8; 32]>> {
-        let page: Option<HashPage> = self.get("record hashes", &record_page_key(terminal, epoch, seq))?;
-        Ok(page.and_then(|p| p.get(seq)).map(|(hash, _)| hash))
-    }
-
-    /// Hub: one terminal stream's figures.
-    pub fn hub_terminal(&self, terminal: &str, epoch: u64) -> Result<Option<HubTerminal>> {
-        self.get("terminal", &terminal_key(terminal, epoch))
-    }
-
-    /// Hub: every terminal stream.
-    pub fn hub_terminals(&self) -> Result<Vec<HubTerminal>> {
-        self.scan(&[key::TERMINAL], |_, v| dec("terminal", &v))
-    }
-
-    /// Hub: members with a negative balance, with that balance.
-    pub fn negative_members(&self) -> Result<Vec<(String, i64)>> {
-        self.scan(&[key::NEGATIVE], |k, v| {
-            Ok((String::from_utf8_lossy(&k[1..]).into_owned(), dec("balance", &v)?))
-        })
-    }
-
-    /// Hub: change-feed entries after `cursor`, in order, as (seq, kind, id). Stops at
-    /// `limit` entries, but never inside one seq, so that a cursor resumes exactly.
-    pub fn feed_after(&self, cursor: u64, limit: usize) -> Result<Vec<(u64, FeedKind, String)>> {
-        let from = k(key::FEED, &(cursor.saturating_add(1)).to_be_bytes());
-        let db = &self.shared.db;
-        self.checked(self.shared.overlay.settled(db, || {
-            let mut out: Vec<(u64, FeedKind, String)> = Vec::new();
-            for kv in db.range(from..vec![key::FEED + 1]) {
-                let (k, _) = kv?;
-                let seq = u64::from_be_bytes(k[1..9].try_into().expect("feed keys hold a seq"));
-                if out.len() >= limit && out.last().is_some_and(|l| l.0 != seq) {
-                    break;
-                }
-                let Some(kind) = FeedKind::of(k[9]) else { continue };
-                out.push((seq, kind, String::from_utf8_lossy(&k[10..]).into_owned()));
-            }
-            Ok(out)
         }))
     }
 

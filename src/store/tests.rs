@@ -15,6 +15,7 @@ fn cfg(dir: &Path) -> EngineConfig {
         cache_bytes: 4 << 20,
         offline_cap: false,
         hub: false,
+        ..Default::default()
     }
 }
 
@@ -27,6 +28,7 @@ fn at() -> At {
     At {
         ts: parse_instant("2026-06-15T12:00:00+08:00").unwrap(),
         trusted: true,
+        actor: crate::engine::Actor::system(),
     }
 }
 
@@ -47,11 +49,10 @@ fn sale(card: &str, price: i64) -> Sale {
 
 fn enrol(e: &Engine, card: &str, phone: &str) {
     let m = NewMember {
-        card: card.into(),
+        card: Some(card.into()),
         name: "Member".into(),
         phone: phone.into(),
-        birthday: None,
-        pin: None,
+        ..NewMember::default()
     };
     e.add_member(m, None, at()).unwrap();
 }
@@ -162,7 +163,7 @@ fn a_store_of_another_layout_is_unusable_and_rebuilt() {
     assert!(err.0.contains("key layout 1"), "{}", err.0);
     let e = open(dir.path());
     let why = e.startup.rebuilt.clone().unwrap();
-    assert!(why.contains("key layout 1, this version uses layout 3"), "{why}");
+    assert!(why.contains("key layout 1, this version uses layout 4"), "{why}");
     let again = e.checkout(&sale("CARD0001", 5000), Some("k"), at()).unwrap();
     assert_eq!((again.replayed, again.tx_id), (true, r.tx_id));
 }

@@ -11,13 +11,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 use super::wire::{self, PullReply, PullRequest, PushReply, PushRequest, PULL_ASKED, PUSH_BYTES, PUSH_RECORDS};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::model;
-use crate::record::HubPull;
+use crate::record::{HubPullV2, MemberSnapshot};
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -65,6 +65,8 @@ fn tls_failure(e: &ureq::Error) -> Option<&rustls::Error> {
 enum Failure {
     Link(String),
     Hub(String),
+    /// The hub does not serve this path (a hub older than this terminal).
+    NotServed(String),
 }
 
 impl std::fmt::Display for Failure {
@@ -72,6 +74,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Link(m) => write!(f, "hub unreachable: {m}"),
             Failure::Hub(m) => write!(f, "{m}"),
+            Failure::NotServed(p) => write!(f, "the hub does not serve {p}"),
         }
     }
 }
@@ -97,6 +100,8 @@ struct Client {
     agent: ureq::Agent,
     cfg: SyncConfig,
     terminal_id: String,
+    /// The hub answered that it has no 0.2 pull: it runs 0.1.
+    hub_v1: std::sync::atomic::AtomicBool,
 }
 
 impl Client {
@@ -116,6 +121,7 @@ impl Client {
             agent,
             cfg,
             terminal_id,
+            hub_v1: Default::default(),
         }
     }
 
@@ -160,6 +166,9 @@ impl Client {
             .limit(wire::MAX_REPLY as u64)
             .read_to_vec()
             .map_err(|e| Failure::Link(format!("reading the answer: {e}")))?;
+        if status == 404 {
+            return Err(Failure::NotServed(path.to_string()));
+        }
         if !status.is_success() {
             let msg = serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()
@@ -185,14 +194,14 @@ impl Client {
                 // The hub answers for this many; the rest are asked for next round.
                 members: store.stale_members()?.into_iter().take(PULL_ASKED).collect(),
             };
-            let reply: PullReply = self.call(engine, wire::PULL_PATH, &req, |r: &PullReply| r.hub_time)?;
+            let reply = self.pull_once(engine, &req)?;
             let more = reply.more;
             let changed = !(reply.members.is_empty()
                 && reply.coupons.is_empty()
                 && reply.blocked_cards.is_empty()
                 && reply.ruleset.is_none());
             if changed || reply.cursor != req.cursor {
-                engine.apply_pull(HubPull {
+                engine.apply_pull(HubPullV2 {
                     cursor: reply.cursor,
                     acked: reply.acked,
                     members: reply.members,
@@ -205,6 +214,23 @@ impl Client {
                 return Ok(());
             }
         }
+    }
+
+    /// One pull, in 0.2's form; from a 0.1 hub (which has no such path) in 0.1's.
+    fn pull_once(&self, engine: &Engine, req: &PullRequest) -> std::result::Result<PullReply, Failure> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.hub_v1.load(Relaxed) {
+            match self.call(engine, wire::PULL_V2_PATH, req, |r: &PullReply| r.hub_time) {
+                Err(Failure::NotServed(_)) => {
+                    tracing::info!("the hub is older than 0.2; pulling 0.1 member snapshots");
+                    self.hub_v1.store(true, Relaxed);
+                }
+                other => return other,
+            }
+        }
+        let reply: PullReply<MemberSnapshot> =
+            self.call(engine, wire::PULL_PATH, req, |r: &PullReply<MemberSnapshot>| r.hub_time)?;
+        Ok(reply.into_v2())
     }
 
     /// Pushes every unacknowledged record, recording each acknowledgement. Returns
@@ -282,13 +308,13 @@ impl SyncInfo {
     }
 }
 
-/// Runs the sync task until `stop` turns true.
+/// Runs the sync task until `stop` is cancelled.
 pub async fn run(
     engine: Arc<Engine>,
     cfg: SyncConfig,
     info: Arc<SyncInfo>,
     wake: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) {
     let interval = cfg.interval;
     let host = hub_addr(&cfg.upstream);
@@ -320,7 +346,7 @@ pub async fn run(
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 match f {
                     Failure::Link(_) => Wait::LinkDown(this),
-                    Failure::Hub(_) => Wait::Backoff(this),
+                    Failure::Hub(_) | Failure::NotServed(_) => Wait::Backoff(this),
                 }
             }
         };
@@ -328,16 +354,16 @@ pub async fn run(
             Wait::Interval(d) => tokio::select! {
                 _ = tokio::time::sleep(d) => false,
                 _ = wake.notified() => false,
-                _ = stop.wait_for(|s| *s) => true,
+                _ = stop.cancelled() => true,
             },
             Wait::Backoff(d) => tokio::select! {
                 _ = tokio::time::sleep(d) => false,
-                _ = stop.wait_for(|s| *s) => true,
+                _ = stop.cancelled() => true,
             },
             Wait::LinkDown(d) => tokio::select! {
                 _ = tokio::time::sleep(d) => false,
                 _ = link_back(&host) => false,
-                _ = stop.wait_for(|s| *s) => true,
+                _ = stop.cancelled() => true,
             },
         };
         if done {

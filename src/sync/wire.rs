@@ -9,10 +9,13 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::model::Ts;
-use crate::record::{CouponSnapshot, MemberSnapshot};
+use crate::record::{CouponSnapshot, MemberSnapshot, MemberSnapshotV2};
 
 pub const PUSH_PATH: &str = "/v1/sync/push";
+/// 0.1's pull, still served to 0.1 terminals (its member snapshots are 0.1's).
 pub const PULL_PATH: &str = "/v1/sync/pull";
+/// 0.2's pull: the same exchange with 0.2's member snapshots.
+pub const PULL_V2_PATH: &str = "/v1/sync/pull2";
 /// `Authorization: LOYALTYD-HMAC terminal=<id>,sig=<hex>`.
 pub const AUTH_SCHEME: &str = "LOYALTYD-HMAC";
 pub const CONTENT_TYPE: &str = "application/x-loyaltyd-postcard";
@@ -62,19 +65,52 @@ pub struct PullRequest {
     pub members: Vec<String>,
 }
 
+/// A pull's answer, with member snapshots of 0.2 (`PULL_V2_PATH`) or 0.1 (`PULL_PATH`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PullReply {
+pub struct PullReply<M = MemberSnapshotV2> {
     pub cursor: u64,
     /// What the hub had acknowledged of this terminal stream before it read the
     /// snapshots: every snapshot covers this terminal's records up to here.
     pub acked: u64,
-    pub members: Vec<MemberSnapshot>,
+    pub members: Vec<M>,
     pub coupons: Vec<(String, CouponSnapshot)>,
     pub blocked_cards: Vec<String>,
     pub ruleset: Option<String>,
     /// More changes wait: pull again at once.
     pub more: bool,
     pub hub_time: Ts,
+}
+
+impl PullReply {
+    /// The answer as a 0.1 terminal reads it.
+    pub fn into_v1(self) -> PullReply<MemberSnapshot> {
+        PullReply {
+            cursor: self.cursor,
+            acked: self.acked,
+            members: self.members.into_iter().map(MemberSnapshotV2::into_v1).collect(),
+            coupons: self.coupons,
+            blocked_cards: self.blocked_cards,
+            ruleset: self.ruleset,
+            more: self.more,
+            hub_time: self.hub_time,
+        }
+    }
+}
+
+impl PullReply<MemberSnapshot> {
+    /// A 0.1 hub's answer in 0.2's form.
+    pub fn into_v2(self) -> PullReply {
+        PullReply {
+            cursor: self.cursor,
+            acked: self.acked,
+            members: self.members.into_iter().map(MemberSnapshot::into_v2).collect(),
+            coupons: self.coupons,
+            blocked_cards: self.blocked_cards,
+            ruleset: self.ruleset,
+            more: self.more,
+            hub_time: self.hub_time,
+        }
+    }
 }
 
 type HmacSha256 = Hmac<Sha256>;

@@ -47,8 +47,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run(args, ok=True):
-    p = subprocess.run([BIN, "--json"] + args, capture_output=True, text=True)
+def run(args, ok=True, stdin=None):
+    p = subprocess.run([BIN, "--json"] + args, capture_output=True, text=True, input=stdin)
     if ok and p.returncode != 0:
         sys.exit(f"{args}: exit {p.returncode}: {p.stdout} {p.stderr}")
     if not ok and p.returncode == 0:
@@ -60,6 +60,8 @@ def http(method, url, body=None, token=HUB_TOKEN):
     data = None if body is None else body.encode()
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Authorization", f"Bearer {token}")
+    if body is not None and body.startswith("{"):
+        req.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())
 
@@ -119,9 +121,12 @@ def main():
     open(os.path.join(work, "pos.token"), "w").write("golden-pos-token-0123\n")
     t1, t2 = terminal_config("T1"), terminal_config("T2")
 
-    def cli(cfg, args, rules=None, ok=True):
+    def cli(cfg, args, rules=None, ok=True, stdin=None):
         extra = ["--rules", rules] if rules else []
-        return run(["--config", cfg] + extra + args, ok=ok)
+        return run(["--config", cfg] + extra + args, ok=ok, stdin=stdin)
+
+    # 0.2 and later: the records of members, staff and points outside a sale too.
+    v02 = subprocess.run([BIN, "member", "find", "--help"], capture_output=True).returncode == 0
 
     # ---- T1 offline: every terminal record kind but the sync ones ----
     ann = cli(t1, ["member", "add", "--card", "04A1B2C3", "--name", "Ann", "--phone", "13800000001",
@@ -165,7 +170,35 @@ def main():
     cli(t1, ["checkout", "--card", "04B1B1B1", "--at", "2025-09-07T11:00:00+08:00",
              "--line", "rice,grocery,5,3450"], rules=rules_b)
 
+    if v02:
+        # Staff (StaffAdd, StaffChange), member fixes (MemberEdit, MemberStatus, PinSet,
+        # CardUnblock), points outside a sale (PointsAdjust, Activity), a virtual card
+        # (MemberAddV2 without a card), an import (ImportChunk, ImportCommit). The
+        # phones were made canonical (PhonesCanonical) when 0.2 first opened the dir.
+        cli(t1, ["staff", "add", "--id", "mia", "--name", "Mia", "--role", "manager", "--password-stdin"],
+            stdin="mia-password-1\n")
+        cli(t1, ["staff", "password", "--id", "mia", "--password-stdin"], stdin="mia-password-2\n")
+        cli(t1, ["member", "edit", "--member", ann["member_id"], "--name", "Ann Lee", "--tag", "vip"])
+        cli(t1, ["member", "status", "--member", bob["member_id"], "--status", "inactive"])
+        cli(t1, ["member", "status", "--member", bob["member_id"], "--status", "active"])
+        cli(t1, ["member", "pin", "--member", ann["member_id"], "--new-pin", "4321"])
+        cli(t1, ["card", "unblock", "--card", "04C0C0C0"])
+        cli(t1, ["points", "adjust", "--member", ann["member_id"], "--points", "25", "--reason", "goodwill"])
+        act_rules = os.path.join(work, "rules-act.toml")
+        open(act_rules, "w").write(text + '\n[[activities]]\nid = "checkin"\npoints = 10\nmax_per_day = 1\n')
+        cli(t1, ["activity", "--member", ann["member_id"], "--activity", "checkin"], rules=act_rules)
+        cli(t1, ["member", "add", "--name", "Vic", "--phone", "13800000007"])
+        csv = os.path.join(work, "import.csv")
+        open(csv, "w").write("card,name,phone,birthday,points,tier,tags\n"
+                             "06A0A0A0,Ian,13800000008,07-01,300,,imported\n"
+                             ",Ivy,13800000009,,0,,\n")
+        cli(t1, ["member", "import", csv])
+        # The same card enrolled at both shops while offline: a conflict on the hub.
+        cli(t1, ["member", "add", "--card", "04F0F0F0", "--name", "Fay", "--phone", "13800000010"])
+
     # ---- T2 offline: members of its own ----
+    if v02:
+        cli(t2, ["member", "add", "--card", "04F0F0F0", "--name", "Fay T2", "--phone", "13900000010"])
     cli(t2, ["member", "add", "--card", "05D0D0D0", "--name", "Dan", "--phone", "13900000004"])
     cli(t2, ["member", "add", "--card", "05E0E0E0", "--name", "Eve", "--phone", "13900000005"])
     cli(t2, ["checkout", "--card", "05D0D0D0", "--at", "2025-09-08T11:00:00+08:00",
@@ -207,6 +240,13 @@ def main():
         time.sleep(3)
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=20)
+    if v02:
+        # The operator merges the two enrolments of one card (ConflictResolve).
+        conflicts = http("GET", hub_url + "/v1/hub/conflicts")["conflicts"]
+        assert [c["id"] for c in conflicts] == ["card-04F0F0F0"], conflicts
+        keep = conflicts[0]["members"][0]
+        http("POST", hub_url + "/v1/hub/conflicts/card-04F0F0F0/resolve",
+             json.dumps({"keep": keep, "merge": True}))
     # T1 once more: it pulls what T2 pushed.
     p = serve(t1)
     time.sleep(3)

@@ -24,6 +24,7 @@ fn member(tier: &str) -> MemberState {
         days: vec![],
         pin_failures: 0,
         pin_failed_at: 0,
+        ..Default::default()
     }
 }
 

@@ -25,6 +25,7 @@ fn member(tier: &str, points: i64) -> MemberState {
         days: vec![],
         pin_failures: 0,
         pin_failed_at: 0,
+        ..Default::default()
     }
 }
 

@@ -6,20 +6,32 @@
 //! tolerated because the till already served the customer), and a terminal applies what
 //! it pulled inside `HubPull` records. The hub also keeps a change feed of what it
 //! changed, which terminals pull.
+//!
+//! Each record kind loads what it changes, calls the pure transitions of `state`, and
+//! writes the result (`sale`, `member`, `sync`); this module holds the step they write
+//! into, and what every step keeps besides: the ledger and history pages, the search
+//! indexes, idempotency keys.
+
+mod member;
+mod sale;
+mod sync;
+
+pub(super) use member::{activity_key, conflict_key};
 
 use super::{Changes as Writes, FastMap};
 use std::sync::atomic::Ordering;
 
 use sha2::{Digest, Sha256};
 
+use super::history::{self, LedgerEntry, LedgerKind, TxSummary};
+use super::search;
 use super::{
-    dec, enc, feed_key, feed_pos_key, idem_bucket_key, k, key, Acked, Applied, Daily, FeedKind, HashPage, HubTerminal,
-    Idem, MemberRec, Store, TxNote, TxState, VERSION,
+    dec, enc, feed_key, feed_pos_key, idem_bucket_key, k, key, Applied, Daily, FeedKind, HashPage, HubTerminal, Idem,
+    MemberRec, Store, TxNote, TxState, VERSION,
 };
 use crate::error::{Error, Result};
-use crate::model::{CardStatus, CouponState, DayNo};
-use crate::record::{Body, HubPull, IdemKey, Record, Remote};
-use crate::state::{self, convert};
+use crate::model::{DayNo, MemberState};
+use crate::record::{Body, IdemKey, Record};
 
 /// Where a record came from, which decides the little that differs in applying it.
 #[derive(Clone, Copy)]
@@ -51,6 +63,8 @@ struct Changes<'a> {
     /// Hub: terminal streams and record-hash pages touched, written once at the end.
     terminals: FastMap<Vec<u8>, HubTerminal>,
     pages: FastMap<Vec<u8>, HashPage>,
+    /// The search index keys each member changed in this step had before it.
+    index_before: FastMap<String, search::IndexKeys>,
 }
 
 impl<'a> Changes<'a> {
@@ -63,6 +77,7 @@ impl<'a> Changes<'a> {
             feed: Vec::new(),
             terminals: FastMap::default(),
             pages: FastMap::default(),
+            index_before: FastMap::default(),
         }
     }
 
@@ -110,8 +125,123 @@ impl<'a> Changes<'a> {
         if let Some(m) = self.members.remove(id) {
             return Ok(m);
         }
-        self.find_member(id)?
-            .ok_or_else(|| Error::internal(format!("journal names member {id} that the state does not have")))
+        let m = self
+            .find_member(id)?
+            .ok_or_else(|| Error::internal(format!("journal names member {id} that the state does not have")))?;
+        if !self.index_before.contains_key(id) {
+            self.index_before.insert(id.to_string(), search::keys_of(&m.state));
+        }
+        Ok(m)
+    }
+
+    /// `member`, for a member that may not exist yet.
+    fn take_member(&mut self, id: &str) -> Result<Option<MemberRec>> {
+        if self.find_member(id)?.is_none() {
+            self.index_before.entry(id.to_string()).or_default();
+            return Ok(None);
+        }
+        self.member(id).map(Some)
+    }
+
+    /// The keys under `prefix` as this step sees them (sled's, with the step's own
+    /// writes and removals), in key order.
+    fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut keys: std::collections::BTreeSet<Vec<u8>> = match self.base {
+            Some(b) => b.keys_with_prefix(prefix)?.into_iter().collect(),
+            None => self.store.keys_with_prefix(prefix)?.into_iter().collect(),
+        };
+        for (key, v) in self.cache.iter().filter(|(key, _)| key.starts_with(prefix)) {
+            match v {
+                Some(_) => keys.insert(key.clone()),
+                None => keys.remove(key),
+            };
+        }
+        Ok(keys.into_iter().collect())
+    }
+
+    /// The member a record's balance effects go to: on the hub, a member merged into
+    /// another is followed to it (a terminal may sell to it before it hears of the merge).
+    fn live_member(&mut self, id: &str, o: Origin) -> Result<MemberRec> {
+        let mut m = self.member(id)?;
+        for _ in 0..8 {
+            match (&m.state.merged_into, o.stream) {
+                (Some(into), Some(_)) => {
+                    let into = into.clone();
+                    self.members.insert(m.state.member_id.clone(), m);
+                    m = self.member(&into)?;
+                }
+                _ => break,
+            }
+        }
+        Ok(m)
+    }
+
+    /// Appends ledger entries to `m`'s ledger: `(kind, points, tx_id, reason)` each, the
+    /// balance running from `before` (entries of 0 points are left out). The entries
+    /// must account for the whole change of the balance.
+    fn ledger(
+        &mut self,
+        m: &mut MemberRec,
+        rec: &Record,
+        before: i64,
+        entries: &[(LedgerKind, i64, Option<&str>, Option<&str>)],
+    ) -> Result<()> {
+        self.ledger_at(m, rec.at, rec.by.as_deref(), before, entries)
+    }
+
+    /// `ledger` with the time and who acted given.
+    fn ledger_at(
+        &mut self,
+        m: &mut MemberRec,
+        at: crate::model::Ts,
+        by: Option<&str>,
+        before: i64,
+        entries: &[(LedgerKind, i64, Option<&str>, Option<&str>)],
+    ) -> Result<()> {
+        let mut balance = before;
+        for &(kind, points, tx_id, reason) in entries {
+            if points == 0 {
+                continue;
+            }
+            balance += points;
+            let entry = LedgerEntry {
+                at,
+                kind,
+                points,
+                balance_after: balance,
+                tx_id: tx_id.map(str::to_string),
+                reason: reason.map(str::to_string),
+                by: by.map(str::to_string),
+            };
+            let pk = history::page_key(history::LEDGER, &m.state.member_id, m.ledger_len / history::PAGE);
+            let page = self.read(&pk)?;
+            self.cache.insert(pk, Some(history::append(page, &entry)));
+            m.ledger_len += 1;
+        }
+        debug_assert_eq!(
+            balance,
+            m.state.ledger_balance(),
+            "member {}: the ledger entries do not account for the balance",
+            m.state.member_id
+        );
+        Ok(())
+    }
+
+    /// Appends a checkout to `m`'s transactions.
+    fn history(&mut self, m: &mut MemberRec, summary: &TxSummary) -> Result<()> {
+        let pk = history::page_key(history::HISTORY, &m.state.member_id, m.history_len / history::PAGE);
+        let page = self.read(&pk)?;
+        self.cache.insert(pk, Some(history::append(page, summary)));
+        m.history_len += 1;
+        Ok(())
+    }
+
+    /// The terminal a record comes from: the stream's on the hub, this journal's here.
+    fn terminal_of(&self, o: Origin) -> Result<String> {
+        Ok(match o.stream {
+            Some((t, _)) => t.to_string(),
+            None => self.identity()?.map(|(t, _)| t).unwrap_or_default(),
+        })
     }
 
     /// Writes a member, stamping local changes; on the hub also keeps the negative-balance
@@ -151,6 +281,9 @@ impl<'a> Changes<'a> {
         self.cache.extend(own.cache);
         self.members.extend(own.members);
         self.feed.extend(own.feed);
+        for (id, keys) in own.index_before {
+            self.index_before.entry(id).or_insert(keys);
+        }
     }
 
     /// Ends the step: encodes what was kept decoded and moves every entity changed in
@@ -158,6 +291,15 @@ impl<'a> Changes<'a> {
     /// made earlier in the step is simply dropped rather than written and removed).
     fn finish(&mut self) -> Result<()> {
         for (id, m) in std::mem::take(&mut self.members) {
+            // The search indexes follow the member: old keys out, new ones in.
+            let before = self.index_before.remove(&id).unwrap_or_default();
+            let after = search::keys_of(&m.state);
+            for (key, _) in before.iter().filter(|b| !after.iter().any(|a| a.0 == b.0)) {
+                self.remove(key.clone());
+            }
+            for (key, value) in after.iter().filter(|a| !before.contains(a)) {
+                self.cache.insert(key.clone(), Some(value.clone()));
+            }
             self.put(k(key::MEMBER, id.as_bytes()), &m);
         }
         for (key, t) in std::mem::take(&mut self.terminals) {
@@ -247,11 +389,10 @@ impl<'a> Changes<'a> {
         }
     }
 
-    /// Checkout `tx_id`, read back from the journal record that holds it, with its note.
-    /// A terminal finds its own checkouts by the seq their id names; the hub finds a
-    /// terminal's through the page of `stream` (the stream of the record being applied:
-    /// a terminal refunds only its own sales).
-    fn tx(&self, tx_id: &str, stream: Option<(&str, u64)>) -> Result<Option<TxState>> {
+    /// The journal record a transaction id (a checkout's, a refund's, a reward's) names,
+    /// and its seq in this terminal's journal (0 on the hub). A terminal finds its own
+    /// by the seq the id names; the hub finds a terminal's through the page of `stream`.
+    fn record_of(&self, tx_id: &str, stream: Option<(&str, u64)>) -> Result<Option<(Record, u64)>> {
         let Some((terminal, epoch32, seq)) = super::parse_tx_id(tx_id) else {
             return Ok(None);
         };
@@ -279,7 +420,14 @@ impl<'a> Changes<'a> {
                 (seq, seq)
             }
         };
-        let rec = self.store.journal_record(held)?;
+        Ok(Some((self.store.journal_record(held)?, own_seq)))
+    }
+
+    /// Checkout `tx_id`, read back from the journal record that holds it, with its note.
+    fn tx(&self, tx_id: &str, stream: Option<(&str, u64)>) -> Result<Option<TxState>> {
+        let Some((rec, own_seq)) = self.record_of(tx_id, stream)? else {
+            return Ok(None);
+        };
         let Body::Checkout(c) = rec.body else {
             return Ok(None);
         };
@@ -316,6 +464,7 @@ struct Nested {
     cache: Writes,
     members: FastMap<String, MemberRec>,
     feed: Vec<(FeedKind, String, u64)>,
+    index_before: FastMap<String, search::IndexKeys>,
 }
 
 impl Store {
@@ -361,6 +510,17 @@ pub(super) fn find_tx(store: &Store, tx_id: &str) -> Result<Option<TxState>> {
     Changes::new(store, None).tx(tx_id, None)
 }
 
+/// The journal record a transaction id names: this terminal's, or with `stream` a
+/// terminal stream's on the hub.
+pub(super) fn find_record(store: &Store, tx_id: &str, stream: Option<(&str, u64)>) -> Result<Option<Record>> {
+    Ok(Changes::new(store, None).record_of(tx_id, stream)?.map(|r| r.0))
+}
+
+/// Hub: a checkout terminal stream `(terminal, epoch)` made, by id.
+pub(super) fn find_remote_tx(store: &Store, tx_id: &str, terminal: &str, epoch: u64) -> Result<Option<TxState>> {
+    Changes::new(store, None).tx(tx_id, Some((terminal, epoch)))
+}
+
 /// The hash under which the hub remembers a pushed record's content.
 pub fn content_hash(payload: &[u8]) -> [u8; 32] {
     Sha256::digest(payload).into()
@@ -388,312 +548,48 @@ fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
 
 /// The effect of one record; returns the member it changed, if one.
 fn apply_effect(ch: &mut Changes, o: Origin, rec: &Record) -> Result<Option<String>> {
-    let at = rec.at;
-    let member = |id: &String| Ok(Some(id.clone()));
     match &rec.body {
         Body::Init { terminal_id, epoch } => {
             ch.put(key::IDENTITY.to_vec(), &(terminal_id.clone(), *epoch));
+            // A journal 0.2 began (its records name who acted) has canonical phones from
+            // its first member on: no upgrade record is needed.
+            if rec.by.is_some() {
+                ch.put(key::PHONES_CANONICAL.to_vec(), &true);
+            }
             Ok(None)
         }
-        Body::MemberAdd {
-            member_id, card, phone, ..
-        } => {
-            // On a terminal the engine refused duplicates before writing; on the hub two
-            // offline shops may have enrolled the same card or phone. The first keeps it:
-            // the later member's card is blocked until an operator sorts it out.
-            let card_key = k(key::CARD, card.as_bytes());
-            let card_taken = ch.read(&card_key)?.is_some();
-            let status = if card_taken {
-                CardStatus::Blocked
-            } else {
-                CardStatus::Active
-            };
-            let m = state::member::enrolled(&rec.body, status, at).expect("a MemberAdd record");
-            if card_taken {
-                tracing::warn!("member {member_id}: card {card} is already enrolled to another member; blocked");
-            } else {
-                ch.put(card_key, member_id);
-            }
-            let phone_key = k(key::PHONE, phone.as_bytes());
-            if ch.read(&phone_key)?.is_none() {
-                ch.put(phone_key, member_id);
-            }
-            ch.put_member(MemberRec::new(m), o)?;
-            ch.daily(rec.day, |d| d.new_members += 1)?;
-            member(member_id)
-        }
-        Body::CardBlock { card } => {
-            let owner: String = ch
-                .get("card", &k(key::CARD, card.as_bytes()))?
-                .ok_or_else(|| Error::internal(format!("journal blocks unknown card {card}")))?;
-            let mut m = ch.member(&owner)?;
-            m.state.set_card(card, CardStatus::Blocked);
-            ch.put_member(m, o)?;
-            ch.feed(FeedKind::BlockedCard, card, o)?;
-            Ok(Some(owner))
-        }
-        Body::CardReplace { old, new } => {
-            let owner: String = ch
-                .get("card", &k(key::CARD, old.as_bytes()))?
-                .ok_or_else(|| Error::internal(format!("journal replaces unknown card {old}")))?;
-            let mut m = ch.member(&owner)?;
-            let new_key = k(key::CARD, new.as_bytes());
-            let status = if ch.read(&new_key)?.is_some() {
-                CardStatus::Blocked
-            } else {
-                ch.put(new_key, &owner);
-                CardStatus::Active
-            };
-            m.state.replace_card(old, new, status);
-            ch.put_member(m, o)?;
-            ch.feed(FeedKind::BlockedCard, old, o)?;
-            Ok(Some(owner))
-        }
-        Body::Checkout(c) => {
-            let mut m = ch.member(&c.member_id)?;
-            let taken = m.state.on_checkout(c, at, rec.day);
-            if o.local && c.points_redeemed > 0 {
-                let acked: Acked = ch.get("acknowledgement", key::ACKED)?.unwrap_or_default();
-                m.note_offline_redemption(acked.seq, o.seq, c.points_redeemed);
-            }
-            if let Some((code, _)) = &c.coupon {
-                let ck = k(key::COUPON, code.as_bytes());
-                if let Some(mut cs) = ch.get::<CouponState>("coupon", &ck)? {
-                    cs.used_by = Some(c.tx_id.clone());
-                    ch.put(ck, &cs);
-                    ch.feed(FeedKind::Coupon, code, o)?;
-                }
-            }
-            if !taken.is_empty() {
-                let note = TxNote {
-                    taken,
-                    ..TxNote::default()
-                };
-                ch.put(k(key::TX, c.tx_id.as_bytes()), &note);
-            }
-            ch.put_member(m, o)?;
-            ch.daily(rec.day, |d| {
-                d.checkouts += 1;
-                d.subtotal += c.subtotal;
-                d.discounts += c.subtotal - c.due;
-                d.redeem_value += c.redeem_value;
-                d.total += c.total;
-                d.points_earned += c.points_earned;
-                d.points_redeemed += c.points_redeemed;
-                d.coupons_used += c.coupon.is_some() as i64;
-            })?;
-            member(&c.member_id)
-        }
-        Body::Refund(r) => {
-            let mut tx = ch
-                .tx(&r.tx_id, o.stream)?
-                .ok_or_else(|| Error::internal(format!("journal refunds unknown transaction {}", r.tx_id)))?;
-            let mut m = ch.member(&r.member_id)?;
-            let p = &r.plan;
-            let of = state::member::Refunded {
-                taken: &tx.taken,
-                returned_before: tx.refunded.points_returned,
-                checkout_at: tx.at,
-                checkout_day: tx.day,
-                lot_expires_at: tx.rec.lot_expires_at,
-            };
-            m.state.on_refund(&of, p);
-            // Points given back no longer count against the offline redemption cap.
-            m.note_returned(tx.seq, p.points_returned);
-            tx.refunded.add(tx.rec.lines.len(), &p.into());
-            tx.refund_ids.push(r.refund_id.clone());
-            let note = TxNote {
-                taken: tx.taken,
-                refunded: tx.refunded,
-                refund_ids: tx.refund_ids,
-            };
-            ch.put(k(key::TX, r.tx_id.as_bytes()), &note);
-            ch.put_member(m, o)?;
-            ch.daily(rec.day, |d| {
-                d.refunds += 1;
-                d.refunded_amount += p.amount;
-                d.points_clawed_back += p.points_clawed_back;
-                d.points_returned += p.points_returned;
-            })?;
-            member(&r.member_id)
-        }
-        Body::CouponIssue {
-            code,
-            type_id,
-            member_id,
-            issued,
-            valid_until,
-        } => {
-            let cs = CouponState {
-                type_id: type_id.clone(),
-                member_id: member_id.clone(),
-                issued: *issued,
-                valid_until: *valid_until,
-                used_by: None,
-            };
-            ch.put(k(key::COUPON, code.as_bytes()), &cs);
-            ch.feed(FeedKind::Coupon, code, o)?;
-            ch.daily(rec.day, |d| d.coupons_issued += 1)?;
-            member(member_id)
-        }
-        Body::RewardRedeem {
-            member_id,
-            sku,
-            points,
-            pin_verified,
-            ..
-        } => {
-            let mut m = ch.member(member_id)?;
-            m.state.on_reward(*points, *pin_verified);
-            if o.local {
-                let acked: Acked = ch.get("acknowledgement", key::ACKED)?.unwrap_or_default();
-                m.note_offline_redemption(acked.seq, o.seq, *points);
-            }
-            ch.put_member(m, o)?;
-            let rk = k(key::REWARD, sku.as_bytes());
-            let used: i64 = ch.get("reward", &rk)?.unwrap_or(0);
-            ch.put(rk, &(used + 1));
-            ch.daily(rec.day, |d| {
-                d.rewards_redeemed += 1;
-                d.reward_points += points;
-            })?;
-            member(member_id)
-        }
-        Body::Expire { member_id } => {
-            let mut m = ch.member(member_id)?;
-            let gone = m.state.on_expire(at);
-            ch.put_member(m, o)?;
-            ch.daily(rec.day, |d| d.points_expired += gone)?;
-            member(member_id)
-        }
-        Body::PinFail { member_id } => {
-            let mut m = ch.member(member_id)?;
-            m.state.on_pin_fail(at);
-            ch.put_member(m, o)?;
-            member(member_id)
-        }
-        Body::HubPull(p) => apply_pull(ch, o, p).map(|_| None),
-        Body::Remote(r) => apply_remote(ch, o, r).map(|_| None),
-        Body::Acked { upto, pushable } => {
-            let acked = Acked {
-                seq: *upto,
-                pushable: *pushable,
-            };
-            ch.put(key::ACKED.to_vec(), &acked);
-            Ok(None)
-        }
-        Body::Covered {
-            terminal_id,
-            epoch,
-            upto,
-            duplicates,
-        } => {
-            let t = ch.terminal(terminal_id, *epoch)?;
-            t.acked = t.acked.max(*upto);
-            t.duplicates += duplicates;
-            Ok(None)
-        }
-        Body::RulesetPublish { text, version } => {
-            ch.put(key::RULESET.to_vec(), &(text.clone(), *version));
-            ch.feed(FeedKind::Ruleset, "", o)?;
-            Ok(None)
-        }
+        Body::Checkout(_)
+        | Body::Refund(_)
+        | Body::CouponIssue { .. }
+        | Body::RewardRedeem { .. }
+        | Body::Expire { .. }
+        | Body::PinFail { .. } => sale::apply(ch, o, rec),
+        Body::MemberAdd { .. }
+        | Body::MemberAddV2(_)
+        | Body::CardBlock { .. }
+        | Body::CardReplace { .. }
+        | Body::CardUnblock { .. }
+        | Body::MemberEdit(_)
+        | Body::MemberStatus { .. }
+        | Body::PinSet { .. }
+        | Body::PointsAdjust { .. }
+        | Body::Activity { .. }
+        | Body::StaffAdd { .. }
+        | Body::StaffChange { .. }
+        | Body::PhonesCanonical { .. }
+        | Body::ImportChunk { .. }
+        | Body::ImportCommit { .. } => member::apply(ch, o, rec),
+        Body::HubPull(_)
+        | Body::HubPullV2(_)
+        | Body::Remote(_)
+        | Body::Acked { .. }
+        | Body::Covered { .. }
+        | Body::RulesetPublish { .. }
+        | Body::ConflictResolve { .. } => sync::apply(ch, o, rec),
     }
 }
 
-/// Hub: a record a terminal pushed. It is stored once per identity whatever happens;
-/// if it cannot be applied to the hub's state (which should not happen, as a terminal
-/// pushes in order), its effects are skipped and counted, never the whole batch refused.
-fn apply_remote(ch: &mut Changes, o: Origin, r: &Remote) -> Result<()> {
-    let o = Origin {
-        seq: o.seq,
-        local: false,
-        stream: Some((&r.terminal_id, r.epoch)),
-    };
-    let record = Record::decode(&r.payload);
-    let applied = record.as_ref().map_err(Clone::clone).and_then(|record| {
-        let mut own = Changes::new(ch.store, Some(&*ch));
-        apply_body(&mut own, o, record).map(|_| Nested {
-            cache: own.cache,
-            members: own.members,
-            feed: own.feed,
-        })
-    });
-    let skipped = match applied {
-        Ok(own) => {
-            ch.absorb(own);
-            false
-        }
-        Err(e) => {
-            tracing::error!(
-                "hub: record {}/{:x}/{} could not be applied and is kept without effect: {e}",
-                r.terminal_id,
-                r.epoch,
-                r.seq
-            );
-            true
-        }
-    };
-    let t = ch.terminal(&r.terminal_id, r.epoch)?;
-    t.skipped += u64::from(skipped);
-    t.records += 1;
-    t.untrusted_clock += u64::from(record.is_ok_and(|r| !r.clock_trusted));
-    ch.hash_page(&r.terminal_id, r.epoch, r.seq)?
-        .insert(r.seq, content_hash(&r.payload), o.seq);
-    Ok(())
-}
-
-/// Terminal: what a pull brought. A member snapshot replaces the local member only when
-/// it covers every local change to that member (the hub had acknowledged them);
-/// otherwise the member is marked stale and asked for again on the next pull. Blocks
-/// apply at once, whatever else is pending.
-fn apply_pull(ch: &mut Changes, o: Origin, p: &HubPull) -> Result<()> {
-    let none = Origin {
-        seq: o.seq,
-        local: false,
-        stream: None,
-    };
-    for snap in &p.members {
-        let stale_key = k(key::STALE, snap.member_id.as_bytes());
-        let local = ch.find_member(&snap.member_id)?;
-        if local.as_ref().is_some_and(|l| l.local_seq > p.acked) {
-            ch.put(stale_key, &());
-            continue;
-        }
-        let m = convert::member_of(snap);
-        // The hub's word on the member, with this terminal's own bookkeeping: its last
-        // local change stays known, its unacknowledged redemptions are all acknowledged.
-        let rec = MemberRec {
-            local_seq: local.map_or(0, |l| l.local_seq),
-            ..MemberRec::new(m)
-        };
-        for (card, _) in &rec.state.cards {
-            ch.put(k(key::CARD, card.as_bytes()), &rec.state.member_id);
-        }
-        ch.put(k(key::PHONE, rec.state.phone.as_bytes()), &rec.state.member_id);
-        ch.remove(stale_key);
-        ch.put_member(rec, none)?;
-    }
-    for (code, snap) in &p.coupons {
-        let state: CouponState = snap.into();
-        let ck = k(key::COUPON, code.as_bytes());
-        let local: Option<CouponState> = ch.get("coupon", &ck)?;
-        // A coupon used here stays used whatever an older hub view says.
-        if local.is_some_and(|l| l.used_by.is_some() && state.used_by.is_none()) {
-            continue;
-        }
-        ch.put(ck, &state);
-    }
-    for card in &p.blocked_cards {
-        if let Some(owner) = ch.get::<String>("card", &k(key::CARD, card.as_bytes()))? {
-            let mut m = ch.member(&owner)?;
-            m.state.set_card(card, CardStatus::Blocked);
-            ch.put_member(m, none)?;
-        }
-    }
-    if let Some(text) = &p.ruleset {
-        ch.put(key::HUB_RULESET.to_vec(), text);
-    }
-    ch.put(key::CURSOR.to_vec(), &p.cursor);
-    Ok(())
+/// The member a record names, for the ledger's running balance: its balance now.
+fn balance_of(m: &MemberState) -> i64 {
+    m.ledger_balance()
 }

@@ -1,7 +1,16 @@
-//! The command line: offline commands that open the data directory directly.
+//! The command line: offline commands that open the data directory directly, or with
+//! `--remote` go to the running daemon's API (`remote`). Members, cards, points and
+//! staff live in `people`; how results read on a terminal in `text`.
 //!
 //! Exit status: 0 ok; 1 refused or failed (the error JSON on stdout with `--json`, a
 //! message on stderr always); 2 usage error (clap's own exit code for bad usage).
+
+mod people;
+mod remote;
+mod text;
+
+use people::{CardCmd, MemberCmd, PointsCmd, StaffCmd, Target};
+use remote::{Remote, Stdin};
 
 use std::path::PathBuf;
 
@@ -9,10 +18,9 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::config::{Config, HubConfig, DEFAULT_CONFIG_PATH, DEFAULT_HUB_CONFIG_PATH};
-use crate::engine::{self, At, Engine, EngineConfig, NewMember, Sale};
+use crate::engine::{self, At, Engine, EngineConfig, Sale};
 use crate::error::{Error, Result};
 use crate::model::{parse_date, parse_instant, parse_refund_line, Line};
-use crate::views::{MemberView, Receipt};
 
 #[derive(Parser, Debug)]
 #[command(name = "loyaltyd", version, about = "Offline-first member-card loyalty terminal")]
@@ -34,18 +42,39 @@ pub struct Cli {
     /// token from the config) instead of opening the data directory
     #[arg(long, global = true)]
     remote: bool,
+    /// With --remote: act as this staff member, whose password is the first line of stdin
+    #[arg(long = "as", global = true, requires = "remote")]
+    as_staff: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Enrol and look up members
+    /// Enrol, find, fix members; their history and points
     #[command(subcommand)]
     Member(MemberCmd),
-    /// Block or replace cards
+    /// Block, replace or unblock cards
     #[command(subcommand)]
     Card(CardCmd),
+    /// Points outside a sale
+    #[command(subcommand)]
+    Points(PointsCmd),
+    /// Grant an activity of the ruleset to a member
+    Activity {
+        #[arg(long)]
+        member: String,
+        #[arg(long)]
+        activity: String,
+    },
+    /// A transaction found again (a receipt to reprint), with its refunds
+    Transaction {
+        #[arg(long)]
+        tx: String,
+    },
+    /// Staff accounts (owner)
+    #[command(subcommand)]
+    Staff(StaffCmd),
     /// Price a sale without committing it
     Quote(SaleArgs),
     /// Commit a sale
@@ -133,59 +162,6 @@ enum HubCmd {
     Rebuild,
 }
 
-#[derive(Subcommand, Debug)]
-enum MemberCmd {
-    Add(MemberArgs),
-    Show {
-        #[arg(long)]
-        card: String,
-        #[arg(long)]
-        at: Option<String>,
-    },
-}
-
-#[derive(Args, Debug)]
-struct MemberArgs {
-    #[arg(long)]
-    card: String,
-    #[arg(long)]
-    name: String,
-    #[arg(long)]
-    phone: String,
-    /// MM-DD
-    #[arg(long)]
-    birthday: Option<String>,
-    /// 4 to 8 digits
-    #[arg(long)]
-    pin: Option<String>,
-}
-
-impl MemberArgs {
-    fn new_member(&self) -> NewMember {
-        NewMember {
-            card: self.card.clone(),
-            name: self.name.clone(),
-            phone: self.phone.clone(),
-            birthday: self.birthday.clone(),
-            pin: self.pin.clone(),
-        }
-    }
-}
-
-#[derive(Subcommand, Debug)]
-enum CardCmd {
-    Block {
-        #[arg(long)]
-        card: String,
-    },
-    Replace {
-        #[arg(long)]
-        card: String,
-        #[arg(long)]
-        new_card: String,
-    },
-}
-
 #[derive(Args, Debug)]
 struct SaleArgs {
     #[arg(long)]
@@ -262,7 +238,7 @@ pub fn main() -> i32 {
         Ok(out) => {
             if json {
                 println!("{}", out.json);
-            } else {
+            } else if !out.text.is_empty() {
                 println!("{}", out.text);
             }
             0
@@ -272,6 +248,9 @@ pub fn main() -> i32 {
                 println!("{}", e.to_json());
             }
             eprintln!("loyaltyd: {}: {}", e.code, e.message);
+            for (line, reason) in &e.rows {
+                eprintln!("  line {line}: {reason}");
+            }
             1
         }
     }
@@ -281,6 +260,24 @@ pub fn main() -> i32 {
 struct Out {
     json: String,
     text: String,
+}
+
+impl Out {
+    fn of_value(v: serde_json::Value, text: String) -> Out {
+        Out {
+            json: v.to_string(),
+            text,
+        }
+    }
+
+    /// A result whose output went elsewhere already (an export to stdout): nothing
+    /// more is printed without `--json`.
+    fn quiet(v: serde_json::Value) -> Out {
+        Out {
+            json: v.to_string(),
+            text: String::new(),
+        }
+    }
 }
 
 fn out<T: Serialize>(v: &T, text: String) -> Result<Out> {
@@ -345,8 +342,11 @@ fn open(cli: &Cli) -> Result<Engine> {
     Ok(engine)
 }
 
+/// The instant of an offline command (now, or `--at`), made by the device's owner.
 fn at_of(engine: &Engine, at: &Option<String>) -> Result<At> {
-    Ok(engine.at(at.as_deref().map(parse_instant).transpose()?))
+    Ok(engine
+        .at(at.as_deref().map(parse_instant).transpose()?)
+        .by(crate::engine::Actor::cli()))
 }
 
 fn sale_of(a: &SaleArgs) -> Result<Sale> {
@@ -442,7 +442,19 @@ fn run(cli: Cli) -> Result<Out> {
         }
         _ if cli.remote => {
             let (cfg, _) = load(&cli)?;
-            run_remote(&cfg, &cli.cmd)
+            let mut stdin = None;
+            let password;
+            let as_staff = match &cli.as_staff {
+                Some(id) => {
+                    let mut lines = Stdin::read()?;
+                    password = lines.line("--as password")?;
+                    stdin = Some(lines);
+                    Some((id.as_str(), password.as_str()))
+                }
+                None => None,
+            };
+            let remote = Remote::connect(&cfg, as_staff)?;
+            run_target(&cli, &Target::Remote(&remote), &mut stdin)
         }
         Cmd::Rebuild => {
             let (_, ecfg) = load(&cli)?;
@@ -459,37 +471,73 @@ fn run(cli: Cli) -> Result<Out> {
     }
 }
 
+/// The commands that run the same offline and with `--remote`.
+fn run_target(cli: &Cli, t: &Target, stdin: &mut Option<Stdin>) -> Result<Out> {
+    match &cli.cmd {
+        Cmd::Member(c) => people::member(c, t),
+        Cmd::Card(c) => people::card(c, t),
+        Cmd::Points(c) => people::points(c, t),
+        Cmd::Activity { member, activity } => people::activity(member, activity, t),
+        Cmd::Transaction { tx } => people::transaction(tx, t),
+        Cmd::Staff(c) => people::staff(c, t, stdin),
+        Cmd::Report(ReportCmd::Daily { date }) => {
+            let v = match t {
+                Target::Local(e, _) => {
+                    let r = e.daily(date.as_deref().map(parse_date).transpose()?)?;
+                    serde_json::to_value(r).map_err(|e| Error::internal(e.to_string()))?
+                }
+                Target::Remote(r) => {
+                    let q = date
+                        .as_ref()
+                        .map(|d| format!("?date={}", remote::enc(d)))
+                        .unwrap_or_default();
+                    r.call("GET", &format!("/v1/reports/daily{q}"), None)?
+                }
+            };
+            let text = text::daily_text(&v);
+            Ok(Out::of_value(v, text))
+        }
+        _ => Err(Error::invalid(
+            "--remote supports the member, card, points, activity, transaction, staff and report daily commands",
+        )),
+    }
+}
+
 fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
     let rules = engine.rules();
     let money = |v: i64| crate::views::money(v, &rules.currency);
     match &cli.cmd {
-        Cmd::Member(MemberCmd::Add(a)) => {
-            let req = a.new_member();
-            let m = engine.add_member(req, None, engine.at(None))?;
-            let text = format!("enrolled {} ({}) with card {}", m.name, m.member_id, m.cards[0].card);
-            out(&m, text)
+        Cmd::Member(MemberCmd::Show {
+            at: Some(at),
+            card,
+            member,
+        }) => {
+            let at = at_of(engine, &Some(at.clone()))?.by(crate::engine::Actor::cli());
+            let c = MemberCmd::Show {
+                card: card.clone(),
+                member: member.clone(),
+                at: None,
+            };
+            people::member(&c, &Target::Local(engine, at))
         }
-        Cmd::Member(MemberCmd::Show { card, at }) => {
-            let m = engine.show_member(card, at_of(engine, at)?)?;
-            let text = member_text(&m);
-            out(&m, text)
-        }
-        Cmd::Card(CardCmd::Block { card }) => {
-            let m = engine.block_card(card, None, engine.at(None))?;
-            out(&m, format!("card {} blocked ({})", card, m.name))
-        }
-        Cmd::Card(CardCmd::Replace { card, new_card }) => {
-            let m = engine.replace_card(card, new_card, None, engine.at(None))?;
-            out(&m, format!("card {card} replaced by {new_card} for {}", m.name))
+        Cmd::Member(_)
+        | Cmd::Card(_)
+        | Cmd::Points(_)
+        | Cmd::Activity { .. }
+        | Cmd::Transaction { .. }
+        | Cmd::Staff(_)
+        | Cmd::Report(_) => {
+            let at = engine.at(None).by(crate::engine::Actor::cli());
+            run_target(cli, &Target::Local(engine, at), &mut None)
         }
         Cmd::Quote(a) => {
             let r = engine.quote(&sale_of(a)?, at_of(engine, &a.at)?)?;
-            let text = receipt_text(&r, &money);
+            let text = text::receipt_text(&r, &money);
             out(&r, text)
         }
         Cmd::Checkout { sale, key } => {
             let r = engine.checkout(&sale_of(sale)?, key.as_deref(), at_of(engine, &sale.at)?)?;
-            let text = receipt_text(&r, &money);
+            let text = text::receipt_text(&r, &money);
             out(&r, text)
         }
         Cmd::Refund { tx, lines, at } => {
@@ -522,29 +570,6 @@ fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
             );
             out(&r, text)
         }
-        Cmd::Report(ReportCmd::Daily { date }) => {
-            let d = date.as_deref().map(parse_date).transpose()?;
-            let r = engine.daily(d)?;
-            let t = &r.totals;
-            let text = format!(
-                "{} ({})\n  checkouts {:>8}   sales {:>14}   discounts {:>12}\n  points earned {:>6}   redeemed {:>8}   expired {:>8}\n  refunds {:>10}   refunded {:>12}   new members {:>6}\n  coupons issued {:>5}   used {:>6}   rewards {:>8}",
-                r.date,
-                r.currency,
-                t.checkouts,
-                money(t.total),
-                money(t.discounts),
-                t.points_earned,
-                t.points_redeemed + t.reward_points,
-                t.points_expired,
-                t.refunds,
-                money(t.refunded_amount),
-                t.new_members,
-                t.coupons_issued,
-                t.coupons_used,
-                t.rewards_redeemed
-            );
-            out(&r, text)
-        }
         Cmd::State(StateCmd::Dump) => {
             let dump = engine.store().dump()?;
             let text = serde_json::to_string_pretty(&dump).map_err(|e| Error::internal(e.to_string()))?;
@@ -554,125 +579,4 @@ fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
             unreachable!("handled without an engine")
         }
     }
-}
-
-fn member_text(m: &MemberView) -> String {
-    let cards: Vec<String> = m.cards.iter().map(|c| format!("{} ({})", c.card, c.status)).collect();
-    let mut s = format!(
-        "{} {}  phone {}  birthday {}\n  cards: {}\n  tier {} (qualifying {})  balance {} points",
-        m.member_id,
-        m.name,
-        m.phone,
-        m.birthday.as_deref().unwrap_or("-"),
-        cards.join(", "),
-        m.tier,
-        m.qualifying,
-        m.balance
-    );
-    for l in &m.lots {
-        s.push_str(&format!(
-            "\n    {:>8} points earned {} expires {}",
-            l.points,
-            l.earned_at,
-            l.expires_at.as_deref().unwrap_or("never")
-        ));
-    }
-    s
-}
-
-fn receipt_text(r: &Receipt, money: &dyn Fn(i64) -> String) -> String {
-    let mut s = match &r.tx_id {
-        Some(id) => format!("receipt {id}{}\n", if r.replayed { " (replayed)" } else { "" }),
-        None => "quote\n".to_string(),
-    };
-    s.push_str(&format!("  member {} card {} at {}\n", r.member_id, r.card, r.at));
-    for l in &r.lines {
-        s.push_str(&format!(
-            "  {:<16} {:<10} {:>4} x {:>10} = {:>12}\n",
-            l.sku,
-            l.category,
-            l.qty,
-            money(l.unit_price),
-            money(l.net)
-        ));
-    }
-    s.push_str(&format!("  subtotal {:>12}\n", money(r.subtotal)));
-    for d in &r.discounts {
-        s.push_str(&format!("  {} {} -{}\n", d.kind, d.id, money(d.amount)));
-    }
-    s.push_str(&format!("  due {:>12}\n", money(r.due)));
-    if r.points_redeemed > 0 {
-        s.push_str(&format!("  {} points -{}\n", r.points_redeemed, money(r.redeem_value)));
-    }
-    s.push_str(&format!(
-        "  total {:>12}\n  points earned {}  balance {}  tier {} -> {}",
-        money(r.total),
-        r.points_earned,
-        r.balance,
-        r.tier_before,
-        r.tier
-    ));
-    if let Some(m) = r.max_redeem_points {
-        s.push_str(&format!("\n  up to {m} points could be redeemed on this sale"));
-    }
-    s
-}
-
-/// The commands an operator needs while the daemon holds the data directory, sent to
-/// its POS API.
-fn run_remote(cfg: &Config, cmd: &Cmd) -> Result<Out> {
-    let token = std::fs::read_to_string(&cfg.api.token_file)
-        .map_err(|e| Error::invalid(format!("token file {}: {e}", cfg.api.token_file.display())))?;
-    let base = format!("http://{}", cfg.api.listen);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(10)))
-        .build()
-        .into();
-    let auth = format!("Bearer {}", token.trim());
-    let call = |method: &str, path: &str, body: Option<serde_json::Value>| -> Result<serde_json::Value> {
-        let url = format!("{base}{path}");
-        let unreachable = |e: ureq::Error| Error::internal(format!("cannot reach the daemon at {base}: {e}"));
-        let mut resp = match (method, body) {
-            ("GET", _) => agent.get(&url).header("Authorization", &auth).call(),
-            (_, Some(b)) => agent.post(&url).header("Authorization", &auth).send_json(b),
-            (_, None) => agent.post(&url).header("Authorization", &auth).send_empty(),
-        }
-        .map_err(unreachable)?;
-        let status = resp.status();
-        let v: serde_json::Value = resp.body_mut().read_json().map_err(unreachable)?;
-        if status.is_success() {
-            return Ok(v);
-        }
-        let code = v["error"]["code"].as_str().unwrap_or("internal");
-        let code = crate::error::Code::ALL
-            .into_iter()
-            .find(|c| c.as_str() == code)
-            .unwrap_or(crate::error::Code::Internal);
-        Err(Error::new(code, v["error"]["message"].as_str().unwrap_or("refused")))
-    };
-    let text = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
-    let v =
-        match cmd {
-            Cmd::Member(MemberCmd::Add(a)) => {
-                let body = serde_json::to_value(a.new_member()).map_err(|e| Error::internal(e.to_string()))?;
-                call("POST", "/v1/members", Some(body))?
-            }
-            Cmd::Member(MemberCmd::Show { card, at: None }) => call("GET", &format!("/v1/cards/{card}"), None)?,
-            Cmd::Card(CardCmd::Block { card }) => call("POST", &format!("/v1/cards/{card}/block"), None)?,
-            Cmd::Card(CardCmd::Replace { card, new_card }) => call(
-                "POST",
-                &format!("/v1/cards/{card}/replace"),
-                Some(serde_json::json!({"new_card": new_card})),
-            )?,
-            Cmd::Report(ReportCmd::Daily { date }) => {
-                let q = date.as_ref().map(|d| format!("?date={d}")).unwrap_or_default();
-                call("GET", &format!("/v1/reports/daily{q}"), None)?
-            }
-            _ => return Err(Error::invalid(
-                "--remote supports member add, member show (without --at), card block, card replace and report daily",
-            )),
-        };
-    let t = text(&v);
-    out(&v, t)
 }

@@ -2,6 +2,9 @@
 //!
 //! Names here are a contract with POS integrations and scripts: add fields, rename none.
 
+pub mod history;
+pub mod schema;
+
 use serde::Serialize;
 use utoipa::openapi::schema::Object;
 use utoipa::ToSchema;
@@ -11,82 +14,19 @@ use crate::record;
 use crate::rules::{tier, Ruleset};
 use crate::store::Daily;
 
-/// The one member status 0.1 knows.
 const MEMBER_ACTIVE: &str = "active";
+const MEMBER_INACTIVE: &str = "inactive";
+const MEMBER_MERGED: &str = "merged";
 const DISCOUNT_TIER: &str = "tier";
 const DISCOUNT_PROMOTION: &str = "promotion";
 const DISCOUNT_COUPON: &str = "coupon";
-
-/// Field schemas for `GET /v1/openapi.json` that say what the code checks or writes.
-pub mod schema {
-    use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, SchemaType, Type};
-
-    use crate::model::{MAX_POINTS_INPUT, MAX_QTY, MAX_UNIT_PRICE};
-
-    /// What `model::canonical_card` takes: 4 to 32 letters or digits, with spaces,
-    /// colons and dashes anywhere.
-    pub const CARD_PATTERN: &str = "^[ :-]*([0-9A-Za-z][ :-]*){4,32}$";
-    /// What `model::validate_pin` takes.
-    pub const PIN_PATTERN: &str = "^[0-9]{4,8}$";
-
-    pub fn card() -> Object {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .pattern(Some(CARD_PATTERN))
-            .build()
-    }
-
-    /// An optional PIN (null is taken as none).
-    pub fn pin() -> Object {
-        ObjectBuilder::new()
-            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-            .pattern(Some(PIN_PATTERN))
-            .build()
-    }
-
-    fn int64(min: i64, max: i64, nullable: bool) -> Object {
-        let ty = match nullable {
-            true => SchemaType::from_iter([Type::Integer, Type::Null]),
-            false => SchemaType::Type(Type::Integer),
-        };
-        ObjectBuilder::new()
-            .schema_type(ty)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-            .minimum(Some(min))
-            .maximum(Some(max))
-            .build()
-    }
-
-    /// A quantity of a line (`Line::validate`, refund lines).
-    pub fn qty() -> Object {
-        int64(1, MAX_QTY, false)
-    }
-
-    /// A unit price in minor units (`Line::validate`).
-    pub fn unit_price() -> Object {
-        int64(0, MAX_UNIT_PRICE, false)
-    }
-
-    /// Points asked for in a sale (null is none).
-    pub fn redeem_points() -> Object {
-        int64(0, MAX_POINTS_INPUT, true)
-    }
-
-    /// A string that is one of `values`: what the code writes.
-    pub fn string_enum<'a>(values: impl IntoIterator<Item = &'a str>) -> Object {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .enum_values(Some(values))
-            .build()
-    }
-}
 
 fn card_status_schema() -> Object {
     schema::string_enum([CardStatus::Active, CardStatus::Blocked].map(CardStatus::as_str))
 }
 
 fn member_status_schema() -> Object {
-    schema::string_enum([MEMBER_ACTIVE])
+    schema::string_enum([MEMBER_ACTIVE, MEMBER_INACTIVE, MEMBER_MERGED])
 }
 
 fn discount_kind_schema() -> Object {
@@ -116,6 +56,8 @@ pub struct LotView {
 pub struct MemberView {
     pub member_id: String,
     pub name: String,
+    /// Canonical, with its country code: `+8613800000001`.
+    #[schema(examples("+8613800000001"))]
     pub phone: String,
     #[schema(pattern = "^[0-9]{2}-[0-9]{2}$", required = true)]
     pub birthday: Option<String>,
@@ -124,8 +66,21 @@ pub struct MemberView {
     pub qualifying: i64,
     pub balance: i64,
     pub lots: Vec<LotView>,
+    /// `active`, `inactive`, or `merged` (then `merged_into` names the member).
     #[schema(schema_with = member_status_schema)]
     pub status: &'static str,
+    pub tags: Vec<String>,
+    #[schema(format = DateTime)]
+    pub enrolled_at: String,
+    /// The terminal that enrolled the member ("" for members enrolled before 0.2).
+    pub enrolled_by: String,
+    pub visits: u64,
+    #[schema(format = DateTime, required = true)]
+    pub last_visit_at: Option<String>,
+    /// The member this one was merged into; only on a merged member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub merged_into: Option<String>,
 }
 
 impl MemberView {
@@ -155,7 +110,7 @@ impl MemberView {
         MemberView {
             member_id: m.member_id.clone(),
             name: m.name.clone(),
-            phone: m.phone.clone(),
+            phone: crate::identity::display_phone(&m.phone),
             birthday: m.birthday.map(|b| b.to_string()),
             cards: m
                 .cards
@@ -169,7 +124,17 @@ impl MemberView {
             qualifying: tier::metric(rules, &m.days, day),
             balance: m.balance_at(at, expiry_applies),
             lots,
-            status: MEMBER_ACTIVE,
+            status: match (&m.merged_into, m.active) {
+                (Some(_), _) => MEMBER_MERGED,
+                (None, true) => MEMBER_ACTIVE,
+                (None, false) => MEMBER_INACTIVE,
+            },
+            tags: m.tags.clone(),
+            enrolled_at: fmt_instant(m.created_at, tz),
+            enrolled_by: m.enrolled_by.clone(),
+            visits: m.visits,
+            last_visit_at: m.last_visit_at.map(|t| fmt_instant(t, tz)),
+            merged_into: m.merged_into.clone(),
         }
     }
 }
