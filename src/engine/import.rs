@@ -36,6 +36,9 @@ pub struct ImportReport {
     pub points: i64,
 }
 
+/// A refused row: its line in the file and why.
+type BadRow = (u64, String);
+
 /// A row that passed its own checks (the store's are made under the writer lock).
 struct Row {
     line: u64,
@@ -132,7 +135,7 @@ impl Engine {
 
     /// Every row checked on its own: the good ones, and each bad one's line and why. A
     /// file that is not this CSV at all is refused here.
-    fn parse_rows(&self, csv: &[u8]) -> Result<(Vec<Row>, Vec<(u64, String)>)> {
+    fn parse_rows(&self, csv: &[u8]) -> Result<(Vec<Row>, Vec<BadRow>)> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
@@ -266,7 +269,7 @@ impl Engine {
 }
 
 /// An import refused for its bad rows, each listed with its line.
-fn refusal(mut bad: Vec<(u64, String)>) -> Error {
+fn refusal(mut bad: Vec<BadRow>) -> Error {
     bad.sort_by_key(|b| b.0);
     let n = bad.len();
     let first = bad.first().map(|(l, r)| format!("line {l}: {r}")).unwrap_or_default();
