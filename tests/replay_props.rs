@@ -1,5 +1,6 @@
 //! Properties of the state machine as a whole: replaying the journal into an empty store
-//! gives the state the live run had, and a full refund restores the member exactly.
+//! gives the state the live run had, a full refund restores the member exactly, and
+//! every member's points ledger adds up to their balance.
 
 use loyaltyd::engine::{rebuild, At, ClockPolicy, Engine, EngineConfig, NewMember, Sale};
 use loyaltyd::model::{parse_instant, Line, MemberState};
@@ -10,7 +11,8 @@ use proptest::prelude::*;
 const CARDS: [&str; 3] = ["CARD0001", "CARD0002", "CARD0003"];
 
 fn rules() -> Ruleset {
-    let extra = "[[promotions]]\nid = \"m200-25\"\nmin_minor = 20000\noff_minor = 2500\n";
+    let extra = "[[promotions]]\nid = \"m200-25\"\nmin_minor = 20000\noff_minor = 2500\n\
+                 [[activities]]\nid = \"checkin\"\npoints = 10\nmax_per_day = 1\n";
     let text = format!("{}{extra}", include_str!("../config/rules.toml"));
     Ruleset::parse(&text, "rules.toml").unwrap()
 }
@@ -51,6 +53,24 @@ enum Op {
     Block {
         who: usize,
     },
+    /// Points by hand (a manager's adjustment), either way.
+    Adjust {
+        who: usize,
+        points: i64,
+        day: i64,
+    },
+    Activity {
+        who: usize,
+        day: i64,
+    },
+    /// The daily expiry pass.
+    Expire {
+        day: i64,
+    },
+    /// A checkout asked again with its key: answered from the first, nothing new.
+    Replay {
+        pick: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -62,6 +82,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..3, 0i64..400).prop_map(|(who, day)| Op::Coupon { who, day }),
         1 => (0usize..3, 0i64..400).prop_map(|(who, day)| Op::Reward { who, day }),
         1 => (0usize..3).prop_map(|who| Op::Block { who }),
+        2 => (0usize..3, prop_oneof![-400i64..-1, 1i64..400], 0i64..400).prop_map(|(who, points, day)| Op::Adjust { who, points, day }),
+        2 => (0usize..3, 0i64..400).prop_map(|(who, day)| Op::Activity { who, day }),
+        1 => (0i64..800).prop_map(|day| Op::Expire { day }),
+        1 => any::<usize>().prop_map(|pick| Op::Replay { pick }),
     ]
 }
 
@@ -129,6 +153,8 @@ fn run(engine: &Engine, ops: &[Op]) -> Vec<String> {
 fn run_counted(engine: &Engine, ops: &[Op]) -> Ran {
     let mut ran = Ran::default();
     let mut txs: Vec<String> = Vec::new();
+    // Keyed checkouts: (key, sale, instant, tx id).
+    let mut keyed: Vec<(String, Sale, At, String)> = Vec::new();
     let mut coupons: Vec<(usize, String)> = Vec::new();
     let mut blocked = [false; 3];
     let mut clock = 0;
@@ -155,12 +181,16 @@ fn run_counted(engine: &Engine, ops: &[Op]) -> Ran {
                     None
                 };
                 let plain = *redeem == 0 && code.is_none() && !blocked[*who];
-                let r = engine.checkout(&sale(CARDS[*who], lines, *redeem, code), None, at(clock));
+                let s = sale(CARDS[*who], lines, *redeem, code);
+                let key = format!("k{}", keyed.len());
+                let r = engine.checkout(&s, Some(&key), at(clock));
                 ran.plain += usize::from(plain);
                 ran.plain_accepted += usize::from(plain && r.is_ok());
                 count(r.is_ok(), &mut ran);
                 if let Ok(r) = r {
-                    txs.push(r.tx_id.unwrap());
+                    let tx = r.tx_id.unwrap();
+                    keyed.push((key, s, at(clock), tx.clone()));
+                    txs.push(tx);
                 }
             }
             Op::Refund { pick, partial } => {
@@ -191,10 +221,57 @@ fn run_counted(engine: &Engine, ops: &[Op]) -> Ran {
                 count(r.is_ok(), &mut ran);
                 blocked[*who] = true;
             }
+            Op::Adjust { who, points, day } => {
+                clock = clock.max(*day);
+                let id = member_id(engine, *who);
+                let r = engine.adjust_points(&id, *points, "test", None, at(clock));
+                count(r.is_ok(), &mut ran);
+            }
+            Op::Activity { who, day } => {
+                clock = clock.max(*day);
+                let id = member_id(engine, *who);
+                let r = engine.grant_activity(&id, "checkin", None, at(clock));
+                count(r.is_ok(), &mut ran);
+            }
+            Op::Expire { day } => {
+                clock = clock.max(*day);
+                let r = engine.expire_all(at(clock));
+                count(r.is_ok(), &mut ran);
+            }
+            Op::Replay { pick } => {
+                if keyed.is_empty() {
+                    ran.skipped += 1;
+                    continue;
+                }
+                let (key, s, when, tx) = keyed[pick % keyed.len()].clone();
+                let r = engine.checkout(&s, Some(&key), when);
+                count(r.is_ok(), &mut ran);
+                let r = r.expect("a replay of a committed checkout answers");
+                assert!(r.replayed);
+                assert_eq!(r.tx_id.as_deref(), Some(tx.as_str()));
+            }
         }
     }
     ran.txs = txs;
     ran
+}
+
+fn member_id(engine: &Engine, who: usize) -> String {
+    engine.lookup_card(CARDS[who]).unwrap().0.unwrap().member_id
+}
+
+/// Every entry of a member's ledger, newest first, read a page at a time.
+fn ledger(store: &Store, member_id: &str) -> Vec<loyaltyd::store::LedgerEntry> {
+    let mut out = Vec::new();
+    let mut before = None;
+    loop {
+        let (page, next) = store.ledger(member_id, before, 7).unwrap();
+        out.extend(page.into_iter().map(|(_, e)| e));
+        match next {
+            Some(n) => before = Some(n),
+            None => return out,
+        }
+    }
 }
 
 fn snapshot(store: &Store, txs: &[String]) -> (Vec<MemberState>, Vec<TxState>) {
@@ -230,6 +307,29 @@ proptest! {
         let engine = Engine::open(cfg, rules()).unwrap();
         let rebuilt = (snapshot(engine.store(), &ran.txs), engine.store().dump().unwrap());
         prop_assert_eq!(rebuilt, live);
+    }
+
+    /// Whatever happened (sales, redemptions, rewards, refunds, expiry, adjustments,
+    /// activities, replays), each member's ledger adds up to their balance, and each entry
+    /// starts where the one before it ended.
+    #[test]
+    fn the_ledger_adds_up_to_the_balance(ops in prop::collection::vec(op(), 1..60)) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(config(dir.path()), rules()).unwrap();
+        enrol(&engine);
+        let ran = run_counted(&engine, &ops);
+        prop_assert_eq!(ran.accepted + ran.refused + ran.skipped, ops.len());
+        for id in engine.store().member_ids().unwrap() {
+            let m = engine.store().member(&id).unwrap().unwrap();
+            let entries = ledger(engine.store(), &id);
+            let sum: i64 = entries.iter().map(|e| e.points).sum();
+            prop_assert_eq!(sum, m.ledger_balance(), "member {}: {:?}", id, entries);
+            prop_assert_eq!(entries.first().map_or(0, |e| e.balance_after), m.ledger_balance());
+            for w in entries.windows(2) {
+                prop_assert_eq!(w[0].balance_after - w[0].points, w[1].balance_after);
+            }
+            prop_assert!(entries.iter().all(|e| e.points != 0));
+        }
     }
 
     #[test]

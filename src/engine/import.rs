@@ -36,6 +36,9 @@ pub struct ImportReport {
     pub points: i64,
 }
 
+/// A refused row: its line in the file and why.
+type BadRow = (u64, String);
+
 /// A row that passed its own checks (the store's are made under the writer lock).
 struct Row {
     line: u64,
@@ -51,12 +54,14 @@ impl Engine {
     /// Imports the members of a CSV file (manager): all or none.
     pub fn import_members(&self, csv: &[u8], at: At) -> Result<ImportReport> {
         at.require(Role::Manager, "importing members")?;
-        let rows = self.parse_rows(csv)?;
+        let (rows, bad_rows) = self.parse_rows(csv)?;
         let import_id = super::random_u64();
         self.commit_plain(
             &at,
             |store, rules| {
-                let mut bad = Vec::new();
+                // Every bad row at once: those that failed their own checks, and those
+                // the store or an earlier line refuses.
+                let mut bad = bad_rows;
                 let mut cards = HashSet::new();
                 let mut phones = HashSet::new();
                 let expires = lots::expires_at(rules, at.ts);
@@ -128,8 +133,9 @@ impl Engine {
         )
     }
 
-    /// Every row checked on its own; all the bad ones refused together.
-    fn parse_rows(&self, csv: &[u8]) -> Result<Vec<Row>> {
+    /// Every row checked on its own: the good ones, and each bad one's line and why. A
+    /// file that is not this CSV at all is refused here.
+    fn parse_rows(&self, csv: &[u8]) -> Result<(Vec<Row>, Vec<BadRow>)> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
@@ -171,13 +177,10 @@ impl Engine {
                 Err(e) => bad.push((line, e.message)),
             }
         }
-        if !bad.is_empty() {
-            return Err(refusal(bad));
-        }
-        if rows.is_empty() {
+        if rows.is_empty() && bad.is_empty() {
             return Err(Error::invalid("the file holds no members"));
         }
-        Ok(rows)
+        Ok((rows, bad))
     }
 
     fn row(&self, line: u64, r: &csv::StringRecord) -> Result<Row> {
@@ -266,7 +269,7 @@ impl Engine {
 }
 
 /// An import refused for its bad rows, each listed with its line.
-fn refusal(mut bad: Vec<(u64, String)>) -> Error {
+fn refusal(mut bad: Vec<BadRow>) -> Error {
     bad.sort_by_key(|b| b.0);
     let n = bad.len();
     let first = bad.first().map(|(l, r)| format!("line {l}: {r}")).unwrap_or_default();

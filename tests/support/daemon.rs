@@ -175,6 +175,7 @@ impl Drop for Daemon {
     }
 }
 
+#[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
     base: String,
@@ -230,14 +231,36 @@ impl Client {
         ))
     }
 
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// Any method, with a JSON body.
     pub fn request(&self, method: &str, path: &str, body: &str) -> Result<(u16, String), ureq::Error> {
+        self.request_with(method, path, body, &[])
+    }
+
+    /// Any method, with a JSON body and headers.
+    pub fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, String), ureq::Error> {
         let mut req = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
             .header("Content-Type", "application/json");
         if let Some(a) = self.auth() {
             req = req.header("Authorization", a);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         let mut resp = self.agent.run(req.body(body.to_string()).unwrap())?;
         Ok((resp.status().as_u16(), resp.body_mut().read_to_string()?))
@@ -261,4 +284,17 @@ impl Client {
 /// The error code of an error document.
 pub fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<none>")
+}
+
+/// Percent-encodes a query value.
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

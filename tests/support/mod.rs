@@ -3,6 +3,7 @@ pub mod daemon;
 pub mod hub;
 pub mod netns;
 pub mod proxy;
+pub mod shop;
 pub mod wire;
 
 /// A `Command` that starts the `loyaltyd` under test. With LOYALTYD_TEST_RUNNER set
