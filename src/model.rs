@@ -287,7 +287,7 @@ pub struct DayBucket {
 }
 
 /// Staff roles, each allowed what the one before it is (interface.md "Staff and roles").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Cashier,

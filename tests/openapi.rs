@@ -1,15 +1,21 @@
-//! `GET /v1/openapi.json` against the real daemon: it needs no token, it describes every
-//! route the router serves (and nothing else) with the methods the router answers, and
-//! every answer the API gives in the tests is declared for its operation with its
-//! content type. Money and points are int64, instants date-time strings, and the bounds
-//! it states are the code's.
+//! `GET /v1/openapi.json` against the real daemons (terminal and hub): it needs no token,
+//! it describes every route the router serves (and nothing else) with the methods the
+//! router answers, and every answer the API gives in the tests is declared for its
+//! operation with its content type, and a refusal's code is one that answer names.
+//! Money and points are int64, instants date-time strings, and the bounds it states
+//! are the code's.
 
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
 
 use serde_json::{json, Value};
-use support::daemon::{Daemon, TOKEN};
+use support::daemon::{global_args, rules_path, Daemon, TOKEN};
+use support::hub::{secret_file, Hub, HUB_TOKEN};
+use support::shop::Shop;
 
 /// An answer with what the test client does not show: the content type.
 struct Answer {
@@ -19,6 +25,12 @@ struct Answer {
 }
 
 fn call(url: &str, method: &str, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Answer {
+    let body = body.map(|b| ("application/json", b.to_string()));
+    call_with(url, method, path, body, headers)
+}
+
+/// A request with a body of any content type.
+fn call_with(url: &str, method: &str, path: &str, body: Option<(&str, String)>, headers: &[(&str, &str)]) -> Answer {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(std::time::Duration::from_secs(20)))
@@ -30,10 +42,10 @@ fn call(url: &str, method: &str, path: &str, body: Option<&Value>, headers: &[(&
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let text = body.map(Value::to_string).unwrap_or_default();
-    if body.is_some() {
-        req = req.header("Content-Type", "application/json");
+    if let Some((content_type, _)) = &body {
+        req = req.header("Content-Type", *content_type);
     }
+    let text = body.map(|b| b.1).unwrap_or_default();
     let mut resp = agent.run(req.body(text).unwrap()).unwrap();
     let content_type = resp
         .headers()
@@ -80,49 +92,84 @@ fn operations(doc: &Value) -> BTreeSet<(String, String)> {
 
 /// A concrete path for a template.
 fn concrete(template: &str) -> String {
-    template.replace("{card}", "04A1B2C3")
+    template
+        .replace("{card}", "04A1B2C3")
+        .replace("{member_id}", "m-0000000000000000")
+        .replace("{id}", "m-0000000000000000")
+        .replace("{tx_id}", "T1-00000000-0000000001")
 }
 
-#[test]
-fn the_description_needs_no_token_and_matches_the_routes_the_router_serves() {
-    assert_eq!(TOKEN, AUTH.1.trim_start_matches("Bearer "));
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path());
-    let doc = description(&d.url);
-    assert!(
-        doc["openapi"].as_str().unwrap().starts_with("3.1"),
-        "{}",
-        doc["openapi"]
-    );
-    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+/// The set of (METHOD, path) pairs.
+fn pairs(list: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    list.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect()
+}
 
-    // interface.md's POS API (0.1) and the description itself.
-    let want: BTreeSet<(String, String)> = [
-        ("GET", "/v1/health"),
-        ("GET", "/v1/openapi.json"),
-        ("POST", "/v1/members"),
-        ("GET", "/v1/cards/{card}"),
-        ("POST", "/v1/cards/{card}/block"),
-        ("POST", "/v1/cards/{card}/replace"),
-        ("POST", "/v1/checkout/quote"),
-        ("POST", "/v1/checkout/commit"),
-        ("POST", "/v1/refunds"),
-        ("POST", "/v1/coupons"),
-        ("POST", "/v1/rewards/redeem"),
-        ("POST", "/v1/swipe"),
-        ("GET", "/v1/events"),
-        ("GET", "/v1/reports/daily"),
-        ("GET", "/metrics"),
-    ]
-    .into_iter()
-    .map(|(m, p)| (m.to_string(), p.to_string()))
-    .collect();
-    let described = operations(&doc);
-    assert_eq!(described, want, "described operations");
+/// interface.md's POS API as the terminal serves it, and the description itself.
+const TERMINAL: [(&str, &str); 35] = [
+    ("GET", "/v1/health"),
+    ("GET", "/v1/openapi.json"),
+    ("POST", "/v1/sessions"),
+    ("DELETE", "/v1/sessions/current"),
+    ("POST", "/v1/members"),
+    ("GET", "/v1/members"),
+    ("GET", "/v1/members/export"),
+    ("POST", "/v1/members/import"),
+    ("GET", "/v1/members/{id}"),
+    ("PATCH", "/v1/members/{id}"),
+    ("POST", "/v1/members/{id}/status"),
+    ("POST", "/v1/members/{id}/pin"),
+    ("GET", "/v1/members/{id}/transactions"),
+    ("GET", "/v1/members/{id}/points"),
+    ("POST", "/v1/members/{id}/points"),
+    ("POST", "/v1/members/{id}/activities"),
+    ("GET", "/v1/members/{id}/coupons"),
+    ("GET", "/v1/transactions/{tx_id}"),
+    ("GET", "/v1/cards/{card}"),
+    ("POST", "/v1/cards/{card}/block"),
+    ("POST", "/v1/cards/{card}/unblock"),
+    ("POST", "/v1/cards/{card}/replace"),
+    ("POST", "/v1/checkout/quote"),
+    ("POST", "/v1/checkout/commit"),
+    ("POST", "/v1/refunds"),
+    ("POST", "/v1/coupons"),
+    ("POST", "/v1/rewards/redeem"),
+    ("POST", "/v1/swipe"),
+    ("GET", "/v1/events"),
+    ("GET", "/v1/reports/daily"),
+    ("GET", "/metrics"),
+    ("GET", "/v1/staff"),
+    ("POST", "/v1/staff"),
+    ("POST", "/v1/staff/{id}/disable"),
+    ("POST", "/v1/staff/{id}/password"),
+];
 
-    // The router's own view: on each described path, a method the description does not
-    // give is 405, and its Allow header lists exactly the described methods (HEAD comes
-    // with GET).
+/// The hub's routes: sync (signed by a terminal), the operators' (bearer token).
+const HUB: [(&str, &str); 16] = [
+    ("GET", "/v1/health"),
+    ("GET", "/v1/openapi.json"),
+    ("POST", "/v1/sync/push"),
+    ("POST", "/v1/sync/pull"),
+    ("POST", "/v1/sync/pull2"),
+    ("GET", "/v1/hub/members"),
+    ("GET", "/v1/hub/members/{member_id}"),
+    ("GET", "/v1/hub/members/{member_id}/transactions"),
+    ("GET", "/v1/hub/members/{member_id}/points"),
+    ("GET", "/v1/hub/members/{member_id}/coupons"),
+    ("GET", "/v1/hub/transactions/{tx_id}"),
+    ("GET", "/v1/hub/conflicts"),
+    ("POST", "/v1/hub/conflicts/{id}/resolve"),
+    ("GET", "/v1/hub/terminals"),
+    ("GET", "/v1/hub/reports/overspent"),
+    ("POST", "/v1/hub/rulesets"),
+];
+
+/// Checks the router against the description: on each described path a method the
+/// description does not give is 405 with an Allow header of exactly the described
+/// methods; each described operation is routed (with the header `auth`); a scheme of
+/// the description guards exactly the operations it says it does, the others
+/// answer without it (`open`: the public ones; without a body they answer 200).
+fn router_matches(url: &str, doc: &Value, auth: (&str, &str), open: &[&str]) {
+    let described = operations(doc);
     let mut by_path: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for (m, p) in &described {
         by_path.entry(p).or_default().insert(m.clone());
@@ -132,58 +179,115 @@ fn the_description_needs_no_token_and_matches_the_routes_the_router_serves() {
             .into_iter()
             .find(|m| !methods.contains(*m))
             .unwrap();
-        let a = call(&d.url, other, &concrete(path), None, &[AUTH]);
+        let a = call(url, other, &concrete(path), None, &[auth]);
         assert_eq!(a.status, 405, "{other} {path}: {}", a.body);
         let v: Value = serde_json::from_str(&a.body).unwrap();
         assert_eq!(v["error"]["code"], "method_not_allowed");
-        let allow = call_allow(&d.url, other, &concrete(path));
+        let allow = call_allow(url, other, &concrete(path), auth);
         let mut expected = methods.clone();
         if methods.contains("GET") {
             expected.insert("HEAD".to_string());
         }
         assert_eq!(allow, expected, "Allow of {path}");
     }
-
-    // Each described operation is routed, and the bearer token guards exactly those the
-    // description says it does.
     for (method, path) in &described {
         let op = &doc["paths"][path][method.to_lowercase()];
         let guarded = op["security"].as_array().is_some_and(|s| !s.is_empty());
-        let body = (method == "POST").then(|| json!({}));
-        let bare = call(&d.url, method, &concrete(path), body.as_ref(), &[]);
+        let body = (method != "GET").then(|| json!({}));
+        let bare = call(url, method, &concrete(path), body.as_ref(), &[]);
         if guarded {
             assert_eq!(bare.status, 401, "{method} {path} without a token: {}", bare.body);
             assert!(op["responses"]["401"].is_object(), "{method} {path}: 401 declared");
-            assert_eq!(op["security"][0]["bearer"], json!([]), "{method} {path}");
-        } else {
+            let named: Vec<&String> = op["security"][0].as_object().unwrap().keys().collect();
             assert!(
-                ["/v1/health", "/v1/openapi.json"].contains(&path.as_str()),
-                "{method} {path} needs no token"
+                named.len() == 1 && doc["components"]["securitySchemes"][named[0]].is_object(),
+                "{method} {path}: {}",
+                op["security"]
             );
-            assert_eq!(bare.status, 200, "{method} {path} without a token");
+        } else {
+            assert!(open.contains(&path.as_str()), "{method} {path} needs no token");
+            assert_ne!(bare.status, 401, "{method} {path} without a token: {}", bare.body);
+            if body.is_none() {
+                assert_eq!(bare.status, 200, "{method} {path} without a token");
+            }
         }
-        let authed = call(&d.url, method, &concrete(path), body.as_ref(), &[AUTH]);
+        let authed = call(url, method, &concrete(path), body.as_ref(), &[auth]);
         let code: Value = serde_json::from_str(&authed.body).unwrap_or(Value::Null);
         assert!(
-            ![404, 405].contains(&authed.status) || code["error"]["code"] == "unknown_card",
+            ![404, 405].contains(&authed.status)
+                || code["error"]["code"]
+                    .as_str()
+                    .is_some_and(|c| c != "not_found" && c != "method_not_allowed"),
             "{method} {path} is routed: {} {}",
             authed.status,
             authed.body
         );
     }
+}
+
+fn head(doc: &Value) {
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn the_description_needs_no_token_and_matches_the_routes_the_router_serves() {
+    assert_eq!(TOKEN, AUTH.1.trim_start_matches("Bearer "));
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    let doc = description(&d.url);
+    head(&doc);
+    assert_eq!(operations(&doc), pairs(&TERMINAL), "described operations");
+    router_matches(&d.url, &doc, AUTH, &["/v1/health", "/v1/openapi.json", "/v1/sessions"]);
+    // Login needs no token: without one it is refused for its body, not for the token.
+    let login = &doc["paths"]["/v1/sessions"]["post"];
+    assert!(login["security"].is_null(), "{login}");
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"],
         json!({"type": "http", "scheme": "bearer"})
     );
 }
 
+#[test]
+fn the_hubs_description_matches_its_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path(), "T1");
+    let hub = Hub::start(dir.path(), &[("T1", &secret)]);
+    let url = format!("http://{}", hub.addr());
+    let doc = description(&url);
+    head(&doc);
+    assert_eq!(operations(&doc), pairs(&HUB), "described operations");
+    let auth = format!("Bearer {HUB_TOKEN}");
+    router_matches(
+        &url,
+        &doc,
+        ("Authorization", &auth),
+        &["/v1/health", "/v1/openapi.json"],
+    );
+    // Sync is signed by a terminal, not the operator's token.
+    for path in ["/v1/sync/push", "/v1/sync/pull", "/v1/sync/pull2"] {
+        let op = &doc["paths"][path]["post"];
+        assert!(op["security"][0]["terminal_signature"].is_array(), "{path}: {op}");
+        let media: Vec<&String> = op["requestBody"]["content"].as_object().unwrap().keys().collect();
+        assert_eq!(media, ["application/x-loyaltyd-postcard"], "{path}");
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["terminal_signature"]["type"],
+        "apiKey"
+    );
+}
+
 /// The methods of a 405's Allow header.
-fn call_allow(url: &str, method: &str, path: &str) -> BTreeSet<String> {
+fn call_allow(url: &str, method: &str, path: &str, auth: (&str, &str)) -> BTreeSet<String> {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let req = ureq::http::Request::builder()
         .method(method)
         .uri(format!("{url}{path}"))
-        .header(AUTH.0, AUTH.1)
+        .header(auth.0, auth.1)
         .body(String::new())
         .unwrap();
     let resp = agent.run(req).unwrap();
@@ -203,33 +307,119 @@ fn line(sku: &str, category: &str, qty: i64, unit_price: i64) -> Value {
     json!({"sku": sku, "category": category, "qty": qty, "unit_price": unit_price})
 }
 
-/// Checks that `a`, the answer of `method template`, is declared with its content type
-/// and, for JSON, that an error document carries a code of the description.
+/// Checks that `a`, the answer of `method template`, is declared with its content type;
+/// that a JSON answer has the shape the description gives (see `conforms`); and that a
+/// refusal's code is one of those that answer names.
 fn declared(doc: &Value, method: &str, template: &str, a: &Answer) -> Result<(), String> {
+    let what = format!("{method} {template} {}", a.status);
     let op = &doc["paths"][template][method.to_lowercase()];
     let resp = &op["responses"][a.status.to_string()];
+    if !resp.is_object() {
+        return Err(format!("{what}: not declared"));
+    }
     let Some(content) = resp["content"].as_object() else {
-        return Err(format!("{method} {template}: {} is not declared", a.status));
+        return match a.body.is_empty() {
+            true => Ok(()),
+            false => Err(format!("{what}: declared without a body, answered {}", a.body)),
+        };
     };
     let media = a.content_type.split(';').next().unwrap().trim();
     if !content.contains_key(media) {
         return Err(format!(
-            "{method} {template} {}: content type {media} is not the declared {:?}",
-            a.status,
+            "{what}: content type {media} is not the declared {:?}",
             content.keys().collect::<Vec<_>>()
         ));
     }
-    if content[media]["schema"]["$ref"] == "#/components/schemas/Error" {
-        let v: Value = serde_json::from_str(&a.body).map_err(|e| format!("{method} {template}: {e}"))?;
-        let codes = &doc["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"];
-        if !codes.as_array().unwrap().contains(&v["error"]["code"]) {
-            return Err(format!(
-                "{method} {template}: code {} is not described",
-                v["error"]["code"]
-            ));
+    if media != "application/json" {
+        return Ok(());
+    }
+    let v: Value = serde_json::from_str(&a.body).map_err(|e| format!("{what}: {e}"))?;
+    let schema = &content[media]["schema"];
+    conforms(doc, schema, &v, "").map_err(|e| format!("{what}: {e}: {}", a.body))?;
+    if let Some(parts) = schema["allOf"].as_array() {
+        let codes = &parts[1]["properties"]["error"]["properties"]["code"]["enum"];
+        if !codes.as_array().is_some_and(|c| c.contains(&v["error"]["code"])) {
+            return Err(format!("{what}: code {} is not among {codes}", v["error"]["code"]));
         }
     }
     Ok(())
+}
+
+/// The shape of `v` against `schema` as far as these answers need: each object has every
+/// required property and, where the schema lists its properties, no other; each value
+/// the declared JSON type; each string of an enum one of its values. `$ref` and `allOf`
+/// (a flattened struct: the object has the properties of all its parts) are followed.
+fn conforms(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
+    let resolve = |s: &Value| -> Value {
+        match s["$ref"].as_str() {
+            Some(r) => doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")].clone(),
+            None => s.clone(),
+        }
+    };
+    let schema = resolve(schema);
+    if let Some(parts) = schema["allOf"].as_array() {
+        let parts: Vec<Value> = parts.iter().map(resolve).collect();
+        if let Value::Object(o) = v {
+            let described = |k: &String| parts.iter().any(|p| p["properties"].get(k).is_some());
+            if let Some(k) = o.keys().find(|k| !described(k)) {
+                return Err(format!("{at}: {k} is not described"));
+            }
+        }
+        return parts.iter().try_for_each(|p| shape(doc, p, v, at, false));
+    }
+    shape(doc, &schema, v, at, true)
+}
+
+fn shape(doc: &Value, schema: &Value, v: &Value, at: &str, closed: bool) -> Result<(), String> {
+    if let Some(one) = schema["oneOf"].as_array() {
+        return match one.iter().any(|p| conforms(doc, p, v, at).is_ok()) {
+            true => Ok(()),
+            false => Err(format!("{at}: {v} is none of oneOf")),
+        };
+    }
+    let ts = types(schema);
+    let type_of = match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    if !ts.is_empty() && !ts.contains(&type_of) {
+        return Err(format!("{at}: {type_of} where {ts:?} is described"));
+    }
+    if let (Some(values), Value::String(_)) = (schema["enum"].as_array(), v) {
+        if !values.contains(v) {
+            return Err(format!("{at}: {v} is not among {}", schema["enum"]));
+        }
+    }
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| conforms(doc, &schema["items"], item, &format!("{at}[{i}]"))),
+        Value::Object(o) => {
+            for r in schema["required"].as_array().into_iter().flatten() {
+                if !o.contains_key(r.as_str().unwrap()) {
+                    return Err(format!("{at}: required {r} is missing"));
+                }
+            }
+            let props = schema["properties"].as_object();
+            for (k, child) in o {
+                match props.and_then(|p| p.get(k)) {
+                    Some(s) => conforms(doc, s, child, &format!("{at}.{k}"))?,
+                    None if closed && props.is_some() && schema["required"].is_array() => {
+                        return Err(format!("{at}: {k} is not described"))
+                    }
+                    None => {}
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// (method, template, path, body, Idempotency-Key, status)
@@ -347,6 +537,675 @@ fn every_answer_the_tests_see_is_declared_for_its_operation() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Runs the offline CLI on a test's data dir with `stdin` (staff accounts before a start).
+fn offline(dir: &Path, args: &[&str], stdin: &str) {
+    let mut child = support::loyaltyd_command()
+        .args(global_args(dir))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Calls and checks answers, keeping every mismatch to report at the end.
+struct Checked<'a> {
+    url: &'a str,
+    doc: &'a Value,
+    failures: Vec<String>,
+}
+
+impl Checked<'_> {
+    /// `method path` (of `template`) answers `status`, declared; its JSON, if any.
+    fn expect(
+        &mut self,
+        (method, template, path): (&str, &str, &str),
+        body: Option<(&str, String)>,
+        headers: &[(&str, &str)],
+        status: u16,
+    ) -> Value {
+        let a = call_with(self.url, method, path, body, headers);
+        if a.status != status {
+            self.failures
+                .push(format!("{method} {path}: wanted {status}, got {} {}", a.status, a.body));
+        } else if let Err(e) = declared(self.doc, method, template, &a) {
+            self.failures.push(e);
+        }
+        serde_json::from_str(&a.body).unwrap_or(Value::Null)
+    }
+
+    /// The same with a JSON body and the POS token.
+    fn json(&mut self, method: &str, template: &str, path: &str, body: Option<Value>, status: u16) -> Value {
+        let body = body.map(|b| ("application/json", b.to_string()));
+        self.expect((method, template, path), body, &[AUTH], status)
+    }
+}
+
+#[test]
+fn every_answer_of_the_members_staff_and_history_endpoints_is_declared() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(rules_path(dir.path()))
+        .unwrap()
+        .write_all(b"\n[[activities]]\nid = \"checkin\"\npoints = 10\nmax_per_day = 1\n")
+        .unwrap();
+    let staff = |id: &str, role: &str, password: &str| {
+        let args = [
+            "staff",
+            "add",
+            "--id",
+            id,
+            "--name",
+            id,
+            "--role",
+            role,
+            "--password-stdin",
+        ];
+        offline(dir.path(), &args, &format!("{password}\n"));
+    };
+    staff("olu", "owner", "olu-secret-1");
+    staff("cai", "cashier", "cai-secret-1");
+    let d = Daemon::start(dir.path());
+    let doc = description(&d.url);
+    let mut c = Checked {
+        url: &d.url,
+        doc: &doc,
+        failures: Vec::new(),
+    };
+    let owner = json!({"staff_id": "olu", "password": "olu-secret-1"});
+    let with_owner = |mut body: Value| {
+        body["approval"] = owner.clone();
+        body
+    };
+
+    // Sessions: a wrong password, a login, the session's token, its end.
+    let login = ("POST", "/v1/sessions", "/v1/sessions");
+    let bad = json!({"staff_id": "cai", "password": "wrong-password"});
+    c.expect(login, Some(("application/json", bad.to_string())), &[], 401);
+    c.expect(login, Some(("application/json", "{".into())), &[], 400);
+    let right = json!({"staff_id": "cai", "password": "cai-secret-1"});
+    let session = c.expect(login, Some(("application/json", right.to_string())), &[], 200);
+    let bearer = format!("Bearer {}", session["token"].as_str().unwrap_or_default());
+    let logout = ("DELETE", "/v1/sessions/current", "/v1/sessions/current");
+    c.expect(logout, None, &[AUTH], 400);
+    c.expect(logout, None, &[("Authorization", &bearer)], 204);
+    c.expect(logout, None, &[("Authorization", &bearer)], 401);
+
+    // Members: enrolments (one with a virtual card), lookups, search, edits.
+    let ann = c.json(
+        "POST",
+        "/v1/members",
+        "/v1/members",
+        Some(json!({"card": "04A1B2C3", "name": "Ann", "phone": "13800000001", "pin": "1234", "tags": ["vip"]})),
+        201,
+    );
+    c.json(
+        "POST",
+        "/v1/members",
+        "/v1/members",
+        Some(json!({"name": "Bob", "phone": "+86 138-0000-0002", "birthday": "02-29"})),
+        201,
+    );
+    let id = ann["member_id"].as_str().unwrap_or("m-0").to_string();
+    let m = |rest: &str| format!("/v1/members/{id}{rest}");
+    c.json("GET", "/v1/members", "/v1/members?phone=8613800000001", None, 200);
+    c.json("GET", "/v1/members", "/v1/members?q=an&limit=1", None, 200);
+    c.json("GET", "/v1/members", "/v1/members?q=an&limit=0", None, 400);
+    c.json("GET", "/v1/members", "/v1/members", None, 400);
+    c.json("GET", "/v1/members", "/v1/members?nope=1", None, 400);
+    c.json("GET", "/v1/members/{id}", &m(""), None, 200);
+    c.json("GET", "/v1/members/{id}", "/v1/members/m-0000000000000000", None, 404);
+    c.json(
+        "PATCH",
+        "/v1/members/{id}",
+        &m(""),
+        Some(json!({"name": " Ann Lee ", "birthday": null, "tags": ["vip", "new"]})),
+        200,
+    );
+    c.json(
+        "PATCH",
+        "/v1/members/{id}",
+        &m(""),
+        Some(json!({"phone": "13800000002"})),
+        409,
+    );
+    c.json(
+        "PATCH",
+        "/v1/members/{id}",
+        &m(""),
+        Some(json!({"name": "a\u{7}b"})),
+        400,
+    );
+    c.json(
+        "PATCH",
+        "/v1/members/{id}",
+        "/v1/members/m-0000000000000000",
+        Some(json!({"name": "X"})),
+        404,
+    );
+
+    // Roles: the POS token is a cashier; an owner's approval acts as the owner.
+    c.json(
+        "POST",
+        "/v1/members/{id}/status",
+        &m("/status"),
+        Some(json!({"status": "inactive"})),
+        403,
+    );
+    c.json(
+        "POST",
+        "/v1/members/{id}/status",
+        &m("/status"),
+        Some(json!({"status": "gone"})),
+        400,
+    );
+    let wrong = json!({"status": "inactive", "approval": {"staff_id": "olu", "password": "not-it-at-all"}});
+    c.json("POST", "/v1/members/{id}/status", &m("/status"), Some(wrong), 401);
+    c.json(
+        "POST",
+        "/v1/members/{id}/status",
+        &m("/status"),
+        Some(with_owner(json!({"status": "inactive"}))),
+        200,
+    );
+    c.json(
+        "POST",
+        "/v1/checkout/quote",
+        "/v1/checkout/quote",
+        Some(json!({"card": "04A1B2C3", "lines": [line("rice", "grocery", 1, 100)]})),
+        422,
+    );
+    c.json(
+        "POST",
+        "/v1/members/{id}/status",
+        &m("/status"),
+        Some(with_owner(json!({"status": "active"}))),
+        200,
+    );
+
+    // PINs: a wrong old one, a change, a reset needing a manager.
+    c.json(
+        "POST",
+        "/v1/members/{id}/pin",
+        &m("/pin"),
+        Some(json!({"old_pin": "9999", "new_pin": "4321"})),
+        422,
+    );
+    c.json(
+        "POST",
+        "/v1/members/{id}/pin",
+        &m("/pin"),
+        Some(json!({"old_pin": "1234", "new_pin": "4321"})),
+        200,
+    );
+    c.json(
+        "POST",
+        "/v1/members/{id}/pin",
+        &m("/pin"),
+        Some(json!({"new_pin": "12"})),
+        400,
+    );
+    c.json(
+        "POST",
+        "/v1/members/{id}/pin",
+        &m("/pin"),
+        Some(json!({"new_pin": "1111"})),
+        403,
+    );
+    c.json(
+        "POST",
+        "/v1/members/{id}/pin",
+        &m("/pin"),
+        Some(with_owner(json!({"new_pin": "1234"}))),
+        200,
+    );
+
+    // Points outside a sale, then a sale, and the history they leave.
+    c.json(
+        "POST",
+        "/v1/members/{id}/points",
+        &m("/points"),
+        Some(json!({"points": 100, "reason": "goodwill"})),
+        403,
+    );
+    c.json(
+        "POST",
+        "/v1/members/{id}/points",
+        &m("/points"),
+        Some(with_owner(json!({"points": 500, "reason": " goodwill "}))),
+        200,
+    );
+    c.json(
+        "POST",
+        "/v1/members/{id}/points",
+        &m("/points"),
+        Some(with_owner(json!({"points": -100000, "reason": "typo"}))),
+        422,
+    );
+    c.json(
+        "POST",
+        "/v1/members/{id}/points",
+        &m("/points"),
+        Some(with_owner(json!({"points": 0, "reason": "nothing"}))),
+        400,
+    );
+    c.json(
+        "POST",
+        "/v1/members/{id}/activities",
+        &m("/activities"),
+        Some(json!({"activity": "checkin"})),
+        200,
+    );
+    c.json(
+        "POST",
+        "/v1/members/{id}/activities",
+        &m("/activities"),
+        Some(json!({"activity": "checkin"})),
+        422,
+    );
+    c.json(
+        "POST",
+        "/v1/members/{id}/activities",
+        &m("/activities"),
+        Some(json!({"activity": "nope"})),
+        400,
+    );
+    let sale = json!({"card": "04A1B2C3", "lines": [line("wine", "alcohol", 1, 90000)]});
+    let key = [AUTH, ("Idempotency-Key", "k-sale")];
+    let receipt = c.expect(
+        ("POST", "/v1/checkout/commit", "/v1/checkout/commit"),
+        Some(("application/json", sale.to_string())),
+        &key,
+        200,
+    );
+    let tx = receipt["tx_id"].as_str().unwrap_or("T1-0").to_string();
+    c.json(
+        "POST",
+        "/v1/refunds",
+        "/v1/refunds",
+        Some(json!({"tx_id": tx, "lines": [{"sku": "nope", "qty": 1}]})),
+        400,
+    );
+    c.json(
+        "POST",
+        "/v1/refunds",
+        "/v1/refunds",
+        Some(json!({"tx_id": tx, "lines": [{"sku": "wine", "qty": 1}]})),
+        200,
+    );
+    c.json(
+        "GET",
+        "/v1/transactions/{tx_id}",
+        &format!("/v1/transactions/{tx}"),
+        None,
+        200,
+    );
+    c.json(
+        "GET",
+        "/v1/transactions/{tx_id}",
+        "/v1/transactions/T1-00000000-0000000999",
+        None,
+        404,
+    );
+    c.json(
+        "GET",
+        "/v1/transactions/{tx_id}",
+        &format!("/v1/transactions/{}", "x".repeat(81)),
+        None,
+        400,
+    );
+    let page = c.json("GET", "/v1/members/{id}/points", &m("/points?limit=2"), None, 200);
+    let next = page["next"].as_str().unwrap_or("0").to_string();
+    c.json(
+        "GET",
+        "/v1/members/{id}/points",
+        &m(&format!("/points?limit=2&after={next}")),
+        None,
+        200,
+    );
+    c.json("GET", "/v1/members/{id}/points", &m("/points?after=x"), None, 400);
+    c.json(
+        "GET",
+        "/v1/members/{id}/points",
+        "/v1/members/m-0000000000000000/points",
+        None,
+        404,
+    );
+    c.json("GET", "/v1/members/{id}/transactions", &m("/transactions"), None, 200);
+    c.json(
+        "GET",
+        "/v1/members/{id}/transactions",
+        &m("/transactions?limit=101"),
+        None,
+        400,
+    );
+    c.json(
+        "GET",
+        "/v1/members/{id}/transactions",
+        "/v1/members/m-0000000000000000/transactions",
+        None,
+        404,
+    );
+    c.json(
+        "POST",
+        "/v1/coupons",
+        "/v1/coupons",
+        Some(json!({"card": "04A1B2C3", "type": "welcome5"})),
+        200,
+    );
+    c.json("GET", "/v1/members/{id}/coupons", &m("/coupons"), None, 200);
+    c.json(
+        "GET",
+        "/v1/members/{id}/coupons",
+        "/v1/members/m-0000000000000000/coupons",
+        None,
+        404,
+    );
+
+    // Cards: a blocked card unblocked by a manager; not while another is active.
+    c.json("POST", "/v1/cards/{card}/block", "/v1/cards/04A1B2C3/block", None, 200);
+    c.json(
+        "POST",
+        "/v1/cards/{card}/unblock",
+        "/v1/cards/04A1B2C3/unblock",
+        None,
+        403,
+    );
+    c.json(
+        "POST",
+        "/v1/cards/{card}/unblock",
+        "/v1/cards/04A1B2C3/unblock",
+        Some(with_owner(json!({}))),
+        200,
+    );
+    c.json(
+        "POST",
+        "/v1/cards/{card}/unblock",
+        "/v1/cards/FFFF0000/unblock",
+        Some(with_owner(json!({}))),
+        404,
+    );
+    c.json(
+        "POST",
+        "/v1/cards/{card}/unblock",
+        "/v1/cards/a!/unblock",
+        Some(with_owner(json!({}))),
+        400,
+    );
+    c.json(
+        "POST",
+        "/v1/cards/{card}/replace",
+        "/v1/cards/04A1B2C3/replace",
+        Some(json!({"new_card": "04A1B2C4"})),
+        200,
+    );
+    c.json(
+        "POST",
+        "/v1/cards/{card}/unblock",
+        "/v1/cards/04A1B2C3/unblock",
+        Some(with_owner(json!({}))),
+        400,
+    );
+
+    // Import and export (a manager's; the session of the owner here).
+    let olu = json!({"staff_id": "olu", "password": "olu-secret-1"});
+    let olu = c.expect(login, Some(("application/json", olu.to_string())), &[], 200);
+    let olu = format!("Bearer {}", olu["token"].as_str().unwrap_or_default());
+    let as_olu = [("Authorization", olu.as_str())];
+    let import = ("POST", "/v1/members/import", "/v1/members/import");
+    let header = "card,name,phone,birthday,points,tier,tags\n";
+    let csv = |rows: &str| Some(("text/csv", format!("{header}{rows}")));
+    c.expect(import, csv("05000001,Cat,13700000001,03-14,250,,a;b\n"), &[AUTH], 403);
+    c.expect(
+        import,
+        csv("05000001,Cat,13700000001,03-14,250,,a;b\n,Dan,13700000002,,,,\n"),
+        &as_olu,
+        200,
+    );
+    c.expect(
+        import,
+        csv("05000001,Cat,13700000003,,,,\nx,Eve,nope,13-01,-1,,\n"),
+        &as_olu,
+        400,
+    );
+    c.expect(import, Some(("text/csv", "name,phone\n".into())), &as_olu, 400);
+    let export = ("GET", "/v1/members/export", "/v1/members/export?format=csv");
+    c.expect(export, None, &as_olu, 200);
+    c.expect(export, None, &[AUTH], 403);
+    c.expect(
+        ("GET", "/v1/members/export", "/v1/members/export?format=xlsx"),
+        None,
+        &as_olu,
+        400,
+    );
+
+    // Staff accounts (the owner's).
+    c.expect(("GET", "/v1/staff", "/v1/staff"), None, &as_olu, 200);
+    c.expect(("GET", "/v1/staff", "/v1/staff"), None, &[AUTH], 403);
+    let add = ("POST", "/v1/staff", "/v1/staff");
+    let new = json!({"staff_id": "mia", "name": "Mia", "role": "manager", "password": "mia-secret-1"});
+    c.expect(add, Some(("application/json", new.to_string())), &as_olu, 201);
+    c.expect(add, Some(("application/json", new.to_string())), &as_olu, 409);
+    c.expect(add, Some(("application/json", new.to_string())), &[AUTH], 403);
+    let short = json!({"staff_id": "max", "name": "Max", "role": "manager", "password": "short"});
+    c.expect(add, Some(("application/json", short.to_string())), &as_olu, 400);
+    let pw = json!({"password": "mia-secret-2"}).to_string();
+    c.expect(
+        ("POST", "/v1/staff/{id}/password", "/v1/staff/mia/password"),
+        Some(("application/json", pw.clone())),
+        &as_olu,
+        200,
+    );
+    c.expect(
+        ("POST", "/v1/staff/{id}/password", "/v1/staff/nobody/password"),
+        Some(("application/json", pw)),
+        &as_olu,
+        404,
+    );
+    c.expect(
+        ("POST", "/v1/staff/{id}/disable", "/v1/staff/mia/disable"),
+        None,
+        &as_olu,
+        200,
+    );
+    c.expect(
+        ("POST", "/v1/staff/{id}/disable", "/v1/staff/nobody/disable"),
+        None,
+        &as_olu,
+        404,
+    );
+    c.expect(
+        ("POST", "/v1/staff/{id}/disable", "/v1/staff/mia/disable"),
+        None,
+        &[AUTH],
+        403,
+    );
+    // Five wrong passwords lock a staff id, for a login and for an approval alike.
+    for _ in 0..4 {
+        c.expect(
+            login,
+            Some((
+                "application/json",
+                json!({"staff_id": "olu", "password": "wrong-password"}).to_string(),
+            )),
+            &[],
+            401,
+        );
+    }
+    c.expect(
+        login,
+        Some((
+            "application/json",
+            json!({"staff_id": "olu", "password": "wrong-password"}).to_string(),
+        )),
+        &[],
+        423,
+    );
+    c.json(
+        "POST",
+        "/v1/members/{id}/status",
+        &m("/status"),
+        Some(with_owner(json!({"status": "inactive"}))),
+        423,
+    );
+    assert!(c.failures.is_empty(), "{}", c.failures.join("\n"));
+}
+
+#[test]
+fn every_answer_of_the_hub_is_declared() {
+    let root = tempfile::tempdir().unwrap();
+    let secret = secret_file(root.path(), "T1");
+    let hub = Hub::start(root.path(), &[("T1", &secret)]);
+    let shop = Shop::open(root.path(), "T1", &hub, &secret);
+    let url = format!("http://{}", hub.addr());
+    let doc = description(&url);
+    // A member and a sale at the shop, synced up.
+    let before = support::shop::last_sync(&shop);
+    let id = shop.enrol("04A1B2C3", "13800000001");
+    let tx = shop.commit("04A1B2C3", "k-1", 10000, 0).unwrap()["tx_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    shop.wait_synced(&before);
+
+    let auth = format!("Bearer {HUB_TOKEN}");
+    let op = [("Authorization", auth.as_str())];
+    let mut c = Checked {
+        url: &url,
+        doc: &doc,
+        failures: Vec::new(),
+    };
+    let m = |rest: &str| format!("/v1/hub/members/{id}{rest}");
+    c.expect(("GET", "/v1/health", "/v1/health"), None, &[], 200);
+    c.expect(
+        ("GET", "/v1/hub/members", "/v1/hub/members?phone=13800000001"),
+        None,
+        &op,
+        200,
+    );
+    c.expect(
+        ("GET", "/v1/hub/members", "/v1/hub/members?q=mem&limit=5"),
+        None,
+        &op,
+        200,
+    );
+    c.expect(("GET", "/v1/hub/members", "/v1/hub/members"), None, &op, 400);
+    c.expect(("GET", "/v1/hub/members", "/v1/hub/members"), None, &[], 401);
+    c.expect(("GET", "/v1/hub/members/{member_id}", &m("")), None, &op, 200);
+    c.expect(
+        (
+            "GET",
+            "/v1/hub/members/{member_id}",
+            "/v1/hub/members/m-0000000000000000",
+        ),
+        None,
+        &op,
+        404,
+    );
+    c.expect(
+        ("GET", "/v1/hub/members/{member_id}/transactions", &m("/transactions")),
+        None,
+        &op,
+        200,
+    );
+    c.expect(
+        (
+            "GET",
+            "/v1/hub/members/{member_id}/transactions",
+            &m("/transactions?limit=0"),
+        ),
+        None,
+        &op,
+        400,
+    );
+    c.expect(
+        ("GET", "/v1/hub/members/{member_id}/points", &m("/points")),
+        None,
+        &op,
+        200,
+    );
+    c.expect(
+        (
+            "GET",
+            "/v1/hub/members/{member_id}/points",
+            "/v1/hub/members/m-0000000000000000/points",
+        ),
+        None,
+        &op,
+        404,
+    );
+    c.expect(
+        ("GET", "/v1/hub/members/{member_id}/coupons", &m("/coupons")),
+        None,
+        &op,
+        200,
+    );
+    c.expect(
+        (
+            "GET",
+            "/v1/hub/transactions/{tx_id}",
+            &format!("/v1/hub/transactions/{tx}"),
+        ),
+        None,
+        &op,
+        200,
+    );
+    c.expect(
+        (
+            "GET",
+            "/v1/hub/transactions/{tx_id}",
+            "/v1/hub/transactions/T9-00000000-0000000001",
+        ),
+        None,
+        &op,
+        404,
+    );
+    c.expect(("GET", "/v1/hub/conflicts", "/v1/hub/conflicts"), None, &op, 200);
+    let resolve = (
+        "POST",
+        "/v1/hub/conflicts/{id}/resolve",
+        "/v1/hub/conflicts/card-0000/resolve",
+    );
+    let body = Some(("application/json", json!({"keep": id, "merge": false}).to_string()));
+    c.expect(resolve, body, &op, 404);
+    c.expect(resolve, Some(("application/json", "{}".into())), &op, 400);
+    c.expect(("GET", "/v1/hub/terminals", "/v1/hub/terminals"), None, &op, 200);
+    c.expect(
+        ("GET", "/v1/hub/reports/overspent", "/v1/hub/reports/overspent"),
+        None,
+        &op,
+        200,
+    );
+    let publish = ("POST", "/v1/hub/rulesets", "/v1/hub/rulesets");
+    let rules = std::fs::read_to_string(support::daemon::repo("config/rules.toml")).unwrap();
+    let newer = rules.replacen("version = 1", "version = 2", 1);
+    assert_ne!(rules, newer, "the shipped ruleset says `version = 1`");
+    c.expect(publish, Some(("text/plain", newer.clone())), &op, 201);
+    c.expect(publish, Some(("text/plain", newer)), &op, 400);
+    c.expect(publish, Some(("text/plain", "not toml [".into())), &op, 400);
+    // Sync: refused before the body is read without a terminal's signature.
+    let postcard = || Some(("application/x-loyaltyd-postcard", String::from("\u{0}")));
+    for path in ["/v1/sync/push", "/v1/sync/pull", "/v1/sync/pull2"] {
+        c.expect(("POST", path, path), postcard(), &[], 401);
+        c.expect(
+            ("POST", path, path),
+            postcard(),
+            &[("Authorization", "LOYALTYD-HMAC terminal=T9,sig=00")],
+            401,
+        );
+    }
+    assert!(c.failures.is_empty(), "{}", c.failures.join("\n"));
 }
 
 /// Every schema object of the description, with the name of the property it describes.

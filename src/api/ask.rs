@@ -50,9 +50,12 @@ impl FromRequestParts<Shared> for Caller {
     }
 }
 
-#[derive(serde::Deserialize)]
+/// A manager's (or owner's) approval inside a request body: the request acts with
+/// their role, as them, and the record names the caller as `requested_by`.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Approval {
+pub(super) struct Approval {
+    #[schema(schema_with = crate::views::schema::staff_id)]
     staff_id: String,
     password: String,
 }
@@ -112,7 +115,7 @@ impl<T: DeserializeOwned + Send> FromRequest<Shared> for Asked<T> {
 }
 
 /// The body of a POST that needs none (it may still carry an approval).
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Nothing {}
 

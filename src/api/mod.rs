@@ -4,9 +4,14 @@
 //! fdatasync), map the result to JSON. Errors become the error document with the status
 //! interface.md gives its code. `ask` says who calls; `members` serves finding and
 //! fixing members and their history, `staff` sessions and staff accounts.
+//!
+//! `GET /v1/openapi.json` is generated from the handlers' `#[utoipa::path]` attributes and
+//! the types' `ToSchema` derives; the router is built from the same attributes
+//! (utoipa-axum), so every route is described at the path and method it is served on.
 
 mod ask;
 mod members;
+mod openapi;
 pub mod sessions;
 mod staff;
 
@@ -14,18 +19,22 @@ pub use ask::{Asked, Caller, Nothing};
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+use utoipa::openapi::schema::Object;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::engine::{Actor, Engine, NewMember, Sale, POS_STAFF};
 use crate::error::{Code, Error, Result};
@@ -33,8 +42,10 @@ use crate::feedback::{Feedback, Signal};
 use crate::metrics::Metrics;
 use crate::model::{canonical_card, parse_date, CardStatus, Role};
 use crate::service::http;
+use crate::service::openapi::{self as described, ErrorDoc};
 use crate::sync::client::SyncInfo;
-use crate::views::MemberView;
+use crate::views::{schema, CouponView, DailyView, MemberView, Receipt, RefundView, RewardView};
+use openapi::{ApiDoc, Busy, CardParam, KeyHeader, RequiredKeyHeader, BEARER};
 
 /// Request bodies above this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -53,43 +64,97 @@ pub struct AppState {
     pub stopping: tokio_util::sync::CancellationToken,
 }
 
-/// A card read as the POS sees it on `GET /v1/events`.
-#[derive(Debug, Clone, Serialize)]
+const CARD_MEMBER: &str = "member";
+const CARD_UNKNOWN: &str = "unknown";
+const CARD_BLOCKED: &str = "blocked";
+
+fn card_event_status_schema() -> Object {
+    schema::string_enum([CARD_MEMBER, CARD_UNKNOWN, CARD_BLOCKED])
+}
+
+/// A card read as the POS sees it on `GET /v1/events`, and the answer to a swipe.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CardEvent {
     pub card: String,
+    #[schema(schema_with = card_event_status_schema)]
     pub status: &'static str,
+    /// The member when the card is known (blocked included), else null.
+    #[schema(required = true)]
     pub member: Option<MemberView>,
 }
 
 type Shared = Arc<AppState>;
 
 pub fn router(state: Shared) -> Router {
-    let authed = Router::new()
-        .route("/v1/members", post(add_member).get(members::find))
-        .merge(members::routes())
-        .merge(staff::routes())
-        .route("/v1/cards/{card}", get(get_card))
-        .route("/v1/cards/{card}/block", post(block_card))
-        .route("/v1/cards/{card}/replace", post(replace_card))
-        .route("/v1/checkout/quote", post(quote))
-        .route("/v1/checkout/commit", post(commit))
-        .route("/v1/refunds", post(refund))
-        .route("/v1/coupons", post(issue_coupon))
-        .route("/v1/rewards/redeem", post(redeem_reward))
-        .route("/v1/swipe", post(swipe))
-        .route("/v1/events", get(events))
-        .route("/v1/reports/daily", get(daily))
-        .route("/metrics", get(metrics))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
-    Router::new()
-        .route("/v1/health", get(health))
-        .route("/v1/sessions", post(staff::login))
+    let (authed, authed_doc) = authed_routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth))
+        .split_for_parts();
+    let (public, public_doc) = public_routes().split_for_parts();
+    DESCRIPTION.get_or_init(|| described::serialized(&describe(public_doc, authed_doc)));
+    public
         .merge(authed)
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(middleware::map_response(http::errors_as_json))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// The description `GET /v1/openapi.json` answers with (it depends on the code alone).
+static DESCRIPTION: OnceLock<Bytes> = OnceLock::new();
+
+/// The routes behind the bearer token, each with its description.
+fn authed_routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(add_member, members::find))
+        .merge(members::routes())
+        .merge(staff::routes())
+        .routes(routes!(get_card))
+        .routes(routes!(block_card))
+        .routes(routes!(replace_card))
+        .routes(routes!(quote))
+        .routes(routes!(commit))
+        .routes(routes!(refund))
+        .routes(routes!(issue_coupon))
+        .routes(routes!(redeem_reward))
+        .routes(routes!(swipe))
+        .routes(routes!(events))
+        .routes(routes!(daily))
+        .routes(routes!(metrics))
+}
+
+/// The routes anyone may call.
+fn public_routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(openapi_json))
+        .routes(routes!(staff::login))
+}
+
+/// The whole description: what the bearer token guards marked so, with its 401; what
+/// an approval may add; the answers many routes share.
+fn describe(mut doc: utoipa::openapi::OpenApi, mut authed: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    described::guarded(
+        &mut authed,
+        BEARER,
+        "`unauthorized`: the bearer token is missing, wrong or expired.",
+    );
+    openapi::approvable(&mut authed);
+    doc.merge(authed);
+    described::finish(
+        &mut doc,
+        &described::Finish {
+            no_fault: &["openapi_json", "events", "metrics"],
+            body_limit: "64 KiB",
+        },
+    );
+    openapi::bearer_scheme(&mut doc);
+    doc
+}
+
+/// The description as this build serves it, without a daemon.
+pub fn description() -> utoipa::openapi::OpenApi {
+    describe(public_routes().into_openapi(), authed_routes().into_openapi())
 }
 
 /// Names the caller of every request but health and login: the POS token acts as
@@ -135,6 +200,35 @@ pub(crate) fn blocking<T>(st: &Shared, f: impl FnOnce(&Engine) -> Result<T>) -> 
     r
 }
 
+fn health_status_schema() -> Object {
+    schema::string_enum(["ok", "failing"])
+}
+
+/// `GET /v1/health`.
+#[derive(Serialize, ToSchema)]
+struct Health {
+    #[schema(schema_with = health_status_schema)]
+    status: &'static str,
+    /// Why the engine refuses changes until a restart (status `failing`), else null.
+    #[schema(required = true)]
+    fault: Option<String>,
+    version: &'static str,
+    terminal_id: String,
+    /// Records not yet acknowledged by the hub.
+    outbox: u64,
+    #[schema(format = DateTime, required = true)]
+    last_sync_at: Option<String>,
+    clock_trusted: bool,
+    /// Records in the journal: it grows with every change and with nothing else.
+    journal_records: u64,
+}
+
+#[utoipa::path(get, path = "/v1/health",
+    description = "Liveness and sync state; needs no bearer token.",
+    responses(
+        (status = 200, description = "Healthy.", body = Health),
+        (status = 503, description = "The engine failed and refuses every change until a restart.", body = Health),
+    ))]
 async fn health(State(st): State<Shared>) -> Response {
     let engine = &st.engine;
     let outbox = match engine.outbox() {
@@ -149,19 +243,36 @@ async fn health(State(st): State<Shared>) -> Response {
         Ok(()) => (StatusCode::OK, None),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Some(e.message)),
     };
-    let body = Json(serde_json::json!({
-        "status": if fault.is_none() { "ok" } else { "failing" },
-        "fault": fault,
-        "version": env!("CARGO_PKG_VERSION"),
-        "terminal_id": engine.terminal_id(),
-        "outbox": outbox,
-        "last_sync_at": last,
-        "clock_trusted": engine.clock_trusted(),
-        "journal_records": engine.journal().last_seq(),
-    }));
-    (status, body).into_response()
+    let body = Health {
+        status: if fault.is_none() { "ok" } else { "failing" },
+        fault,
+        version: env!("CARGO_PKG_VERSION"),
+        terminal_id: engine.terminal_id().to_string(),
+        outbox,
+        last_sync_at: last,
+        clock_trusted: engine.clock_trusted(),
+        journal_records: engine.journal().last_seq(),
+    };
+    (status, Json(body)).into_response()
 }
 
+#[utoipa::path(get, path = "/v1/openapi.json",
+    description = "This description (OpenAPI 3.1), generated from the code; needs no bearer token.",
+    responses((status = 200, description = "The description.", body = Value, content_type = "application/json")))]
+async fn openapi_json() -> Response {
+    described::answer(DESCRIPTION.get())
+}
+
+#[utoipa::path(post, path = "/v1/members",
+    description = "Enrols a member; without a card they get a virtual one (12 digits, the last a Luhn check digit).",
+    params(KeyHeader),
+    request_body = NewMember,
+    responses(
+        (status = 201, description = "Enrolled (or the first answer to this key).", body = MemberView),
+        (status = 400, description = "`invalid_input` (a field, the body, the key), `invalid_card`.", body = ErrorDoc),
+        (status = 409, description = "`member_exists` (the card has a member), `phone_taken`, `idempotency_conflict`.", body = ErrorDoc),
+        Busy,
+    ))]
 async fn add_member(State(st): State<Shared>, a: Asked<NewMember>) -> Response {
     let st2 = st.clone();
     match blocking(&st, move |e| {
@@ -182,32 +293,85 @@ pub(crate) fn reply<T: Serialize>(r: Result<T>) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/v1/cards/{card}",
+    description = "The member a card belongs to (a blocked card too).",
+    params(CardParam),
+    responses(
+        (status = 200, description = "The member.", body = MemberView),
+        (status = 400, description = "`invalid_card`.", body = ErrorDoc),
+        (status = 404, description = "`unknown_card`.", body = ErrorDoc),
+    ))]
 async fn get_card(State(st): State<Shared>, Path(card): Path<String>) -> Response {
     reply(blocking(&st, move |e| e.show_member(&card, e.at(None))))
 }
 
+#[utoipa::path(post, path = "/v1/cards/{card}/block",
+    description = "Blocks a card (blocking a blocked card changes nothing). The body is optional: only an `approval`.",
+    params(CardParam, KeyHeader),
+    request_body = Option<Nothing>,
+    responses(
+        (status = 200, description = "The member with the card blocked.", body = MemberView),
+        (status = 400, description = "`invalid_card`, `invalid_input` (the body, the key).", body = ErrorDoc),
+        (status = 404, description = "`unknown_card`.", body = ErrorDoc),
+        (status = 409, description = "`idempotency_conflict`.", body = ErrorDoc),
+        Busy,
+    ))]
 async fn block_card(State(st): State<Shared>, Path(card): Path<String>, a: Asked<Nothing>) -> Response {
     reply(blocking(&st, move |e| {
         e.block_card(&card, a.key.as_deref(), e.at(None).by(a.actor))
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplaceBody {
+    #[schema(schema_with = schema::card)]
     pub new_card: String,
 }
 
+#[utoipa::path(post, path = "/v1/cards/{card}/replace",
+    description = "Gives the member of `card` the card `new_card`: it becomes their one active card, the others are blocked.",
+    params(CardParam, KeyHeader),
+    request_body = ReplaceBody,
+    responses(
+        (status = 200, description = "The member with the new card.", body = MemberView),
+        (status = 400, description = "`invalid_input`, `invalid_card`.", body = ErrorDoc),
+        (status = 404, description = "`unknown_card`.", body = ErrorDoc),
+        (status = 409, description = "`member_exists` (the new card has a member), `idempotency_conflict`.", body = ErrorDoc),
+        Busy,
+    ))]
 async fn replace_card(State(st): State<Shared>, Path(card): Path<String>, a: Asked<ReplaceBody>) -> Response {
     reply(blocking(&st, move |e| {
         e.replace_card(&card, &a.body.new_card, a.key.as_deref(), e.at(None).by(a.actor))
     }))
 }
 
+#[utoipa::path(post, path = "/v1/checkout/quote",
+    description = "What a sale would come to; changes nothing but a wrong PIN's trace.",
+    request_body = Sale,
+    responses(
+        (status = 200, description = "The receipt the sale would get, without `tx_id`, with `max_redeem_points`.", body = Receipt),
+        (status = 400, description = "`invalid_input`, `invalid_card`.", body = ErrorDoc),
+        (status = 404, description = "`unknown_card`.", body = ErrorDoc),
+        (status = 422, description = "`card_blocked`, `member_inactive`, `below_min_redeem`, `insufficient_points`, `redeem_exceeds_share`, `pin_required`, `pin_invalid` (a wrong PIN is recorded: it counts towards the lock), `pin_locked`, `offline_cap_exceeded`, `coupon_invalid`, `coupon_used`, `coupon_expired`, `coupon_min_spend`.", body = ErrorDoc),
+        Busy,
+    ))]
 async fn quote(State(st): State<Shared>, a: Asked<Sale>) -> Response {
     reply(blocking(&st, move |e| e.quote(&a.body, e.at(None).by(a.actor))))
 }
 
+#[utoipa::path(post, path = "/v1/checkout/commit",
+    description = "Commits a sale.",
+    params(RequiredKeyHeader),
+    request_body = Sale,
+    responses(
+        (status = 200, description = "The receipt (`replayed: true` when the key answered before).", body = Receipt),
+        (status = 400, description = "`invalid_input` (the key missing too), `invalid_card`.", body = ErrorDoc),
+        (status = 404, description = "`unknown_card`.", body = ErrorDoc),
+        (status = 409, description = "`idempotency_conflict`.", body = ErrorDoc),
+        (status = 422, description = "`card_blocked`, `member_inactive`, `below_min_redeem`, `insufficient_points`, `redeem_exceeds_share`, `pin_required`, `pin_invalid` (a wrong PIN is recorded: it counts towards the lock), `pin_locked`, `offline_cap_exceeded`, `coupon_invalid`, `coupon_used`, `coupon_expired`, `coupon_min_spend`.", body = ErrorDoc),
+        Busy,
+    ))]
 async fn commit(State(st): State<Shared>, a: Asked<Sale>) -> Response {
     let Some(key) = a.key else {
         st.metrics.refusal(Code::InvalidInput);
@@ -227,17 +391,19 @@ async fn commit(State(st): State<Shared>, a: Asked<Sale>) -> Response {
     reply(r)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundLine {
     pub sku: String,
+    #[schema(schema_with = schema::qty)]
     pub qty: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundBody {
     pub tx_id: String,
+    /// The lines to give back; none: all that is left of the sale.
     #[serde(default)]
     pub lines: Vec<RefundLine>,
 }
@@ -261,6 +427,19 @@ impl RefundBody {
     }
 }
 
+#[utoipa::path(post, path = "/v1/refunds",
+    description = "Refunds lines of a checkout, or all that is left of it. Over `[api] cashier_refund_limit_minor` it needs a manager.",
+    params(KeyHeader),
+    request_body = RefundBody,
+    responses(
+        (status = 200, description = "What the refund did.", body = RefundView),
+        (status = 400, description = "`invalid_input` (a line the sale does not have too).", body = ErrorDoc),
+        (status = 403, description = "`forbidden`: over the cashier's refund limit.", body = ErrorDoc),
+        (status = 404, description = "`unknown_transaction`.", body = ErrorDoc),
+        (status = 409, description = "`idempotency_conflict`.", body = ErrorDoc),
+        (status = 422, description = "`refund_exceeds`.", body = ErrorDoc),
+        Busy,
+    ))]
 async fn refund(State(st): State<Shared>, a: Asked<RefundBody>) -> Response {
     let (tx_id, asked) = match a.body.asked() {
         Ok(x) => x,
@@ -276,29 +455,56 @@ async fn refund(State(st): State<Shared>, a: Asked<RefundBody>) -> Response {
     reply(r)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CouponBody {
+    #[schema(schema_with = schema::card)]
     pub card: String,
     #[serde(rename = "type")]
     pub type_id: String,
 }
 
+#[utoipa::path(post, path = "/v1/coupons",
+    description = "Issues a coupon of a ruleset's coupon type to a member.",
+    params(KeyHeader),
+    request_body = CouponBody,
+    responses(
+        (status = 200, description = "The coupon.", body = CouponView),
+        (status = 400, description = "`invalid_input`, `invalid_card`.", body = ErrorDoc),
+        (status = 404, description = "`unknown_card`.", body = ErrorDoc),
+        (status = 409, description = "`idempotency_conflict`.", body = ErrorDoc),
+        (status = 422, description = "`card_blocked`, `member_inactive`, `coupon_invalid` (no such type).", body = ErrorDoc),
+        Busy,
+    ))]
 async fn issue_coupon(State(st): State<Shared>, a: Asked<CouponBody>) -> Response {
     reply(blocking(&st, move |e| {
         e.issue_coupon(&a.body.card, &a.body.type_id, a.key.as_deref(), e.at(None).by(a.actor))
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RewardBody {
+    #[schema(schema_with = schema::card)]
     pub card: String,
     pub sku: String,
     #[serde(default)]
+    #[schema(schema_with = schema::pin)]
     pub pin: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/rewards/redeem",
+    description = "Redeems points for a catalog reward.",
+    params(KeyHeader),
+    request_body = RewardBody,
+    responses(
+        (status = 200, description = "The redemption.", body = RewardView),
+        (status = 400, description = "`invalid_input` (no such reward too), `invalid_card`.", body = ErrorDoc),
+        (status = 404, description = "`unknown_card`.", body = ErrorDoc),
+        (status = 409, description = "`idempotency_conflict`.", body = ErrorDoc),
+        (status = 422, description = "`card_blocked`, `member_inactive`, `reward_out_of_stock`, `insufficient_points`, `pin_required`, `pin_invalid` (a wrong PIN is recorded), `pin_locked`, `offline_cap_exceeded`.", body = ErrorDoc),
+        Busy,
+    ))]
 async fn redeem_reward(State(st): State<Shared>, a: Asked<RewardBody>) -> Response {
     let b = a.body;
     reply(blocking(&st, move |e| {
@@ -312,12 +518,20 @@ async fn redeem_reward(State(st): State<Shared>, a: Asked<RewardBody>) -> Respon
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwipeBody {
+    #[schema(schema_with = schema::card)]
     pub card: String,
 }
 
+#[utoipa::path(post, path = "/v1/swipe",
+    description = "A card read by a reader attached to the POS: published on /v1/events and signalled to the cashier.",
+    request_body = SwipeBody,
+    responses(
+        (status = 200, description = "What the read means.", body = CardEvent),
+        (status = 400, description = "`invalid_input`, `invalid_card`.", body = ErrorDoc),
+    ))]
 async fn swipe(State(st): State<Shared>, a: Asked<SwipeBody>) -> Response {
     reply(card_read(&st, a.body.card).await)
 }
@@ -330,9 +544,9 @@ pub async fn card_read(st: &Shared, raw: String) -> Result<CardEvent> {
     let rules = st.engine.rules();
     let at = st.engine.at(None);
     let (status, signal, idx) = match status {
-        Some(CardStatus::Active) => ("member", Signal::Member, 0),
-        None => ("unknown", Signal::Unknown, 1),
-        Some(CardStatus::Blocked) => ("blocked", Signal::Blocked, 2),
+        Some(CardStatus::Active) => (CARD_MEMBER, Signal::Member, 0),
+        None => (CARD_UNKNOWN, Signal::Unknown, 1),
+        Some(CardStatus::Blocked) => (CARD_BLOCKED, Signal::Blocked, 2),
     };
     st.metrics.card_reads[idx].fetch_add(1, Relaxed);
     let event = CardEvent {
@@ -346,6 +560,9 @@ pub async fn card_read(st: &Shared, raw: String) -> Result<CardEvent> {
     Ok(event)
 }
 
+#[utoipa::path(get, path = "/v1/events",
+    description = "Server-Sent Events: each card read is `event: card` with `data:` a CardEvent as JSON; comments keep the stream alive. The stream ends when the daemon stops.",
+    responses((status = 200, description = "The event stream.", body = String, content_type = "text/event-stream")))]
 async fn events(
     State(st): State<Shared>,
 ) -> Sse<impl futures_util::Stream<Item = std::result::Result<Event, Infallible>>> {
@@ -370,11 +587,21 @@ async fn events(
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DailyQuery {
+    /// The local business date (the ruleset's timezone); default today.
+    #[param(format = Date)]
     date: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/reports/daily",
+    description = "Totals of one local business day.",
+    params(DailyQuery),
+    responses(
+        (status = 200, description = "The day's totals.", body = DailyView),
+        (status = 400, description = "`invalid_input` (the date).", body = ErrorDoc),
+    ))]
 async fn daily(
     State(st): State<Shared>,
     q: std::result::Result<Query<DailyQuery>, axum::extract::rejection::QueryRejection>,
@@ -390,6 +617,9 @@ async fn daily(
     reply(blocking(&st, move |e| e.daily(date)))
 }
 
+#[utoipa::path(get, path = "/metrics",
+    description = "Prometheus text format 0.0.4.",
+    responses((status = 200, description = "Counters and gauges.", body = String, content_type = "text/plain")))]
 async fn metrics(State(st): State<Shared>) -> Response {
     let j = st.engine.journal();
     let outbox = st.engine.outbox().unwrap_or(0);

@@ -1,15 +1,18 @@
-//! The description `GET /v1/openapi.json` serves, beyond what the handlers' attributes
-//! and the types' derives give: the document's head, the parameters the handlers read
-//! by hand, and what every route shares (the bearer scheme and its 401, 413 on a body,
-//! 500 on a fault).
+//! The terminal's description, beyond what the handlers' attributes and the types'
+//! derives give: the document's head, the parameters the handlers read by hand, the
+//! manager approval every JSON body may carry, and the answers shared by many routes.
 
-use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{Components, ContentBuilder, OpenApi, Ref, RefOr, Required, Response, ResponseBuilder};
-use utoipa::IntoParams;
+use std::collections::BTreeMap;
 
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Components, OpenApi, Ref, RefOr, Required, Response};
+use utoipa::{IntoParams, IntoResponses, ToSchema};
+
+use super::ask::Approval;
 use super::CardEvent;
-use crate::service::http::ErrorDoc;
+use crate::service::openapi::{self as shared, ErrorDoc};
 use crate::views::schema;
 
 /// The name of the bearer scheme in the description.
@@ -22,21 +25,24 @@ pub(super) const BEARER: &str = "bearer";
         description = "The terminal's POS API (interface.md). Money and points are integers \
             (minor units, points), written without a fraction; instants are RFC 3339 strings \
             with an offset. Every answer that is not 2xx carries the error document, except \
-            /v1/health's 503.",
+            /v1/health's 503. The bearer token is the POS token of the config (it acts as \
+            staff `pos` with `[api] pos_role`, cashier by default) or a staff session's \
+            (POST /v1/sessions). A JSON body may carry `approval` \
+            ({\"staff_id\", \"password\"}): the request then acts with that staff member's \
+            role (manager approval at the till).",
     ),
-    components(schemas(ErrorDoc, CardEvent))
+    components(schemas(ErrorDoc, CardEvent, Approval))
 )]
 pub(super) struct ApiDoc;
 
-/// The optional `Idempotency-Key` header of a change (described here, read by
-/// `idempotency_key`).
+/// The optional `Idempotency-Key` header of a change.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
 pub(super) struct KeyHeader {
     /// The same key with the same request answers the first answer again (same status,
-    /// `replayed: true` where the shape has it); with another request, 409
-    /// `idempotency_conflict`. 1 to 128 characters, no control characters.
+    /// `replayed: true` where the shape has it); with another request, of any kind,
+    /// 409 `idempotency_conflict`. 1 to 128 characters, no control characters.
     #[param(rename = "Idempotency-Key", value_type = String, required = false, min_length = 1, max_length = 128)]
     key: Option<String>,
 }
@@ -47,7 +53,7 @@ pub(super) struct KeyHeader {
 #[allow(dead_code)]
 pub(super) struct RequiredKeyHeader {
     /// The same key with the same sale answers the first receipt again with
-    /// `replayed: true`; with another sale, 409 `idempotency_conflict`. 1 to 128
+    /// `replayed: true`; with another request, 409 `idempotency_conflict`. 1 to 128
     /// characters, no control characters.
     #[param(rename = "Idempotency-Key", min_length = 1, max_length = 128)]
     key: String,
@@ -63,73 +69,116 @@ pub(super) struct CardParam {
     card: String,
 }
 
-fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
-    [
-        &mut item.get,
-        &mut item.put,
-        &mut item.post,
-        &mut item.delete,
-        &mut item.options,
-        &mut item.head,
-        &mut item.patch,
-        &mut item.trace,
-    ]
-    .into_iter()
-    .flatten()
+/// A member id in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(super) struct MemberParam {
+    /// As the Member shape gives it (`m-` and 16 hex digits).
+    #[param(required = true)]
+    id: String,
 }
 
-fn refusal(description: &str) -> RefOr<Response> {
-    let content = ContentBuilder::new()
-        .schema(Some(Ref::from_schema_name(<ErrorDoc as utoipa::ToSchema>::name())))
-        .build();
-    ResponseBuilder::new()
-        .description(description)
-        .content("application/json", content)
-        .build()
-        .into()
+/// A transaction id in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(super) struct TxParam {
+    /// As a receipt gives it; at most 80 characters.
+    #[param(required = true, max_length = 80)]
+    tx_id: String,
 }
 
-fn answers(op: &mut Operation, status: &str, description: &str) {
-    op.responses
-        .responses
-        .entry(status.to_string())
-        .or_insert_with(|| refusal(description));
+/// A staff id in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(super) struct StaffParam {
+    #[param(required = true)]
+    id: String,
 }
 
-/// Operations behind the bearer token: the scheme, and its refusal.
-pub fn guarded(doc: &mut OpenApi, scheme: &str) {
-    for item in doc.paths.paths.values_mut() {
-        for op in operations(item) {
-            op.security = Some(vec![SecurityRequirement::new(scheme, Vec::<String>::new())]);
-            answers(op, "401", "`unauthorized`: the bearer token is missing or wrong.");
-        }
+/// The 503 of a change: the writer is closed while the daemon stops.
+pub(super) struct Busy;
+
+impl IntoResponses for Busy {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut op = Operation::new();
+        shared::answers(
+            &mut op,
+            "503",
+            "`store_busy`: the daemon is stopping; try again in a moment.",
+        );
+        op.responses.responses
     }
 }
 
-/// Operations that never call the engine, so never answer 500.
-const NO_FAULT: [&str; 3] = ["openapi_json", "events", "metrics"];
-
-/// Answers every operation may give; path parameters are required (OpenAPI says
-/// so, and a route without one is another route); the bearer scheme itself.
-pub fn finish(doc: &mut OpenApi, scheme: &str) {
+/// Operations whose JSON body the `Asked` extractor reads may carry `approval`: the
+/// property on their body's schema, and the refusals a wrong approval gets.
+pub(super) fn approvable(doc: &mut OpenApi) {
+    let mut bodies = Vec::new();
     for item in doc.paths.paths.values_mut() {
-        for op in operations(item) {
-            for p in op.parameters.iter_mut().flatten() {
-                if p.parameter_in == ParameterIn::Path {
-                    p.required = Required::True;
+        for op in shared::operations(item) {
+            let Some(body) = op.request_body.as_mut() else { continue };
+            let optional = body.required != Some(Required::True);
+            let Some(json) = body.content.get_mut("application/json") else {
+                continue;
+            };
+            // An optional body (`Option<T>`) is described as `oneOf [null, T]`; an absent
+            // body reads as `{}`, and `null` is refused: the body is T, not required.
+            if let Some(RefOr::T(Schema::OneOf(one))) = &json.schema {
+                if let Some(r) = one.items.iter().find(|i| matches!(i, RefOr::Ref(_))) {
+                    json.schema = Some(r.clone());
                 }
             }
-            if op.request_body.is_some() {
-                answers(op, "413", "`invalid_input`: the body is over 64 KiB.");
+            if optional {
+                body.required = Some(Required::False);
             }
-            if !op.operation_id.as_deref().is_some_and(|id| NO_FAULT.contains(&id)) {
-                answers(op, "500", "`internal`: a fault of the machine, not of the request.");
+            if let Some(RefOr::Ref(r)) = &json.schema {
+                bodies.push(r.ref_location.rsplit('/').next().unwrap_or_default().to_string());
             }
+            op.responses.responses.insert(
+                "401".into(),
+                shared::refusal(
+                    "`unauthorized`: the bearer token is missing, wrong or expired, or the `approval`'s \
+                     staff id or password is wrong.",
+                ),
+            );
+            shared::answers(
+                op,
+                "423",
+                "`staff_locked`: the approving staff id is locked after 5 wrong passwords (15 min).",
+            );
         }
     }
     let components = doc.components.get_or_insert_with(Components::new);
+    for name in bodies {
+        if let Some(RefOr::T(Schema::Object(o))) = components.schemas.get_mut(&name) {
+            o.properties
+                .insert("approval".into(), Ref::from_schema_name(Approval::name()).into());
+        }
+    }
+}
+
+/// The bearer scheme itself.
+pub(super) fn bearer_scheme(doc: &mut OpenApi) {
+    let components = doc.components.get_or_insert_with(Components::new);
     components.add_security_scheme(
-        scheme,
+        BEARER,
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::service::openapi::problems;
+
+    #[test]
+    fn every_refusal_names_codes_its_status_answers() {
+        let doc = super::super::description();
+        assert_eq!(problems(&doc), Vec::<String>::new());
+        if let Ok(path) = std::env::var("LOYALTYD_DUMP_OPENAPI") {
+            std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+        }
+    }
 }

@@ -40,10 +40,13 @@ pub struct Sessions {
 }
 
 /// What a login answers.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Session)]
 pub struct Opened {
+    /// The bearer token of this session.
     pub token: String,
     pub role: Role,
+    #[schema(format = DateTime)]
     pub expires_at: String,
 }
 

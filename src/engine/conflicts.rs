@@ -9,12 +9,22 @@ use crate::model::{fmt_instant, Role};
 use crate::record::Body;
 use crate::store::Conflict;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+fn conflict_kind_schema() -> utoipa::openapi::schema::Object {
+    crate::views::schema::string_enum(["card", "phone"])
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = Conflict)]
 pub struct ConflictView {
+    /// `card-<number>` or `phone-<digits>`.
     pub id: String,
+    #[schema(schema_with = conflict_kind_schema)]
     pub kind: String,
+    /// The card number or phone two members hold.
     pub value: String,
+    /// Member ids, in hub order: the first holds the card or phone until resolved.
     pub members: Vec<String>,
+    #[schema(format = DateTime)]
     pub detected_at: String,
     pub resolved: bool,
 }

@@ -30,9 +30,12 @@ pub const MAX_IMPORT_POINTS: i64 = 1_000_000_000;
 /// Members an export reads at a time.
 const EXPORT_PAGE: usize = 1000;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ImportReport {
+    /// Members imported.
+    #[schema(value_type = u64)]
     pub imported: usize,
+    /// Points they brought, in all.
     pub points: i64,
 }
 

@@ -11,18 +11,27 @@ use crate::store::{Idem, Store};
 use crate::views::{DailyView, MemberView};
 
 /// A new member as the CLI and API give it. Without a card the member gets a virtual one.
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+// The `schema` bounds are `add_member`'s checks, for GET /v1/openapi.json; the name is
+// trimmed before its length is checked, so no upper bound is declared.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMember {
     #[serde(default)]
+    #[schema(schema_with = crate::views::schema::card_or_null, required = false)]
     pub card: Option<String>,
+    #[schema(schema_with = crate::views::schema::name)]
     pub name: String,
+    /// Any spelling of the phone (`+86 138-0000-0001`, `13800000001`): kept canonical.
+    #[schema(schema_with = crate::views::schema::phone)]
     pub phone: String,
     #[serde(default)]
+    #[schema(schema_with = crate::views::schema::birthday, required = false)]
     pub birthday: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::views::schema::pin, required = false)]
     pub pin: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::views::schema::tags, required = false)]
     pub tags: Vec<String>,
 }
 

@@ -35,10 +35,10 @@ pub use conflicts::ConflictView;
 pub use idem::Keyed;
 pub use import::{ImportReport, COLUMNS as IMPORT_COLUMNS};
 pub use members::NewMember;
-pub use points::{PAGE_DEFAULT, PAGE_MAX};
+pub use points::{MAX_ADJUST, PAGE_DEFAULT, PAGE_MAX};
 pub use profile::{MemberPatch, SEARCH_DEFAULT, SEARCH_MAX};
 pub use recovery::{journal_path, rebuild};
-pub use staff::{StaffView, POS_STAFF};
+pub use staff::{StaffView, PASSWORD_MAX, PASSWORD_MIN, POS_STAFF};
 pub use sync::OutboxBatch;
 
 use std::path::PathBuf;

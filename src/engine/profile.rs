@@ -14,17 +14,22 @@ pub const SEARCH_MAX: usize = 100;
 pub const SEARCH_DEFAULT: usize = 20;
 
 /// An edit of a member as the CLI and API give it: each field present is replaced.
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+// The `schema` bounds are `edit_member`'s checks, for GET /v1/openapi.json.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberPatch {
     #[serde(default)]
+    #[schema(schema_with = crate::views::schema::name_or_null, required = false)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::views::schema::phone_or_null, required = false)]
     pub phone: Option<String>,
     /// `null` clears the birthday; absent leaves it.
     #[serde(default, with = "serde_with_null")]
+    #[schema(schema_with = crate::views::schema::birthday, required = false)]
     pub birthday: Option<Option<String>>,
     #[serde(default)]
+    #[schema(schema_with = crate::views::schema::tags_or_null, required = false)]
     pub tags: Option<Vec<String>>,
 }
 

@@ -16,11 +16,17 @@ pub const PASSWORD_MAX: usize = 128;
 /// The staff id the POS token acts as.
 pub const POS_STAFF: &str = "pos";
 
+fn role_schema() -> utoipa::openapi::schema::Object {
+    crate::views::schema::string_enum([Role::Cashier, Role::Manager, Role::Owner].map(Role::as_str))
+}
+
 /// A staff account as listed (never its hash).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = Staff)]
 pub struct StaffView {
     pub staff_id: String,
     pub name: String,
+    #[schema(schema_with = role_schema)]
     pub role: String,
     pub disabled: bool,
 }

@@ -13,6 +13,7 @@
 
 mod api;
 mod intake;
+mod openapi;
 mod store;
 
 pub use intake::UNVERIFIED_PER_PEER;

@@ -23,9 +23,11 @@ const PULL_BYTES: usize = 512 << 10;
 const PULL_ASKED: usize = 256;
 
 /// One terminal stream as operators see it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = TerminalStream)]
 pub struct TerminalView {
     pub terminal_id: String,
+    /// The stream's epoch, 16 hex digits (a new one after a terminal's data dir is lost).
     pub epoch: String,
     pub acked_seq: u64,
     pub records: u64,
@@ -36,7 +38,7 @@ pub struct TerminalView {
     pub untrusted_clock: u64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Overspent {
     pub member_id: String,
     pub balance: i64,
@@ -73,13 +75,23 @@ pub trait HubStore: Send + Sync {
     fn healthy(&self) -> Result<()>;
 }
 
+fn search_limit_schema() -> utoipa::openapi::schema::Object {
+    crate::views::schema::int64(1, crate::engine::SEARCH_MAX as i64, false)
+}
+
 /// A member lookup: exactly one of `phone` and `q`.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Find {
+    /// Any spelling of a phone: the member it finds, exactly (no paging).
     pub phone: Option<String>,
+    /// A name prefix, a phone suffix of 4 digits or more, or a card prefix.
     pub q: Option<String>,
+    /// Members on a page of a search: 1 to 100, default 20.
+    #[param(schema_with = search_limit_schema)]
     pub limit: Option<usize>,
+    /// A search page's `next`: the page after it.
     pub after: Option<String>,
 }
 

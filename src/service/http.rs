@@ -439,42 +439,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
 
 // ---- Helpers both routers use: refusals as the error document, bearer tokens. ----
 
-/// The error document of interface.md: `{"error": {"code", "message"}}`.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-#[schema(as = Error)]
-pub struct ErrorDoc {
-    pub error: ErrorBody,
-}
-
-fn code_schema() -> utoipa::openapi::schema::Object {
-    crate::views::schema::string_enum(Code::ALL.map(Code::as_str))
-}
-
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// The stable code scripts match on.
-    #[schema(schema_with = code_schema)]
-    pub code: &'static str,
-    /// For people.
-    pub message: String,
-}
-
-impl From<Error> for ErrorDoc {
-    fn from(e: Error) -> ErrorDoc {
-        ErrorDoc {
-            error: ErrorBody {
-                code: e.code.as_str(),
-                message: e.message,
-            },
-        }
-    }
-}
-
 /// A refusal or fault as the error document, with the status interface.md gives its code.
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(ErrorDoc::from(self))).into_response()
+        (status, Json(self.to_json())).into_response()
     }
 }
 
@@ -521,7 +490,7 @@ pub async fn errors_as_json(resp: Response) -> Response {
         Some(reason) => format!("{} {reason}", status.as_u16()),
         None => status.to_string(),
     };
-    (status, Json(ErrorDoc::from(Error::new(code, message)))).into_response()
+    (status, Json(Error::new(code, message).to_json())).into_response()
 }
 
 #[cfg(test)]
@@ -536,14 +505,6 @@ mod tests {
 
     fn since(a: &Activity) -> Instant {
         a.phase().since
-    }
-
-    #[test]
-    fn the_error_document_is_what_errors_write() {
-        for code in Code::ALL {
-            let e = Error::new(code, "why");
-            assert_eq!(serde_json::to_value(ErrorDoc::from(e.clone())).unwrap(), e.to_json());
-        }
     }
 
     #[test]

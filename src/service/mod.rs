@@ -1,8 +1,10 @@
 //! Service plumbing both daemons (`serve`, `hub serve`) share: why one did not start,
 //! its runtime, logging, telling systemd about a long start-up, and stopping on a
-//! signal. The HTTP serving layer is `http`.
+//! signal. The HTTP serving layer is `http`; what both `GET /v1/openapi.json` share is
+//! `openapi`.
 
 pub mod http;
+pub mod openapi;
 
 use std::time::Duration;
 
