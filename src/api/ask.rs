@@ -114,6 +114,25 @@ impl<T: DeserializeOwned + Send> FromRequest<Shared> for Asked<T> {
     }
 }
 
+/// The `Idempotency-Key` a request must carry (a checkout's): without it the request is
+/// refused before its body is read, so that no approval inside it is checked (and a
+/// wrong one counted towards the approver's lock) for a request that cannot go ahead.
+pub struct RequiredKey(pub String);
+
+impl FromRequestParts<Shared> for RequiredKey {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, st: &Shared) -> Result<RequiredKey, Response> {
+        let refused = match idempotency_key(&parts.headers) {
+            Ok(Some(k)) => return Ok(RequiredKey(k)),
+            Ok(None) => Error::invalid("the Idempotency-Key header is required"),
+            Err(e) => e,
+        };
+        st.metrics.refusal(refused.code);
+        Err(refused.into_response())
+    }
+}
+
 /// The body of a POST that needs none (it may still carry an approval).
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -15,7 +15,7 @@ mod openapi;
 pub mod sessions;
 mod staff;
 
-pub use ask::{Asked, Caller, Nothing};
+pub use ask::{Asked, Caller, Nothing, RequiredKey};
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering::Relaxed;
@@ -372,11 +372,7 @@ async fn quote(State(st): State<Shared>, a: Asked<Sale>) -> Response {
         (status = 422, description = "`card_blocked`, `member_inactive`, `below_min_redeem`, `insufficient_points`, `redeem_exceeds_share`, `pin_required`, `pin_invalid` (a wrong PIN is recorded: it counts towards the lock), `pin_locked`, `offline_cap_exceeded`, `coupon_invalid`, `coupon_used`, `coupon_expired`, `coupon_min_spend`.", body = ErrorDoc),
         Busy,
     ))]
-async fn commit(State(st): State<Shared>, a: Asked<Sale>) -> Response {
-    let Some(key) = a.key else {
-        st.metrics.refusal(Code::InvalidInput);
-        return Error::invalid("the Idempotency-Key header is required").into_response();
-    };
+async fn commit(State(st): State<Shared>, RequiredKey(key): RequiredKey, a: Asked<Sale>) -> Response {
     let (sale, actor) = (a.body, a.actor);
     let started = Instant::now();
     let r = blocking(&st, move |e| e.checkout(&sale, Some(&key), e.at(None).by(actor)));

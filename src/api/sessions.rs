@@ -19,6 +19,10 @@ pub const MAX_WRONG: u32 = 5;
 pub const LOCKOUT: Duration = Duration::from_secs(15 * 60);
 /// Sessions held at most (the oldest go first beyond it).
 const MAX_SESSIONS: usize = 10_000;
+/// Staff ids whose wrong passwords are counted at most: past it, the ids that are not
+/// locked are forgotten, so that a login flood of made-up ids cannot grow the map
+/// without bound (a login needs no token).
+const MAX_COUNTED: usize = 10_000;
 
 #[derive(Debug, Clone)]
 struct Session {
@@ -50,6 +54,20 @@ pub struct Opened {
     pub expires_at: String,
 }
 
+/// Counts a wrong password for `staff_id`; true when it locks the id.
+fn count_wrong(wrong: &mut HashMap<String, Wrong>, staff_id: &str, now: Instant) -> bool {
+    if wrong.len() >= MAX_COUNTED && !wrong.contains_key(staff_id) {
+        wrong.retain(|_, w| w.locked_until.is_some_and(|until| now < until));
+    }
+    let w = wrong.entry(staff_id.to_string()).or_default();
+    w.count += 1;
+    if w.count >= MAX_WRONG {
+        w.locked_until = Some(now + LOCKOUT);
+        return true;
+    }
+    false
+}
+
 impl Sessions {
     /// Checks a staff id and password (argon2: call off the async threads) against the
     /// lockout: the staff member's role, or `unauthorized`, or `staff_locked`.
@@ -79,10 +97,7 @@ impl Sessions {
             }
             None => {
                 let mut wrong = self.wrong.lock().unwrap_or_else(|p| p.into_inner());
-                let w = wrong.entry(staff_id.to_string()).or_default();
-                w.count += 1;
-                if w.count >= MAX_WRONG {
-                    w.locked_until = Some(now + LOCKOUT);
+                if count_wrong(&mut wrong, staff_id, now) {
                     tracing::warn!("staff {staff_id} locked for 15 min after {MAX_WRONG} wrong passwords");
                     return Err(Error::new(
                         Code::StaffLocked,
@@ -152,5 +167,32 @@ impl Sessions {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, s| s.staff_id != staff_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_ids_do_not_grow_the_count_without_bound_and_locks_stay() {
+        let mut wrong = HashMap::new();
+        let now = Instant::now();
+        for _ in 0..MAX_WRONG {
+            count_wrong(&mut wrong, "victim", now);
+        }
+        assert!(wrong["victim"].locked_until.is_some());
+        for i in 0..3 * MAX_COUNTED {
+            assert!(!count_wrong(&mut wrong, &format!("made-up-{i}"), now));
+            assert!(wrong.len() <= MAX_COUNTED, "{} ids counted", wrong.len());
+        }
+        assert!(
+            wrong["victim"].locked_until.is_some_and(|u| u > now),
+            "the lock outlives the flood"
+        );
+        // The fifth wrong password in a row locks; fewer do not.
+        let mut w = HashMap::new();
+        let locks: Vec<bool> = (0..MAX_WRONG).map(|_| count_wrong(&mut w, "ann", now)).collect();
+        assert_eq!(locks, [false, false, false, false, true]);
     }
 }
