@@ -28,7 +28,8 @@ pub struct LotView {
 pub struct MemberView {
     pub member_id: String,
     pub name: String,
-    pub phone: String,
+    /// Null for a member whose phone an operator gave to another (a conflict resolved).
+    pub phone: Option<String>,
     pub birthday: Option<String>,
     pub cards: Vec<CardView>,
     pub tier: String,
@@ -74,7 +75,7 @@ impl MemberView {
         MemberView {
             member_id: m.member_id.clone(),
             name: m.name.clone(),
-            phone: crate::identity::display_phone(&m.phone),
+            phone: (!m.phone.is_empty()).then(|| crate::identity::display_phone(&m.phone)),
             birthday: m.birthday.map(|b| b.to_string()),
             cards: m
                 .cards
