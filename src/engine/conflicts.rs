@@ -34,7 +34,11 @@ impl ConflictView {
         ConflictView {
             id: c.id.clone(),
             kind: c.kind.clone(),
-            value: c.value.clone(),
+            // A phone as the Member shape shows it ("+" and the country code).
+            value: match c.kind.as_str() {
+                "phone" => crate::identity::display_phone(&c.value),
+                _ => c.value.clone(),
+            },
             members: c.members.clone(),
             detected_at: fmt_instant(c.detected_at, tz),
             resolved: c.resolved,

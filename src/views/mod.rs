@@ -56,9 +56,10 @@ pub struct LotView {
 pub struct MemberView {
     pub member_id: String,
     pub name: String,
-    /// Canonical, with its country code: `+8613800000001`.
-    #[schema(examples("+8613800000001"))]
-    pub phone: String,
+    /// Canonical, with its country code (`+8613800000001`); null for a member whose phone
+    /// an operator gave to another (a conflict resolved).
+    #[schema(examples("+8613800000001"), required = true)]
+    pub phone: Option<String>,
     #[schema(pattern = "^[0-9]{2}-[0-9]{2}$", required = true)]
     pub birthday: Option<String>,
     pub cards: Vec<CardView>,
@@ -110,7 +111,7 @@ impl MemberView {
         MemberView {
             member_id: m.member_id.clone(),
             name: m.name.clone(),
-            phone: crate::identity::display_phone(&m.phone),
+            phone: (!m.phone.is_empty()).then(|| crate::identity::display_phone(&m.phone)),
             birthday: m.birthday.map(|b| b.to_string()),
             cards: m
                 .cards

@@ -17,6 +17,7 @@ logged no panic.
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -94,7 +95,11 @@ def start_daemon(binary, work, token):
     rules = work / "rules.toml"
     rules.write_text((REPO / "config/rules.toml").read_text() + ACTIVITY)
     config = work / "loyaltyd.toml"
-    config.write_text((REPO / "config/loyaltyd.toml").read_text().replace("[api]\n", '[api]\npos_role = "owner"\n', 1))
+    text = (REPO / "config/loyaltyd.toml").read_text()
+    text, n = re.subn(r'(?m)^pos_role = .*$', 'pos_role = "owner"', text)
+    if n == 0:
+        text = text.replace("[api]\n", '[api]\npos_role = "owner"\n', 1)
+    config.write_text(text)
     common = [str(binary), "--config", str(config), "--data-dir", str(work / "data"), "--rules", str(rules)]
     for staff_id, role, password in STAFF + [APPROVER]:
         subprocess.run(common + ["staff", "add", "--id", staff_id, "--name", staff_id.title(), "--role", role,

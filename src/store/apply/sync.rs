@@ -216,6 +216,10 @@ fn resolve(ch: &mut Changes, o: Origin, rec: &Record, id: &str, keep: &str, merg
         }
         if merge {
             merge_into(ch, o, rec, &mut kept, &mut other)?;
+        } else if c.kind == "phone" {
+            // The phone is the kept member's alone now; the other has none until an
+            // edit gives it one.
+            other.state.phone.clear();
         }
         ch.put_member(other, o)?;
     }
