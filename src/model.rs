@@ -87,7 +87,9 @@ impl Birthday {
     pub fn parse(s: &str) -> Result<Birthday> {
         let bad = || Error::invalid(format!("bad birthday {s:?} (want MM-DD)"));
         let (m, d) = s.trim().split_once('-').ok_or_else(bad)?;
-        if m.len() != 2 || d.len() != 2 {
+        // Two digits each: `u8::from_str` would also take "+1".
+        let two_digits = |x: &str| x.len() == 2 && x.bytes().all(|b| b.is_ascii_digit());
+        if !two_digits(m) || !two_digits(d) {
             return Err(bad());
         }
         let (month, day): (u8, u8) = (m.parse().map_err(|_| bad())?, d.parse().map_err(|_| bad())?);
@@ -491,7 +493,7 @@ mod tests {
     #[test]
     fn birthdays() {
         assert_eq!(Birthday::parse("02-29").unwrap().to_string(), "02-29");
-        for bad in ["2-29", "02-30", "13-01", "0101", "aa-bb"] {
+        for bad in ["2-29", "02-30", "13-01", "0101", "aa-bb", "+1-14", "01-+4"] {
             assert!(Birthday::parse(bad).is_err(), "{bad}");
         }
     }
