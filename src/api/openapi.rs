@@ -42,8 +42,9 @@ pub(super) struct ApiDoc;
 pub(super) struct KeyHeader {
     /// The same key with the same request answers the first answer again (same status,
     /// `replayed: true` where the shape has it); with another request, of any kind,
-    /// 409 `idempotency_conflict`. 1 to 128 characters, no control characters.
-    #[param(rename = "Idempotency-Key", value_type = String, required = false, min_length = 1, max_length = 128)]
+    /// 409 `idempotency_conflict`. 1 to 128 characters, no control characters, not
+    /// only spaces (it is trimmed).
+    #[param(rename = "Idempotency-Key", value_type = String, required = false, min_length = 1, max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f]*[^\\u0000-\\u0020\\u007f][^\\u0000-\\u001f\\u007f]*$")]
     key: Option<String>,
 }
 
@@ -55,7 +56,12 @@ pub(super) struct RequiredKeyHeader {
     /// The same key with the same sale answers the first receipt again with
     /// `replayed: true`; with another request, 409 `idempotency_conflict`. 1 to 128
     /// characters, no control characters.
-    #[param(rename = "Idempotency-Key", min_length = 1, max_length = 128)]
+    #[param(
+        rename = "Idempotency-Key",
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001f\\u007f]*[^\\u0000-\\u0020\\u007f][^\\u0000-\\u001f\\u007f]*$"
+    )]
     key: String,
 }
 

@@ -11,7 +11,12 @@ Approvals: run.py makes one staff account for them (LOYALTYD_FUZZ_APPROVER, `id:
 Five wrong passwords in a row would lock it for 15 minutes, and every approval after
 that would be refused, so a string password given with that id is made the right one
 before the call (a string password is as valid to the schema as any other: the case
-stays what it was generated as). Approvals naming other ids go as generated.
+stays what it was generated as), and the staff endpoints are pointed away from that
+account (a stateful run would otherwise disable it or change its password). Of the
+schema-valid cases, 7 approvals in 8 that name another id are made the approver's too:
+made-up ids are refused (401), and after 5 of one id (hypothesis likes "0") locked
+(423), so that most requests with an approval would otherwise never reach the rules;
+the eighth goes as generated, and so does every approval of a schema-violating case.
 """
 
 import atexit
@@ -62,16 +67,34 @@ def _error(response):
         return None, None
 
 
-def _approver_kept_unlocked(body):
+_approvals_seen = 0
+
+
+def _approver_kept_unlocked(case):
+    global _approvals_seen
+    body = case.body
     approval = body.get("approval") if isinstance(body, dict) else None
-    if isinstance(approval, dict) and approval.get("staff_id") == _APPROVER_ID \
-            and isinstance(approval.get("password"), str):
+    if not isinstance(approval, dict):
+        return
+    positive = case.meta is not None and case.meta.generation.mode.is_positive
+    if positive and approval.get("staff_id") != _APPROVER_ID:
+        _approvals_seen += 1
+        if _approvals_seen % 8:
+            approval["staff_id"] = _APPROVER_ID
+    if approval.get("staff_id") == _APPROVER_ID and isinstance(approval.get("password"), str):
         approval["password"] = _APPROVER_PASSWORD
+
+
+def _approver_left_alone(case):
+    params = case.path_parameters
+    if case.operation.path.startswith("/v1/staff/") and params and params.get("id") == _APPROVER_ID:
+        params["id"] = "nobody"
 
 
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
-    _approver_kept_unlocked(case.body)
+    _approver_kept_unlocked(case)
+    _approver_left_alone(case)
     _seen[case.id] = (None, None, journal_records(), None)
 
 

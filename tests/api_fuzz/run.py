@@ -251,7 +251,12 @@ def config(token_env, tx_ids, coupons, member_ids, max_examples, seed_value):
         "/v1/members/{id}": {"path.id": ("spare_member_ids", 0.9)},
         "/v1/staff/{id}/disable": {"path.id": ("staff_ids", 0.8)},
         "/v1/staff/{id}/password": {"path.id": ("staff_ids", 0.8)},
+        "/v1/checkout/commit": {},
     }
+    # Operations that need more cases than the rest to reach their rules: a sale goes
+    # through only with an active card, no or a right coupon and PIN, and points it may
+    # redeem, each drawn on its own.
+    more_cases = {"/v1/checkout/commit": 3}
     out = [
         f"seed = {seed_value}" if seed_value is not None else "",
         "workers = 1",
@@ -274,6 +279,8 @@ def config(token_env, tx_ids, coupons, member_ids, max_examples, seed_value):
     for path, own in operations.items():
         out += ["[[operations]]", f'include-path = "{path}"', "[operations.parameters]"]
         out += [binding(key, name, p) for key, (name, p) in {**bindings, **own}.items()]
+        if path in more_cases:
+            out += ["[operations.generation]", f"max-examples = {max_examples * more_cases[path]}"]
         out.append("")
     return "\n".join(out)
 
