@@ -282,13 +282,13 @@ impl Synth {
             key: format!("pos-{seq}"),
             request: hash,
         };
-        let body = Body::Checkout(Box::new(record::Checkout {
+        let body = Body::CheckoutV2(Box::new(record::CheckoutV2 {
             tx_id: engine::tx_id("T1", 0x5EED, seq),
             member_id: Synth::member_id(i),
             card: card(i),
-            idem: None,
             lines: lines.iter().map(Into::into).collect(),
             subtotal,
+            group_buy_discount: 0,
             tier_discount: 0,
             promotion: None,
             coupon: None,
@@ -304,6 +304,11 @@ impl Synth {
             visit: true,
             pin_verified: false,
             ruleset_version: self.version,
+            group_buys: vec![],
+            gifts: vec![],
+            gift_points: 0,
+            coupons_issued: vec![],
+            tiers_reached: vec![],
         }));
         self.keyed(body, Some(idem))
     }

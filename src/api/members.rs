@@ -32,7 +32,10 @@ pub fn routes() -> Router<Shared> {
         .route("/v1/members/{id}/transactions", get(transactions))
         .route("/v1/members/{id}/points", get(ledger).post(adjust))
         .route("/v1/members/{id}/activities", post(activity))
-        .route("/v1/members/{id}/coupons", get(coupons))
+        .route(
+            "/v1/members/{id}/coupons",
+            get(coupons).post(super::campaigns::exchange),
+        )
         .route("/v1/cards/{card}/unblock", post(unblock))
         .route("/v1/transactions/{tx_id}", get(transaction))
 }

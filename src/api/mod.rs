@@ -6,6 +6,7 @@
 //! fixing members and their history, `staff` sessions and staff accounts.
 
 mod ask;
+mod campaigns;
 mod members;
 pub mod sessions;
 mod staff;
@@ -67,6 +68,7 @@ pub fn router(state: Shared) -> Router {
     let authed = Router::new()
         .route("/v1/members", post(add_member).get(members::find))
         .merge(members::routes())
+        .merge(campaigns::routes())
         .merge(staff::routes())
         .route("/v1/cards/{card}", get(get_card))
         .route("/v1/cards/{card}/block", post(block_card))

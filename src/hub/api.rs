@@ -36,6 +36,9 @@ pub(super) fn router(state: Shared) -> Router {
         .route("/v1/hub/transactions/{tx_id}", get(transaction))
         .route("/v1/hub/conflicts", get(conflicts))
         .route("/v1/hub/conflicts/{id}/resolve", post(resolve))
+        .route("/v1/hub/group-buys/groups/{group_id}", get(group))
+        .route("/v1/hub/group-buys/{deal}", get(deal_groups))
+        .route("/v1/hub/triggers/run", post(run_triggers))
         .route("/v1/hub/terminals", get(terminals))
         .route("/v1/hub/reports/overspent", get(overspent))
         .route("/v1/hub/rulesets", post(publish))
@@ -194,6 +197,40 @@ async fn member(State(st): State<Shared>, headers: HeaderMap, Path(id): Path<Str
         blocking(&st, move |s| {
             s.member(&id)?
                 .ok_or_else(|| Error::new(Code::UnknownMember, format!("no member {id}")))
+        })
+        .await,
+    )
+}
+
+async fn group(State(st): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(e) = operator(&st, &headers) {
+        return e.into_response();
+    }
+    json(blocking(&st, move |s| s.group(&id)).await)
+}
+
+async fn deal_groups(State(st): State<Shared>, headers: HeaderMap, Path(deal): Path<String>) -> Response {
+    if let Err(e) = operator(&st, &headers) {
+        return e.into_response();
+    }
+    json(
+        blocking(&st, move |s| {
+            let groups = s.deal_groups(&deal)?;
+            Ok(crate::views::campaign::DealView { deal, groups })
+        })
+        .await,
+    )
+}
+
+/// Runs the daily trigger pass now (it also runs hourly): `{"coupons_issued": N}`.
+async fn run_triggers(State(st): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(e) = operator(&st, &headers) {
+        return e.into_response();
+    }
+    json(
+        blocking(&st, |s| {
+            let (issued, _) = s.daily_pass()?;
+            Ok(serde_json::json!({ "coupons_issued": issued }))
         })
         .await,
     )

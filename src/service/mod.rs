@@ -2,6 +2,7 @@
 //! its runtime, logging, telling systemd about a long start-up, and stopping on a
 //! signal. The HTTP serving layer is `http`.
 
+pub mod daily;
 pub mod http;
 
 use std::time::Duration;

@@ -115,7 +115,7 @@ impl MemberCouponView {
                 (None, true) => "expired",
                 (None, false) => "unused",
             },
-            issued_by: "manual".into(),
+            issued_by: c.issued_by.clone(),
         }
     }
 }

@@ -2,11 +2,12 @@
 //!
 //! Names here are a contract with POS integrations and scripts: add fields, rename none.
 
+pub mod campaign;
 pub mod history;
 
 use serde::Serialize;
 
-use crate::model::{fmt_instant, DayNo, MemberState, Ts};
+use crate::model::{self, fmt_instant, DayNo, MemberState, Ts};
 use crate::record;
 use crate::rules::{tier, Ruleset};
 use crate::store::Daily;
@@ -142,15 +143,33 @@ pub struct Receipt {
     pub replayed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_redeem_points: Option<i64>,
+    /// Coupons this checkout issued (tier gifts, triggers); empty otherwise.
+    pub coupons_issued: Vec<CouponView>,
+    /// Points the tiers this checkout reached gave (a lot of their own, not earned).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gifts: Vec<GiftView>,
 }
 
+/// The receipt's discounts in the order they apply: group-buy units (one entry per deal),
+/// the tier, the promotion, the coupon; only those that took something off.
 pub fn discounts(
+    group_buys: &[record::GroupBuyUsed],
     tier_name: &str,
     tier_discount: i64,
     promotion: &Option<(String, i64)>,
     coupon: &Option<(String, i64)>,
 ) -> Vec<DiscountView> {
-    let mut out = Vec::new();
+    let mut out: Vec<DiscountView> = Vec::new();
+    for g in group_buys.iter().filter(|g| g.off > 0) {
+        match out.iter_mut().find(|d| d.id == g.deal) {
+            Some(d) => d.amount += g.off,
+            None => out.push(DiscountView {
+                kind: "group_buy",
+                id: g.deal.clone(),
+                amount: g.off,
+            }),
+        }
+    }
     if tier_discount > 0 {
         out.push(DiscountView {
             kind: "tier",
@@ -172,7 +191,7 @@ pub fn discounts(
     out
 }
 
-pub fn lines(lines: &[record::PricedLine]) -> Vec<LineView> {
+pub fn lines(lines: &[record::PricedLineV2]) -> Vec<LineView> {
     lines
         .iter()
         .map(|l| LineView {
@@ -187,7 +206,7 @@ pub fn lines(lines: &[record::PricedLine]) -> Vec<LineView> {
 
 impl Receipt {
     /// The receipt of checkout `c` made at `at`, with the member's balance after it.
-    pub fn of_checkout(rules: &Ruleset, c: &record::Checkout, at: Ts, balance: i64, replayed: bool) -> Receipt {
+    pub fn of_checkout(rules: &Ruleset, c: &record::CheckoutV2, at: Ts, balance: i64, replayed: bool) -> Receipt {
         Receipt {
             tx_id: Some(c.tx_id.clone()),
             member_id: c.member_id.clone(),
@@ -195,7 +214,7 @@ impl Receipt {
             at: fmt_instant(at, &rules.timezone),
             lines: lines(&c.lines),
             subtotal: c.subtotal,
-            discounts: discounts(&c.tier_before, c.tier_discount, &c.promotion, &c.coupon),
+            discounts: discounts(&c.group_buys, &c.tier_before, c.tier_discount, &c.promotion, &c.coupon),
             due: c.due,
             points_redeemed: c.points_redeemed,
             redeem_value: c.redeem_value,
@@ -206,8 +225,32 @@ impl Receipt {
             tier: c.tier_after.clone(),
             replayed,
             max_redeem_points: None,
+            coupons_issued: c
+                .coupons_issued
+                .iter()
+                .map(|i| CouponView {
+                    code: i.code.clone(),
+                    type_id: i.type_id.clone(),
+                    valid_until: model::day_date(i.valid_until).to_string(),
+                })
+                .collect(),
+            gifts: c
+                .gifts
+                .iter()
+                .map(|g| GiftView {
+                    tier: g.tier.clone(),
+                    points: g.points,
+                })
+                .collect(),
         }
     }
+}
+
+/// A tier's gift of points in a receipt (its coupon is in `coupons_issued`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct GiftView {
+    pub tier: String,
+    pub points: i64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
