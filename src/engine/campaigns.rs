@@ -384,3 +384,149 @@ impl Engine {
         Ok(issued)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{ClockPolicy, EngineConfig, NewMember, Sale};
+    use crate::model::{parse_instant, Line};
+
+    const CAMPAIGNS: &str = r#"
+[[coupon_types]]
+id = "miss5"
+off_minor = 500
+min_minor = 0
+valid_days = 30
+[[triggers]]
+id = "miss-you"
+on = "inactive"
+days = 60
+coupon = "miss5"
+[[group_buys]]
+id = "duo"
+sku = "hotpot-set"
+group_price_minor = 9900
+size = 2
+window_hours = 24
+"#;
+
+    fn open(dir: &std::path::Path) -> Engine {
+        let text = format!("{}{CAMPAIGNS}", include_str!("../../config/rules.toml"));
+        let rules = Ruleset::parse(&text, "rules.toml").unwrap();
+        let cfg = EngineConfig {
+            data_dir: dir.to_path_buf(),
+            clock: ClockPolicy::Trusted,
+            ..Default::default()
+        };
+        Engine::open(cfg, rules).unwrap()
+    }
+
+    fn at(s: &str) -> At {
+        At {
+            ts: parse_instant(s).unwrap(),
+            trusted: true,
+            actor: crate::engine::Actor::system(),
+        }
+    }
+
+    fn enrol(e: &Engine, card: &str, phone: &str, when: &str) -> String {
+        let m = NewMember {
+            card: Some(card.into()),
+            name: "M".into(),
+            phone: phone.into(),
+            ..NewMember::default()
+        };
+        e.add_member(m, None, at(when)).unwrap().member_id
+    }
+
+    fn buy(e: &Engine, card: &str, key: &str, when: &str) -> crate::views::Receipt {
+        let sale = Sale {
+            card: card.into(),
+            lines: vec![Line {
+                sku: "hotpot-set".into(),
+                category: "food".into(),
+                qty: 1,
+                unit_price: 12800,
+            }],
+            ..Sale::default()
+        };
+        e.checkout(&sale, Some(key), at(when)).unwrap()
+    }
+
+    #[test]
+    fn a_group_not_full_by_its_window_fails_and_gives_no_unit() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        enrol(&e, "CA000001", "13900000001", "2026-06-01T09:00:00+08:00");
+        enrol(&e, "CA000002", "13900000002", "2026-06-01T09:00:00+08:00");
+        let g = e
+            .join_group("duo", "CA000001", None, None, at("2026-06-01T10:00:00+08:00"))
+            .unwrap();
+        assert_eq!((g.state, g.joined), ("open", 1));
+        // 24 hours later the group has failed: no join, no unit.
+        let late = at("2026-06-02T10:00:00+08:00");
+        let err = e
+            .join_group("duo", "CA000002", Some(&g.group_id), None, late.clone())
+            .unwrap_err();
+        assert_eq!(err.code, Code::GroupClosed);
+        let store = e.store();
+        assert_eq!(
+            store.group(&g.group_id).unwrap().unwrap().phase(late.ts),
+            GroupPhase::Failed
+        );
+        let group_off = |r: crate::views::Receipt| {
+            r.discounts
+                .iter()
+                .filter(|d| d.kind == "group_buy")
+                .map(|d| d.amount)
+                .sum::<i64>()
+        };
+        assert_eq!(group_off(buy(&e, "CA000001", "b1", "2026-06-02T10:00:00+08:00")), 0);
+        // A group that fills in time forms, and the unit is there until used.
+        let g2 = e
+            .join_group("duo", "CA000001", None, None, at("2026-06-03T10:00:00+08:00"))
+            .unwrap();
+        let g2 = e
+            .join_group(
+                "duo",
+                "CA000002",
+                Some(&g2.group_id),
+                None,
+                at("2026-06-03T11:00:00+08:00"),
+            )
+            .unwrap();
+        assert_eq!(g2.state, "formed");
+        assert_eq!(group_off(buy(&e, "CA000002", "b2", "2026-06-20T10:00:00+08:00")), 2900);
+        assert_eq!(group_off(buy(&e, "CA000002", "b3", "2026-06-20T10:05:00+08:00")), 0);
+    }
+
+    #[test]
+    fn an_inactivity_spell_gives_one_coupon_and_a_visit_starts_a_new_spell() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        let id = enrol(&e, "CA000011", "13900000011", "2026-01-01T09:00:00+08:00");
+        let pass = |when: &str| e.trigger_pass(at(when)).unwrap();
+        assert_eq!(pass("2026-02-01T09:00:00+08:00"), 0, "31 days: not yet");
+        assert_eq!(pass("2026-03-02T09:00:00+08:00"), 1, "60 days after enrolment");
+        assert_eq!(pass("2026-03-03T09:00:00+08:00"), 0, "once per spell");
+        buy(&e, "CA000011", "v1", "2026-03-10T12:00:00+08:00");
+        assert_eq!(pass("2026-04-10T09:00:00+08:00"), 0);
+        assert_eq!(
+            pass("2026-05-09T09:00:00+08:00"),
+            1,
+            "60 days after the visit: a new spell"
+        );
+        let coupons = e.member_coupons(&id).unwrap();
+        let issuers: Vec<&str> = coupons.iter().map(|c| c.issued_by.as_str()).collect();
+        assert_eq!(issuers, vec!["trigger:miss-you", "trigger:miss-you"]);
+        // A replay of the journal remembers the spells: no coupon again after a rebuild.
+        drop(e);
+        let cfg = EngineConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        crate::engine::rebuild(&cfg).unwrap();
+        let e = open(dir.path());
+        assert_eq!(e.trigger_pass(at("2026-05-10T09:00:00+08:00")).unwrap(), 0);
+    }
+}
