@@ -10,9 +10,14 @@
 //! sharing fsyncs, default; `serial` = one fsynced add_member after another).
 //!
 //! Phases: setup (enrol members through `Engine::add_member`), durable checkouts from one
-//! stream, raw 512-byte write+fdatasync on the same disk, group commit with 8 and 32
-//! threads, the same workload on SQLite (feature `sqlite-bench`), and a rebuild of the
-//! state from a synthetic journal of BENCH_REBUILD_RECORDS records.
+//! stream, raw 512-byte write+fdatasync on the same disk, the quote (with the shipped
+//! ruleset, then with a large one: 50 promotions, 20 campaigns, 10 triggers, 10 active
+//! group-buy deals), group commit with 8 and 32 threads, the same workload on SQLite
+//! (feature `sqlite-bench`), and a rebuild of the state from a synthetic journal of
+//! BENCH_REBUILD_RECORDS records.
+//!
+//! For the quote figures alone, a short run: `BENCH_MEMBERS=20000 BENCH_CHECKOUTS=2000
+//! BENCH_REBUILD_RECORDS=10000`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -25,7 +30,9 @@ use loyaltyd::record::{self, Body, IdemKey, Record};
 use loyaltyd::rules::{self, PricedLine, Ruleset};
 
 mod common;
-use common::{bench_dir, card, enrol, env_usize, phone, random_lines, random_sale, rate, us, Lat, RawFile, Rng};
+use common::{
+    bench_dir, card, enrol, env_usize, phone, random_lines, random_sale, rate, us, Lat, RawFile, Rng, CATALOG,
+};
 
 const RULES: &str = include_str!("../config/rules.toml");
 /// Threads used for the parallel enrolment.
@@ -193,6 +200,156 @@ fn quote_us(engine: &Engine, members: usize, k: usize, at: At) -> Result<f64> {
     Ok(t0.elapsed().as_secs_f64() * 1e6 / k as f64)
 }
 
+/// The shipped ruleset grown to the size issue 16 sets the quote target for: 50 promotions
+/// of every kind and scope, 20 campaigns, 10 triggers and 10 group-buy deals, most of them
+/// open at the bench instant and over the catalog's skus and categories, so that pricing
+/// weighs each of them.
+fn big_rules_text() -> String {
+    let mut t = RULES.to_string();
+    let skus: Vec<&str> = CATALOG.iter().map(|c| c.0).collect();
+    let categories = ["grocery", "dairy", "drinks", "household", "meat"];
+    let tiers = ["standard", "silver", "gold"];
+    let window = |i: usize| match i % 5 {
+        // Open through June 2026, the bench's month.
+        0 => "starts = \"2026-06-01T00:00:00\"\nends = \"2026-06-30T23:59:59\"\n".to_string(),
+        1 => format!("tiers = [\"{}\"]\n", tiers[i % 3]),
+        // Closed at the bench instant: ended in May.
+        2 => "ends = \"2026-05-31T23:59:59\"\n".to_string(),
+        3 => "weekdays = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]\n".to_string(),
+        _ => String::new(),
+    };
+    // The shipped file has one promotion and one campaign.
+    for i in 0..49 {
+        t += &format!("[[promotions]]\nid = \"bench-p{i:02}\"\n");
+        t += &match i % 3 {
+            0 => format!(
+                "min_minor = {}\noff_minor = {}\n",
+                3000 + 1000 * (i % 7),
+                200 + 50 * (i % 9)
+            ),
+            1 => format!(
+                "kind = \"every\"\nstep_minor = {}\noff_minor = {}\nmax_off_minor = {}\n",
+                2000 + 500 * (i % 5),
+                100 + 25 * (i % 4),
+                2000
+            ),
+            _ => format!(
+                "kind = \"percent\"\nmin_minor = {}\noff_bp = {}\n",
+                1000 * (i % 4),
+                300 + 100 * (i % 8)
+            ),
+        };
+        t += &match i % 4 {
+            0 => String::new(),
+            1 => format!("categories = [\"{}\"]\n", categories[i % categories.len()]),
+            2 => format!(
+                "skus = [\"{}\", \"{}\"]\n",
+                skus[i % skus.len()],
+                skus[(i + 3) % skus.len()]
+            ),
+            _ => format!(
+                "categories = [\"{}\", \"{}\"]\n",
+                categories[i % categories.len()],
+                categories[(i + 2) % categories.len()]
+            ),
+        };
+        t += &window(i);
+    }
+    for i in 0..19 {
+        t += &format!(
+            "[[campaigns]]\nid = \"bench-c{i:02}\"\nmultiplier_bp = {}\nbonus_points = {}\n",
+            10_000 + 500 * (i % 6),
+            i % 3
+        );
+        t += &window(i);
+    }
+    let on = [
+        "on = \"enrol\"",
+        "on = \"birthday\"",
+        "on = \"visit\"\nnth = 5",
+        "on = \"visit\"\nnth = 10",
+        "on = \"visit\"\nnth = 50",
+        "on = \"inactive\"\ndays = 30",
+        "on = \"inactive\"\ndays = 90",
+        "on = \"tier_up\"\ntier = \"silver\"",
+        "on = \"tier_up\"\ntier = \"gold\"",
+        "on = \"visit\"\nnth = 100",
+    ];
+    for (i, on) in on.iter().enumerate() {
+        t += &format!("[[triggers]]\nid = \"bench-t{i}\"\n{on}\ncoupon = \"welcome5\"\n");
+    }
+    for i in 0..10 {
+        let (sku, _, price) = CATALOG[i % CATALOG.len()];
+        t += &format!(
+            "[[group_buys]]\nid = \"bench-g{i}\"\nsku = \"{sku}\"\ngroup_price_minor = {}\nsize = 3\n\
+             window_hours = 24\nstarts = \"2026-06-01T00:00:00\"\nends = \"2026-06-30T23:59:59\"\n",
+            price * 7 / 10 - i as i64
+        );
+    }
+    t
+}
+
+fn big_rules() -> Result<Ruleset> {
+    let r = Ruleset::parse(&big_rules_text(), "bench-big-rules.toml").map_err(|e| anyhow!("{e}"))?;
+    assert_eq!(
+        (
+            r.promotions.len(),
+            r.campaigns.len(),
+            r.triggers.len(),
+            r.group_buys.len()
+        ),
+        (50, 20, 10, 10)
+    );
+    Ok(r)
+}
+
+/// Mean µs of the pure `rules::price` over `k` random sales by a silver member who holds a
+/// unit of every group-buy deal of `rules` (the engine does not hand pricing any unit yet).
+fn price_us(rules: &Ruleset, k: usize, at: &At) -> Result<f64> {
+    let mut rng = Rng::new(78);
+    let sales: Vec<Vec<model::Line>> = (0..k).map(|_| random_lines(&mut rng)).collect();
+    let units: Vec<rules::GroupBuyUnit> = rules
+        .group_buys
+        .iter()
+        .map(|g| rules::GroupBuyUnit {
+            deal: g.id.clone(),
+            sku: g.sku.clone(),
+            group_price_minor: g.group_price_minor,
+        })
+        .collect();
+    let member = model::MemberState {
+        member_id: "m-bench".into(),
+        tier: "silver".into(),
+        lots: vec![model::Lot {
+            points: 5000,
+            earned_at: at.ts,
+            expires_at: None,
+        }],
+        active: true,
+        ..Default::default()
+    };
+    let reached = ["standard".to_string(), "silver".to_string()];
+    let t0 = Instant::now();
+    for lines in &sales {
+        let req = rules::Request {
+            member: &member,
+            lines,
+            coupon: None,
+            redeem_points: 0,
+            at: at.ts,
+            expiry_applies: true,
+            offline_redeemed: None,
+            pin_given: false,
+            facts: rules::CampaignFacts {
+                group_buy_units: &units,
+                tiers_reached: &reached,
+            },
+        };
+        std::hint::black_box(rules::price(rules, &req, &mut || rules::PinCheck::NotGiven)?);
+    }
+    Ok(t0.elapsed().as_secs_f64() * 1e6 / k as f64)
+}
+
 /// Synthetic, internally consistent records for the rebuild journal.
 struct Synth {
     rng: Rng,
@@ -282,13 +439,13 @@ impl Synth {
             key: format!("pos-{seq}"),
             request: hash,
         };
-        let body = Body::Checkout(Box::new(record::Checkout {
+        let body = Body::CheckoutV2(Box::new(record::CheckoutV2 {
             tx_id: engine::tx_id("T1", 0x5EED, seq),
             member_id: Synth::member_id(i),
             card: card(i),
-            idem: None,
             lines: lines.iter().map(Into::into).collect(),
             subtotal,
+            group_buy_discount: 0,
             tier_discount: 0,
             promotion: None,
             coupon: None,
@@ -304,6 +461,11 @@ impl Synth {
             visit: true,
             pin_verified: false,
             ruleset_version: self.version,
+            group_buys: vec![],
+            gifts: vec![],
+            gift_points: 0,
+            coupons_issued: vec![],
+            tiers_reached: vec![],
         }));
         self.keyed(body, Some(idem))
     }
@@ -600,6 +762,15 @@ fn main() -> Result<()> {
 
     // Where the time of a checkout goes.
     let quote = quote_us(&engine, members, 5000, at.clone())?;
+    // The same sales quoted with the large ruleset, then with the shipped one again: both on
+    // the members the first pass brought into the cache, so they compare with each other.
+    let big = big_rules()?;
+    let price_small = price_us(&rules()?, 5000, &at)?;
+    let price_big = price_us(&big, 5000, &at)?;
+    engine.set_rules(big);
+    let quote_big = quote_us(&engine, members, 5000, at.clone())?;
+    engine.set_rules(rules()?);
+    let quote_warm = quote_us(&engine, members, 5000, at.clone())?;
     let append_us = bare.appends(5000)?.as_secs_f64() * 1e6 / 5000.0;
     println!(
         "phases: quote (member read + pricing) {quote:.1} us; bare journal append of a {} B \
@@ -608,6 +779,12 @@ fn main() -> Result<()> {
         bare.payload_bytes(),
         single.lat.mean(),
         single.lat.mean() - bare_us,
+    );
+    println!(
+        "phases: quote with 50 promotions, 20 campaigns, 10 triggers, 10 group-buy deals \
+         {quote_big:.1} us (target: quote <= 50 us), the shipped ruleset on the same warm members \
+         {quote_warm:.1} us; pricing alone (rules::price, a unit of every deal) {price_small:.1} us \
+         with the shipped ruleset, {price_big:.1} us with the large one"
     );
     drop(bare);
 
@@ -695,6 +872,10 @@ fn main() -> Result<()> {
     println!(
         "  the same into a pre-zeroed file: {zeroed_rate:>6.0}      ratio {:.2} (the journal's own floor)",
         one.rate() / zeroed_rate
+    );
+    println!("quote (member read + pricing):   {quote:>8.1} us   shipped ruleset");
+    println!(
+        "  with the large ruleset:        {quote_big:>8.1} us   target: quote <= 50 µs (shipped, as warm: {quote_warm:.1} us)"
     );
     println!("group commit: {group_line}; fsyncs per checkout {per_checkout}");
     println!("sqlite (WAL, synchronous=FULL):  {sqlite_line}");

@@ -219,7 +219,11 @@ async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), StartError> {
             tasks.stop.clone(),
         ));
     }
-    tasks.spawn(expiry_pass(engine.clone(), tasks.stop.clone()));
+    tasks.spawn(crate::service::daily::repeat(
+        "daily pass",
+        tasks.stop.clone(),
+        daily_passes(engine.clone()),
+    ));
     if let Some(interval) = sd_notify::watchdog_enabled() {
         tasks.spawn(watchdog(engine.clone(), interval, tasks.stop.clone()));
     }
@@ -294,23 +298,20 @@ async fn watchdog(engine: Arc<Engine>, interval: Duration, stop: CancellationTok
     }
 }
 
-/// The daily expiry pass: at start and shortly after every local midnight.
-async fn expiry_pass(engine: Arc<Engine>, stop: CancellationToken) {
-    loop {
-        let e = engine.clone();
-        match tokio::task::spawn_blocking(move || e.expire_all(e.at(None))).await {
-            Ok(Ok(n)) if n > 0 => tracing::info!("expiry pass: {n} members had points expire"),
-            Ok(Err(e)) => tracing::error!("expiry pass: {e}"),
+/// The daily passes: points expiry, then the trigger pass (birthdays, inactivity) on a
+/// terminal without a hub; at start, hourly, and shortly after every local midnight.
+fn daily_passes(engine: Arc<Engine>) -> Arc<dyn Fn() -> Duration + Send + Sync> {
+    Arc::new(move || {
+        match engine.expire_all(engine.at(None)) {
+            Ok(n) if n > 0 => tracing::info!("expiry pass: {n} members had points expire"),
+            Err(e) => tracing::error!("expiry pass: {e}"),
             _ => {}
         }
-        let rules = engine.rules();
-        let now = crate::model::now();
-        let tomorrow = crate::rules::local_date(&rules, now).succ_opt().expect("a next day");
-        let next = crate::rules::start_of_day(&rules.timezone, tomorrow) + 5 * 60 * 1_000_000;
-        let wait = Duration::from_micros((next - now).max(1_000_000) as u64);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.cancelled() => return,
+        match engine.trigger_pass(engine.at(None)) {
+            Ok(n) if n > 0 => tracing::info!("trigger pass: {n} coupons issued"),
+            Err(e) => tracing::error!("trigger pass: {e}"),
+            _ => {}
         }
-    }
+        engine.until_next_pass(Duration::from_secs(3600))
+    })
 }

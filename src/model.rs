@@ -421,6 +421,8 @@ pub struct CouponState {
     pub valid_until: DayNo,
     /// The checkout that used it.
     pub used_by: Option<String>,
+    /// `manual`, `trigger:<id>`, `gift:<tier>` or `exchange`.
+    pub issued_by: String,
 }
 
 pub const PIN_MAX_TRIES: u32 = 5;

@@ -35,7 +35,7 @@ pub fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(transactions))
         .routes(routes!(ledger, adjust))
         .routes(routes!(activity))
-        .routes(routes!(coupons))
+        .routes(routes!(coupons, super::campaigns::exchange))
         .routes(routes!(unblock))
         .routes(routes!(transaction))
 }

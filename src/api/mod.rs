@@ -10,6 +10,7 @@
 //! (utoipa-axum), so every route is described at the path and method it is served on.
 
 mod ask;
+mod campaigns;
 mod members;
 mod openapi;
 pub mod sessions;
@@ -108,6 +109,7 @@ fn authed_routes() -> OpenApiRouter<Shared> {
     OpenApiRouter::new()
         .routes(routes!(add_member, members::find))
         .merge(members::routes())
+        .merge(campaigns::routes())
         .merge(staff::routes())
         .routes(routes!(get_card))
         .routes(routes!(block_card))

@@ -101,6 +101,12 @@ enum Cmd {
     /// Redeem catalog rewards for points
     #[command(subcommand)]
     Reward(RewardCmd),
+    /// Group buys (团购)
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Coupons members earn by behaviour
+    #[command(subcommand)]
+    Triggers(TriggersCmd),
     /// Check the journal
     #[command(subcommand)]
     Journal(JournalCmd),
@@ -188,6 +194,48 @@ enum CouponCmd {
         card: String,
         #[arg(long = "type")]
         type_id: String,
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Buy a coupon with the type's exchange_points
+    Exchange {
+        #[arg(long)]
+        member: String,
+        #[arg(long = "type")]
+        type_id: String,
+        #[arg(long)]
+        pin: Option<String>,
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum GroupCmd {
+    /// Join a group of a deal (without --group: open a new one)
+    Join {
+        #[arg(long)]
+        deal: String,
+        #[arg(long)]
+        card: String,
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// One group, or every group of a deal
+    Show {
+        #[arg(long, conflicts_with = "group", required_unless_present = "group")]
+        deal: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TriggersCmd {
+    /// Run the daily trigger pass (birthdays, inactivity) now
+    Run {
         #[arg(long)]
         at: Option<String>,
     },
@@ -560,6 +608,47 @@ fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
             out(
                 &c,
                 format!("coupon {} ({}) valid until {}", c.code, c.type_id, c.valid_until),
+            )
+        }
+        Cmd::Coupon(CouponCmd::Exchange {
+            member,
+            type_id,
+            pin,
+            at,
+        }) => {
+            let c = engine.exchange_coupon(member, type_id, pin.as_deref(), None, at_of(engine, at)?)?;
+            out(
+                &c,
+                format!("coupon {} ({}) valid until {}", c.code, c.type_id, c.valid_until),
+            )
+        }
+        Cmd::Group(GroupCmd::Join { deal, card, group, at }) => {
+            let g = engine.join_group(deal, card, group.as_deref(), None, at_of(engine, at)?)?;
+            let text = text::group_text(&g);
+            out(&g, text)
+        }
+        Cmd::Group(GroupCmd::Show { deal, group }) => match (deal, group) {
+            (_, Some(id)) => {
+                let g = engine.group(id)?;
+                let text = text::group_text(&g);
+                out(&g, text)
+            }
+            (Some(deal), None) => {
+                let groups = engine.deal_groups(deal)?;
+                let text = groups.iter().map(text::group_text).collect::<Vec<_>>().join("\n");
+                let v = crate::views::campaign::DealView {
+                    deal: deal.clone(),
+                    groups,
+                };
+                out(&v, text)
+            }
+            (None, None) => Err(Error::invalid("--deal or --group")),
+        },
+        Cmd::Triggers(TriggersCmd::Run { at }) => {
+            let n = engine.trigger_pass(at_of(engine, at)?)?;
+            out(
+                &serde_json::json!({ "coupons_issued": n }),
+                format!("{n} coupons issued"),
             )
         }
         Cmd::Reward(RewardCmd::Redeem { card, sku, pin, at }) => {

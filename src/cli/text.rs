@@ -212,3 +212,11 @@ pub fn daily_text(r: &Value) -> String {
         n("rewards_redeemed")
     )
 }
+
+/// One line for a group-buy group.
+pub fn group_text(g: &crate::views::campaign::GroupView) -> String {
+    format!(
+        "group {} of {}: {} ({} of {} joined), until {}",
+        g.group_id, g.deal, g.state, g.joined, g.size, g.expires_at
+    )
+}

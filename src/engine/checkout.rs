@@ -34,6 +34,24 @@ pub struct Sale {
     pub coupon: Option<String>,
 }
 
+/// A sale priced against the state: the member, the records that must come before the
+/// checkout (expiry), the group of each group-buy unit offered to the rules, the price.
+struct PricedSale {
+    member: MemberState,
+    pre: Vec<Body>,
+    unit_groups: Vec<String>,
+    priced: Result<Priced>,
+}
+
+/// What a checkout record is made from.
+struct PricedCheckout<'a> {
+    priced: Priced,
+    member: &'a MemberState,
+    card: &'a str,
+    unit_groups: Vec<String>,
+    coupons_issued: Vec<record::IssuedCoupon>,
+}
+
 /// Quotes that checked a PIN, per member: when the current minute began and how many.
 /// A quote with a PIN is a PIN check (a wrong one counts towards the lock like any
 /// other); this bounds how fast quotes can make them, argon2 being slow on purpose.
@@ -132,7 +150,8 @@ impl Engine {
     }
 
     /// Prices a sale against the current state. Returns the member, the records that
-    /// must precede the checkout (expiry) and the refusal-or-price.
+    /// must precede the checkout (expiry), the group each usable group-buy unit comes
+    /// from, and the refusal-or-price.
     fn price_sale(
         &self,
         store: &Store,
@@ -141,7 +160,7 @@ impl Engine {
         card: &str,
         at: &At,
         pin_ahead: Option<&PinAhead>,
-    ) -> Result<(MemberState, Vec<Body>, Result<Priced>)> {
+    ) -> Result<PricedSale> {
         let redeem = sale.redeem_points.unwrap_or(0);
         if !(0..=model::MAX_POINTS_INPUT).contains(&redeem) {
             return Err(Error::invalid("redeem_points must be 0 or more"));
@@ -159,6 +178,8 @@ impl Engine {
             )),
             None => None,
         };
+        let (unit_groups, units): (Vec<String>, Vec<rules::GroupBuyUnit>) =
+            store.group_units(&member.member_id, at.ts)?.into_iter().unzip();
         let req = Request {
             member: &member,
             lines: &sale.lines,
@@ -168,26 +189,98 @@ impl Engine {
             expiry_applies: at.trusted,
             offline_redeemed,
             pin_given: sale.pin.is_some(),
-            facts: rules::CampaignFacts::default(),
+            facts: rules::CampaignFacts {
+                group_buy_units: &units,
+                tiers_reached: &member.tiers_reached,
+            },
         };
         let priced = rules::price(
             rules,
             &req,
             &mut Self::pin_check(sale.pin.as_deref(), &member, pin_ahead),
         );
-        Ok((member, pre, priced))
+        Ok(PricedSale {
+            member,
+            pre,
+            unit_groups,
+            priced,
+        })
+    }
+
+    /// The coupons a priced checkout issues: each tier gift's coupon and each trigger the
+    /// checkout fires (a visit, a tier reached), with fresh codes (blank in a quote).
+    fn coupons_of_checkout(
+        &self,
+        store: &Store,
+        rules: &Ruleset,
+        member: &MemberState,
+        p: &Priced,
+        codes: bool,
+    ) -> Result<Vec<record::IssuedCoupon>> {
+        let mut due: Vec<(String, String)> = p
+            .gifts
+            .iter()
+            .filter_map(|g| Some((g.coupon.clone()?, format!("gift:{}", g.tier))))
+            .collect();
+        let visits_before = member.visits as i64;
+        for f in rules::triggers::at_checkout(rules, p, visits_before, &member.tiers_reached, |_, _| false) {
+            due.push((f.coupon().to_string(), f.issued_by()));
+        }
+        let mut out: Vec<record::IssuedCoupon> = Vec::with_capacity(due.len());
+        for (type_id, issued_by) in due {
+            let Some(ty) = rules.coupon_type(&type_id) else {
+                // The ruleset's validation refuses a gift or trigger naming an unknown type.
+                return Err(Error::internal(format!(
+                    "{issued_by} names unknown coupon type {type_id}"
+                )));
+            };
+            let code = match codes {
+                true => loop {
+                    let code = super::rewards::random_code(10);
+                    if store.coupon(&code)?.is_none() && !out.iter().any(|c| c.code == code) {
+                        break code;
+                    }
+                },
+                false => String::new(),
+            };
+            out.push(record::IssuedCoupon {
+                code,
+                type_id,
+                issued: p.day,
+                valid_until: ty.valid_until(p.day),
+                issued_by,
+            });
+        }
+        Ok(out)
     }
 
     /// The checkout record of a priced sale: the one outcome a receipt, a quote and a
     /// replay are all built from.
-    fn checkout_of(&self, rules: &Ruleset, p: Priced, member_id: &str, card: &str, tx_id: String) -> record::Checkout {
-        record::Checkout {
+    fn checkout_of(&self, rules: &Ruleset, sale: PricedCheckout, tx_id: String) -> record::CheckoutV2 {
+        let PricedCheckout {
+            priced: p,
+            member,
+            card,
+            unit_groups,
+            coupons_issued,
+        } = sale;
+        let before = rules::tier::index_of(rules, &p.tier_before);
+        let after = rules::tier::index_of(rules, &p.tier_after);
+        let tiers_reached = rules
+            .tiers
+            .get(before + 1..=after)
+            .unwrap_or(&[])
+            .iter()
+            .map(|t| t.name.clone())
+            .filter(|t| !member.tiers_reached.contains(t))
+            .collect();
+        record::CheckoutV2 {
             tx_id,
-            member_id: member_id.to_string(),
+            member_id: member.member_id.clone(),
             card: card.to_string(),
-            idem: None,
             lines: p.lines.iter().map(Into::into).collect(),
             subtotal: p.subtotal,
+            group_buy_discount: p.group_buy_discount,
             tier_discount: p.tier_discount,
             promotion: p.promotion,
             coupon: p.coupon,
@@ -203,6 +296,28 @@ impl Engine {
             visit: p.visit,
             pin_verified: p.pin_verified,
             ruleset_version: rules.version,
+            group_buys: p
+                .group_buys
+                .iter()
+                .map(|g| record::GroupBuyUsed {
+                    deal: g.deal.clone(),
+                    group_id: unit_groups[g.unit].clone(),
+                    line: g.line as u32,
+                    off: g.off,
+                })
+                .collect(),
+            gifts: p
+                .gifts
+                .iter()
+                .filter(|g| g.points > 0)
+                .map(|g| record::TierGiftV1 {
+                    tier: g.tier.clone(),
+                    points: g.points,
+                })
+                .collect(),
+            gift_points: p.gift_points,
+            coupons_issued,
+            tiers_reached,
         }
     }
 
@@ -216,7 +331,12 @@ impl Engine {
         }
         let ahead = self.pin_ahead(&card, sale.pin.as_deref());
         let rules = self.rules();
-        let (member, _, priced) = self.price_sale(&self.store, &rules, sale, &card, &at, ahead.as_ref())?;
+        let PricedSale {
+            member,
+            unit_groups,
+            priced,
+            ..
+        } = self.price_sale(&self.store, &rules, sale, &card, &at, ahead.as_ref())?;
         let p = match priced {
             Ok(p) => p,
             Err(e) if e.code == Code::PinInvalid && sale.pin.is_some() => {
@@ -225,8 +345,16 @@ impl Engine {
             Err(e) => return Err(e),
         };
         let max_redeem_points = p.max_redeem_points;
-        let balance = member.balance_at(at.ts, at.trusted) - p.points_redeemed + p.points_earned;
-        let c = self.checkout_of(&rules, p, &member.member_id, &card, String::new());
+        let balance = member.balance_at(at.ts, at.trusted) - p.points_redeemed + p.points_earned + p.gift_points;
+        let coupons_issued = self.coupons_of_checkout(&self.store, &rules, &member, &p, false)?;
+        let sale = PricedCheckout {
+            priced: p,
+            member: &member,
+            card: &card,
+            unit_groups,
+            coupons_issued,
+        };
+        let c = self.checkout_of(&rules, sale, String::new());
         let mut receipt = Receipt::of_checkout(&rules, &c, at.ts, balance, false);
         receipt.tx_id = None;
         receipt.max_redeem_points = Some(max_redeem_points);
@@ -246,7 +374,12 @@ impl Engine {
             &at,
             key.as_ref(),
             |store, rules| {
-                let (member, mut bodies, priced) = self.price_sale(store, rules, sale, &card, &at, ahead.as_ref())?;
+                let PricedSale {
+                    member,
+                    pre: mut bodies,
+                    unit_groups,
+                    priced,
+                } = self.price_sale(store, rules, sale, &card, &at, ahead.as_ref())?;
                 let p = match priced {
                     Ok(p) => p,
                     Err(e) if e.code == Code::PinInvalid && sale.pin.is_some() => {
@@ -260,12 +393,20 @@ impl Engine {
                     Err(e) => return Err(e),
                 };
                 let tx_id = self.tx_id(self.journal.last_seq() + 1 + bodies.len() as u64);
-                let c = self.checkout_of(rules, p, &member.member_id, &card, tx_id);
+                let coupons_issued = self.coupons_of_checkout(store, rules, &member, &p, true)?;
+                let sale = PricedCheckout {
+                    priced: p,
+                    member: &member,
+                    card: &card,
+                    unit_groups,
+                    coupons_issued,
+                };
+                let c = self.checkout_of(rules, sale, tx_id);
                 // The member this checkout leaves, by the transition apply makes: the
                 // answer's balance needs no read of the store.
                 let mut after = member;
                 after.on_checkout(&c, at.ts, day_no(local_date(rules, at.ts)));
-                bodies.push(Body::Checkout(Box::new(c.clone())));
+                bodies.push(Body::CheckoutV2(Box::new(c.clone())));
                 Ok(Step::Done(bodies, (c, after.ledger_balance())))
             },
             |store, rules, (c, balance)| {
@@ -277,7 +418,7 @@ impl Engine {
                 Ok(Receipt::of_checkout(rules, &c, at.ts, balance, false))
             },
             |_, rules, rec, first| match &rec.body {
-                Body::Checkout(c) => Ok(Receipt::of_checkout(rules, c, rec.at, first.balance_after, true)),
+                Body::CheckoutV2(c) => Ok(Receipt::of_checkout(rules, c, rec.at, first.balance_after, true)),
                 _ => Err(Error::internal("an idempotency key answers another kind of change")),
             },
         )

@@ -150,7 +150,7 @@ impl Engine {
         self.commit(
             &at,
             key.as_ref(),
-            |store, _| {
+            |store, rules| {
                 let card = match &card {
                     Some(card) => {
                         if store.card_owner(card)?.is_some() {
@@ -178,7 +178,12 @@ impl Engine {
                     pin_hash,
                     tags: tags.clone(),
                 }));
-                Ok(Step::Done(vec![body], ()))
+                // Enrolment triggers' coupons go first: the last record of a change
+                // is the one its idempotency key answers from.
+                let day = day_no(local_date(rules, at.ts));
+                let mut bodies = Self::enrolment_coupons(store, rules, &member_id, day)?;
+                bodies.push(body);
+                Ok(Step::Done(bodies, ()))
             },
             |store, rules, _| self.member_view(store, rules, &member_id, &at),
             |_, rules, rec, _: &Idem| {

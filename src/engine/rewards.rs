@@ -3,12 +3,12 @@
 use super::{At, Engine, Keyed, Step};
 use crate::error::{Code, Error, Result};
 use crate::model::{self, canonical_card, day_no};
-use crate::record::Body;
+use crate::record::{self, Body};
 use crate::rules::{self, local_date};
 use crate::views::{CouponView, RewardView};
 
 /// Unambiguous upper-case code (no 0/O, 1/I) for coupons.
-fn random_code(len: usize) -> String {
+pub(super) fn random_code(len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut b = vec![0u8; len];
     getrandom::getrandom(&mut b).expect("the OS random source works");
@@ -42,23 +42,22 @@ impl Engine {
                 while store.coupon(&code)?.is_some() {
                     code = random_code(10);
                 }
-                let body = Body::CouponIssue {
+                let body = Body::CouponIssueV2(Box::new(record::CouponIssueV2 {
                     code: code.clone(),
                     type_id: type_id.to_string(),
                     member_id: m.member_id,
                     issued,
                     valid_until,
-                };
+                    issued_by: "manual".to_string(),
+                    points: 0,
+                    occurrence: None,
+                    pin_verified: false,
+                }));
                 Ok(Step::Done(vec![body], (code, valid_until)))
             },
             |_, _, (code, valid_until)| Ok(view(&code, type_id, valid_until)),
             |_, _, rec, _| match &rec.body {
-                Body::CouponIssue {
-                    code,
-                    type_id,
-                    valid_until,
-                    ..
-                } => Ok(view(code, type_id, *valid_until)),
+                Body::CouponIssueV2(c) => Ok(view(&c.code, &c.type_id, c.valid_until)),
                 _ => Err(Error::internal("an idempotency key answers another kind of change")),
             },
         )

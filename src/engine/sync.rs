@@ -61,12 +61,12 @@ impl Engine {
     }
 
     /// Applies what a pull brought, through the journal like any change.
-    pub fn apply_pull(&self, pull: crate::record::HubPullV2) -> Result<()> {
+    pub fn apply_pull(&self, pull: crate::record::HubPullV3) -> Result<()> {
         let ruleset = pull.ruleset.clone();
         let at = self.at(None);
         self.commit_plain(
             &at,
-            |_, _| Ok((vec![Body::HubPullV2(Box::new(pull))], ())),
+            |_, _| Ok((vec![Body::HubPullV3(Box::new(pull))], ())),
             |_, _, _| Ok(()),
         )?;
         if let Some(text) = ruleset {

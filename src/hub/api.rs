@@ -22,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::intake;
-use super::openapi::{ConflictParam, HubDoc, MemberParam, Postcard, TxParam, BEARER, SIGNED};
+use super::openapi::{ConflictParam, DealParam, GroupParam, HubDoc, MemberParam, Postcard, TxParam, BEARER, SIGNED};
 use super::store::{Find, HubStore, Overspent, TerminalView};
 use super::{HubState, Shared};
 use crate::engine::{Actor, ConflictView};
@@ -31,6 +31,7 @@ use crate::model;
 use crate::service::http;
 use crate::service::openapi::{self as described, ErrorDoc};
 use crate::sync::wire::{self, PullRequest, PushRequest};
+use crate::views::campaign::{DealView, GroupView};
 use crate::views::history::{LedgerPage, MemberCouponView, TransactionView, TransactionsPage};
 use crate::views::{schema, MemberView};
 
@@ -76,6 +77,9 @@ fn operator_routes() -> OpenApiRouter<Shared> {
         .routes(routes!(transaction))
         .routes(routes!(conflicts))
         .routes(routes!(resolve))
+        .routes(routes!(group))
+        .routes(routes!(deal_groups))
+        .routes(routes!(run_triggers))
         .routes(routes!(terminals))
         .routes(routes!(overspent))
         .routes(routes!(publish))
@@ -340,6 +344,66 @@ async fn member(State(st): State<Shared>, headers: HeaderMap, Path(id): Path<Str
         blocking(&st, move |s| {
             s.member(&id)?
                 .ok_or_else(|| Error::new(Code::UnknownMember, format!("no member {id}")))
+        })
+        .await,
+    )
+}
+
+#[utoipa::path(get, path = "/v1/hub/group-buys/groups/{group_id}", operation_id = "hub_group",
+    description = "A group-buy group as the hub decided it.",
+    params(GroupParam),
+    responses(
+        (status = 200, description = "The group.", body = GroupView),
+        (status = 404, description = "`not_found`: no such group.", body = ErrorDoc),
+    ))]
+async fn group(State(st): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(e) = operator(&st, &headers) {
+        return e.into_response();
+    }
+    json(blocking(&st, move |s| s.group(&id)).await)
+}
+
+#[utoipa::path(get, path = "/v1/hub/group-buys/{deal}", operation_id = "hub_deal_groups",
+    description = "A deal of the published ruleset and its groups.",
+    params(DealParam),
+    responses(
+        (status = 200, description = "The deal.", body = DealView),
+        (status = 404, description = "`not_found`: no such deal.", body = ErrorDoc),
+    ))]
+async fn deal_groups(State(st): State<Shared>, headers: HeaderMap, Path(deal): Path<String>) -> Response {
+    if let Err(e) = operator(&st, &headers) {
+        return e.into_response();
+    }
+    json(
+        blocking(&st, move |s| {
+            let groups = s.deal_groups(&deal)?;
+            Ok(DealView { deal, groups })
+        })
+        .await,
+    )
+}
+
+#[derive(Serialize, ToSchema)]
+struct TriggersRun {
+    /// Coupons the pass issued.
+    coupons_issued: u64,
+}
+
+/// Runs the daily trigger pass now (it also runs hourly): `{"coupons_issued": N}`.
+#[utoipa::path(post, path = "/v1/hub/triggers/run", operation_id = "hub_run_triggers",
+    description = "Runs the daily trigger pass now (it also runs hourly): coupons for birthdays and other dated triggers, once per member and occurrence.",
+    responses(
+        (status = 200, description = "What the pass issued.", body = TriggersRun),
+        (status = 503, description = "`store_busy`: the hub is stopping.", body = ErrorDoc),
+    ))]
+async fn run_triggers(State(st): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(e) = operator(&st, &headers) {
+        return e.into_response();
+    }
+    json(
+        blocking(&st, |s| {
+            let (issued, _) = s.daily_pass()?;
+            Ok(TriggersRun { coupons_issued: issued })
         })
         .await,
     )

@@ -117,6 +117,24 @@ async fn run(
     let addr = listener.local_addr().map_err(|e| StartError::System(e.to_string()))?;
     let tasks = crate::service::Tasks::default();
     tasks.spawn(crate::service::stop_on_signal(tasks.clone()));
+    let store = state.store.clone();
+    let pass = move || match store.daily_pass() {
+        Ok((issued, wait)) => {
+            if issued > 0 {
+                tracing::info!("trigger pass: {issued} coupons issued");
+            }
+            wait
+        }
+        Err(e) => {
+            tracing::error!("trigger pass: {e}");
+            Duration::from_secs(3600)
+        }
+    };
+    tasks.spawn(crate::service::daily::repeat(
+        "trigger pass",
+        tasks.stop.clone(),
+        Arc::new(pass),
+    ));
     let scheme = if serving.tls.is_some() { "https" } else { "http" };
     tracing::info!("hub listening on {scheme}://{addr}");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);

@@ -52,6 +52,24 @@ pub(super) struct TxParam {
     tx_id: String,
 }
 
+/// A group-buy group id in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(super) struct GroupParam {
+    #[param(required = true)]
+    group_id: String,
+}
+
+/// A deal id of the published ruleset in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(super) struct DealParam {
+    #[param(required = true)]
+    deal: String,
+}
+
 /// A conflict id in the path.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]

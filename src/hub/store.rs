@@ -69,6 +69,12 @@ pub trait HubStore: Send + Sync {
     /// Conflicts not yet resolved.
     fn conflicts(&self) -> Result<Vec<ConflictView>>;
     fn resolve_conflict(&self, id: &str, keep: &str, merge: bool, by: Actor) -> Result<ConflictView>;
+    /// The daily trigger pass for the chain (birthdays, inactivity: one coupon per
+    /// member, not one per shop); returns the coupons issued and the wait until the next.
+    fn daily_pass(&self) -> Result<(u64, std::time::Duration)>;
+    /// A group-buy group as the hub decided it, and a deal's groups.
+    fn group(&self, group_id: &str) -> Result<crate::views::campaign::GroupView>;
+    fn deal_groups(&self, deal: &str) -> Result<Vec<crate::views::campaign::GroupView>>;
     /// Ends the session cleanly (see `Engine::close`).
     fn close(&self) -> Result<()>;
     /// Ok while the store takes changes (see `Engine::healthy`).
@@ -231,6 +237,7 @@ impl HubStore for SledHub {
             coupons: vec![],
             blocked_cards: vec![],
             ruleset: None,
+            groups: vec![],
             more: entries.len() >= PULL_ENTRIES,
             hub_time: 0,
         };
@@ -275,6 +282,12 @@ impl HubStore for SledHub {
                     }
                     FeedKind::BlockedCard => reply.blocked_cards.push(id.clone()),
                     FeedKind::Ruleset => reply.ruleset = store.published_ruleset()?.map(|r| r.0),
+                    FeedKind::Group => {
+                        if let Some(g) = store.group(id)? {
+                            reply.groups.retain(|s| s.group_id != g.group_id);
+                            reply.groups.push(group_snapshot(g));
+                        }
+                    }
                 }
                 i += 1;
             }
@@ -382,7 +395,40 @@ impl HubStore for SledHub {
         self.engine.healthy()
     }
 
+    fn daily_pass(&self) -> Result<(u64, std::time::Duration)> {
+        let issued = self.engine.trigger_pass(self.engine.at(None))?;
+        Ok((
+            issued,
+            self.engine.until_next_pass(std::time::Duration::from_secs(3600)),
+        ))
+    }
+
+    fn group(&self, group_id: &str) -> Result<crate::views::campaign::GroupView> {
+        self.engine.group(group_id)
+    }
+
+    fn deal_groups(&self, deal: &str) -> Result<Vec<crate::views::campaign::GroupView>> {
+        self.engine.deal_groups(deal)
+    }
+
     fn close(&self) -> Result<()> {
         self.engine.close()
+    }
+}
+
+/// A group as terminals are told it: the hub's decision (no pending joins here).
+fn group_snapshot(g: crate::store::GroupState) -> crate::record::GroupSnapshot {
+    crate::record::GroupSnapshot {
+        group_id: g.group_id,
+        deal: g.deal,
+        sku: g.sku,
+        group_price_minor: g.group_price_minor,
+        size: g.size,
+        opened_at: g.opened_at,
+        expires_at: g.expires_at,
+        members: g.members,
+        refused: g.refused,
+        formed_at: g.formed_at,
+        used: g.used,
     }
 }

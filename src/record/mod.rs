@@ -34,6 +34,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::{DayNo, Ts};
 
+mod campaign;
+pub use campaign::*;
+
 /// One journal record. Its identity is (terminal id, install epoch, journal seq): the
 /// first two come from the journal's `Init` record, the seq from the journal frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,6 +263,19 @@ pub enum Body {
     },
     /// Terminal: what one pull from the hub brought, with 0.2's member snapshots.
     HubPullV2(Box<HubPullV2>),
+    // ---- 0.2 campaigns ----
+    /// A checkout with group-buy units, tier gifts and the coupons it issued.
+    CheckoutV2(Box<CheckoutV2>),
+    /// A coupon with who issued it and what it cost.
+    CouponIssueV2(Box<CouponIssueV2>),
+    /// A member joined (or opened) a group of a group-buy deal.
+    GroupJoin(Box<GroupJoin>),
+    /// The daily trigger pass ran for local day `day` (the coupons it issued come before).
+    TriggerPass {
+        day: DayNo,
+    },
+    /// Terminal: what one pull brought, with the groups the hub decided.
+    HubPullV3(Box<HubPullV3>),
 }
 
 /// A member as enrolled (0.2).
@@ -362,7 +378,10 @@ impl Body {
                 | Body::RulesetPublish { .. }
                 | Body::Acked { .. }
                 | Body::HubPullV2(_)
+                | Body::HubPullV3(_)
                 | Body::ConflictResolve { .. }
+                // Where the daily trigger pass runs, it is that node's own.
+                | Body::TriggerPass { .. }
                 // Staff accounts are each terminal's own.
                 | Body::StaffAdd { .. }
                 | Body::StaffChange { .. }
@@ -683,7 +702,26 @@ impl Record {
                 pin_hash,
                 tags: vec![],
             })),
-            Body::HubPull(p) => Body::HubPullV2(Box::new(p.into_v2())),
+            Body::HubPull(p) => Body::HubPullV3(Box::new(p.into_v2().into())),
+            Body::HubPullV2(p) => Body::HubPullV3(Box::new((*p).into())),
+            Body::Checkout(c) => Body::CheckoutV2(Box::new((*c).into())),
+            Body::CouponIssue {
+                code,
+                type_id,
+                member_id,
+                issued,
+                valid_until,
+            } => Body::CouponIssueV2(Box::new(CouponIssueV2 {
+                code,
+                type_id,
+                member_id,
+                issued,
+                valid_until,
+                issued_by: "manual".to_string(),
+                points: 0,
+                occurrence: None,
+                pin_verified: false,
+            })),
             other => other,
         };
         Ok(Record {
@@ -779,8 +817,7 @@ mod tests {
             })
         );
         assert_eq!((r.by, r.requested_by), (None, None), "0.1 named nobody");
-        let Body::Checkout(got) = r.body else { panic!() };
-        assert_eq!(got.idem, None);
+        let Body::CheckoutV2(got) = r.body else { panic!() };
         assert_eq!(got.tx_id, c.tx_id);
     }
 }

@@ -292,12 +292,15 @@ pub fn price(rules: &Ruleset, req: &Request, check_pin: &mut dyn FnMut() -> PinC
     let balance = member.balance_at(req.at, req.expiry_applies);
     let red = &rules.redeem;
     let share_cap = (due as i128 * red.max_share_bp as i128 / BP) as i64;
-    let value_of = |p: i64| (p as i128 * red.unit_minor as i128 / red.points_per_unit as i128) as i64;
+    // In i128 until compared with the share cap: r points may be worth more than an i64.
+    let value_of = |p: i64| p as i128 * red.unit_minor as i128 / red.points_per_unit as i128;
     let cap_left = req
         .offline_redeemed
         .map_or(i64::MAX, |done| (red.offline_cap_points - done).max(0));
-    // Largest r whose value fits the share cap: floor(((C + 1) * ppu - 1) / unit_minor).
-    let by_share = (((share_cap as i128 + 1) * red.points_per_unit as i128 - 1) / red.unit_minor as i128) as i64;
+    // Largest r whose value fits the share cap: floor(((C + 1) * ppu - 1) / unit_minor), which
+    // leaves i64 when a point is worth very little (any positive rate is a valid ruleset).
+    let by_share = (((share_cap as i128 + 1) * red.points_per_unit as i128 - 1) / red.unit_minor as i128)
+        .min(i64::MAX as i128) as i64;
     let mut max_redeem_points = by_share.min(balance).min(cap_left).max(0);
     if max_redeem_points < red.min_points {
         max_redeem_points = 0;
@@ -322,14 +325,14 @@ pub fn price(rules: &Ruleset, req: &Request, check_pin: &mut dyn FnMut() -> PinC
             ));
         }
         let v = value_of(r);
-        if v > share_cap {
+        if v > share_cap as i128 {
             return Err(Error::new(
                 Code::RedeemExceedsShare,
                 format!("points may pay at most {share_cap} of {due}; {r} points are worth {v}"),
             ));
         }
         pin_verified = authorise_redemption(rules, member, r, req.at, req.pin_given, check_pin, req.offline_redeemed)?;
-        v
+        v as i64
     };
     if r == 0 && req.pin_given {
         // A PIN given is a PIN checked (it counts towards the lock when wrong).

@@ -3,6 +3,7 @@
 //! signal. The HTTP serving layer is `http`; what both `GET /v1/openapi.json` share is
 //! `openapi`.
 
+pub mod daily;
 pub mod http;
 pub mod openapi;
 

@@ -46,11 +46,13 @@ impl From<&record::Line> for model::Line {
     }
 }
 
-impl From<&rules::PricedLine> for record::PricedLine {
+impl From<&rules::PricedLine> for record::PricedLineV2 {
     fn from(l: &rules::PricedLine) -> Self {
-        record::PricedLine {
+        record::PricedLineV2 {
             line: (&l.line).into(),
             eligible: l.eligible,
+            d0: l.d0,
+            group_units: l.group_units,
             d1: l.d1,
             d2: l.d2,
             d3: l.d3,
@@ -58,17 +60,42 @@ impl From<&rules::PricedLine> for record::PricedLine {
     }
 }
 
-impl From<&record::PricedLine> for rules::PricedLine {
-    fn from(l: &record::PricedLine) -> Self {
+impl From<&record::PricedLineV2> for rules::PricedLine {
+    fn from(l: &record::PricedLineV2) -> Self {
         rules::PricedLine {
             line: (&l.line).into(),
             eligible: l.eligible,
-            // Group buys are not in the record yet; the engine uses none so far.
-            d0: 0,
-            group_units: 0,
+            d0: l.d0,
+            group_units: l.group_units,
             d1: l.d1,
             d2: l.d2,
             d3: l.d3,
+        }
+    }
+}
+
+impl From<&rules::triggers::Occurrence> for record::Occurrence {
+    fn from(o: &rules::triggers::Occurrence) -> Self {
+        use rules::triggers::Occurrence as O;
+        match o {
+            O::Enrol => record::Occurrence::Enrol,
+            O::Birthday { year } => record::Occurrence::Birthday { year: *year },
+            O::Visit { nth } => record::Occurrence::Visit { nth: *nth },
+            O::Inactive { since } => record::Occurrence::Inactive { since: *since },
+            O::TierUp { tier } => record::Occurrence::TierUp { tier: tier.clone() },
+        }
+    }
+}
+
+impl From<&record::Occurrence> for rules::triggers::Occurrence {
+    fn from(o: &record::Occurrence) -> Self {
+        use rules::triggers::Occurrence as O;
+        match o {
+            record::Occurrence::Enrol => O::Enrol,
+            record::Occurrence::Birthday { year } => O::Birthday { year: *year },
+            record::Occurrence::Visit { nth } => O::Visit { nth: *nth },
+            record::Occurrence::Inactive { since } => O::Inactive { since: *since },
+            record::Occurrence::TierUp { tier } => O::TierUp { tier: tier.clone() },
         }
     }
 }
@@ -209,26 +236,28 @@ pub fn member_of(s: &record::MemberSnapshotV2) -> MemberState {
     }
 }
 
-impl From<&CouponState> for record::CouponSnapshot {
+impl From<&CouponState> for record::CouponSnapshotV2 {
     fn from(c: &CouponState) -> Self {
-        record::CouponSnapshot {
+        record::CouponSnapshotV2 {
             type_id: c.type_id.clone(),
             member_id: c.member_id.clone(),
             issued: c.issued,
             valid_until: c.valid_until,
             used_by: c.used_by.clone(),
+            issued_by: c.issued_by.clone(),
         }
     }
 }
 
-impl From<&record::CouponSnapshot> for CouponState {
-    fn from(c: &record::CouponSnapshot) -> Self {
+impl From<&record::CouponSnapshotV2> for CouponState {
+    fn from(c: &record::CouponSnapshotV2) -> Self {
         CouponState {
             type_id: c.type_id.clone(),
             member_id: c.member_id.clone(),
             issued: c.issued,
             valid_until: c.valid_until,
             used_by: c.used_by.clone(),
+            issued_by: c.issued_by.clone(),
         }
     }
 }

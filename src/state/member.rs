@@ -82,12 +82,16 @@ impl MemberState {
     /// A checkout: its redemption takes lots first-expiring-first, its earnings form a
     /// lot (after any debt), the tier and the metric move, a visit counts. Returns the
     /// lot parts taken.
-    pub fn on_checkout(&mut self, c: &record::Checkout, at: Ts, day: DayNo) -> Vec<Taken> {
+    pub fn on_checkout(&mut self, c: &record::CheckoutV2, at: Ts, day: DayNo) -> Vec<Taken> {
         let taken = lots::take(&mut self.lots, &mut self.debt, c.points_redeemed);
         lots::credit(&mut self.lots, &mut self.debt, c.points_earned, at, c.lot_expires_at);
+        // Tier gifts: a lot of their own, never part of the tier metric.
+        lots::credit(&mut self.lots, &mut self.debt, c.gift_points, at, c.lot_expires_at);
         self.tier = c.tier_after.clone();
-        if !self.tiers_reached.contains(&c.tier_after) {
-            self.tiers_reached.push(c.tier_after.clone());
+        for t in c.tiers_reached.iter().chain([&c.tier_after]) {
+            if !self.tiers_reached.contains(t) {
+                self.tiers_reached.push(t.clone());
+            }
         }
         tier::record(&mut self.days, day, c.base, c.points_earned, c.visit as i64);
         if c.visit {

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 
 use super::history::{self, LedgerEntry, TxSummary};
 use super::{
-    dec, key, Acked, ActivityCount, Applied, Conflict, Daily, HashPage, HubTerminal, Idem, MemberRec, StaffState,
-    Store, TxNote, VERSION,
+    dec, key, Acked, ActivityCount, Applied, Conflict, Daily, GroupState, HashPage, HubTerminal, Idem, MemberRec,
+    StaffState, Store, TxNote, VERSION,
 };
 use crate::error::{Error, Result};
 use crate::model::{day_date, CouponState, DayNo};
@@ -152,6 +152,18 @@ impl Store {
                 ),
                 key::CONFLICT => put("conflicts", text(&k), to_json(&dec::<Conflict>("conflict", v)?)),
                 key::STAFF => put("staff", text(&k), to_json(&dec::<StaffState>("staff", v)?)),
+                key::GROUP => put("groups", text(&k), to_json(&dec::<GroupState>("group", v)?)),
+                key::DEAL_GROUP => put("deal_groups", text(&k), to_json(&dec::<Vec<String>>("deal groups", v)?)),
+                key::MEMBER_GROUP => put(
+                    "member_groups",
+                    text(&k),
+                    to_json(&dec::<Vec<String>>("member groups", v)?),
+                ),
+                key::FIRED => put(
+                    "fired_triggers",
+                    text(&k),
+                    to_json(&dec::<Vec<(String, crate::record::Occurrence)>>("fired triggers", v)?),
+                ),
                 key::FEED_POS => put(
                     "hub_feed_positions",
                     text(&k),
@@ -168,6 +180,7 @@ impl Store {
                         key::HUB_RULESET => to_json(&dec::<String>("hub ruleset", v)?),
                         key::CURSOR => to_json(&dec::<u64>("cursor", v)?),
                         key::PHONES_CANONICAL => to_json(&dec::<bool>("phones marker", v)?),
+                        key::TRIGGER_DAY => to_json(&dec::<DayNo>("trigger day", v)?),
                         _ => return Err(Error::internal(format!("state store: unknown key {name}"))),
                     };
                     put("position", name, value);

@@ -19,6 +19,7 @@
 //!   keys live in 65,536 buckets.
 
 mod apply;
+mod campaign;
 mod dump;
 pub mod history;
 mod overlay;
@@ -29,7 +30,10 @@ mod trust;
 mod types;
 
 pub use history::{LedgerEntry, LedgerKind, TxSummary};
-pub use types::{Acked, ActivityCount, Applied, Conflict, Daily, FeedKind, HubTerminal, Idem, StaffState, TxState};
+pub use types::{
+    Acked, ActivityCount, Applied, Conflict, Daily, FeedKind, GroupPhase, GroupState, HubTerminal, Idem, StaffState,
+    TxState,
+};
 use types::{HashPage, MemberRec, TxNote};
 
 pub use apply::content_hash;
@@ -60,8 +64,9 @@ type Changes = FastMap<Vec<u8>, Option<Vec<u8>>>;
 const VERSION: u8 = 1;
 /// The key layout (see the module docs); 1 kept a key per transaction and idempotency
 /// key, 2 kept the terminal's and hub's bookkeeping inside the member's state and
-/// idempotency keys by transaction id, 3 had no history, search indexes or staff.
-const LAYOUT: u32 = 4;
+/// idempotency keys by transaction id, 3 had no history, search indexes or staff, 4
+/// no groups, fired triggers or coupon issuers.
+const LAYOUT: u32 = 5;
 
 /// Key prefixes of the single sled tree (one tree makes every apply one atomic batch).
 mod key {
@@ -97,6 +102,14 @@ mod key {
     pub const CONFLICT: u8 = b'X';
     /// Staff accounts.
     pub const STAFF: u8 = b'a';
+    /// Group-buy groups: group id -> `GroupState`.
+    pub const GROUP: u8 = b'U';
+    /// A deal's groups: (deal, 0, group id) -> ().
+    pub const DEAL_GROUP: u8 = b'V';
+    /// A member's groups: (member, 0, group id) -> ().
+    pub const MEMBER_GROUP: u8 = b'W';
+    /// Daily triggers fired for a member: member -> [(trigger id, occurrence)].
+    pub const FIRED: u8 = b'Y';
     /// Per member, the points ledger and the transactions, in pages (see `history`).
     pub const LEDGER: u8 = super::history::LEDGER;
     pub const HISTORY: u8 = super::history::HISTORY;
@@ -117,6 +130,8 @@ mod key {
     pub const HUB_RULESET: &[u8] = b"Mhubruleset";
     /// Terminal: the hub's pull cursor after the last pull applied.
     pub const CURSOR: &[u8] = b"Mcursor";
+    /// The last local day the daily trigger pass ran for.
+    pub const TRIGGER_DAY: &[u8] = b"Mtriggerday";
 }
 
 fn terminal_key(terminal: &str, epoch: u64) -> Vec<u8> {

@@ -14,6 +14,7 @@ pub enum FeedKind {
     Coupon,
     BlockedCard,
     Ruleset,
+    Group,
 }
 
 impl FeedKind {
@@ -23,6 +24,7 @@ impl FeedKind {
             FeedKind::Coupon => b'q',
             FeedKind::BlockedCard => b'b',
             FeedKind::Ruleset => b'r',
+            FeedKind::Group => b'g',
         }
     }
 
@@ -32,6 +34,7 @@ impl FeedKind {
             b'q' => FeedKind::Coupon,
             b'b' => FeedKind::BlockedCard,
             b'r' => FeedKind::Ruleset,
+            b'g' => FeedKind::Group,
             _ => return None,
         })
     }
@@ -146,7 +149,7 @@ pub struct Acked {
 /// A committed checkout: its journal record and what applying it and refunds did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxState {
-    pub rec: record::Checkout,
+    pub rec: record::CheckoutV2,
     /// Its seq in this terminal's journal (0 on the hub, where it came from a terminal).
     pub seq: u64,
     pub at: Ts,
@@ -227,4 +230,53 @@ pub struct Conflict {
     pub members: Vec<String>,
     pub detected_at: Ts,
     pub resolved: bool,
+}
+
+/// A group of a group-buy deal. Where formation is decided here (the hub, a terminal
+/// without one) `members` are the joins taken in this node's order; on a terminal of a
+/// chain they are the hub's word and `pending` the joins made here it has not answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupState {
+    pub group_id: String,
+    pub deal: String,
+    pub sku: String,
+    pub group_price_minor: i64,
+    pub size: u32,
+    pub opened_at: Ts,
+    pub expires_at: Ts,
+    pub members: Vec<String>,
+    /// Terminal of a chain: (member, local seq of the join) not answered by the hub yet.
+    pub pending: Vec<(String, u64)>,
+    /// Joins refused because the group was full or closed when its turn came.
+    pub refused: Vec<String>,
+    pub formed_at: Option<Ts>,
+    /// (member, transaction) that used the member's unit.
+    pub used: Vec<(String, String)>,
+}
+
+/// Where a group stands at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupPhase {
+    Open,
+    Formed,
+    Failed,
+}
+
+impl GroupState {
+    pub fn phase(&self, at: Ts) -> GroupPhase {
+        match self.formed_at {
+            Some(_) => GroupPhase::Formed,
+            None if at >= self.expires_at => GroupPhase::Failed,
+            None => GroupPhase::Open,
+        }
+    }
+
+    /// Members counted in: decided ones and, on a terminal of a chain, its pending joins.
+    pub fn joined(&self) -> usize {
+        self.members.len() + self.pending.len()
+    }
+
+    pub fn has(&self, member_id: &str) -> bool {
+        self.members.iter().any(|m| m == member_id) || self.pending.iter().any(|(m, _)| m == member_id)
+    }
 }

@@ -17,7 +17,7 @@ use super::wire::{self, PullReply, PullRequest, PushReply, PushRequest, PULL_ASK
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::model;
-use crate::record::{HubPullV2, MemberSnapshot};
+use crate::record::HubPullV3;
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -199,15 +199,17 @@ impl Client {
             let changed = !(reply.members.is_empty()
                 && reply.coupons.is_empty()
                 && reply.blocked_cards.is_empty()
-                && reply.ruleset.is_none());
+                && reply.ruleset.is_none()
+                && reply.groups.is_empty());
             if changed || reply.cursor != req.cursor {
-                engine.apply_pull(HubPullV2 {
+                engine.apply_pull(HubPullV3 {
                     cursor: reply.cursor,
                     acked: reply.acked,
                     members: reply.members,
                     coupons: reply.coupons,
                     blocked_cards: reply.blocked_cards,
                     ruleset: reply.ruleset,
+                    groups: reply.groups,
                 })?;
             }
             if !more {
@@ -228,8 +230,7 @@ impl Client {
                 other => return other,
             }
         }
-        let reply: PullReply<MemberSnapshot> =
-            self.call(engine, wire::PULL_PATH, req, |r: &PullReply<MemberSnapshot>| r.hub_time)?;
+        let reply: wire::PullReplyV1 = self.call(engine, wire::PULL_PATH, req, |r: &wire::PullReplyV1| r.hub_time)?;
         Ok(reply.into_v2())
     }
 

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::model::Ts;
-use crate::record::{CouponSnapshot, MemberSnapshot, MemberSnapshotV2};
+use crate::record::{
+    CouponSnapshot, CouponSnapshotV2, GroupSnapshot, HubPull, HubPullV3, MemberSnapshot, MemberSnapshotV2,
+};
 
 pub const PUSH_PATH: &str = "/v1/sync/push";
 /// 0.1's pull, still served to 0.1 terminals (its member snapshots are 0.1's).
@@ -65,30 +67,58 @@ pub struct PullRequest {
     pub members: Vec<String>,
 }
 
-/// A pull's answer, with member snapshots of 0.2 (`PULL_V2_PATH`) or 0.1 (`PULL_PATH`).
+/// A pull's answer (`PULL_V2_PATH`): 0.2's member and coupon snapshots and the groups the
+/// hub decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PullReply<M = MemberSnapshotV2> {
+pub struct PullReply {
     pub cursor: u64,
     /// What the hub had acknowledged of this terminal stream before it read the
     /// snapshots: every snapshot covers this terminal's records up to here.
     pub acked: u64,
-    pub members: Vec<M>,
-    pub coupons: Vec<(String, CouponSnapshot)>,
+    pub members: Vec<MemberSnapshotV2>,
+    pub coupons: Vec<(String, CouponSnapshotV2)>,
     pub blocked_cards: Vec<String>,
     pub ruleset: Option<String>,
+    pub groups: Vec<GroupSnapshot>,
     /// More changes wait: pull again at once.
     pub more: bool,
     pub hub_time: Ts,
 }
 
+/// A pull's answer as 0.1 spoke it (`PULL_PATH`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullReplyV1 {
+    pub cursor: u64,
+    pub acked: u64,
+    pub members: Vec<MemberSnapshot>,
+    pub coupons: Vec<(String, CouponSnapshot)>,
+    pub blocked_cards: Vec<String>,
+    pub ruleset: Option<String>,
+    pub more: bool,
+    pub hub_time: Ts,
+}
+
 impl PullReply {
-    /// The answer as a 0.1 terminal reads it.
-    pub fn into_v1(self) -> PullReply<MemberSnapshot> {
-        PullReply {
+    /// The answer as a 0.1 terminal reads it: no groups, no coupon issuers.
+    pub fn into_v1(self) -> PullReplyV1 {
+        PullReplyV1 {
             cursor: self.cursor,
             acked: self.acked,
             members: self.members.into_iter().map(MemberSnapshotV2::into_v1).collect(),
-            coupons: self.coupons,
+            coupons: self
+                .coupons
+                .into_iter()
+                .map(|(code, c)| {
+                    let c = CouponSnapshot {
+                        type_id: c.type_id,
+                        member_id: c.member_id,
+                        issued: c.issued,
+                        valid_until: c.valid_until,
+                        used_by: c.used_by,
+                    };
+                    (code, c)
+                })
+                .collect(),
             blocked_cards: self.blocked_cards,
             ruleset: self.ruleset,
             more: self.more,
@@ -97,16 +127,26 @@ impl PullReply {
     }
 }
 
-impl PullReply<MemberSnapshot> {
+impl PullReplyV1 {
     /// A 0.1 hub's answer in 0.2's form.
     pub fn into_v2(self) -> PullReply {
-        PullReply {
+        let pull = HubPull {
             cursor: self.cursor,
             acked: self.acked,
-            members: self.members.into_iter().map(MemberSnapshot::into_v2).collect(),
+            members: self.members,
             coupons: self.coupons,
             blocked_cards: self.blocked_cards,
             ruleset: self.ruleset,
+        };
+        let p: HubPullV3 = pull.into_v2().into();
+        PullReply {
+            cursor: p.cursor,
+            acked: p.acked,
+            members: p.members,
+            coupons: p.coupons,
+            blocked_cards: p.blocked_cards,
+            ruleset: p.ruleset,
+            groups: vec![],
             more: self.more,
             hub_time: self.hub_time,
         }

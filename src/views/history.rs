@@ -160,7 +160,7 @@ impl MemberCouponView {
                 (None, true) => COUPON_EXPIRED,
                 (None, false) => COUPON_UNUSED,
             },
-            issued_by: "manual".into(),
+            issued_by: c.issued_by.clone(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! Names here are a contract with POS integrations and scripts: add fields, rename none.
 
+pub mod campaign;
 pub mod history;
 pub mod schema;
 
@@ -9,7 +10,7 @@ use serde::Serialize;
 use utoipa::openapi::schema::Object;
 use utoipa::ToSchema;
 
-use crate::model::{fmt_instant, CardStatus, DayNo, MemberState, Ts};
+use crate::model::{self, fmt_instant, CardStatus, DayNo, MemberState, Ts};
 use crate::record;
 use crate::rules::{tier, Ruleset};
 use crate::store::Daily;
@@ -20,6 +21,7 @@ const MEMBER_MERGED: &str = "merged";
 const DISCOUNT_TIER: &str = "tier";
 const DISCOUNT_PROMOTION: &str = "promotion";
 const DISCOUNT_COUPON: &str = "coupon";
+const DISCOUNT_GROUP_BUY: &str = "group_buy";
 
 fn card_status_schema() -> Object {
     schema::string_enum([CardStatus::Active, CardStatus::Blocked].map(CardStatus::as_str))
@@ -30,7 +32,7 @@ fn member_status_schema() -> Object {
 }
 
 fn discount_kind_schema() -> Object {
-    schema::string_enum([DISCOUNT_TIER, DISCOUNT_PROMOTION, DISCOUNT_COUPON])
+    schema::string_enum([DISCOUNT_GROUP_BUY, DISCOUNT_TIER, DISCOUNT_PROMOTION, DISCOUNT_COUPON])
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
@@ -186,15 +188,35 @@ pub struct Receipt {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub max_redeem_points: Option<i64>,
+    /// Coupons this checkout issued (tier gifts, triggers); empty otherwise.
+    pub coupons_issued: Vec<CouponView>,
+    /// Points the tiers this checkout reached gave (a lot of their own, not earned);
+    /// absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    pub gifts: Vec<GiftView>,
 }
 
+/// The receipt's discounts in the order they apply: group-buy units (one entry per deal),
+/// the tier, the promotion, the coupon; only those that took something off.
 pub fn discounts(
+    group_buys: &[record::GroupBuyUsed],
     tier_name: &str,
     tier_discount: i64,
     promotion: &Option<(String, i64)>,
     coupon: &Option<(String, i64)>,
 ) -> Vec<DiscountView> {
-    let mut out = Vec::new();
+    let mut out: Vec<DiscountView> = Vec::new();
+    for g in group_buys.iter().filter(|g| g.off > 0) {
+        match out.iter_mut().find(|d| d.id == g.deal) {
+            Some(d) => d.amount += g.off,
+            None => out.push(DiscountView {
+                kind: DISCOUNT_GROUP_BUY,
+                id: g.deal.clone(),
+                amount: g.off,
+            }),
+        }
+    }
     if tier_discount > 0 {
         out.push(DiscountView {
             kind: DISCOUNT_TIER,
@@ -216,7 +238,7 @@ pub fn discounts(
     out
 }
 
-pub fn lines(lines: &[record::PricedLine]) -> Vec<LineView> {
+pub fn lines(lines: &[record::PricedLineV2]) -> Vec<LineView> {
     lines
         .iter()
         .map(|l| LineView {
@@ -231,7 +253,7 @@ pub fn lines(lines: &[record::PricedLine]) -> Vec<LineView> {
 
 impl Receipt {
     /// The receipt of checkout `c` made at `at`, with the member's balance after it.
-    pub fn of_checkout(rules: &Ruleset, c: &record::Checkout, at: Ts, balance: i64, replayed: bool) -> Receipt {
+    pub fn of_checkout(rules: &Ruleset, c: &record::CheckoutV2, at: Ts, balance: i64, replayed: bool) -> Receipt {
         Receipt {
             tx_id: Some(c.tx_id.clone()),
             member_id: c.member_id.clone(),
@@ -239,7 +261,7 @@ impl Receipt {
             at: fmt_instant(at, &rules.timezone),
             lines: lines(&c.lines),
             subtotal: c.subtotal,
-            discounts: discounts(&c.tier_before, c.tier_discount, &c.promotion, &c.coupon),
+            discounts: discounts(&c.group_buys, &c.tier_before, c.tier_discount, &c.promotion, &c.coupon),
             due: c.due,
             points_redeemed: c.points_redeemed,
             redeem_value: c.redeem_value,
@@ -250,8 +272,33 @@ impl Receipt {
             tier: c.tier_after.clone(),
             replayed,
             max_redeem_points: None,
+            coupons_issued: c
+                .coupons_issued
+                .iter()
+                .map(|i| CouponView {
+                    code: i.code.clone(),
+                    type_id: i.type_id.clone(),
+                    valid_until: model::day_date(i.valid_until).to_string(),
+                })
+                .collect(),
+            gifts: c
+                .gifts
+                .iter()
+                .map(|g| GiftView {
+                    tier: g.tier.clone(),
+                    points: g.points,
+                })
+                .collect(),
         }
     }
+}
+
+/// A tier's gift of points in a receipt (its coupon is in `coupons_issued`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = Gift)]
+pub struct GiftView {
+    pub tier: String,
+    pub points: i64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]

@@ -3,8 +3,8 @@
 
 Starts `loyaltyd serve` on a fresh data dir (a loopback port of its own, the bearer token
 from a file, the POS token acting as an owner so that every role's endpoints are
-reached; the roles themselves are tests/members.rs'), with staff accounts and an
-activity, enrols members and makes sales so that cards, points, transactions and
+reached; the roles themselves are tests/members.rs'), with staff accounts, an
+activity, a coupon type bought with points and a group buy, enrols members and makes sales so that cards, points, transactions and
 coupons exist, gives schemathesis those values to draw from (so that requests reach the
 business rules, not only the 400s), runs it with every check that applies plus
 hooks.py's "a refusal changes no state", then prints what ran per operation and status.
@@ -48,7 +48,27 @@ UNKNOWN = ["FFFF0000", "0A0A0A0A"]
 # endpoint is pointed at, so that most approvals stay right.
 STAFF = [("olu", "owner", "olu-secret-1"), ("mia", "manager", "mia-secret-1"), ("cai", "cashier", "cai-secret-1")]
 APPROVER = ("apv", "owner", "apv-secret-1")
-ACTIVITY = '\n[[activities]]\nid = "checkin"\npoints = 10\nmax_per_day = 3\n'
+# Beside the shipped ruleset: an activity, a coupon type bought with points, a group buy.
+CAMPAIGNS = """
+[[activities]]
+id = "checkin"
+points = 10
+max_per_day = 3
+
+[[coupon_types]]
+id = "swap"
+off_minor = 300
+min_minor = 0
+valid_days = 30
+exchange_points = 100
+
+[[group_buys]]
+id = "hotpot2"
+sku = "hotpot-set"
+group_price_minor = 9900
+size = 2
+window_hours = 24
+"""
 
 # Cards and phones nobody has yet: enrolments and replacements take them.
 FREE = [f"0500{i:04d}" for i in range(1, 21)]
@@ -93,7 +113,7 @@ def start_daemon(binary, work, token):
     token_file = work / "token"
     token_file.write_text(token + "\n")
     rules = work / "rules.toml"
-    rules.write_text((REPO / "config/rules.toml").read_text() + ACTIVITY)
+    rules.write_text((REPO / "config/rules.toml").read_text() + CAMPAIGNS)
     config = work / "loyaltyd.toml"
     text = (REPO / "config/loyaltyd.toml").read_text()
     text, n = re.subn(r'(?m)^pos_role = .*$', 'pos_role = "owner"', text)
@@ -178,7 +198,8 @@ def config(token_env, tx_ids, coupons, member_ids, max_examples, seed_value):
         "reward_skus": ["mug", "nope"],
         "tx_ids": tx_ids + ["T1-00000000-0000000999"],
         "coupons": coupons + ["NOPE"],
-        "coupon_types": ["welcome5", "nope"],
+        "coupon_types": ["welcome5", "swap", "nope"],
+        "deals": ["hotpot2", "nope"],
         "skus": ["wine", "rice", "oil", "mug", "cigarettes"],
         "categories": ["alcohol", "grocery", "tobacco"],
         "qtys": [1, 2, 3],
@@ -218,6 +239,7 @@ def config(token_env, tx_ids, coupons, member_ids, max_examples, seed_value):
         "query.date": ("dates", 0.5),
         "path.id": ("member_ids", 0.8),
         "path.tx_id": ("tx_ids", 0.8),
+        "path.deal": ("deals", 0.8),
         "body.activity": ("activities", 0.8),
         "body.phone": ("phones", 0.6),
         "body.name": ("names", 0.5),

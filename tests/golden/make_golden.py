@@ -196,6 +196,33 @@ def main():
         # The same card enrolled at both shops while offline: a conflict on the hub.
         cli(t1, ["member", "add", "--card", "04F0F0F0", "--name", "Fay", "--phone", "13800000010"])
 
+    # 0.2 campaigns: coupons issued by triggers and tier gifts, bought with points, group
+    # buys (CheckoutV2, CouponIssueV2, GroupJoin, TriggerPass; HubPullV3 on the pull).
+    camp = v02 and subprocess.run([BIN, "group", "join", "--help"], capture_output=True).returncode == 0
+    if camp:
+        rules_camp = os.path.join(work, "rules-camp.toml")
+        camp_text = (text.replace("#gift_points = 100", "gift_points = 100", 1)
+                     + '\n[[coupon_types]]\nid = "buy10"\noff_minor = 1000\nmin_minor = 0\nvalid_days = 30\n'
+                     'exchange_points = 300\n'
+                     '[[triggers]]\nid = "welcome"\non = "enrol"\ncoupon = "welcome5"\n'
+                     '[[triggers]]\nid = "silver-up"\non = "tier_up"\ntier = "silver"\ncoupon = "welcome5"\n'
+                     '[[triggers]]\nid = "bday"\non = "birthday"\ncoupon = "welcome5"\n'
+                     '[[group_buys]]\nid = "hotpot2"\nsku = "hotpot-set"\ngroup_price_minor = 9900\nsize = 2\n'
+                     'window_hours = 24\n')
+        open(rules_camp, "w").write(camp_text)
+        gus = cli(t1, ["member", "add", "--card", "07A0A0A0", "--name", "Gus", "--phone", "13800000011",
+                       "--birthday", "10-01"], rules=rules_camp)
+        g = cli(t1, ["group", "join", "--deal", "hotpot2", "--card", "07A0A0A0",
+                     "--at", "2025-10-01T10:00:00+08:00"], rules=rules_camp)
+        cli(t1, ["group", "join", "--deal", "hotpot2", "--card", "04A1B2C3", "--group", g["group_id"],
+                 "--at", "2025-10-01T10:30:00+08:00"], rules=rules_camp)
+        # The group unit, the silver gift and the tier_up trigger in one checkout.
+        cli(t1, ["checkout", "--card", "07A0A0A0", "--key", "g-camp", "--at", "2025-10-01T11:00:00+08:00",
+                 "--line", "hotpot-set,food,1,12800", "--line", "wine,alcohol,1,120000"], rules=rules_camp)
+        cli(t1, ["coupon", "exchange", "--member", gus["member_id"], "--type", "buy10",
+                 "--at", "2025-10-01T11:30:00+08:00"], rules=rules_camp)
+        cli(t1, ["triggers", "run", "--at", "2025-10-01T12:00:00+08:00"], rules=rules_camp)
+
     # ---- T2 offline: members of its own ----
     if v02:
         cli(t2, ["member", "add", "--card", "04F0F0F0", "--name", "Fay T2", "--phone", "13900000010"])
@@ -267,12 +294,13 @@ def main():
     # ---- what the binary says of its terminals' journals ----
     expected = {"made_by": subprocess.run([BIN, "--version"], capture_output=True, text=True).stdout.strip(),
                 "show_at": SHOW_AT, "hub": hub_view}
-    for cfg, t, cards in [(t1, "t1", ["04A1B2C3", "04B0B0B0", "04B1B1B1", "04C0C0C0"]),
+    t1_cards = ["04A1B2C3", "04B0B0B0", "04B1B1B1", "04C0C0C0"] + (["07A0A0A0"] if camp else [])
+    for cfg, t, cards in [(t1, "t1", t1_cards),
                           (t2, "t2", ["05D0D0D0", "05E0E0E0"])]:
         shows = {c: cli(cfg, ["member", "show", "--card", c, "--at", SHOW_AT]) for c in cards}
         dates = ["2024-03-15", "2024-04-20", "2024-04-21", "2024-05-01", "2024-05-03", "2024-05-04",
                  "2024-05-05", "2024-05-06", "2024-06-01", "2025-06-10", "2025-09-06", "2025-09-07",
-                 "2025-09-08"]
+                 "2025-09-08", "2025-10-01"]
         daily = {d: cli(cfg, ["report", "daily", "--date", d]) for d in dates}
         expected[t] = {"members": shows, "daily": daily, "verify": cli(cfg, ["journal", "verify"])}
 

@@ -46,14 +46,30 @@ impl Hub {
         Hub::start_full(dir, terminals, None, listen, extra)
     }
 
+    /// With the ruleset `rules` instead of the repository's.
+    pub fn start_rules(dir: &Path, terminals: &[(&str, &Path)], rules: &Path) -> Hub {
+        Hub::start_ruled(dir, terminals, None, "127.0.0.1:0", "", rules)
+    }
+
     fn start_full(dir: &Path, terminals: &[(&str, &Path)], netns: Option<&str>, listen: &str, extra: &str) -> Hub {
+        Hub::start_ruled(dir, terminals, netns, listen, extra, &repo("config/rules.toml"))
+    }
+
+    fn start_ruled(
+        dir: &Path,
+        terminals: &[(&str, &Path)],
+        netns: Option<&str>,
+        listen: &str,
+        extra: &str,
+        rules: &Path,
+    ) -> Hub {
         let token = dir.join("hub.token");
         std::fs::write(&token, format!("{HUB_TOKEN}\n")).unwrap();
         let config = dir.join("hub.toml");
         let mut text = format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nrules = {:?}\ntoken_file = {:?}\ncache_mib = 16\n",
             dir.join("hub").display().to_string(),
-            repo("config/rules.toml").display().to_string(),
+            rules.display().to_string(),
             token.display().to_string(),
         );
         text.push_str(extra);

@@ -60,6 +60,14 @@ fn shipped_examples_parse_to_expected_values() {
                 },
                 Scope::Skus(vec!["rice".into(), "flour".into()])
             ),
+            (
+                "milk-15pct",
+                PromotionKind::Percent {
+                    min_minor: 3000,
+                    off_bp: 1500
+                },
+                Scope::Skus(vec!["milk".into(), "yogurt".into()])
+            ),
         ]
     );
     assert_eq!(r.promotions[1].window.starts, Some(dt("2026-12-01T00:00:00")));

@@ -289,6 +289,13 @@ pub struct Trigger {
     pub coupon: String,
 }
 
+impl Trigger {
+    /// Fired by the daily pass (birthday, inactivity), not by a commit.
+    pub fn is_daily(&self) -> bool {
+        matches!(self.on, TriggerOn::Birthday | TriggerOn::Inactive { .. })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TriggerOn {
     Enrol,

@@ -12,6 +12,7 @@
 //! into, and what every step keeps besides: the ledger and history pages, the search
 //! indexes, idempotency keys.
 
+mod campaign;
 mod member;
 mod sale;
 mod sync;
@@ -428,7 +429,7 @@ impl<'a> Changes<'a> {
         let Some((rec, own_seq)) = self.record_of(tx_id, stream)? else {
             return Ok(None);
         };
-        let Body::Checkout(c) = rec.body else {
+        let Body::CheckoutV2(c) = rec.body else {
             return Ok(None);
         };
         if c.tx_id != tx_id {
@@ -558,12 +559,20 @@ fn apply_effect(ch: &mut Changes, o: Origin, rec: &Record) -> Result<Option<Stri
             }
             Ok(None)
         }
-        Body::Checkout(_)
+        Body::CheckoutV2(_)
         | Body::Refund(_)
-        | Body::CouponIssue { .. }
         | Body::RewardRedeem { .. }
         | Body::Expire { .. }
         | Body::PinFail { .. } => sale::apply(ch, o, rec),
+        Body::CouponIssueV2(c) => campaign::coupon_issue(ch, o, rec, c),
+        Body::GroupJoin(j) => campaign::group_join(ch, o, rec, j),
+        Body::TriggerPass { day } => {
+            ch.put(key::TRIGGER_DAY.to_vec(), day);
+            Ok(None)
+        }
+        Body::Checkout(_) | Body::CouponIssue { .. } | Body::HubPull(_) | Body::HubPullV2(_) => Err(Error::internal(
+            "an older version of a record reached apply (Record::decode reads it as the newest)",
+        )),
         Body::MemberAdd { .. }
         | Body::MemberAddV2(_)
         | Body::CardBlock { .. }
@@ -579,8 +588,7 @@ fn apply_effect(ch: &mut Changes, o: Origin, rec: &Record) -> Result<Option<Stri
         | Body::PhonesCanonical { .. }
         | Body::ImportChunk { .. }
         | Body::ImportCommit { .. } => member::apply(ch, o, rec),
-        Body::HubPull(_)
-        | Body::HubPullV2(_)
+        Body::HubPullV3(_)
         | Body::Remote(_)
         | Body::Acked { .. }
         | Body::Covered { .. }

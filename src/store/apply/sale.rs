@@ -19,7 +19,7 @@ pub(in crate::store) fn member_coupon_key(member_id: &str, code: &str) -> Vec<u8
 pub(super) fn apply(ch: &mut Changes, o: Origin, rec: &Record) -> Result<Option<String>> {
     let at = rec.at;
     match &rec.body {
-        Body::Checkout(c) => {
+        Body::CheckoutV2(c) => {
             let mut m = ch.live_member(&c.member_id, o)?;
             let before = balance_of(&m.state);
             let taken = m.state.on_checkout(c, at, rec.day);
@@ -43,15 +43,18 @@ pub(super) fn apply(ch: &mut Changes, o: Origin, rec: &Record) -> Result<Option<
                 ch.put(k(key::TX, c.tx_id.as_bytes()), &note);
             }
             let tx = Some(c.tx_id.as_str());
-            ch.ledger(
-                &mut m,
-                rec,
-                before,
-                &[
-                    (LedgerKind::Redeem, -c.points_redeemed, tx, None),
-                    (LedgerKind::Earn, c.points_earned, tx, None),
-                ],
-            )?;
+            // Each tier's gift after what the sale earned, the order the lots formed in.
+            let mut entries = vec![
+                (LedgerKind::Redeem, -c.points_redeemed, tx, None),
+                (LedgerKind::Earn, c.points_earned, tx, None),
+            ];
+            entries.extend(
+                c.gifts
+                    .iter()
+                    .map(|g| (LedgerKind::Gift, g.points, tx, Some(g.tier.as_str()))),
+            );
+            ch.ledger(&mut m, rec, before, &entries)?;
+            super::campaign::after_checkout(ch, o, rec, c)?;
             let summary = TxSummary {
                 tx_id: c.tx_id.clone(),
                 at,
@@ -121,26 +124,6 @@ pub(super) fn apply(ch: &mut Changes, o: Origin, rec: &Record) -> Result<Option<
                 d.points_returned += p.points_returned;
             })?;
             Ok(Some(id))
-        }
-        Body::CouponIssue {
-            code,
-            type_id,
-            member_id,
-            issued,
-            valid_until,
-        } => {
-            let cs = CouponState {
-                type_id: type_id.clone(),
-                member_id: member_id.clone(),
-                issued: *issued,
-                valid_until: *valid_until,
-                used_by: None,
-            };
-            ch.put(k(key::COUPON, code.as_bytes()), &cs);
-            ch.put(member_coupon_key(member_id, code), &());
-            ch.feed(FeedKind::Coupon, code, o)?;
-            ch.daily(rec.day, |d| d.coupons_issued += 1)?;
-            Ok(Some(member_id.clone()))
         }
         Body::RewardRedeem {
             member_id,

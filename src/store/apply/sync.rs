@@ -4,7 +4,7 @@
 use super::{apply_body, balance_of, content_hash, Changes, Nested, Origin};
 use crate::error::{Error, Result};
 use crate::model::{CardStatus, CouponState};
-use crate::record::{Body, HubPullV2, Record, Remote};
+use crate::record::{Body, HubPullV3, Record, Remote};
 use crate::state::convert;
 use crate::store::apply::member::conflict_key;
 use crate::store::apply::sale::member_coupon_key;
@@ -13,8 +13,7 @@ use crate::store::{k, key, Acked, Conflict, FeedKind, MemberRec};
 
 pub(super) fn apply(ch: &mut Changes, o: Origin, rec: &Record) -> Result<Option<String>> {
     match &rec.body {
-        Body::HubPullV2(p) => apply_pull(ch, o, rec, p).map(|_| None),
-        Body::HubPull(_) => Err(Error::internal("a 0.1 pull is read as HubPullV2")),
+        Body::HubPullV3(p) => apply_pull(ch, o, rec, p).map(|_| None),
         Body::Remote(r) => apply_remote(ch, o, r).map(|_| None),
         Body::Acked { upto, pushable } => {
             let acked = Acked {
@@ -100,7 +99,7 @@ fn apply_remote(ch: &mut Changes, o: Origin, r: &Remote) -> Result<()> {
 /// The hub's word decides who holds a card or phone: a snapshot's active cards, and
 /// its phone where the hub finds the member by it, point to it here (so that of two
 /// offline enrolments of one card the one the hub kept uses it at every terminal).
-fn apply_pull(ch: &mut Changes, o: Origin, rec: &Record, p: &HubPullV2) -> Result<()> {
+fn apply_pull(ch: &mut Changes, o: Origin, rec: &Record, p: &HubPullV3) -> Result<()> {
     let none = Origin {
         seq: o.seq,
         local: false,
@@ -180,6 +179,7 @@ fn apply_pull(ch: &mut Changes, o: Origin, rec: &Record, p: &HubPullV2) -> Resul
             ch.put_member(m, none)?;
         }
     }
+    super::campaign::pulled_groups(ch, p.acked, &p.groups)?;
     if let Some(text) = &p.ruleset {
         ch.put(key::HUB_RULESET.to_vec(), text);
     }
