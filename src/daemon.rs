@@ -301,12 +301,22 @@ async fn watchdog(engine: Arc<Engine>, interval: Duration, stop: CancellationTok
 /// The daily passes: points expiry, then the trigger pass (birthdays, inactivity) on a
 /// terminal without a hub; at start, hourly, and shortly after every local midnight.
 fn daily_passes(engine: Arc<Engine>) -> Arc<dyn Fn() -> Duration + Send + Sync> {
+    // Expiry once per local date (lots expire at month ends); triggers every run.
+    let expired_on = std::sync::Mutex::new(None);
     Arc::new(move || {
-        match engine.expire_all(engine.at(None)) {
-            Ok(n) if n > 0 => tracing::info!("expiry pass: {n} members had points expire"),
-            Err(e) => tracing::error!("expiry pass: {e}"),
-            _ => {}
+        let at = engine.at(None);
+        let today = crate::rules::local_date(&engine.rules(), at.ts);
+        let mut last = expired_on.lock().unwrap_or_else(|p| p.into_inner());
+        // (Nothing expires while the clock is untrusted: the day counts once it is.)
+        if at.trusted && *last != Some(today) {
+            match engine.expire_all(at) {
+                Ok(n) if n > 0 => tracing::info!("expiry pass: {n} members had points expire"),
+                Err(e) => tracing::error!("expiry pass: {e}"),
+                _ => {}
+            }
+            *last = Some(today);
         }
+        drop(last);
         match engine.trigger_pass(engine.at(None)) {
             Ok(n) if n > 0 => tracing::info!("trigger pass: {n} coupons issued"),
             Err(e) => tracing::error!("trigger pass: {e}"),

@@ -479,8 +479,14 @@ fn absurd_redemption_rates_do_not_wrap() {
              [redeem]\npoints_per_unit = {points_per_unit}\nunit_minor = {unit_minor}\nmin_points = 1\n\
              max_share_bp = 5000\npin_required_from = 0\noffline_cap_points = 0\n[expiry]\nmonths = 0\n"
         );
-        Ruleset::parse(&text, "absurd.toml").expect("a valid ruleset")
+        Ruleset::parse(&text, "absurd.toml")
     };
+    // Rates past the bound are refused at load, naming the field.
+    for (ppu, unit) in [(1, 1_000_001), (1i64 << 62, 1)] {
+        let e = ruleset(ppu, unit).expect_err("an absurd rate");
+        assert!(e.to_string().contains("redeem."), "{e}");
+    }
+    let ruleset = |ppu, unit| ruleset(ppu, unit).expect("a valid ruleset");
     let member = MemberState {
         member_id: "m1".into(),
         tier: "standard".into(),
@@ -511,16 +517,17 @@ fn absurd_redemption_rates_do_not_wrap() {
         };
         rules::price(rules, &req, &mut || PinCheck::NotGiven)
     };
-    // One point pays 2^62 minor units: 3 points are worth far more than half of 10000.
-    let dear = ruleset(1, 1 << 62);
-    // (3 x 2^62 wrapped to a negative value and 4 x 2^62 to 0, which let the points through.)
+    // One point pays 10,000.00 (the most a file may set): 1 point is worth far more than
+    // half of 100.00. (Before the bound and the i128 value, 3 x 2^62 wrapped to a
+    // negative value and 4 x 2^62 to 0, which let the points through.)
+    let dear = ruleset(1, 1_000_000);
     for r in [1, 3, 4] {
         let e = price(&dear, r).expect_err("the points pay more than the share");
         assert_eq!(e.code, Code::RedeemExceedsShare, "{r}: {}", e.message);
     }
     assert_eq!(price(&dear, 0).unwrap().max_redeem_points, 0);
     // A point worth next to nothing: the share allows every point of the balance.
-    let cheap = ruleset(1 << 62, 1);
+    let cheap = ruleset(1_000_000, 1);
     let q = price(&cheap, 0).unwrap();
     assert_eq!(q.max_redeem_points, 1_000);
     let p = price(&cheap, 1_000).unwrap();

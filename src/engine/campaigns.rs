@@ -13,7 +13,9 @@ use crate::views::history::MemberCouponView;
 
 /// Members the daily pass decides in one commit: the writer lock is held for one
 /// batch's records only, so that checkouts wait at most that long.
-const PASS_BATCH: usize = 256;
+const PASS_BATCH: usize = 64;
+/// Members the daily pass reads at a time.
+const SCAN_PAGE: usize = 1000;
 /// Days the daily pass makes up after a node was off (a scope-day birthday falls on
 /// its day only).
 const PASS_CATCH_UP_DAYS: i32 = 31;
@@ -324,6 +326,27 @@ impl Engine {
         Ok(issued)
     }
 
+    /// The daily triggers due for member `m` on `date`, given the occurrences already
+    /// fired for it.
+    fn due_for<'r>(
+        rules: &'r Ruleset,
+        m: &crate::model::MemberState,
+        fired: &[(String, triggers::Occurrence)],
+        date: chrono::NaiveDate,
+    ) -> Vec<triggers::Firing<'r>> {
+        if m.merged_into.is_some() || !m.active {
+            return vec![];
+        }
+        let facts = triggers::DailyFacts {
+            birthday: m.birthday,
+            enrolled: day_no(local_date(rules, m.created_at)),
+            last_visit: m.last_visit_at.map(|t| day_no(local_date(rules, t))),
+        };
+        triggers::daily(rules, facts, date, |t, o| {
+            fired.iter().any(|(ft, fo)| ft == t && fo == o)
+        })
+    }
+
     /// The triggers due for `member_id` on `date`, as this store knows it.
     fn daily_due<'r>(
         store: &Store,
@@ -334,22 +357,12 @@ impl Engine {
         let Some(m) = store.member(member_id)? else {
             return Ok(vec![]);
         };
-        if m.merged_into.is_some() || !m.active {
-            return Ok(vec![]);
-        }
         let fired: Vec<(String, triggers::Occurrence)> = store
             .fired(member_id)?
             .iter()
             .map(|(t, o)| (t.clone(), o.into()))
             .collect();
-        let facts = triggers::DailyFacts {
-            birthday: m.birthday,
-            enrolled: day_no(local_date(rules, m.created_at)),
-            last_visit: m.last_visit_at.map(|t| day_no(local_date(rules, t))),
-        };
-        Ok(triggers::daily(rules, facts, date, |t, o| {
-            fired.iter().any(|(ft, fo)| ft == t && fo == o)
-        }))
+        Ok(Self::due_for(rules, &m, &fired, date))
     }
 
     /// One date of the pass: members read without the writer lock (most have nothing
@@ -358,9 +371,20 @@ impl Engine {
     fn trigger_pass_on(&self, date: chrono::NaiveDate, at: &At) -> Result<u64> {
         let rules = self.rules();
         let mut due = Vec::new();
-        for id in self.store.member_ids()? {
-            if !Self::daily_due(&self.store, &rules, &id, date)?.is_empty() {
-                due.push(id);
+        let mut after: Option<String> = None;
+        loop {
+            // Pages of members read straight from the store, each under its lock briefly.
+            let page = self.store.members_after(after.as_deref(), SCAN_PAGE)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.member_id.clone());
+            for m in &page {
+                // Most members have nothing due whatever fired before: no second read.
+                if Self::due_for(&rules, m, &[], date).is_empty() {
+                    continue;
+                }
+                if !Self::daily_due(&self.store, &rules, &m.member_id, date)?.is_empty() {
+                    due.push(m.member_id.clone());
+                }
             }
         }
         let mut issued = 0;

@@ -179,12 +179,16 @@ impl Engine {
             return Ok(0);
         }
         let mut due = Vec::new();
-        for id in self.store.member_ids()? {
-            if let Some(m) = self.store.member(&id)? {
-                if m.has_expired_lots(at.ts) {
-                    due.push(id);
-                }
-            }
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.members_after(after.as_deref(), 1000)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.member_id.clone());
+            due.extend(
+                page.iter()
+                    .filter(|m| m.has_expired_lots(at.ts))
+                    .map(|m| m.member_id.clone()),
+            );
         }
         let n = due.len() as u64;
         for chunk in due.chunks(256) {

@@ -24,6 +24,10 @@ const ONE_X_BP: i64 = 10_000;
 
 /// The largest multiplier a ruleset may set (100x).
 pub const MAX_MULTIPLIER_BP: i64 = 1_000_000;
+/// The largest `unit_minor` and `points_per_unit` (earning and redemption): 10,000.00 a
+/// unit, a million points a unit. Larger rates price nothing a shop sells, and bounding
+/// them keeps every product of the arithmetic far from overflow.
+pub const MAX_RATE: i64 = 1_000_000;
 
 /// The most bonus points one campaign or the visit bonus may give: with every campaign
 /// of a ruleset adding its bonus, a sale's points stay far inside i64.

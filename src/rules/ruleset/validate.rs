@@ -379,8 +379,8 @@ impl RawRuleset {
 
         let raw: RawRedeem = cx.de(self.redeem, "redeem")?;
         let redeem = Redeem {
-            points_per_unit: cx.positive(raw.points_per_unit, "redeem.points_per_unit")?,
-            unit_minor: cx.positive(raw.unit_minor, "redeem.unit_minor")?,
+            points_per_unit: cx.within(raw.points_per_unit, 1, MAX_RATE, "redeem.points_per_unit")?,
+            unit_minor: cx.within(raw.unit_minor, 1, MAX_RATE, "redeem.unit_minor")?,
             min_points: cx.non_negative(raw.min_points, "redeem.min_points")?,
             max_share_bp: cx.share_bp(raw.max_share_bp, "redeem.max_share_bp")?,
             pin_required_from: cx.non_negative(raw.pin_required_from, "redeem.pin_required_from")?,
@@ -446,8 +446,8 @@ impl RawRuleset {
 
 fn validate_earn(cx: &Cx, raw: RawEarn) -> Res<Earn> {
     // Checked in file order, so the first error reported is the first one in the file.
-    let unit_minor = cx.positive(raw.unit_minor, "earn.unit_minor")?;
-    let points_per_unit = cx.positive(raw.points_per_unit, "earn.points_per_unit")?;
+    let unit_minor = cx.within(raw.unit_minor, 1, MAX_RATE, "earn.unit_minor")?;
+    let points_per_unit = cx.within(raw.points_per_unit, 1, MAX_RATE, "earn.points_per_unit")?;
     let visit_bonus_points = cx.within(raw.visit_bonus_points, 0, MAX_BONUS_POINTS, "earn.visit_bonus_points")?;
     let visit_bonus_min_minor = cx.non_negative(raw.visit_bonus_min_minor, "earn.visit_bonus_min_minor")?;
     let max_points_per_tx = cx.non_negative(raw.max_points_per_tx, "earn.max_points_per_tx")?;
