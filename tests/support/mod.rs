@@ -2,6 +2,7 @@ pub mod cli;
 pub mod daemon;
 pub mod hub;
 pub mod netns;
+pub mod openapi;
 pub mod proxy;
 pub mod shop;
 pub mod wire;
