@@ -8,6 +8,7 @@
 mod ask;
 mod campaigns;
 mod members;
+mod reports;
 pub mod sessions;
 mod staff;
 
@@ -70,6 +71,7 @@ pub fn router(state: Shared) -> Router {
         .merge(members::routes())
         .merge(campaigns::routes())
         .merge(staff::routes())
+        .merge(reports::routes())
         .route("/v1/cards/{card}", get(get_card))
         .route("/v1/cards/{card}/block", post(block_card))
         .route("/v1/cards/{card}/replace", post(replace_card))
