@@ -13,6 +13,7 @@ mod ask;
 mod campaigns;
 mod members;
 mod openapi;
+mod reports;
 pub mod sessions;
 mod staff;
 
@@ -111,6 +112,7 @@ fn authed_routes() -> OpenApiRouter<Shared> {
         .merge(members::routes())
         .merge(campaigns::routes())
         .merge(staff::routes())
+        .merge(reports::routes())
         .routes(routes!(get_card))
         .routes(routes!(block_card))
         .routes(routes!(replace_card))

@@ -568,6 +568,10 @@ fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
             };
             people::member(&c, &Target::Local(engine, at))
         }
+        Cmd::Member(MemberCmd::Add(add)) if add.at.is_some() => {
+            let at = at_of(engine, &add.at)?.by(crate::engine::Actor::cli());
+            run_target(cli, &Target::Local(engine, at), &mut None)
+        }
         Cmd::Member(_)
         | Cmd::Card(_)
         | Cmd::Points(_)

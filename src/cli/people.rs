@@ -135,6 +135,9 @@ pub struct MemberArgs {
     /// A tag (repeatable)
     #[arg(long = "tag")]
     tags: Vec<String>,
+    /// Business instant of the enrolment, RFC 3339 (default: now; offline only)
+    #[arg(long)]
+    pub at: Option<String>,
 }
 
 impl MemberArgs {
@@ -233,6 +236,9 @@ fn page_query(limit: Option<usize>, after: &Option<String>) -> String {
 pub fn member(cmd: &MemberCmd, t: &Target) -> Result<Out> {
     let v = match (cmd, t) {
         (MemberCmd::Add(a), Target::Local(e, at)) => json_of(e.add_member(a.new_member(), None, at.clone())?)?,
+        (MemberCmd::Add(a), Target::Remote(_)) if a.at.is_some() => {
+            return Err(Error::invalid("--at works offline only"))
+        }
         (MemberCmd::Add(a), Target::Remote(r)) => r.call("POST", "/v1/members", Some(json_of(a.new_member())?))?,
         (MemberCmd::Show { card, member, .. }, Target::Local(e, at)) => match (card, member) {
             (Some(c), _) => json_of(e.show_member(c, at.clone())?)?,

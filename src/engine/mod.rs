@@ -26,6 +26,7 @@ mod members;
 mod points;
 mod profile;
 mod recovery;
+pub mod reports;
 mod rewards;
 mod staff;
 mod sync;

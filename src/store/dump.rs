@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::history::{self, LedgerEntry, TxSummary};
+use super::report;
 use super::{
     dec, key, Acked, ActivityCount, Applied, Conflict, Daily, GroupState, HashPage, HubTerminal, Idem, MemberRec,
     StaffState, Store, TxNote, VERSION,
@@ -83,6 +84,30 @@ impl Store {
                         "daily",
                         day_date(day).to_string(),
                         to_json(&dec::<Daily>("daily totals", v)?),
+                    );
+                }
+                report::REPORT_DAY => {
+                    let (day, _) = report::split_member_day(&k);
+                    put(
+                        "report_days",
+                        day_date(day).to_string(),
+                        to_json(&dec::<report::ReportDay>("report day", v)?),
+                    );
+                }
+                report::MEMBER_DAY => {
+                    let (day, member) = report::split_member_day(&k);
+                    put(
+                        "report_member_days",
+                        format!("{}/{member}", day_date(day)),
+                        to_json(&dec::<u32>("member day", v)?),
+                    );
+                }
+                report::COHORT => {
+                    let (month, member) = report::split_cohort(&k);
+                    put(
+                        "report_cohorts",
+                        format!("{:04}-{:02}/{member}", month / 12, month % 12 + 1),
+                        Value::Null,
                     );
                 }
                 key::NEGATIVE => put("negative_balances", text(&k), to_json(&dec::<i64>("balance", v)?)),
@@ -181,6 +206,7 @@ impl Store {
                         key::CURSOR => to_json(&dec::<u64>("cursor", v)?),
                         key::PHONES_CANONICAL => to_json(&dec::<bool>("phones marker", v)?),
                         key::TRIGGER_DAY => to_json(&dec::<DayNo>("trigger day", v)?),
+                        report::TOTALS => to_json(&dec::<report::Totals>("report totals", v)?),
                         _ => return Err(Error::internal(format!("state store: unknown key {name}"))),
                     };
                     put("position", name, value);

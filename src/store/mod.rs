@@ -25,6 +25,7 @@ pub mod history;
 mod overlay;
 mod read;
 mod redo;
+pub mod report;
 pub mod search;
 mod trust;
 mod types;
@@ -65,8 +66,8 @@ const VERSION: u8 = 1;
 /// The key layout (see the module docs); 1 kept a key per transaction and idempotency
 /// key, 2 kept the terminal's and hub's bookkeeping inside the member's state and
 /// idempotency keys by transaction id, 3 had no history, search indexes or staff, 4
-/// no groups, fired triggers or coupon issuers.
-const LAYOUT: u32 = 5;
+/// no groups, fired triggers or coupon issuers, 5 no report aggregates.
+const LAYOUT: u32 = 6;
 
 /// Key prefixes of the single sled tree (one tree makes every apply one atomic batch).
 mod key {

@@ -72,6 +72,11 @@ fn enrol(ch: &mut Changes, o: Origin, rec: &Record, mut m: MemberState, card: &s
     let points = balance_of(&m);
     let mut rec_m = MemberRec::new(m);
     ch.index_before.entry(id.clone()).or_default();
+    ch.totals_before.entry(id.clone()).or_insert(None);
+    ch.put(
+        crate::store::report::cohort_key(crate::store::report::month_of(rec.day), &id),
+        &(),
+    );
     ch.ledger(
         &mut rec_m,
         rec,

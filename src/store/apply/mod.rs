@@ -25,6 +25,7 @@ use std::sync::atomic::Ordering;
 use sha2::{Digest, Sha256};
 
 use super::history::{self, LedgerEntry, LedgerKind, TxSummary};
+use super::report;
 use super::search;
 use super::{
     dec, enc, feed_key, feed_pos_key, idem_bucket_key, k, key, Applied, Daily, FeedKind, HashPage, HubTerminal, Idem,
@@ -66,6 +67,8 @@ struct Changes<'a> {
     pages: FastMap<Vec<u8>, HashPage>,
     /// The search index keys each member changed in this step had before it.
     index_before: FastMap<String, search::IndexKeys>,
+    /// What each member changed in this step counted in the report totals before it.
+    totals_before: FastMap<String, Option<report::Counted>>,
 }
 
 impl<'a> Changes<'a> {
@@ -79,6 +82,7 @@ impl<'a> Changes<'a> {
             terminals: FastMap::default(),
             pages: FastMap::default(),
             index_before: FastMap::default(),
+            totals_before: FastMap::default(),
         }
     }
 
@@ -110,6 +114,14 @@ impl<'a> Changes<'a> {
         self.cache.insert(key, None);
     }
 
+    /// A member as it was before this step (the enclosing step's or the store's).
+    fn find_stored_member(&self, id: &str) -> Result<Option<MemberRec>> {
+        match self.base {
+            Some(b) => b.find_member(id),
+            None => self.store.get("member", &k(key::MEMBER, id.as_bytes())),
+        }
+    }
+
     fn find_member(&self, id: &str) -> Result<Option<MemberRec>> {
         if let Some(m) = self.members.get(id) {
             return Ok(Some(m.clone()));
@@ -132,6 +144,9 @@ impl<'a> Changes<'a> {
         if !self.index_before.contains_key(id) {
             self.index_before.insert(id.to_string(), search::keys_of(&m.state));
         }
+        self.totals_before
+            .entry(id.to_string())
+            .or_insert_with(|| report::counted(&m));
         Ok(m)
     }
 
@@ -139,6 +154,7 @@ impl<'a> Changes<'a> {
     fn take_member(&mut self, id: &str) -> Result<Option<MemberRec>> {
         if self.find_member(id)?.is_none() {
             self.index_before.entry(id.to_string()).or_default();
+            self.totals_before.entry(id.to_string()).or_insert(None);
             return Ok(None);
         }
         self.member(id).map(Some)
@@ -187,7 +203,45 @@ impl<'a> Changes<'a> {
         before: i64,
         entries: &[(LedgerKind, i64, Option<&str>, Option<&str>)],
     ) -> Result<()> {
+        // A merge moves points between members: neither issued nor redeemed.
+        if !matches!(rec.body, Body::ConflictResolve { .. }) {
+            self.report_ledger(rec.day, entries)?;
+        }
         self.ledger_at(m, rec.at, rec.by.as_deref(), before, entries)
+    }
+
+    /// The report's ledger figures of `day`, by the kinds of `entries`.
+    fn report_ledger(&mut self, day: DayNo, entries: &[(LedgerKind, i64, Option<&str>, Option<&str>)]) -> Result<()> {
+        let mut add = report::ReportDay::default();
+        for &(kind, points, _, _) in entries {
+            match kind {
+                LedgerKind::Earn | LedgerKind::Activity | LedgerKind::Gift => add.points_issued += points,
+                LedgerKind::Adjust if points > 0 => add.points_issued += points,
+                LedgerKind::Clawback => add.points_clawed_back -= points,
+                LedgerKind::Redeem | LedgerKind::Reward => add.points_redeemed -= points,
+                LedgerKind::Expire => add.points_expired -= points,
+                LedgerKind::Adjust | LedgerKind::Return => {}
+            }
+        }
+        if add == report::ReportDay::default() {
+            return Ok(());
+        }
+        let key = report::report_day_key(day);
+        let mut d: report::ReportDay = self.get("report day", &key)?.unwrap_or_default();
+        d.points_issued += add.points_issued;
+        d.points_clawed_back += add.points_clawed_back;
+        d.points_redeemed += add.points_redeemed;
+        d.points_expired += add.points_expired;
+        self.put(key, &d);
+        Ok(())
+    }
+
+    /// One more checkout of `member_id` on `day` (active and repeat members).
+    fn report_checkout(&mut self, day: DayNo, member_id: &str) -> Result<()> {
+        let key = report::member_day_key(day, member_id);
+        let n: u32 = self.get("member day", &key)?.unwrap_or(0);
+        self.put(key, &(n + 1));
+        Ok(())
     }
 
     /// `ledger` with the time and who acted given.
@@ -285,12 +339,34 @@ impl<'a> Changes<'a> {
         for (id, keys) in own.index_before {
             self.index_before.entry(id).or_insert(keys);
         }
+        for (id, before) in own.totals_before {
+            self.totals_before.entry(id).or_insert(before);
+        }
     }
 
     /// Ends the step: encodes what was kept decoded and moves every entity changed in
     /// this step to the head of the change feed (on the step's own changes, so an entry
     /// made earlier in the step is simply dropped rather than written and removed).
     fn finish(&mut self) -> Result<()> {
+        let mut totals: Option<report::Totals> = None;
+        for (id, m) in &self.members {
+            let before = match self.totals_before.get(id) {
+                Some(b) => b.clone(),
+                None => self.find_stored_member(id)?.as_ref().and_then(report::counted),
+            };
+            let after = report::counted(m);
+            if before != after {
+                let t = match &mut totals {
+                    Some(t) => t,
+                    None => totals.insert(self.get("report totals", report::TOTALS)?.unwrap_or_default()),
+                };
+                t.shift(before.as_ref(), after.as_ref());
+            }
+        }
+        self.totals_before.clear();
+        if let Some(t) = totals {
+            self.put(report::TOTALS.to_vec(), &t);
+        }
         for (id, m) in std::mem::take(&mut self.members) {
             // The search indexes follow the member: old keys out, new ones in.
             let before = self.index_before.remove(&id).unwrap_or_default();
@@ -466,6 +542,7 @@ struct Nested {
     members: FastMap<String, MemberRec>,
     feed: Vec<(FeedKind, String, u64)>,
     index_before: FastMap<String, search::IndexKeys>,
+    totals_before: FastMap<String, Option<report::Counted>>,
 }
 
 impl Store {

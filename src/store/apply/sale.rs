@@ -68,6 +68,7 @@ pub(super) fn apply(ch: &mut Changes, o: Origin, rec: &Record) -> Result<Option<
             ch.history(&mut m, &summary)?;
             let id = m.state.member_id.clone();
             ch.put_member(m, o)?;
+            ch.report_checkout(rec.day, &id)?;
             ch.daily(rec.day, |d| {
                 d.checkouts += 1;
                 d.subtotal += c.subtotal;

@@ -65,6 +65,7 @@ fn apply_remote(ch: &mut Changes, o: Origin, r: &Remote) -> Result<()> {
             members: own.members,
             feed: own.feed,
             index_before: own.index_before,
+            totals_before: own.totals_before,
         })
     });
     let skipped = match applied {

@@ -1,0 +1,167 @@
+//! Reports (interface.md 0.2 "Reports"): the summary of a window of local dates and
+//! the retention cohorts, from the aggregates the store keeps as records apply (see
+//! `store::report`).
+
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::{At, Engine};
+use crate::error::{Error, Result};
+use crate::model::{day_no, Role};
+use crate::rules::local_date;
+use crate::store::report::month_of;
+
+/// The longest window a report takes: ten years of days, of months.
+pub const MAX_DAYS: i64 = 3653;
+pub const MAX_MONTHS: u32 = 120;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Summary {
+    #[schema(value_type = String, format = Date)]
+    pub from: NaiveDate,
+    #[schema(value_type = String, format = Date)]
+    pub to: NaiveDate,
+    pub sales: i64,
+    pub member_sales: i64,
+    pub transactions: i64,
+    pub member_transactions: i64,
+    pub new_members: i64,
+    pub active_members: i64,
+    pub repeat_members: i64,
+    pub repurchase_rate_bp: i64,
+    pub points_issued: i64,
+    pub points_clawed_back: i64,
+    pub points_redeemed: i64,
+    pub points_expired: i64,
+    pub points_outstanding: i64,
+    pub liability_minor: i64,
+    pub tier_mix: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Cohort {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub members: i64,
+    pub active: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Retention {
+    pub cohorts: Vec<Cohort>,
+}
+
+/// A month as (year, month 1..=12).
+pub type Month = (i32, u32);
+
+fn month_no((y, m): Month) -> u32 {
+    y as u32 * 12 + (m - 1)
+}
+
+fn month_text(n: u32) -> String {
+    format!("{:04}-{:02}", n / 12, n % 12 + 1)
+}
+
+/// The first and last day numbers of month number `n`.
+fn days_of(n: u32) -> (i32, i32) {
+    let first = NaiveDate::from_ymd_opt((n / 12) as i32, n % 12 + 1, 1).expect("a valid month");
+    let next = NaiveDate::from_ymd_opt(((n + 1) / 12) as i32, (n + 1) % 12 + 1, 1).expect("a valid month");
+    (day_no(first), day_no(next) - 1)
+}
+
+/// Members per tier as stored; a member who never bought has none stored and is in the
+/// first tier (where every member starts).
+fn tier_mix(mut stored: BTreeMap<String, i64>, rules: &crate::rules::Ruleset) -> BTreeMap<String, i64> {
+    if let (Some(n), Some(first)) = (stored.remove(""), rules.tiers.first()) {
+        *stored.entry(first.name.clone()).or_default() += n;
+    }
+    stored
+}
+
+impl Engine {
+    pub fn report_summary(&self, from: NaiveDate, to: NaiveDate, at: &At) -> Result<Summary> {
+        at.require(Role::Manager, "reports")?;
+        if from > to {
+            return Err(Error::invalid(format!("from {from} is after to {to}")));
+        }
+        if (to - from).num_days() >= MAX_DAYS {
+            return Err(Error::invalid(format!(
+                "from {from} to {to}: a report covers at most {MAX_DAYS} days (ten years)"
+            )));
+        }
+        let rules = self.rules();
+        let w = self.store.report_window(day_no(from), day_no(to))?;
+        let totals = self.store.report_totals()?;
+        let sales = w.daily.total - w.daily.refunded_amount;
+        let outstanding = totals.points_outstanding;
+        let liability = i128::from(outstanding) * i128::from(rules.redeem.unit_minor)
+            / i128::from(rules.redeem.points_per_unit.max(1));
+        Ok(Summary {
+            from,
+            to,
+            sales,
+            member_sales: sales,
+            transactions: w.daily.checkouts,
+            member_transactions: w.daily.checkouts,
+            new_members: w.daily.new_members,
+            active_members: w.active_members,
+            repeat_members: w.repeat_members,
+            repurchase_rate_bp: match w.active_members {
+                0 => 0,
+                n => w.repeat_members * 10_000 / n,
+            },
+            points_issued: w.ledger.points_issued,
+            points_clawed_back: w.ledger.points_clawed_back,
+            points_redeemed: w.ledger.points_redeemed,
+            points_expired: w.ledger.points_expired,
+            points_outstanding: outstanding,
+            liability_minor: i64::try_from(liability).unwrap_or(i64::MAX),
+            tier_mix: tier_mix(totals.tiers, &rules),
+        })
+    }
+
+    /// Cohorts enrolled in months `from..=to`; each followed up to the current month.
+    pub fn report_retention(&self, from: Month, to: Month, at: &At) -> Result<Retention> {
+        at.require(Role::Manager, "reports")?;
+        let (f, t) = (month_no(from), month_no(to));
+        if f > t {
+            return Err(Error::invalid(format!(
+                "from {} is after to {}",
+                month_text(f),
+                month_text(t)
+            )));
+        }
+        if t - f >= MAX_MONTHS {
+            return Err(Error::invalid(format!(
+                "from {} to {}: a report covers at most {MAX_MONTHS} months (ten years)",
+                month_text(f),
+                month_text(t)
+            )));
+        }
+        let rules = self.rules();
+        let now = month_of(day_no(local_date(&rules, at.ts)));
+        let cohorts = self.store.cohorts(f, t)?;
+        let mut active_by_month = BTreeMap::new();
+        let mut out = Vec::new();
+        for (month, members) in cohorts {
+            let mut active = Vec::new();
+            for m in month..=now.max(month) {
+                let (first, last) = days_of(m);
+                let set = match active_by_month.entry(m) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => e.insert(self.store.active_in(first, last)?),
+                };
+                active.push(members.iter().filter(|id| set.contains(*id)).count() as i64);
+            }
+            out.push(Cohort {
+                month: month_text(month),
+                members: members.len() as i64,
+                active,
+            });
+        }
+        Ok(Retention { cohorts: out })
+    }
+}
