@@ -31,9 +31,13 @@
 //! of the store's bytes, and the daemon's memory (after start-up, after the lookups) on
 //! two copies of the store written afresh in key order, one with every key, one without
 //! the 0.2 index keys (N, S, B: search; L, H: history and ledger). The copies are
-//! deleted before phase 2. BENCH_KEEP=1 keeps the bench dir at the end.
+//! deleted before phase 2. BENCH_KEEP=1 keeps the bench dir at the end (8-9 GB at the
+//! defaults, 4-5 GB more while the copies exist); BENCH_DATA=DIR (its `data`) then runs
+//! phases 2-7 on it again without a setup, with as many members as it holds by then.
 //!
-//! The full defaults take about 40 minutes on the 2-core development VM, 25 of them setup.
+//! The full defaults take about 27 minutes on the 2-core development VM: setup 20 (the
+//! enrolment 2.5-4, the 4M filler checkouts 17-18 at 4-5k/s), the copies 2-3, the HTTP
+//! phases 4-6 (the whole-name searches take about a second each).
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -1198,6 +1202,37 @@ fn daemon_rss(bin: &Path, tmp: &Path, data: &Path, s: &Settings) -> Result<(f64,
     Ok((up, after, started))
 }
 
+/// A kept data dir's members (0 to the first number no phone finds, found by bisection:
+/// imports add them in order) and its heavy member (member 0) with its transactions.
+fn survey(c: &Client, members: usize) -> Result<(usize, String, usize)> {
+    let exists = |n: usize| -> Result<bool> {
+        Ok(c.json(&phone_query(n, 1))?["members"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()))
+    };
+    let (mut lo, mut hi) = (members.saturating_sub(1), members + 100_000_000 - 1);
+    if !exists(lo)? {
+        bail!("BENCH_DATA holds no member {lo}: set BENCH_MEMBERS as when it was built");
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if exists(mid)? {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let id = c.json(&format!("/v1/cards/{}", card(0)))?["member_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let first = c.json(&format!("/v1/members/{id}/transactions?limit=1"))?;
+    let len = first["next"]
+        .as_str()
+        .map_or(Ok(1), |n| n.parse::<usize>().map(|n| n + 1))?;
+    Ok((lo + 1, id, len))
+}
+
 // ----- main -----
 
 fn loadavg() -> String {
@@ -1234,24 +1269,33 @@ fn main() -> Result<()> {
     let mut tmp = tempfile::tempdir_in(bench_dir()?)?;
     // BENCH_KEEP=1 keeps the data dir for a look afterwards (it is large).
     tmp.disable_cleanup(env_usize("BENCH_KEEP", 0)? != 0);
-    let data = tmp.path().join("data");
+    // BENCH_DATA=DIR: the HTTP phases on a data dir a run kept (BENCH_KEEP), no setup.
+    let reuse = std::env::var_os("BENCH_DATA").map(PathBuf::from);
+    let data = reuse.clone().unwrap_or_else(|| tmp.path().join("data"));
     let config = write_config(tmp.path(), &data)?;
     let total = Instant::now();
     let mut found = Findings::default();
     println!(
-        "bench dir {}; daemon {}; members {}, heavy {}, records {}; load average {}",
+        "bench dir {}; daemon {}; {}; load average {}",
         tmp.path().display(),
         bin.display(),
-        s.members,
-        s.heavy,
-        s.records,
+        match &reuse {
+            Some(d) => format!("the kept data dir {}", d.display()),
+            None => format!("members {}, heavy {}, records {}", s.members, s.heavy, s.records),
+        },
         loadavg()
     );
 
     // 1. Setup through the library.
-    println!("setup: {} members, {SETUP_THREADS} threads", s.members);
-    let setup = build_data_dir(&config, &s, &mut found)?;
-    println!(
+    let setup = match reuse {
+        Some(_) => None,
+        None => {
+            println!("setup: {} members, {SETUP_THREADS} threads", s.members);
+            Some(build_data_dir(&config, &s, &mut found)?)
+        }
+    };
+    if let Some(setup) = &setup {
+        println!(
         "setup: enrolment {:.0} s, the heavy member {:.0} s, filler {:.0} s; {} records; data dir {:.0} MiB (journal {:.0} MiB, state {:.0} MiB); free disk {}",
         setup.enrol.as_secs_f64(),
         setup.heavy.as_secs_f64(),
@@ -1262,18 +1306,23 @@ fn main() -> Result<()> {
         mib(du(&data.join("state"))),
         free_disk(&data)
     );
+    }
 
     // The store's keys, and its copies with and without the indexes, before the daemon
     // adds members by import.
     let t = Instant::now();
-    let copies = if s.index_rss { Some(copy_dirs(&data)?) } else { None };
+    let copies = if s.index_rss && setup.is_some() {
+        Some(copy_dirs(&data)?)
+    } else {
+        None
+    };
     let census = census(
         &data.join("state"),
         copies.as_ref().map(|[(_, f), (_, b)]| (f.as_path(), b.as_path())),
     )?;
     println!(
         "store keys counted{} in {:.0} s:",
-        if s.index_rss { " and copied" } else { "" },
+        if copies.is_some() { " and copied" } else { "" },
         t.elapsed().as_secs_f64()
     );
     for (p, (keys, bytes)) in &census.by_prefix {
@@ -1324,16 +1373,31 @@ fn main() -> Result<()> {
         daemon.journal_line
     );
 
+    // Who is there: as built, or as a kept dir holds them (imports add members from
+    // number BENCH_MEMBERS on).
+    let (pop, heavy_id, heavy_len) = match &setup {
+        Some(st) => (s.members, st.heavy_id.clone(), s.heavy),
+        None => survey(&c, s.members)?,
+    };
+    if setup.is_none() {
+        println!(
+            "kept data dir: members 0 to {}, the heavy member {heavy_id} with {heavy_len} transactions",
+            pop - 1
+        );
+    }
+
+    let records_start = c.json("/v1/health")?["journal_records"].as_u64().unwrap_or(0);
+
     // 3. Reads over HTTP.
     let cpu = cpu_time(daemon.pid())?;
-    let lookup = lookups(&c, s.members, s.lookups, &mut found)?;
+    let lookup = lookups(&c, pop, s.lookups, &mut found)?;
     println!(
         "lookup by phone: {}; {}",
         lat_line(&lookup),
         cpu_note(daemon.pid(), cpu, s.lookups + WARMUP)?
     );
     let (t, cpu) = (Instant::now(), cpu_time(daemon.pid())?);
-    let search = searches(&c, s.members, s.searches, &mut found)?;
+    let search = searches(&c, pop, s.searches, &mut found)?;
     let requests: usize = search.iter().map(|l| l.first.len() + l.next.len()).sum();
     println!(
         "search ({:.0} s; {}):",
@@ -1356,10 +1420,10 @@ fn main() -> Result<()> {
             .collect(),
     );
     println!("  every page: {}", lat_line(&all_search));
-    let walks = search_walks(&c, s.members, &mut found)?;
+    let walks = search_walks(&c, pop, &mut found)?;
     println!("search walks (limit 100, every page): {}", walks.join("; "));
     let cpu = cpu_time(daemon.pid())?;
-    let hist = history(&c, &setup.heavy_id, s.heavy, s.pages, &mut found)?;
+    let hist = history(&c, &heavy_id, heavy_len, s.pages, &mut found)?;
     println!(
         "heavy member's pages: {}",
         cpu_note(daemon.pid(), cpu, 2 * (s.pages + WARMUP))?
@@ -1368,7 +1432,7 @@ fn main() -> Result<()> {
     println!("heavy member's ledger page:       {}", lat_line(&hist.ledger));
     println!(
         "history walks: {}",
-        history_walks(&c, &setup.heavy_id, s.heavy, &mut found)?
+        history_walks(&c, &heavy_id, heavy_len, &mut found)?
     );
 
     // 4. Memory after the reads.
@@ -1393,14 +1457,14 @@ fn main() -> Result<()> {
         ex.rss_after,
         ex.head
     );
-    if ex.rows != s.members as u64 {
-        found.add(format!("the export has {} rows for {} members", ex.rows, s.members));
+    if ex.rows != pop as u64 {
+        found.add(format!("the export has {} rows for {pop} members", ex.rows));
     }
 
     // 6. Imports.
     let mut imports = Vec::new();
     for k in 0..2 {
-        let im = import(&c, s.members + k * s.import, s.import, &mut found)?;
+        let im = import(&c, pop + k * s.import, s.import, &mut found)?;
         println!(
             "import {}: {} rows ({:.1} MiB) in {:.2} s ({:.0} rows/s); RSS after {:.1} MiB; free disk {}",
             k + 1,
@@ -1427,21 +1491,21 @@ fn main() -> Result<()> {
     // The summary.
     let pct = |a: u64, b: u64| a as f64 * 100.0 / b.max(1) as f64;
     let (tx_p99, ledger_p99) = (hist.tx.pct(0.99), hist.ledger.pct(0.99));
-    // Judged on the medians: the tails follow the machine's load more than the data.
-    let early = setup.early.tx.pct(0.5).max(setup.early.ledger.pct(0.5));
-    let late = setup.late.tx.pct(0.5).max(setup.late.ledger.pct(0.5));
     println!();
     println!(
-        "loyaltyd bench_members: {} members, the heavy one with {} checkouts, {} journal records (BENCH_SEARCHES={}, BENCH_PAGES={}, BENCH_LOOKUPS={})",
-        s.members, s.heavy, setup.records, s.searches, s.pages, s.lookups
+        "loyaltyd bench_members: {pop} members, the heavy one with {heavy_len} checkouts, {} journal records at start (BENCH_SEARCHES={}, BENCH_PAGES={}, BENCH_LOOKUPS={})",
+        records_start, s.searches, s.pages, s.lookups
     );
-    println!(
-        "setup through the library: enrolment {:.0} s, heavy member {:.0} s, filler {:.0} s; daemon listening after {:.1} s",
-        setup.enrol.as_secs_f64(),
-        setup.heavy.as_secs_f64(),
-        setup.fill.as_secs_f64(),
-        daemon.started_in.as_secs_f64()
-    );
+    match &setup {
+        Some(st) => println!(
+            "setup through the library: enrolment {:.0} s, heavy member {:.0} s, filler {:.0} s; daemon listening after {:.1} s",
+            st.enrol.as_secs_f64(),
+            st.heavy.as_secs_f64(),
+            st.fill.as_secs_f64(),
+            daemon.started_in.as_secs_f64()
+        ),
+        None => println!("on the kept data dir {}; daemon listening after {:.1} s", data.display(), daemon.started_in.as_secs_f64()),
+    }
     println!("| figure | measured | target | |");
     println!("|---|---|---|---|");
     let row = |f: &str, m: String, t: &str, ok: Option<bool>| {
@@ -1453,12 +1517,9 @@ fn main() -> Result<()> {
         "p99 <= 1 ms",
         Some(lookup.pct(0.99) <= 1000),
     );
-    row(
-        "  the same in process (find_by_phone)",
-        lat_line(&setup.lookups),
-        "",
-        None,
-    );
+    if let Some(st) = &setup {
+        row("  the same in process (find_by_phone)", lat_line(&st.lookups), "", None);
+    }
     row(
         "search page, every kind",
         lat_line(&all_search),
@@ -1487,25 +1548,30 @@ fn main() -> Result<()> {
         "p99 <= 5 ms",
         Some(ledger_p99 <= 5000),
     );
-    row(
-        "same pages in process, journal short vs long",
-        format!(
-            "{} records: p50 {} / {} us, p99 {} / {} us; {} records: p50 {} / {} us, p99 {} / {} us \
+    if let Some(st) = &setup {
+        // Judged on the medians: the tails follow the machine's load more than the data.
+        let early = st.early.tx.pct(0.5).max(st.early.ledger.pct(0.5));
+        let late = st.late.tx.pct(0.5).max(st.late.ledger.pct(0.5));
+        row(
+            "same pages in process, journal short vs long",
+            format!(
+                "{} records: p50 {} / {} us, p99 {} / {} us; {} records: p50 {} / {} us, p99 {} / {} us \
              (transactions / ledger)",
-            setup.early.records,
-            setup.early.tx.pct(0.5),
-            setup.early.ledger.pct(0.5),
-            setup.early.tx.pct(0.99),
-            setup.early.ledger.pct(0.99),
-            setup.late.records,
-            setup.late.tx.pct(0.5),
-            setup.late.ledger.pct(0.5),
-            setup.late.tx.pct(0.99),
-            setup.late.ledger.pct(0.99)
-        ),
-        "independent of the journal's length (here: long's p50 within 1.5x of short's)",
-        Some(late as f64 <= early as f64 * 1.5 + 20.0),
-    );
+                st.early.records,
+                st.early.tx.pct(0.5),
+                st.early.ledger.pct(0.5),
+                st.early.tx.pct(0.99),
+                st.early.ledger.pct(0.99),
+                st.late.records,
+                st.late.tx.pct(0.5),
+                st.late.ledger.pct(0.5),
+                st.late.tx.pct(0.99),
+                st.late.ledger.pct(0.99)
+            ),
+            "independent of the journal's length (here: long's p50 within 1.5x of short's)",
+            Some(late as f64 <= early as f64 * 1.5 + 20.0),
+        );
+    }
     let index_bytes = census.bytes_of(SEARCH_KEYS) + census.bytes_of(HISTORY_KEYS);
     row(
         "0.2 index keys in the store (N,S,B + L,H)",
@@ -1544,10 +1610,10 @@ fn main() -> Result<()> {
         None,
     );
     row(
-        &format!("export of {} members", s.members),
+        &format!("export of {pop} members"),
         format!("{:.2} s, {} rows, {:.0} MiB", ex.secs, ex.rows, mib(ex.bytes)),
         "<= 10 s",
-        Some(ex.secs <= 10.0 && ex.rows == s.members as u64),
+        Some(ex.secs <= 10.0 && ex.rows == pop as u64),
     );
     row(
         "  memory during the export",

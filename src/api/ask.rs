@@ -6,6 +6,8 @@
 //! "password"}`: the request then acts with the approver's role, the approver as `by`
 //! and the caller as `requested_by` (manager approval at the till).
 
+use std::any::TypeId;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -60,7 +62,7 @@ pub(super) struct Approval {
     password: String,
 }
 
-impl<T: DeserializeOwned + Send> FromRequest<Shared> for Asked<T> {
+impl<T: DeserializeOwned + Send + 'static> FromRequest<Shared> for Asked<T> {
     type Rejection = Response;
 
     async fn from_request(req: Request, st: &Shared) -> Result<Asked<T>, Response> {
@@ -77,9 +79,15 @@ impl<T: DeserializeOwned + Send> FromRequest<Shared> for Asked<T> {
                 }
             })?;
         let bad = |e: serde_json::Error| Error::invalid(format!("bad JSON body: {e}")).into_response();
-        // No body at all reads as `{}` (a POST that needs nothing but may carry an approval).
-        let mut value: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        // No body at all reads as `{}` where the body is optional (a POST that needs
+        // nothing but may carry an approval); elsewhere it is refused, as the description
+        // says the body is required (an empty PATCH is a client's mistake, not a no-op).
+        let optional = TypeId::of::<T>() == TypeId::of::<Nothing>();
+        let blank = bytes.iter().all(u8::is_ascii_whitespace);
+        let mut value: serde_json::Value = if blank && optional {
             serde_json::Value::Object(Default::default())
+        } else if blank {
+            return Err(Error::invalid("this request needs a JSON body").into_response());
         } else {
             serde_json::from_slice(&bytes).map_err(bad)?
         };
