@@ -156,7 +156,7 @@ impl Store {
                         put(section, format!("{member}/{:010}", page * history::PAGE + i as u64), e);
                     }
                 }
-                key::NAME | key::PHONE_SUFFIX | key::CARD_PREFIX => {
+                key::NAME | key::PHONE_SUFFIX | key::CARD_PREFIX | key::NAME_ORDER | key::CARD_ORDER => {
                     let printable: String = String::from_utf8_lossy(&k).replace('\0', "/");
                     put("search_index", printable, Value::Null);
                 }

@@ -66,8 +66,9 @@ const VERSION: u8 = 1;
 /// The key layout (see the module docs); 1 kept a key per transaction and idempotency
 /// key, 2 kept the terminal's and hub's bookkeeping inside the member's state and
 /// idempotency keys by transaction id, 3 had no history, search indexes or staff, 4
-/// no groups, fired triggers or coupon issuers, 5 no report aggregates.
-const LAYOUT: u32 = 6;
+/// no groups, fired triggers or coupon issuers, 5 no report aggregates, 6 searched
+/// names and cards only by their first characters.
+const LAYOUT: u32 = 7;
 
 /// Key prefixes of the single sled tree (one tree makes every apply one atomic batch).
 mod key {
@@ -118,6 +119,8 @@ mod key {
     pub const NAME: u8 = super::search::NAME;
     pub const PHONE_SUFFIX: u8 = super::search::PHONE_SUFFIX;
     pub const CARD_PREFIX: u8 = super::search::CARD_PREFIX;
+    pub const NAME_ORDER: u8 = super::search::NAME_ORDER;
+    pub const CARD_ORDER: u8 = super::search::CARD_ORDER;
     pub const LAYOUT: &[u8] = b"Mlayout";
     /// The phones have been made canonical (0.2's upgrade record applied).
     pub const PHONES_CANONICAL: &[u8] = b"Mphones";

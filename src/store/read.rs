@@ -213,18 +213,24 @@ impl Store {
         let q = Query::new(text);
         let want = limit + 1;
         let mut ids: std::collections::BTreeSet<Vec<u8>> = Default::default();
-        let name = &q.name.1;
-        if !name.is_empty() {
-            ids.extend(self.index_ids(&q.name.0, after, want, |_, v| v.starts_with(name.as_bytes()))?);
+        if let Some((ordered, level, name)) = &q.name {
+            let few = self.ordered_ids(ordered, after, want)?;
+            ids.extend(match few {
+                Some(few) => few,
+                None => self.index_ids(level, after, want, |_, v| v.starts_with(name.as_bytes()))?,
+            });
         }
         if let Some((prefix, digits)) = &q.phone {
             ids.extend(self.index_ids(prefix, after, want, |_, v| v.ends_with(digits.as_bytes()))?);
         }
-        if let Some((prefix, card)) = &q.card {
-            ids.extend(self.index_ids(prefix, after, want, |k, _| {
-                let at = k.iter().rposition(|&b| b == 0).map_or(k.len(), |i| i + 1);
-                k[at..].starts_with(card.as_bytes())
-            })?);
+        if let Some((ordered, level, card)) = &q.card {
+            let few = self.ordered_ids(ordered, after, want)?;
+            ids.extend(match few {
+                Some(few) => few,
+                None => self.index_ids(level, after, want, |k, _| {
+                    search::id_at_end(k).starts_with(card.as_bytes())
+                })?,
+            });
         }
         let mut members = Vec::with_capacity(limit);
         let mut more = false;
@@ -241,6 +247,37 @@ impl Store {
             .then(|| members.last().map(|m: &MemberState| m.member_id.clone()))
             .flatten();
         Ok((members, next))
+    }
+
+    /// The first `want` member ids after `after`, in member id order, of the ordered
+    /// index keys under `prefix` (names or cards starting with it), when at most
+    /// `search::ORDERED_READ` keys are there; `None` when more are (the level index is
+    /// then the quicker way).
+    fn ordered_ids(&self, prefix: &[u8], after: Option<&str>, want: usize) -> Result<Option<Vec<Vec<u8>>>> {
+        let db = &self.shared.db;
+        let keys = self.checked(self.shared.overlay.settled(db, || {
+            let mut keys = Vec::new();
+            for kv in db.scan_prefix(prefix).keys() {
+                keys.push(kv?);
+                if keys.len() > search::ORDERED_READ {
+                    break;
+                }
+            }
+            Ok(keys)
+        }))?;
+        if keys.len() > search::ORDERED_READ {
+            return Ok(None);
+        }
+        let mut ids: Vec<Vec<u8>> = keys
+            .iter()
+            .map(|k| search::id_at_end(k))
+            .filter(|id| after.is_none_or(|a| *id > a.as_bytes()))
+            .map(<[u8]>::to_vec)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.truncate(want);
+        Ok(Some(ids))
     }
 
     /// The first `want` distinct member ids after `after` in the index keys under
