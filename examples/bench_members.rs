@@ -30,7 +30,7 @@
 //! The indexes' cost is measured between 1 and 2, at BENCH_MEMBERS members: their share
 //! of the store's bytes, and the daemon's memory (after start-up, after the lookups) on
 //! two copies of the store written afresh in key order, one with every key, one without
-//! the 0.2 index keys (N, S, B: search; L, H: history and ledger). The copies are
+//! the 0.2 index keys (N, S, B, A, b: search; L, H: history and ledger). The copies are
 //! deleted before phase 2. BENCH_KEEP=1 keeps the bench dir at the end (8-9 GB at the
 //! defaults, 4-5 GB more while the copies exist); BENCH_DATA=DIR (its `data`) then runs
 //! phases 2-7 on it again without a setup, with as many members as it holds by then.
@@ -69,7 +69,7 @@ const SEARCH_WARMUP: usize = 20;
 /// The daemon scans and checks the whole journal before it listens.
 const START_TIMEOUT: Duration = Duration::from_secs(1200);
 /// Key prefixes of the indexes 0.2 added (src/store/search.rs, src/store/history.rs).
-const SEARCH_KEYS: &[u8] = b"NSB";
+const SEARCH_KEYS: &[u8] = b"NSBAb";
 const HISTORY_KEYS: &[u8] = b"LH";
 /// 0.1.0's figure (README, bench_api): daemon RSS after start-up with 1M members.
 const RSS_0_1_MIB: f64 = 115.5;

@@ -6,6 +6,7 @@ use super::{At, Engine, Keyed, Step};
 use crate::error::{Code, Error, Result};
 use crate::model::{self, canonical_card, day_no, DayNo};
 use crate::record::{self, Body};
+use crate::rules::ruleset::{BirthdayScope, TriggerOn};
 use crate::rules::{self, local, local_date, triggers, Ruleset};
 use crate::store::{GroupPhase, Store};
 use crate::views::campaign::GroupView;
@@ -14,8 +15,6 @@ use crate::views::history::MemberCouponView;
 /// Members the daily pass decides in one commit: the writer lock is held for one
 /// batch's records only, so that checkouts wait at most that long.
 const PASS_BATCH: usize = 64;
-/// Members the daily pass reads at a time.
-const SCAN_PAGE: usize = 1000;
 /// Days the daily pass makes up after a node was off (a scope-day birthday falls on
 /// its day only).
 const PASS_CATCH_UP_DAYS: i32 = 31;
@@ -301,6 +300,11 @@ impl Engine {
     /// pass, up to `at`'s (at most `PASS_CATCH_UP_DAYS` back): each due coupon once per
     /// occurrence, in commits of `PASS_BATCH` members, then a `TriggerPass` record per
     /// date. Nothing while the clock is untrusted. Returns the coupons issued.
+    ///
+    /// An inactivity trigger reaches the members whose inactivity crosses its threshold
+    /// after the last pass (all of them at the first pass ever): one published later
+    /// does not reach back to members already past it, as a birthday trigger does not
+    /// reach back to birthdays already passed.
     pub fn trigger_pass(&self, at: At) -> Result<u64> {
         let rules = self.rules();
         if !at.trusted || !self.runs_trigger_pass() || !rules.triggers.iter().any(|t| t.is_daily()) {
@@ -317,10 +321,14 @@ impl Engine {
         };
         let mut issued = 0;
         let mut date = first;
+        // The last date whose inactivity crossings were looked at (today's again when
+        // the pass already ran today).
+        let mut covered = self.store.trigger_day()?.map(|d| d.min(day_no(today) - 1));
         while date <= today {
-            issued += self.trigger_pass_on(date, &at)?;
+            issued += self.trigger_pass_on(date, covered, &at)?;
             let day = day_no(date);
             self.commit_plain(&at, |_, _| Ok((vec![Body::TriggerPass { day }], ())), |_, _, _| Ok(()))?;
+            covered = Some(day);
             date = date.succ_opt().expect("a next day");
         }
         Ok(issued)
@@ -365,26 +373,51 @@ impl Engine {
         Ok(Self::due_for(rules, &m, &fired, date))
     }
 
-    /// One date of the pass: members read without the writer lock (most have nothing
-    /// due), then those with something due decided again and issued under it, a batch
-    /// at a time.
-    fn trigger_pass_on(&self, date: chrono::NaiveDate, at: &At) -> Result<u64> {
+    /// The members the daily triggers may be due for on `date`, from the pass index:
+    /// the date's birthdays, and the members whose inactivity crossed a trigger's
+    /// threshold after `covered` (every inactive one when the pass never ran). A day of
+    /// margin on each side of the instants: the pure rules decide, not the index.
+    fn pass_candidates(
+        &self,
+        rules: &Ruleset,
+        date: chrono::NaiveDate,
+        covered: Option<DayNo>,
+    ) -> Result<std::collections::BTreeSet<String>> {
+        use chrono::Datelike;
+        let mut out = std::collections::BTreeSet::new();
+        if rules.triggers.iter().any(|t| t.on == TriggerOn::Birthday) {
+            let (month, day) = (date.month() as u8, date.day() as u8);
+            match rules.birthday.as_ref().map_or(BirthdayScope::Day, |b| b.scope) {
+                BirthdayScope::Month => out.extend(self.store.birthday_members(month, None)?),
+                BirthdayScope::Day => {
+                    out.extend(self.store.birthday_members(month, Some(day))?);
+                    if (month, day) == (2, 28) {
+                        // Kept on 02-28 in other years.
+                        out.extend(self.store.birthday_members(2, Some(29))?);
+                    }
+                }
+            }
+        }
+        let start = |d: DayNo| rules::start_of_day(&rules.timezone, model::day_date(d));
+        for t in &rules.triggers {
+            let TriggerOn::Inactive { days } = t.on else { continue };
+            // Due once the day inactivity counts from is at most `crossed`.
+            let crossed = day_no(date) - days as DayNo;
+            let from = covered.map_or(model::Ts::MIN, |c| start(c - days as DayNo));
+            out.extend(self.store.inactive_since(from, start(crossed + 2))?);
+        }
+        Ok(out)
+    }
+
+    /// One date of the pass: the candidates read without the writer lock (most have
+    /// nothing due), then those with something due decided again and issued under it,
+    /// a batch at a time.
+    fn trigger_pass_on(&self, date: chrono::NaiveDate, covered: Option<DayNo>, at: &At) -> Result<u64> {
         let rules = self.rules();
         let mut due = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            // Pages of members read straight from the store, each under its lock briefly.
-            let page = self.store.members_after(after.as_deref(), SCAN_PAGE)?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.member_id.clone());
-            for m in &page {
-                // Most members have nothing due whatever fired before: no second read.
-                if Self::due_for(&rules, m, &[], date).is_empty() {
-                    continue;
-                }
-                if !Self::daily_due(&self.store, &rules, &m.member_id, date)?.is_empty() {
-                    due.push(m.member_id.clone());
-                }
+        for id in self.pass_candidates(&rules, date, covered)? {
+            if !Self::daily_due(&self.store, &rules, &id, date)?.is_empty() {
+                due.push(id);
             }
         }
         let mut issued = 0;
@@ -552,5 +585,24 @@ window_hours = 24
         crate::engine::rebuild(&cfg).unwrap();
         let e = open(dir.path());
         assert_eq!(e.trigger_pass(at("2026-05-10T09:00:00+08:00")).unwrap(), 0);
+    }
+
+    #[test]
+    fn the_first_pass_reaches_every_inactive_member_and_later_ones_the_members_crossing_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        enrol(&e, "CA000021", "13900000021", "2025-10-01T09:00:00+08:00");
+        enrol(&e, "CA000022", "13900000022", "2026-01-20T09:00:00+08:00");
+        let pass = |when: &str| e.trigger_pass(at(when)).unwrap();
+        assert_eq!(
+            pass("2026-02-01T09:00:00+08:00"),
+            1,
+            "the first pass: 123 days inactive"
+        );
+        // Passes missed from 02-02 to 03-25: the member crossing 60 days on 03-21 is
+        // found by the catch-up, once.
+        assert_eq!(pass("2026-03-25T09:00:00+08:00"), 1);
+        assert_eq!(pass("2026-03-25T18:00:00+08:00"), 0, "again the same day: nothing new");
+        assert_eq!(pass("2026-03-26T09:00:00+08:00"), 0);
     }
 }

@@ -1,10 +1,17 @@
 //! Reading campaign state: group-buy groups (by id, by deal, by member), the group-buy
 //! units a member may use now, the daily triggers fired for a member, where the daily
-//! trigger pass stands.
+//! trigger pass stands, and the pass's index.
+//!
+//! The pass index spares the daily pass a read of every member: per active member,
+//! `z` + `b` + birthday month and day + member id -> () and `z` + `i` + the instant its
+//! inactivity counts from (last visit, else enrolment) + member id -> (). The pass reads
+//! the members of a date's birthdays and those whose inactivity crossed a trigger's
+//! threshold since the last pass, and decides for each with the pure rules as before.
 
+use super::search::IndexKeys;
 use super::{k, key, GroupPhase, GroupState, Store};
 use crate::error::Result;
-use crate::model::{DayNo, Ts};
+use crate::model::{DayNo, MemberState, Ts};
 use crate::record::Occurrence;
 use crate::rules::GroupBuyUnit;
 
@@ -74,5 +81,89 @@ impl Store {
     /// The last local day the daily trigger pass ran for, if it ever ran.
     pub fn trigger_day(&self) -> Result<Option<DayNo>> {
         self.get("trigger day", key::TRIGGER_DAY)
+    }
+}
+
+const BIRTHDAY: u8 = b'b';
+const SINCE: u8 = b'i';
+
+/// An instant as key bytes that sort as the instants do.
+fn ts_key(t: Ts) -> [u8; 8] {
+    ((t as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// The pass index keys a member has (none when merged or inactive: the pass skips them).
+pub(super) fn pass_keys_of(m: &MemberState) -> IndexKeys {
+    if m.merged_into.is_some() || !m.active {
+        return vec![];
+    }
+    let with_id = |mut key: Vec<u8>| {
+        key.extend_from_slice(m.member_id.as_bytes());
+        (key, vec![])
+    };
+    let mut out = Vec::with_capacity(2);
+    if let Some(b) = m.birthday {
+        out.push(with_id(vec![key::PASS, BIRTHDAY, b.month, b.day]));
+    }
+    let since = m.last_visit_at.unwrap_or(m.created_at);
+    let mut key = vec![key::PASS, SINCE];
+    key.extend_from_slice(&ts_key(since));
+    out.push(with_id(key));
+    out
+}
+
+impl Store {
+    /// Members with a birthday on `month`-`day` (`day` None: in that month), in the pass
+    /// index.
+    pub fn birthday_members(&self, month: u8, day: Option<u8>) -> Result<Vec<String>> {
+        let mut prefix = vec![key::PASS, BIRTHDAY, month];
+        prefix.extend(day);
+        let skip = 4;
+        Ok(self
+            .keys_with_prefix(&prefix)?
+            .into_iter()
+            .map(|key| String::from_utf8_lossy(&key[skip..]).into_owned())
+            .collect())
+    }
+
+    /// Members whose inactivity counts from an instant in `from..until`, in the pass index.
+    pub fn inactive_since(&self, from: Ts, until: Ts) -> Result<Vec<String>> {
+        let mut lo = vec![key::PASS, SINCE];
+        lo.extend_from_slice(&ts_key(from));
+        let mut hi = vec![key::PASS, SINCE];
+        hi.extend_from_slice(&ts_key(until));
+        Ok(self
+            .keys_in(lo, hi)?
+            .into_iter()
+            .map(|key| String::from_utf8_lossy(&key[10..]).into_owned())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Birthday;
+
+    #[test]
+    fn an_active_member_has_its_birthday_and_its_inactivity_in_the_pass_index() {
+        let mut m = MemberState {
+            member_id: "m-1".into(),
+            birthday: Some(Birthday { month: 3, day: 14 }),
+            created_at: 100,
+            active: true,
+            ..MemberState::default()
+        };
+        let keys: Vec<Vec<u8>> = pass_keys_of(&m).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys[0], b"zb\x03\x0em-1");
+        assert_eq!(&keys[1][10..], b"m-1");
+        m.last_visit_at = Some(-5);
+        let earlier = pass_keys_of(&m)[1].0.clone();
+        assert!(
+            earlier < keys[1],
+            "an instant before another sorts before it, negatives too"
+        );
+        m.active = false;
+        assert!(pass_keys_of(&m).is_empty());
     }
 }

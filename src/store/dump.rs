@@ -160,6 +160,16 @@ impl Store {
                     let printable: String = String::from_utf8_lossy(&k).replace('\0', "/");
                     put("search_index", printable, Value::Null);
                 }
+                key::PASS => {
+                    // Binary fields (a month and day, an instant): in hex, then the member id.
+                    let (head, id) = k.split_at(if k.get(1) == Some(&b'b') { 4 } else { 10 }.min(k.len()));
+                    let hex: String = head.iter().map(|b| format!("{b:02x}")).collect();
+                    put(
+                        "pass_index",
+                        format!("{hex}/{}", String::from_utf8_lossy(id)),
+                        Value::Null,
+                    );
+                }
                 key::MEMBER_COUPON => put("member_coupons", text(&k).replace('\0', "/"), Value::Null),
                 key::IMPORT => put(
                     "import_chunks",

@@ -67,7 +67,7 @@ const VERSION: u8 = 1;
 /// key, 2 kept the terminal's and hub's bookkeeping inside the member's state and
 /// idempotency keys by transaction id, 3 had no history, search indexes or staff, 4
 /// no groups, fired triggers or coupon issuers, 5 no report aggregates, 6 searched
-/// names and cards only by their first characters.
+/// names and cards only by their first characters and had no pass index.
 const LAYOUT: u32 = 7;
 
 /// Key prefixes of the single sled tree (one tree makes every apply one atomic batch).
@@ -121,6 +121,8 @@ mod key {
     pub const CARD_PREFIX: u8 = super::search::CARD_PREFIX;
     pub const NAME_ORDER: u8 = super::search::NAME_ORDER;
     pub const CARD_ORDER: u8 = super::search::CARD_ORDER;
+    /// The daily trigger pass's index (birthdays, inactivity; see `campaign`).
+    pub const PASS: u8 = b'z';
     pub const LAYOUT: &[u8] = b"Mlayout";
     /// The phones have been made canonical (0.2's upgrade record applied).
     pub const PHONES_CANONICAL: &[u8] = b"Mphones";
@@ -441,6 +443,16 @@ impl Store {
                 })
                 .collect()
         }))
+    }
+
+    /// The keys in `from..until`, in key order.
+    fn keys_in(&self, from: Vec<u8>, until: Vec<u8>) -> Result<Vec<Vec<u8>>> {
+        let db = &self.shared.db;
+        self.checked(
+            self.shared
+                .overlay
+                .settled(db, || db.range(from..until).keys().map(|k| Ok(k?.to_vec())).collect()),
+        )
     }
 
     /// Writes every pending change and sled's buffers out, without making them durable

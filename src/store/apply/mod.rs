@@ -142,7 +142,7 @@ impl<'a> Changes<'a> {
             .find_member(id)?
             .ok_or_else(|| Error::internal(format!("journal names member {id} that the state does not have")))?;
         if !self.index_before.contains_key(id) {
-            self.index_before.insert(id.to_string(), search::keys_of(&m.state));
+            self.index_before.insert(id.to_string(), index_keys(&m.state));
         }
         self.totals_before
             .entry(id.to_string())
@@ -368,9 +368,9 @@ impl<'a> Changes<'a> {
             self.put(report::TOTALS.to_vec(), &t);
         }
         for (id, m) in std::mem::take(&mut self.members) {
-            // The search indexes follow the member: old keys out, new ones in.
+            // The search and pass indexes follow the member: old keys out, new ones in.
             let before = self.index_before.remove(&id).unwrap_or_default();
-            let after = search::keys_of(&m.state);
+            let after = index_keys(&m.state);
             for (key, _) in before.iter().filter(|b| !after.iter().any(|a| a.0 == b.0)) {
                 self.remove(key.clone());
             }
@@ -584,6 +584,13 @@ impl Store {
 }
 
 /// A checkout made at this terminal, by id (for `Store::tx`).
+/// The index keys that follow a member's state: search and the daily pass.
+fn index_keys(m: &MemberState) -> search::IndexKeys {
+    let mut keys = search::keys_of(m);
+    keys.extend(super::campaign::pass_keys_of(m));
+    keys
+}
+
 pub(super) fn find_tx(store: &Store, tx_id: &str) -> Result<Option<TxState>> {
     Changes::new(store, None).tx(tx_id, None)
 }
