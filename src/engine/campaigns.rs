@@ -14,7 +14,7 @@ use crate::views::history::MemberCouponView;
 
 /// Members the daily pass decides in one commit: the writer lock is held for one
 /// batch's records only, so that checkouts wait at most that long.
-const PASS_BATCH: usize = 64;
+const PASS_BATCH: usize = 16;
 /// Days the daily pass makes up after a node was off (a scope-day birthday falls on
 /// its day only).
 const PASS_CATCH_UP_DAYS: i32 = 31;
