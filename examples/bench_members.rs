@@ -1574,7 +1574,7 @@ fn main() -> Result<()> {
     }
     let index_bytes = census.bytes_of(SEARCH_KEYS) + census.bytes_of(HISTORY_KEYS);
     row(
-        "0.2 index keys in the store (N,S,B + L,H)",
+        "0.2 index keys in the store (N,S,B,A,b + L,H)",
         format!(
             "{} + {} keys, {:.0} + {:.0} MiB = {:.1}% of the store's {:.0} MiB of keys and values",
             census.keys_of(SEARCH_KEYS),
