@@ -39,16 +39,17 @@ fn open(out: &mut String, title: &str, w: i64, h: i64) {
     );
 }
 
-/// A round top for an axis: the smallest of 1, 2, 5 x 10^k at or above `v`.
+/// A round top for an axis whose half is a whole number too (the middle gridline's
+/// label): the smallest of 2, 4, 10 x 10^k at or above `v`.
 pub fn nice_max(v: i64) -> i64 {
-    if v <= 0 {
-        return 1;
+    if v <= 2 {
+        return 2;
     }
     let mut p = 1i64;
-    while p.saturating_mul(10) <= v {
+    while p.saturating_mul(10) < v {
         p *= 10;
     }
-    for m in [1, 2, 5, 10] {
+    for m in [2, 4, 10] {
         if p.saturating_mul(m) >= v {
             return p.saturating_mul(m);
         }
@@ -83,7 +84,13 @@ fn x_labels(out: &mut String, labels: &[String], x_of: &dyn Fn(usize) -> i64) {
     out.push_str(r##"<g font-size="11" fill="#555" text-anchor="middle">"##);
     for (i, l) in labels.iter().enumerate() {
         if i % step == 0 || i + 1 == n {
-            let _ = write!(out, r#"<text x="{}" y="{}">{}</text>"#, x_of(i), H - 6, esc(l));
+            // The last label ends at its point, so that it is not cut at the right edge.
+            let anchor = if i + 1 == n && n > 1 {
+                r#" text-anchor="end""#
+            } else {
+                ""
+            };
+            let _ = write!(out, r#"<text x="{}" y="{}"{anchor}>{}</text>"#, x_of(i), H - 6, esc(l));
         }
     }
     out.push_str("</g>");
@@ -263,8 +270,8 @@ mod tests {
         assert!(!svg.contains("<script>") && svg.contains("&lt;script&gt;"));
         assert!(svg.contains("t&lt;i&gt;"));
         assert_eq!(
-            (nice_max(0), nice_max(7), nice_max(120), nice_max(5000)),
-            (1, 10, 200, 5000)
+            [0, 3, 7, 10, 11, 120, 5000].map(nice_max),
+            [2, 4, 10, 10, 20, 200, 10000]
         );
         let b = bars("s", &["a".into(), "b".into()], &[0, 10], &|v| v.to_string());
         assert_eq!(b.matches("<rect").count(), 2);
