@@ -553,3 +553,40 @@ fn the_hub_console_is_the_operators_and_refuses_a_bad_ruleset_with_the_cli_messa
         .unwrap();
     assert_eq!(after, version, "nothing published");
 }
+
+#[test]
+fn console_listen_gives_the_console_a_listener_of_its_own_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("loyaltyd.toml");
+    let base = std::fs::read_to_string(support::daemon::repo("config/loyaltyd.toml")).unwrap();
+    let text = base.replace("# listen = \"0.0.0.0:7431\"", "listen = \"127.0.0.1:0\"");
+    assert_ne!(text, base, "the example config has the commented line");
+    std::fs::write(&cfg, text).unwrap();
+    let d = Daemon::start_config(dir.path(), &cfg, &[], &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut lines = Vec::new();
+    let url = loop {
+        lines.extend(d.log_lines());
+        if let Some(l) = lines.iter().find(|l| l.contains("console on its own listener")) {
+            assert!(l.contains("LAN"), "{l}");
+            let start = l.find("http://").unwrap();
+            break l[start..].split("/console/").next().unwrap().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no console listener in the log: {lines:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut on_api = Browser::new(&d.url);
+    assert_eq!(
+        on_api.get("/console/login").status,
+        404,
+        "not on the POS API's listener"
+    );
+    let mut own = Browser::new(&url);
+    let p = own.get("/console/login");
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("name=\"csrf\""));
+    assert_eq!(own.get("/v1/health").status, 404, "and the API is not on the console's");
+}
