@@ -81,6 +81,8 @@ pub struct Config {
     pub sync: Sync,
     #[serde(default)]
     pub members: Members,
+    #[serde(default)]
+    pub console: Console,
     /// No config file was found: these are the embedded defaults, whose relative paths
     /// may not exist where the binary runs (see `serve`).
     #[serde(skip)]
@@ -111,6 +113,25 @@ pub struct Api {
     pub pos_role: Role,
     /// Refunds larger than this (minor units) need a manager; absent: no limit.
     pub cashier_refund_limit_minor: Option<i64>,
+}
+
+/// `[console]`: the web console (`/console/`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Console {
+    /// A listener of its own (e.g. on the shop's LAN); absent: the POS API's listener.
+    pub listen: Option<String>,
+    /// Minutes without a request after which a console session ends.
+    pub idle_timeout_mins: u64,
+}
+
+impl Default for Console {
+    fn default() -> Console {
+        Console {
+            listen: None,
+            idle_timeout_mins: 30,
+        }
+    }
 }
 
 /// `[members]`: how members' details are read.
@@ -446,6 +467,12 @@ impl Config {
             return Err(bad("api: cashier_refund_limit_minor must not be negative".into()));
         }
         cfg.members = cfg.members.clone().checked().map_err(bad)?;
+        if !(1..=1440).contains(&cfg.console.idle_timeout_mins) {
+            return Err(bad(format!(
+                "console: idle_timeout_mins must be 1 to 1440 (got {})",
+                cfg.console.idle_timeout_mins
+            )));
+        }
         Ok(cfg)
     }
 

@@ -227,6 +227,7 @@ async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), StartError> {
     if let Some(interval) = sd_notify::watchdog_enabled() {
         tasks.spawn(watchdog(engine.clone(), interval, tasks.stop.clone()));
     }
+    let console_cfg = parts.cfg.console.clone();
     tasks.spawn(signals(parts.cfg, engine.clone(), tasks.clone()));
 
     tracing::info!("listening on http://{addr} (reader: {:?})", parts.spec);
@@ -238,8 +239,37 @@ async fn run(engine: Arc<Engine>, parts: Parts) -> Result<(), StartError> {
         tls: None,
         grace: Duration::from_secs(5),
     };
+    let console = Arc::new(crate::console::Console::terminal(
+        state.clone(),
+        Duration::from_secs(console_cfg.idle_timeout_mins * 60),
+    ));
+    let app = match &console_cfg.listen {
+        None => {
+            tracing::info!("console at http://{addr}/console/ (the POS API's listener)");
+            crate::console::router(console).merge(api::router(state))
+        }
+        Some(listen) => {
+            let own = crate::service::http::bind(listen)
+                .await
+                .map_err(|e| StartError::System(format!("cannot listen on {listen} ([console] listen): {e}")))?;
+            let at = own.local_addr().map_err(|e| StartError::System(e.to_string()))?;
+            tracing::warn!("console on its own listener http://{at}/console/: reachable from the shop's LAN");
+            let stop = tasks.stop.clone();
+            tasks.spawn(crate::service::http::serve(
+                own,
+                crate::console::router(console),
+                crate::service::http::Options {
+                    limits: parts.limits,
+                    tls: None,
+                    grace: Duration::from_secs(5),
+                },
+                stop.cancelled_owned(),
+            ));
+            api::router(state)
+        }
+    };
     let stop = tasks.stop.clone();
-    crate::service::http::serve(listener, api::router(state), options, stop.cancelled_owned()).await;
+    crate::service::http::serve(listener, app, options, stop.cancelled_owned()).await;
     // Then the reader loop, the sync task, the expiry pass and the watchdog, in order.
     tasks.finish(Duration::from_secs(5)).await;
     tracing::info!("stopped");

@@ -6,6 +6,7 @@ pub mod alloc;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod engine;
 pub mod error;

@@ -13,7 +13,7 @@ mod ask;
 mod campaigns;
 mod members;
 mod openapi;
-mod reports;
+pub mod reports;
 pub mod sessions;
 mod staff;
 

@@ -99,15 +99,75 @@ pub fn serve(mut cfg: HubConfig, args: HubArgs) -> std::result::Result<(), Start
         secrets,
         unverified: Unverified::default(),
     });
+    let console = Arc::new(crate::console::Console::hub(
+        Arc::new(HubConsole {
+            hub: hub.clone(),
+            token: state.token.clone(),
+        }),
+        Duration::from_secs(30 * 60),
+        serving.tls.is_some(),
+    ));
     let runtime = crate::service::runtime("loyaltyd-hub")?;
-    let result = runtime.block_on(run(state, listen, serving));
+    let result = runtime.block_on(run(state, console, listen, serving));
     runtime.shutdown_timeout(Duration::from_secs(1));
     hub.close().map_err(StartError::Engine)?;
     result
 }
 
+/// What the console needs of the hub beyond its engine.
+struct HubConsole {
+    hub: Arc<SledHub>,
+    token: String,
+}
+
+impl crate::console::HubOps for HubConsole {
+    fn engine(&self) -> &crate::engine::Engine {
+        self.hub.engine()
+    }
+
+    fn operator_token_is(&self, password: &str) -> bool {
+        crate::service::http::same(password.as_bytes(), self.token.as_bytes())
+    }
+
+    fn terminals(&self) -> crate::error::Result<Vec<crate::console::TerminalRow>> {
+        Ok(self
+            .hub
+            .terminals()?
+            .into_iter()
+            .map(|t| crate::console::TerminalRow {
+                terminal_id: t.terminal_id,
+                epoch: t.epoch,
+                acked_seq: t.acked_seq,
+                records: t.records,
+                duplicates: t.duplicates,
+                skipped: t.skipped,
+                untrusted_clock: t.untrusted_clock,
+            })
+            .collect())
+    }
+
+    fn conflicts(&self) -> crate::error::Result<Vec<crate::engine::ConflictView>> {
+        self.hub.conflicts()
+    }
+
+    fn resolve(
+        &self,
+        id: &str,
+        keep: &str,
+        merge: bool,
+        by: crate::engine::Actor,
+    ) -> crate::error::Result<crate::engine::ConflictView> {
+        self.hub.resolve_conflict(id, keep, merge, by)
+    }
+
+    fn publish(&self, text: &str) -> crate::error::Result<u32> {
+        self.hub.publish_ruleset(text)
+    }
+}
+
 async fn run(
     state: Shared,
+    console: Arc<crate::console::Console>,
     listen: String,
     serving: crate::service::http::Options,
 ) -> std::result::Result<(), StartError> {
@@ -139,7 +199,9 @@ async fn run(
     tracing::info!("hub listening on {scheme}://{addr}");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let stop = tasks.stop.clone();
-    crate::service::http::serve(listener, api::router(state), serving, stop.cancelled_owned()).await;
+    tracing::info!("console at {scheme}://{addr}/console/");
+    let app = crate::console::router(console).merge(api::router(state));
+    crate::service::http::serve(listener, app, serving, stop.cancelled_owned()).await;
     tasks.finish(Duration::from_secs(5)).await;
     tracing::info!("hub stopped");
     Ok(())
