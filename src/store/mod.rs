@@ -19,6 +19,7 @@
 //!   keys live in 65,536 buckets.
 
 mod apply;
+pub mod audit;
 mod campaign;
 mod dump;
 pub mod history;
@@ -66,8 +67,9 @@ const VERSION: u8 = 1;
 /// The key layout (see the module docs); 1 kept a key per transaction and idempotency
 /// key, 2 kept the terminal's and hub's bookkeeping inside the member's state and
 /// idempotency keys by transaction id, 3 had no history, search indexes or staff, 4
-/// no groups, fired triggers or coupon issuers, 5 no report aggregates.
-const LAYOUT: u32 = 6;
+/// no groups, fired triggers or coupon issuers, 5 no report aggregates, 6 no
+/// campaign figures or audit index and report aggregates without terminal scopes.
+const LAYOUT: u32 = 7;
 
 /// Key prefixes of the single sled tree (one tree makes every apply one atomic batch).
 mod key {

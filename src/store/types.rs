@@ -149,7 +149,7 @@ pub struct Acked {
 /// A committed checkout: its journal record and what applying it and refunds did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxState {
-    pub rec: record::CheckoutV2,
+    pub rec: record::CheckoutV3,
     /// Its seq in this terminal's journal (0 on the hub, where it came from a terminal).
     pub seq: u64,
     pub at: Ts,

@@ -74,9 +74,10 @@ fn enrol(ch: &mut Changes, o: Origin, rec: &Record, mut m: MemberState, card: &s
     ch.index_before.entry(id.clone()).or_default();
     ch.totals_before.entry(id.clone()).or_insert(None);
     ch.put(
-        crate::store::report::cohort_key(crate::store::report::month_of(rec.day), &id),
+        crate::store::report::cohort_key(&rec_m.state.enrolled_by, crate::store::report::month_of(rec.day), &id),
         &(),
     );
+    ch.report_day(rec.day, |d| d.new_members += 1)?;
     ch.ledger(
         &mut rec_m,
         rec,
