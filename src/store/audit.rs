@@ -1,5 +1,5 @@
 //! The audit index: who did what, when, at which terminal, one key per record that is
-//! an action (`A` + local day + seq), written as the record applies, so the audit view
+//! an action (`l` + local day + seq), written as the record applies, so the audit view
 //! pages it newest first without reading the journal. `y` + staff id notes every actor
 //! seen, so that a filter by an unknown staff id can be told apart from one with no
 //! entries in the window.
@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::model::{DayNo, Ts};
 use crate::record::{Body, Record};
 
-pub(super) const AUDIT: u8 = b'A';
+pub(super) const AUDIT: u8 = b'l';
 pub(super) const ACTOR: u8 = b'y';
 
 /// The actions the audit view names, stable (interface: add, never rename).

@@ -68,8 +68,9 @@ const VERSION: u8 = 1;
 /// key, 2 kept the terminal's and hub's bookkeeping inside the member's state and
 /// idempotency keys by transaction id, 3 had no history, search indexes or staff, 4
 /// no groups, fired triggers or coupon issuers, 5 no report aggregates, 6 no
-/// campaign figures or audit index and report aggregates without terminal scopes.
-const LAYOUT: u32 = 7;
+/// campaign figures or audit index and report aggregates without terminal scopes (7 is
+/// main's ordered search indexes, made beside this branch: the merge takes 8).
+const LAYOUT: u32 = 8;
 
 /// Key prefixes of the single sled tree (one tree makes every apply one atomic batch).
 mod key {
