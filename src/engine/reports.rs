@@ -3,7 +3,6 @@
 //! records apply (see `store::report`); on the hub for the chain or, with a terminal
 //! id, one shop.
 
-use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
@@ -95,13 +94,6 @@ fn month_text(n: u32) -> String {
     format!("{:04}-{:02}", n / 12, n % 12 + 1)
 }
 
-/// The first and last day numbers of month number `n`.
-fn days_of(n: u32) -> (i32, i32) {
-    let first = NaiveDate::from_ymd_opt((n / 12) as i32, n % 12 + 1, 1).expect("a valid month");
-    let next = NaiveDate::from_ymd_opt(((n + 1) / 12) as i32, (n + 1) % 12 + 1, 1).expect("a valid month");
-    (day_no(first), day_no(next) - 1)
-}
-
 /// Members per tier as stored; a member who never bought has none stored and is in the
 /// first tier (where every member starts).
 fn tier_mix(mut stored: BTreeMap<String, i64>, rules: &crate::rules::Ruleset) -> BTreeMap<String, i64> {
@@ -186,32 +178,16 @@ impl Engine {
         }
         let rules = self.rules();
         let now = month_of(day_no(local_date(&rules, at.ts)));
-        // Each enrolling terminal's cohorts against its members' checkouts, summed by
-        // month (a member has one enroller, so the scopes add up).
-        let mut by_month: BTreeMap<u32, (i64, Vec<i64>)> = BTreeMap::new();
-        for (s, cohorts) in self.store.cohorts(scope, f, t)? {
-            let mut active_by_month = BTreeMap::new();
-            for (month, members) in cohorts {
-                let sum = by_month
-                    .entry(month)
-                    .or_insert_with(|| (0, vec![0; (now.max(month) - month + 1) as usize]));
-                sum.0 += members.len() as i64;
-                for (k, m) in (month..=now.max(month)).enumerate() {
-                    let (first, last) = days_of(m);
-                    let set = match active_by_month.entry(m) {
-                        Entry::Occupied(e) => e.into_mut(),
-                        Entry::Vacant(e) => e.insert(self.store.active_in(&s, first, last)?),
-                    };
-                    sum.1[k] += members.iter().filter(|id| set.contains(*id)).count() as i64;
-                }
-            }
-        }
-        let cohorts = by_month
+        let cohorts = self
+            .store
+            .cohorts(scope, f, t)?
             .into_iter()
             .map(|(month, (members, active))| Cohort {
                 month: month_text(month),
                 members,
-                active,
+                active: (month..=now.max(month))
+                    .map(|m| active.get(&m).copied().unwrap_or(0))
+                    .collect(),
             })
             .collect();
         Ok(Retention { cohorts })

@@ -104,10 +104,22 @@ impl Store {
                     );
                 }
                 report::COHORT => {
-                    let (scope, month, member) = report::split_cohort(&k);
+                    let (scope, cohort, month) = report::split_cohort(&k);
+                    let month = match month {
+                        report::COHORT_SIZE => "members".to_string(),
+                        m => format!("{:04}-{:02}", m / 12, m % 12 + 1),
+                    };
                     put(
                         "report_cohorts",
-                        format!("{scope}/{:04}-{:02}/{member}", month / 12, month % 12 + 1),
+                        format!("{scope}/{:04}-{:02}/{month}", cohort / 12, cohort % 12 + 1),
+                        to_json(&dec::<i64>("cohort count", v)?),
+                    );
+                }
+                report::MEMBER_MONTH => {
+                    let (member, month) = report::split_member_month(&k);
+                    put(
+                        "report_member_months",
+                        format!("{member}/{:04}-{:02}", month / 12, month % 12 + 1),
                         Value::Null,
                     );
                 }

@@ -11,8 +11,11 @@
 //!   cost follows the window's activity, not the member count). Scoped by the terminal
 //!   that enrolled the member, which is what the hub's `?terminal=` narrows member
 //!   figures to; a member has one enroller, so the scopes never share a member.
-//! - `o` + enroller + enrolment month + member: the retention cohorts; a cohort's `a_k`
-//!   intersects it with the member-days of month k (of the same scope).
+//! - `o` + enroller + enrolment month + month: the retention cohorts, counted: the
+//!   members of the cohort with a checkout in that month (`COHORT_SIZE`: enrolled).
+//!   Key `x` (member, month) marks a member's first checkout of a month, so that the
+//!   count is of distinct members whatever order the records come in. Retention reads
+//!   one key per cohort and month.
 //! - `g` + recorder + day + campaign: `CampaignDay`, what a promotion, coupon type, earn
 //!   campaign, group-buy deal or trigger did in the checkouts of that day.
 //! - `h` + recorder + campaign + day + member: the members a campaign touched that day
@@ -42,6 +45,9 @@ pub(super) const MEMBER_DAY: u8 = b'j';
 pub(super) const COHORT: u8 = b'o';
 pub(super) const CAMPAIGN_DAY: u8 = b'g';
 pub(super) const CAMPAIGN_MEMBER: u8 = b'h';
+pub(super) const MEMBER_MONTH: u8 = b'x';
+/// The month under which a cohort's size is counted.
+pub(super) const COHORT_SIZE: u32 = u32::MAX;
 pub(super) const TOTALS: &[u8] = b"Mreports";
 
 /// The figures of one local day, as one terminal recorded them.
@@ -232,10 +238,18 @@ pub fn month_of(day: DayNo) -> u32 {
     d.year() as u32 * 12 + d.month0()
 }
 
-pub(super) fn cohort_key(scope: &str, month: u32, member_id: &str) -> Vec<u8> {
+pub(super) fn cohort_key(scope: &str, cohort: u32, month: u32) -> Vec<u8> {
     let mut v = scoped(COHORT, scope);
+    v.extend_from_slice(&cohort.to_be_bytes());
     v.extend_from_slice(&month.to_be_bytes());
+    v
+}
+
+pub(super) fn member_month_key(member_id: &str, month: u32) -> Vec<u8> {
+    let mut v = Vec::with_capacity(6 + member_id.len());
+    v.push(MEMBER_MONTH);
     v.extend_from_slice(member_id.as_bytes());
+    v.extend_from_slice(&month.to_be_bytes());
     v
 }
 
@@ -274,14 +288,17 @@ pub(super) fn split_member_day(key: &[u8]) -> (String, DayNo, String) {
     )
 }
 
-pub(super) fn split_cohort(key: &[u8]) -> (String, u32, String) {
+pub(super) fn split_cohort(key: &[u8]) -> (String, u32, u32) {
     let (scope, rest) = split_scope(key);
-    let month = u32::from_be_bytes(rest.get(..4).and_then(|b| b.try_into().ok()).unwrap_or([0; 4]));
-    (
-        scope,
-        month,
-        String::from_utf8_lossy(rest.get(4..).unwrap_or(&[])).into_owned(),
-    )
+    let num = |r: Option<&[u8]>| u32::from_be_bytes(r.and_then(|b| b.try_into().ok()).unwrap_or([0; 4]));
+    (scope, num(rest.get(..4)), num(rest.get(4..8)))
+}
+
+pub(super) fn split_member_month(key: &[u8]) -> (String, u32) {
+    let rest = &key[1.min(key.len())..];
+    let cut = rest.len().saturating_sub(4);
+    let month = u32::from_be_bytes(rest[cut..].try_into().unwrap_or([0; 4]));
+    (String::from_utf8_lossy(&rest[..cut]).into_owned(), month)
 }
 
 pub(super) fn split_campaign_day(key: &[u8]) -> (String, DayNo, &'static str, String) {
@@ -317,8 +334,8 @@ pub(super) fn split_campaign_member(key: &[u8]) -> (String, String, DayNo, Strin
     )
 }
 
-/// One scope's cohorts: the members enrolled in each month (month numbers of `month_of`).
-pub type Cohorts = BTreeMap<u32, HashSet<String>>;
+/// Cohorts by enrolment month: their size, and by month the members active in it.
+pub type Cohorts = BTreeMap<u32, (i64, BTreeMap<u32, i64>)>;
 
 /// The window figures a summary reads from the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -422,32 +439,24 @@ impl Store {
         Ok(out)
     }
 
-    /// The scopes that enrolled members, each with its cohorts of months `from..=to`
-    /// (month numbers of `month_of`): the members enrolled in each month.
-    pub fn cohorts(&self, scope: Scope, from: u32, to: u32) -> Result<Vec<(String, Cohorts)>> {
-        let mut out = Vec::new();
+    /// The cohorts enrolled in months `from..=to` (month numbers of `month_of`), summed
+    /// over the scopes asked for (a member has one enroller: nothing counts twice).
+    pub fn cohorts(&self, scope: Scope, from: u32, to: u32) -> Result<Cohorts> {
+        let mut out = Cohorts::new();
         for s in self.scopes_of(COHORT, scope)? {
-            let mut months = Cohorts::new();
-            for (_, month, id) in self.range(cohort_key(&s, from, ""), cohort_key(&s, to + 1, ""), |k, _| {
-                Ok(split_cohort(k))
-            })? {
-                months.entry(month).or_default().insert(id);
+            let counts = self.range(cohort_key(&s, from, 0), cohort_key(&s, to + 1, 0), |k, v| {
+                let (_, cohort, month) = split_cohort(k);
+                Ok((cohort, month, dec::<i64>("cohort count", v)?))
+            })?;
+            for (cohort, month, n) in counts {
+                let c = out.entry(cohort).or_default();
+                match month {
+                    COHORT_SIZE => c.0 += n,
+                    m => *c.1.entry(m).or_default() += n,
+                }
             }
-            out.push((s, months));
         }
         Ok(out)
-    }
-
-    /// Members enrolled by `scope` with a checkout in days `from..=to`.
-    pub fn active_in(&self, scope: &str, from: DayNo, to: DayNo) -> Result<HashSet<String>> {
-        Ok(self
-            .range(
-                member_day_key(scope, from, ""),
-                member_day_key(scope, to + 1, ""),
-                |k, _| Ok(split_member_day(k).2),
-            )?
-            .into_iter()
-            .collect())
     }
 
     /// Every campaign's figures over days `from..=to`, with its distinct members.

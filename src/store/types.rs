@@ -90,6 +90,9 @@ pub(super) struct MemberRec {
     /// Entries in the member's points ledger and transactions (see `history`).
     pub(super) ledger_len: u64,
     pub(super) history_len: u64,
+    /// The month (`report::month_of`) the member was enrolled in here: its retention
+    /// cohort (none for members another node enrolled).
+    pub(super) cohort: Option<u32>,
 }
 
 impl MemberRec {
@@ -101,6 +104,7 @@ impl MemberRec {
             listed_negative: false,
             ledger_len: 0,
             history_len: 0,
+            cohort: None,
         }
     }
 

@@ -243,10 +243,29 @@ impl<'a> Changes<'a> {
     }
 
     /// One more checkout of member `m` on `day` (active and repeat members), under the
-    /// terminal that enrolled it.
+    /// terminal that enrolled it; the first of its month counts the member active in
+    /// that month in its cohort (retention).
     fn report_checkout(&mut self, day: DayNo, m: &MemberRec) -> Result<()> {
-        let key = report::member_day_key(&m.state.enrolled_by, day, &m.state.member_id);
+        let scope = &m.state.enrolled_by;
+        let key = report::member_day_key(scope, day, &m.state.member_id);
         let n: u32 = self.get("member day", &key)?.unwrap_or(0);
+        self.put(key, &(n + 1));
+        if let Some(cohort) = m.cohort {
+            let month = report::month_of(day);
+            let mk = report::member_month_key(&m.state.member_id, month);
+            if self.read(&mk)?.is_none() {
+                self.put(mk, &());
+                self.report_cohort(scope, cohort, month)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One more member in cohort `cohort` of `scope` active in `month` (or, with
+    /// `report::COHORT_SIZE`, enrolled).
+    fn report_cohort(&mut self, scope: &str, cohort: u32, month: u32) -> Result<()> {
+        let key = report::cohort_key(scope, cohort, month);
+        let n: i64 = self.get("cohort count", &key)?.unwrap_or(0);
         self.put(key, &(n + 1));
         Ok(())
     }
