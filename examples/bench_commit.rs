@@ -439,7 +439,7 @@ impl Synth {
             key: format!("pos-{seq}"),
             request: hash,
         };
-        let body = Body::CheckoutV2(Box::new(record::CheckoutV2 {
+        let body = Body::CheckoutV3(Box::new(record::CheckoutV3 {
             tx_id: engine::tx_id("T1", 0x5EED, seq),
             member_id: Synth::member_id(i),
             card: card(i),
@@ -466,6 +466,7 @@ impl Synth {
             gift_points: 0,
             coupons_issued: vec![],
             tiers_reached: vec![],
+            campaigns: vec![],
         }));
         self.keyed(body, Some(idem))
     }

@@ -273,6 +273,7 @@ fn kind(b: &loyaltyd::record::Body) -> &'static str {
         GroupJoin(_) => "GroupJoin",
         TriggerPass { .. } => "TriggerPass",
         HubPullV3(_) => "HubPullV3",
+        CheckoutV3(_) => "CheckoutV3",
     }
 }
 
@@ -303,7 +304,7 @@ fn every_golden_set_holds_every_kind_of_record() {
             "Acked",
             "CardBlock",
             "CardReplace",
-            "CheckoutV2",
+            "CheckoutV3",
             "CouponIssueV2",
             "Covered",
             "Expire",
@@ -331,7 +332,7 @@ fn every_golden_set_holds_every_kind_of_record() {
                 "PointsAdjust",
                 "StaffAdd",
                 "StaffChange",
-                // 0.2 campaigns (CheckoutV2 and CouponIssueV2 above: 0.1's forms read as them).
+                // 0.2 campaigns (CheckoutV3 and CouponIssueV2 above: 0.1's and 0.2's forms read as them).
                 "GroupJoin",
                 "TriggerPass",
             ]);

@@ -16,7 +16,7 @@ use support::openapi::{
 };
 
 /// interface.md's POS API as the terminal serves it, and the description itself.
-const TERMINAL: [(&str, &str); 41] = [
+const TERMINAL: [(&str, &str); 43] = [
     ("GET", "/v1/health"),
     ("GET", "/v1/openapi.json"),
     ("POST", "/v1/sessions"),
@@ -53,6 +53,8 @@ const TERMINAL: [(&str, &str); 41] = [
     ("GET", "/v1/reports/daily"),
     ("GET", "/v1/reports/summary"),
     ("GET", "/v1/reports/retention"),
+    ("GET", "/v1/reports/campaigns"),
+    ("GET", "/v1/audit"),
     ("GET", "/metrics"),
     ("GET", "/v1/staff"),
     ("POST", "/v1/staff"),

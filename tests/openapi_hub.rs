@@ -12,7 +12,7 @@ use support::openapi::{description, head, operations, pairs, router_matches, Che
 use support::shop::Shop;
 
 /// The hub's routes: sync (signed by a terminal), the operators' (bearer token).
-const HUB: [(&str, &str); 19] = [
+const HUB: [(&str, &str); 23] = [
     ("GET", "/v1/health"),
     ("GET", "/v1/openapi.json"),
     ("POST", "/v1/sync/push"),
@@ -31,6 +31,10 @@ const HUB: [(&str, &str); 19] = [
     ("POST", "/v1/hub/triggers/run"),
     ("GET", "/v1/hub/terminals"),
     ("GET", "/v1/hub/reports/overspent"),
+    ("GET", "/v1/hub/reports/summary"),
+    ("GET", "/v1/hub/reports/retention"),
+    ("GET", "/v1/hub/reports/campaigns"),
+    ("GET", "/v1/hub/audit"),
     ("POST", "/v1/hub/rulesets"),
 ];
 
@@ -205,6 +209,17 @@ fn every_answer_of_the_hub_is_declared() {
         &op,
         200,
     );
+    for (path, query) in [
+        ("/v1/hub/reports/summary", "?from=2026-01-01&to=2026-12-31"),
+        ("/v1/hub/reports/retention", "?from=2026-01&to=2026-12"),
+        ("/v1/hub/reports/campaigns", "?from=2026-01-01&to=2026-12-31"),
+        ("/v1/hub/audit", "?from=2026-01-01"),
+    ] {
+        let asked = format!("{path}{query}");
+        c.expect(("GET", path, &asked), None, &op, 200);
+        let bad = format!("{path}{query}&terminal=T9");
+        c.expect(("GET", path, &bad), None, &op, 400);
+    }
     let publish = ("POST", "/v1/hub/rulesets", "/v1/hub/rulesets");
     let rules = std::fs::read_to_string(support::daemon::repo("config/rules.toml")).unwrap();
     let newer = rules.replacen("version = 1", "version = 2", 1);

@@ -10,6 +10,7 @@
 //! (utoipa-axum), so every route is described at the path and method it is served on.
 
 mod ask;
+pub(crate) mod audit;
 mod campaigns;
 mod members;
 mod openapi;
@@ -113,6 +114,7 @@ fn authed_routes() -> OpenApiRouter<Shared> {
         .merge(campaigns::routes())
         .merge(staff::routes())
         .merge(reports::routes())
+        .merge(audit::routes())
         .routes(routes!(get_card))
         .routes(routes!(block_card))
         .routes(routes!(replace_card))

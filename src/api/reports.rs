@@ -1,5 +1,6 @@
-//! `GET /v1/reports/summary` and `/v1/reports/retention` (interface.md 0.2 "Reports"),
-//! as JSON or, with `?format=csv`, a header row and rows.
+//! `GET /v1/reports/summary`, `/v1/reports/retention` and `/v1/reports/campaigns`
+//! (interface.md 0.2 "Reports"), as JSON or, with `?format=csv`, a header row and rows.
+//! The parsing and the CSV forms are the hub's too (`hub::reports`).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -12,12 +13,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{blocking, Caller, Shared};
-use crate::engine::reports::{Month, Retention, Summary};
+use crate::engine::reports::{Campaigns, Month, Retention, Summary};
 use crate::error::{Error, Result};
 use crate::service::openapi::ErrorDoc;
+use crate::store::report::Scope;
 
 pub fn routes() -> OpenApiRouter<Shared> {
-    OpenApiRouter::new().routes(routes!(summary)).routes(routes!(retention))
+    OpenApiRouter::new()
+        .routes(routes!(summary))
+        .routes(routes!(retention))
+        .routes(routes!(campaigns))
 }
 
 /// A report's window (dates for the summary, months for retention) and its format.
@@ -34,7 +39,7 @@ pub struct WindowQuery {
 }
 
 /// Whether the answer is CSV (`format=csv`) or JSON (none, or `format=json`).
-fn wants_csv(format: Option<&str>) -> Result<bool> {
+pub(crate) fn wants_csv(format: Option<&str>) -> Result<bool> {
     match format {
         None | Some("json") => Ok(false),
         Some("csv") => Ok(true),
@@ -47,13 +52,13 @@ fn required<'a>(v: &'a Option<String>, name: &str, shape: &str) -> Result<&'a st
         .ok_or_else(|| Error::invalid(format!("{name} is required ({shape})")))
 }
 
-fn date(v: &Option<String>, name: &str) -> Result<chrono::NaiveDate> {
+pub(crate) fn date(v: &Option<String>, name: &str) -> Result<chrono::NaiveDate> {
     let s = required(v, name, "YYYY-MM-DD")?;
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|_| Error::invalid(format!("{name} {s:?} is not a date (YYYY-MM-DD)")))
 }
 
-fn month(v: &Option<String>, name: &str) -> Result<Month> {
+pub(crate) fn month(v: &Option<String>, name: &str) -> Result<Month> {
     let s = required(v, name, "YYYY-MM")?;
     let bad = || Error::invalid(format!("{name} {s:?} is not a month (YYYY-MM)"));
     let (y, m) = s.split_once('-').ok_or_else(bad)?;
@@ -68,7 +73,7 @@ fn month(v: &Option<String>, name: &str) -> Result<Month> {
     Ok((y, m))
 }
 
-fn csv_response(name: &str, body: String) -> Response {
+pub(crate) fn csv_response(name: &str, body: String) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
@@ -122,6 +127,24 @@ pub fn summary_csv(s: &Summary) -> String {
     format!("{}\n{}\n", head.join(","), row.join(","))
 }
 
+/// The campaigns as CSV: a row per campaign.
+pub fn campaigns_csv(c: &Campaigns) -> String {
+    let mut out = String::from("id,kind,uses,members,discount,bonus_points,sales\n");
+    for r in &c.campaigns {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{}\n",
+            field(&r.id),
+            r.kind,
+            r.uses,
+            r.members,
+            r.discount,
+            r.bonus_points,
+            r.sales
+        ));
+    }
+    out
+}
+
 /// Retention as CSV: a row per cohort and month after it (`k`).
 pub fn retention_csv(r: &Retention) -> String {
     let mut out = String::from("month,members,k,active\n");
@@ -151,7 +174,7 @@ async fn summary(
         let csv = wants_csv(q.format.as_deref())?;
         let (from, to) = (date(&q.from, "from")?, date(&q.to, "to")?);
         let at = st.engine.at(None).by(c.actor);
-        blocking(&st, move |e| e.report_summary(from, to, &at)).map(|s| (csv, s))
+        blocking(&st, move |e| e.report_summary(from, to, Scope::All, &at)).map(|s| (csv, s))
     };
     match run() {
         Ok((true, s)) => csv_response("summary", summary_csv(&s)),
@@ -178,10 +201,37 @@ async fn retention(
         let csv = wants_csv(q.format.as_deref())?;
         let (from, to) = (month(&q.from, "from")?, month(&q.to, "to")?);
         let at = st.engine.at(None).by(c.actor);
-        blocking(&st, move |e| e.report_retention(from, to, &at)).map(|s| (csv, s))
+        blocking(&st, move |e| e.report_retention(from, to, Scope::All, &at)).map(|s| (csv, s))
     };
     match run() {
         Ok((true, r)) => csv_response("retention", retention_csv(&r)),
+        Ok((false, r)) => Json(r).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/reports/campaigns", operation_id = "report_campaigns",
+    description = "What each promotion, coupon type, earn campaign, group-buy deal and trigger did in the checkouts of a window of local dates (manager): checkouts it touched, their distinct members, money it took off, points it added above the base rate, the totals of those checkouts; `format=csv`: a row per campaign.",
+    params(WindowQuery),
+    responses(
+        (status = 200, description = "The campaigns (or their CSV).", body = Campaigns),
+        (status = 400, description = "`invalid_input`: a date, the window, the format.", body = ErrorDoc),
+        (status = 403, description = "`forbidden`: needs a manager.", body = ErrorDoc),
+    ))]
+async fn campaigns(
+    State(st): State<Shared>,
+    c: Caller,
+    q: std::result::Result<Query<WindowQuery>, QueryRejection>,
+) -> Response {
+    let run = || -> Result<(bool, Campaigns)> {
+        let Query(q) = q.map_err(|e| Error::invalid(e.body_text()))?;
+        let csv = wants_csv(q.format.as_deref())?;
+        let (from, to) = (date(&q.from, "from")?, date(&q.to, "to")?);
+        let at = st.engine.at(None).by(c.actor);
+        blocking(&st, move |e| e.report_campaigns(from, to, Scope::All, &at)).map(|s| (csv, s))
+    };
+    match run() {
+        Ok((true, r)) => csv_response("campaigns", campaigns_csv(&r)),
         Ok((false, r)) => Json(r).into_response(),
         Err(e) => e.into_response(),
     }

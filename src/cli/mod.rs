@@ -118,6 +118,27 @@ enum Cmd {
     /// Reports
     #[command(subcommand)]
     Report(ReportCmd),
+    /// Who did what, when, at which terminal (newest first)
+    Audit {
+        /// First local date, YYYY-MM-DD (inclusive)
+        #[arg(long)]
+        from: Option<String>,
+        /// Last local date, YYYY-MM-DD (inclusive)
+        #[arg(long)]
+        to: Option<String>,
+        /// Entries where this staff id acted or asked
+        #[arg(long)]
+        staff: Option<String>,
+        /// One action, e.g. checkout, refund, points.adjust
+        #[arg(long)]
+        action: Option<String>,
+        /// Entries on a page (1 to 500, default 50)
+        #[arg(long)]
+        limit: Option<usize>,
+        /// A page's `next`: the older entries after it
+        #[arg(long)]
+        cursor: Option<String>,
+    },
     /// Run the terminal daemon (POS API, card reader, feedback)
     Serve {
         /// Listen address, e.g. 127.0.0.1:0 for an ephemeral port (overrides api.listen)
@@ -545,8 +566,49 @@ fn run_target(cli: &Cli, t: &Target, stdin: &mut Option<Stdin>) -> Result<Out> {
             let text = text::daily_text(&v);
             Ok(Out::of_value(v, text))
         }
+        Cmd::Audit {
+            from,
+            to,
+            staff,
+            action,
+            limit,
+            cursor,
+        } => {
+            let v = match t {
+                Target::Local(e, at) => {
+                    let ask = crate::engine::audit::AuditAsk {
+                        from: from.as_deref().map(parse_date).transpose()?,
+                        to: to.as_deref().map(parse_date).transpose()?,
+                        staff: staff.clone(),
+                        action: action.clone(),
+                        terminal: None,
+                        limit: *limit,
+                        cursor: cursor.clone(),
+                    };
+                    let page = e.audit(&ask, false, at)?;
+                    serde_json::to_value(page).map_err(|e| Error::internal(e.to_string()))?
+                }
+                Target::Remote(r) => {
+                    let limit = limit.map(|l| l.to_string());
+                    let q: Vec<String> = [
+                        ("from", from.as_ref()),
+                        ("to", to.as_ref()),
+                        ("staff", staff.as_ref()),
+                        ("action", action.as_ref()),
+                        ("limit", limit.as_ref()),
+                        ("cursor", cursor.as_ref()),
+                    ]
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| format!("{k}={}", remote::enc(v))))
+                    .collect();
+                    r.call("GET", &format!("/v1/audit?{}", q.join("&")), None)?
+                }
+            };
+            let text = text::audit_text(&v);
+            Ok(Out::of_value(v, text))
+        }
         _ => Err(Error::invalid(
-            "--remote supports the member, card, points, activity, transaction, staff and report daily commands",
+            "--remote supports the member, card, points, activity, transaction, staff, report daily and audit commands",
         )),
     }
 }
@@ -578,7 +640,8 @@ fn run_engine(cli: &Cli, engine: &Engine) -> Result<Out> {
         | Cmd::Activity { .. }
         | Cmd::Transaction { .. }
         | Cmd::Staff(_)
-        | Cmd::Report(_) => {
+        | Cmd::Report(_)
+        | Cmd::Audit { .. } => {
             let at = engine.at(None).by(crate::engine::Actor::cli());
             run_target(cli, &Target::Local(engine, at), &mut None)
         }

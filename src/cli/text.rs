@@ -220,3 +220,29 @@ pub fn group_text(g: &crate::views::campaign::GroupView) -> String {
         g.group_id, g.deal, g.state, g.joined, g.size, g.expires_at
     )
 }
+
+/// A page of the audit view: a line per entry, then where the next page starts.
+pub fn audit_text(v: &Value) -> String {
+    let mut out = String::new();
+    for e in v["entries"].as_array().into_iter().flatten() {
+        let by = match (e["by"].as_str(), e["requested_by"].as_str()) {
+            (Some(b), Some(r)) => format!("{b} (asked by {r})"),
+            (Some(b), None) => b.to_string(),
+            _ => "-".to_string(),
+        };
+        out.push_str(&format!(
+            "{}  {:<8} {:<16} {:<20} {}\n",
+            str_of(e, "at"),
+            str_of(e, "terminal_id"),
+            str_of(e, "action"),
+            by,
+            e["subject"].as_str().unwrap_or("")
+        ));
+    }
+    match v["next"].as_str() {
+        Some(c) => out.push_str(&format!("more: --cursor {c}")),
+        None if out.is_empty() => out.push_str("no entries"),
+        None => out.push_str("(end)"),
+    }
+    out
+}

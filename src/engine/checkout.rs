@@ -256,7 +256,7 @@ impl Engine {
 
     /// The checkout record of a priced sale: the one outcome a receipt, a quote and a
     /// replay are all built from.
-    fn checkout_of(&self, rules: &Ruleset, sale: PricedCheckout, tx_id: String) -> record::CheckoutV2 {
+    fn checkout_of(&self, rules: &Ruleset, sale: PricedCheckout, tx_id: String) -> record::CheckoutV3 {
         let PricedCheckout {
             priced: p,
             member,
@@ -274,7 +274,7 @@ impl Engine {
             .map(|t| t.name.clone())
             .filter(|t| !member.tiers_reached.contains(t))
             .collect();
-        record::CheckoutV2 {
+        record::CheckoutV3 {
             tx_id,
             member_id: member.member_id.clone(),
             card: card.to_string(),
@@ -318,6 +318,11 @@ impl Engine {
             gift_points: p.gift_points,
             coupons_issued,
             tiers_reached,
+            campaigns: p
+                .campaign_points
+                .into_iter()
+                .map(|(id, points)| record::CampaignEarn { id, points })
+                .collect(),
         }
     }
 
@@ -406,7 +411,7 @@ impl Engine {
                 // answer's balance needs no read of the store.
                 let mut after = member;
                 after.on_checkout(&c, at.ts, day_no(local_date(rules, at.ts)));
-                bodies.push(Body::CheckoutV2(Box::new(c.clone())));
+                bodies.push(Body::CheckoutV3(Box::new(c.clone())));
                 Ok(Step::Done(bodies, (c, after.ledger_balance())))
             },
             |store, rules, (c, balance)| {
@@ -418,7 +423,7 @@ impl Engine {
                 Ok(Receipt::of_checkout(rules, &c, at.ts, balance, false))
             },
             |_, rules, rec, first| match &rec.body {
-                Body::CheckoutV2(c) => Ok(Receipt::of_checkout(rules, c, rec.at, first.balance_after, true)),
+                Body::CheckoutV3(c) => Ok(Receipt::of_checkout(rules, c, rec.at, first.balance_after, true)),
                 _ => Err(Error::internal("an idempotency key answers another kind of change")),
             },
         )

@@ -16,6 +16,7 @@
 //! outbox, acknowledgements, pulls, the hub's ingest); `idem` holds idempotency keys,
 //! `clock` the clock's trust, `recovery` opening a data directory and `rebuild`.
 
+pub mod audit;
 mod campaigns;
 mod checkout;
 mod clock;

@@ -1,8 +1,8 @@
-//! Reports (interface.md 0.2 "Reports"): the summary of a window of local dates and
-//! the retention cohorts, from the aggregates the store keeps as records apply (see
-//! `store::report`).
+//! Reports (interface.md 0.2 "Reports"): the summary of a window of local dates, the
+//! retention cohorts and the campaigns' effect, from the aggregates the store keeps as
+//! records apply (see `store::report`); on the hub for the chain or, with a terminal
+//! id, one shop.
 
-use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
@@ -12,7 +12,7 @@ use super::{At, Engine};
 use crate::error::{Error, Result};
 use crate::model::{day_no, Role};
 use crate::rules::local_date;
-use crate::store::report::month_of;
+use crate::store::report::{month_of, Scope};
 
 /// The longest window a report takes: ten years of days, of months.
 pub const MAX_DAYS: i64 = 3653;
@@ -54,6 +54,35 @@ pub struct Retention {
     pub cohorts: Vec<Cohort>,
 }
 
+/// What one promotion, coupon type, earn campaign, group-buy deal or trigger did in the
+/// checkouts of a window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CampaignEffect {
+    /// The promotion, coupon type, campaign, deal or trigger id.
+    pub id: String,
+    /// `promotion`, `coupon`, `campaign`, `group_buy` or `trigger`.
+    pub kind: String,
+    /// Checkouts it touched.
+    pub uses: i64,
+    /// Distinct members of those checkouts.
+    pub members: i64,
+    /// Money it took off.
+    pub discount: i64,
+    /// Points it added above the base rate.
+    pub bonus_points: i64,
+    /// The totals of those checkouts.
+    pub sales: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Campaigns {
+    #[schema(value_type = String, format = Date)]
+    pub from: NaiveDate,
+    #[schema(value_type = String, format = Date)]
+    pub to: NaiveDate,
+    pub campaigns: Vec<CampaignEffect>,
+}
+
 /// A month as (year, month 1..=12).
 pub type Month = (i32, u32);
 
@@ -65,13 +94,6 @@ fn month_text(n: u32) -> String {
     format!("{:04}-{:02}", n / 12, n % 12 + 1)
 }
 
-/// The first and last day numbers of month number `n`.
-fn days_of(n: u32) -> (i32, i32) {
-    let first = NaiveDate::from_ymd_opt((n / 12) as i32, n % 12 + 1, 1).expect("a valid month");
-    let next = NaiveDate::from_ymd_opt(((n + 1) / 12) as i32, (n + 1) % 12 + 1, 1).expect("a valid month");
-    (day_no(first), day_no(next) - 1)
-}
-
 /// Members per tier as stored; a member who never bought has none stored and is in the
 /// first tier (where every member starts).
 fn tier_mix(mut stored: BTreeMap<String, i64>, rules: &crate::rules::Ruleset) -> BTreeMap<String, i64> {
@@ -81,21 +103,34 @@ fn tier_mix(mut stored: BTreeMap<String, i64>, rules: &crate::rules::Ruleset) ->
     stored
 }
 
+/// A window of dates as a report takes it: `from <= to`, at most `MAX_DAYS` days.
+fn check_days(from: NaiveDate, to: NaiveDate) -> Result<()> {
+    if from > to {
+        return Err(Error::invalid(format!("from {from} is after to {to}")));
+    }
+    if (to - from).num_days() >= MAX_DAYS {
+        return Err(Error::invalid(format!(
+            "from {from} to {to}: a report covers at most {MAX_DAYS} days (ten years)"
+        )));
+    }
+    Ok(())
+}
+
 impl Engine {
-    pub fn report_summary(&self, from: NaiveDate, to: NaiveDate, at: &At) -> Result<Summary> {
+    /// Whether `terminal` is this node or a terminal the hub has heard from (for the
+    /// hub's `?terminal=`).
+    pub fn knows_terminal(&self, terminal: &str) -> Result<bool> {
+        Ok(self.store.hub_terminals()?.iter().any(|h| h.terminal_id == terminal)
+            || self.store.identity()?.is_some_and(|(own, _)| own == terminal))
+    }
+
+    pub fn report_summary(&self, from: NaiveDate, to: NaiveDate, scope: Scope, at: &At) -> Result<Summary> {
         at.require(Role::Manager, "reports")?;
-        if from > to {
-            return Err(Error::invalid(format!("from {from} is after to {to}")));
-        }
-        if (to - from).num_days() >= MAX_DAYS {
-            return Err(Error::invalid(format!(
-                "from {from} to {to}: a report covers at most {MAX_DAYS} days (ten years)"
-            )));
-        }
+        check_days(from, to)?;
         let rules = self.rules();
-        let w = self.store.report_window(day_no(from), day_no(to))?;
-        let totals = self.store.report_totals()?;
-        let sales = w.daily.total - w.daily.refunded_amount;
+        let w = self.store.report_window(scope, day_no(from), day_no(to))?;
+        let totals = self.store.report_totals(scope)?;
+        let sales = w.day.total - w.day.refunded_amount;
         let outstanding = totals.points_outstanding;
         let liability = i128::from(outstanding) * i128::from(rules.redeem.unit_minor)
             / i128::from(rules.redeem.points_per_unit.max(1));
@@ -104,19 +139,19 @@ impl Engine {
             to,
             sales,
             member_sales: sales,
-            transactions: w.daily.checkouts,
-            member_transactions: w.daily.checkouts,
-            new_members: w.daily.new_members,
+            transactions: w.day.checkouts,
+            member_transactions: w.day.checkouts,
+            new_members: w.day.new_members,
             active_members: w.active_members,
             repeat_members: w.repeat_members,
             repurchase_rate_bp: match w.active_members {
                 0 => 0,
                 n => w.repeat_members * 10_000 / n,
             },
-            points_issued: w.ledger.points_issued,
-            points_clawed_back: w.ledger.points_clawed_back,
-            points_redeemed: w.ledger.points_redeemed,
-            points_expired: w.ledger.points_expired,
+            points_issued: w.day.points_issued,
+            points_clawed_back: w.day.points_clawed_back,
+            points_redeemed: w.day.points_redeemed,
+            points_expired: w.day.points_expired,
             points_outstanding: outstanding,
             liability_minor: i64::try_from(liability).unwrap_or(i64::MAX),
             tier_mix: tier_mix(totals.tiers, &rules),
@@ -124,7 +159,7 @@ impl Engine {
     }
 
     /// Cohorts enrolled in months `from..=to`; each followed up to the current month.
-    pub fn report_retention(&self, from: Month, to: Month, at: &At) -> Result<Retention> {
+    pub fn report_retention(&self, from: Month, to: Month, scope: Scope, at: &At) -> Result<Retention> {
         at.require(Role::Manager, "reports")?;
         let (f, t) = (month_no(from), month_no(to));
         if f > t {
@@ -143,25 +178,38 @@ impl Engine {
         }
         let rules = self.rules();
         let now = month_of(day_no(local_date(&rules, at.ts)));
-        let cohorts = self.store.cohorts(f, t)?;
-        let mut active_by_month = BTreeMap::new();
-        let mut out = Vec::new();
-        for (month, members) in cohorts {
-            let mut active = Vec::new();
-            for m in month..=now.max(month) {
-                let (first, last) = days_of(m);
-                let set = match active_by_month.entry(m) {
-                    Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(e) => e.insert(self.store.active_in(first, last)?),
-                };
-                active.push(members.iter().filter(|id| set.contains(*id)).count() as i64);
-            }
-            out.push(Cohort {
+        let cohorts = self
+            .store
+            .cohorts(scope, f, t)?
+            .into_iter()
+            .map(|(month, (members, active))| Cohort {
                 month: month_text(month),
-                members: members.len() as i64,
-                active,
-            });
-        }
-        Ok(Retention { cohorts: out })
+                members,
+                active: (month..=now.max(month))
+                    .map(|m| active.get(&m).copied().unwrap_or(0))
+                    .collect(),
+            })
+            .collect();
+        Ok(Retention { cohorts })
+    }
+
+    /// What each campaign did in the checkouts of `from..=to`, by kind and id.
+    pub fn report_campaigns(&self, from: NaiveDate, to: NaiveDate, scope: Scope, at: &At) -> Result<Campaigns> {
+        at.require(Role::Manager, "reports")?;
+        check_days(from, to)?;
+        let rows = self.store.campaign_window(scope, day_no(from), day_no(to))?;
+        let campaigns = rows
+            .into_iter()
+            .map(|r| CampaignEffect {
+                id: r.id,
+                kind: r.kind.name().to_string(),
+                uses: r.figures.uses,
+                members: r.members,
+                discount: r.figures.discount,
+                bonus_points: r.figures.bonus_points,
+                sales: r.figures.sales,
+            })
+            .collect();
+        Ok(Campaigns { from, to, campaigns })
     }
 }

@@ -83,6 +83,7 @@ fn operator_routes() -> OpenApiRouter<Shared> {
         .routes(routes!(terminals))
         .routes(routes!(overspent))
         .routes(routes!(publish))
+        .merge(super::reports::routes())
 }
 
 fn describe(mut doc: Description, mut sync: Description, mut ops: Description) -> Description {
@@ -119,7 +120,7 @@ pub(super) fn description() -> Description {
     )
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     st: &Shared,
     f: impl FnOnce(&dyn HubStore) -> Result<T> + Send + 'static,
 ) -> Result<T> {
@@ -315,7 +316,7 @@ async fn pull_v1(
 }
 
 /// Operator endpoints need the bearer token.
-fn operator(st: &HubState, headers: &HeaderMap) -> Result<()> {
+pub(super) fn operator(st: &HubState, headers: &HeaderMap) -> Result<()> {
     match http::bearer(headers) {
         Some(t) if http::same(t.as_bytes(), st.token.as_bytes()) => Ok(()),
         _ => Err(Error::new(Code::Unauthorized, "missing or wrong bearer token")),

@@ -14,6 +14,7 @@
 mod api;
 mod intake;
 mod openapi;
+mod reports;
 mod store;
 
 pub use intake::UNVERIFIED_PER_PEER;
@@ -45,6 +46,13 @@ struct HubState {
 }
 
 type Shared = Arc<HubState>;
+
+impl HubState {
+    /// A terminal of the hub's config.
+    fn configured(&self, terminal: &str) -> bool {
+        self.secrets.contains_key(terminal)
+    }
+}
 
 /// Runs the hub until SIGTERM/SIGINT. Errors are start-up failures, said plainly.
 pub fn serve(mut cfg: HubConfig, args: HubArgs) -> std::result::Result<(), StartError> {

@@ -2,13 +2,18 @@
 //! engine a terminal runs (journal first, then sled, one `apply`), holding every
 //! terminal's records inside `Remote` records of its own journal.
 
+use chrono::NaiveDate;
+
 use crate::config::HubConfig;
+use crate::engine::audit::{AuditAsk, AuditView};
+use crate::engine::reports::{Campaigns, Month, Retention, Summary};
 use crate::engine::{Actor, ClockPolicy, ConflictView, Engine, EngineConfig};
 use crate::error::{Code, Error, Result};
 use crate::model::{self, MemberState};
 use crate::record::{Body, Record, Remote};
 use crate::rules::Ruleset;
 use crate::service::StartError;
+use crate::store::report::Scope;
 use crate::store::{content_hash, FeedKind};
 use crate::sync::wire::{PullReply, PullRequest, PushReply, PushRequest};
 use crate::views::history::{LedgerPage, MemberCouponView, TransactionView, TransactionsPage};
@@ -75,6 +80,16 @@ pub trait HubStore: Send + Sync {
     /// A group-buy group as the hub decided it, and a deal's groups.
     fn group(&self, group_id: &str) -> Result<crate::views::campaign::GroupView>;
     fn deal_groups(&self, deal: &str) -> Result<Vec<crate::views::campaign::GroupView>>;
+    /// The reports for the chain, or with a terminal id for what that shop recorded and
+    /// the members it enrolled (interface.md 0.2 "Reports").
+    fn report_summary(&self, from: NaiveDate, to: NaiveDate, terminal: Option<&str>) -> Result<Summary>;
+    fn report_retention(&self, from: Month, to: Month, terminal: Option<&str>) -> Result<Retention>;
+    fn report_campaigns(&self, from: NaiveDate, to: NaiveDate, terminal: Option<&str>) -> Result<Campaigns>;
+    /// The audit view, chain-wide; `configured`: the terminal asked for is in the hub's
+    /// config (known even before it synced).
+    fn audit(&self, ask: AuditAsk, configured: bool) -> Result<AuditView>;
+    /// A terminal that has synced with the hub (or the hub itself).
+    fn knows_terminal(&self, terminal: &str) -> Result<bool>;
     /// Ends the session cleanly (see `Engine::close`).
     fn close(&self) -> Result<()>;
     /// Ok while the store takes changes (see `Engine::healthy`).
@@ -144,6 +159,17 @@ impl SledHub {
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
+
+    /// The operators' token acts as staff `operator`, owner.
+    fn operator(&self) -> crate::engine::At {
+        self.engine
+            .at(None)
+            .by(Actor::new("operator", crate::model::Role::Owner))
+    }
+}
+
+fn scope(terminal: Option<&str>) -> Scope<'_> {
+    terminal.map_or(Scope::All, Scope::One)
 }
 
 fn conflict(push: &PushRequest, seq: u64) -> Error {
@@ -393,6 +419,28 @@ impl HubStore for SledHub {
 
     fn healthy(&self) -> Result<()> {
         self.engine.healthy()
+    }
+
+    fn report_summary(&self, from: NaiveDate, to: NaiveDate, terminal: Option<&str>) -> Result<Summary> {
+        self.engine.report_summary(from, to, scope(terminal), &self.operator())
+    }
+
+    fn report_retention(&self, from: Month, to: Month, terminal: Option<&str>) -> Result<Retention> {
+        self.engine
+            .report_retention(from, to, scope(terminal), &self.operator())
+    }
+
+    fn report_campaigns(&self, from: NaiveDate, to: NaiveDate, terminal: Option<&str>) -> Result<Campaigns> {
+        self.engine
+            .report_campaigns(from, to, scope(terminal), &self.operator())
+    }
+
+    fn knows_terminal(&self, terminal: &str) -> Result<bool> {
+        self.engine.knows_terminal(terminal)
+    }
+
+    fn audit(&self, ask: AuditAsk, configured: bool) -> Result<AuditView> {
+        self.engine.audit(&ask, configured, &self.operator())
     }
 
     fn daily_pass(&self) -> Result<(u64, std::time::Duration)> {

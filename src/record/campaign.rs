@@ -91,6 +91,52 @@ pub struct CheckoutV2 {
     pub tiers_reached: Vec<String>,
 }
 
+/// A committed checkout (0.2 reports): `CheckoutV2`'s, with the points each earn campaign
+/// added, which the record did not hold and a replay cannot know without the ruleset.
+/// `CheckoutV2` (and so `Checkout`) is read as this with none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckoutV3 {
+    pub tx_id: String,
+    pub member_id: String,
+    pub card: String,
+    pub lines: Vec<PricedLineV2>,
+    pub subtotal: i64,
+    pub group_buy_discount: i64,
+    pub tier_discount: i64,
+    pub promotion: Option<(String, i64)>,
+    pub coupon: Option<(String, i64)>,
+    pub due: i64,
+    pub points_redeemed: i64,
+    pub redeem_value: i64,
+    pub total: i64,
+    pub base: i64,
+    pub points_earned: i64,
+    pub lot_expires_at: Option<Ts>,
+    pub tier_before: String,
+    pub tier_after: String,
+    pub visit: bool,
+    pub pin_verified: bool,
+    pub ruleset_version: u32,
+    pub group_buys: Vec<GroupBuyUsed>,
+    pub gifts: Vec<TierGiftV1>,
+    /// The gifts' points: one lot of their own, expiring as `lot_expires_at`.
+    pub gift_points: i64,
+    pub coupons_issued: Vec<IssuedCoupon>,
+    /// Tiers the member reached for the first time in this checkout, every tier passed
+    /// included (gifts and tier_up triggers are once per tier, ever).
+    pub tiers_reached: Vec<String>,
+    /// The earn campaigns in effect and the points each added above the base rate
+    /// (rules.md step 8 without it; the cap taken from the last ones first).
+    pub campaigns: Vec<CampaignEarn>,
+}
+
+/// An earn campaign in effect in a checkout and the points it added above the base rate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignEarn {
+    pub id: String,
+    pub points: i64,
+}
+
 /// Which occurrence of its event a trigger fired for (rules::triggers::Occurrence).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Occurrence {
@@ -244,6 +290,40 @@ impl From<super::Checkout> for CheckoutV2 {
             gift_points: 0,
             coupons_issued: vec![],
             tiers_reached: vec![c.tier_after],
+        }
+    }
+}
+
+impl From<CheckoutV2> for CheckoutV3 {
+    fn from(c: CheckoutV2) -> CheckoutV3 {
+        CheckoutV3 {
+            tx_id: c.tx_id,
+            member_id: c.member_id,
+            card: c.card,
+            lines: c.lines,
+            subtotal: c.subtotal,
+            group_buy_discount: c.group_buy_discount,
+            tier_discount: c.tier_discount,
+            promotion: c.promotion,
+            coupon: c.coupon,
+            due: c.due,
+            points_redeemed: c.points_redeemed,
+            redeem_value: c.redeem_value,
+            total: c.total,
+            base: c.base,
+            points_earned: c.points_earned,
+            lot_expires_at: c.lot_expires_at,
+            tier_before: c.tier_before,
+            tier_after: c.tier_after,
+            visit: c.visit,
+            pin_verified: c.pin_verified,
+            ruleset_version: c.ruleset_version,
+            group_buys: c.group_buys,
+            gifts: c.gifts,
+            gift_points: c.gift_points,
+            coupons_issued: c.coupons_issued,
+            tiers_reached: c.tiers_reached,
+            campaigns: vec![],
         }
     }
 }

@@ -276,6 +276,9 @@ pub enum Body {
     },
     /// Terminal: what one pull brought, with the groups the hub decided.
     HubPullV3(Box<HubPullV3>),
+    // ---- 0.2 reports ----
+    /// A checkout with the points each earn campaign added.
+    CheckoutV3(Box<CheckoutV3>),
 }
 
 /// A member as enrolled (0.2).
@@ -704,7 +707,8 @@ impl Record {
             })),
             Body::HubPull(p) => Body::HubPullV3(Box::new(p.into_v2().into())),
             Body::HubPullV2(p) => Body::HubPullV3(Box::new((*p).into())),
-            Body::Checkout(c) => Body::CheckoutV2(Box::new((*c).into())),
+            Body::Checkout(c) => Body::CheckoutV3(Box::new(CheckoutV2::from(*c).into())),
+            Body::CheckoutV2(c) => Body::CheckoutV3(Box::new((*c).into())),
             Body::CouponIssue {
                 code,
                 type_id,
@@ -817,7 +821,7 @@ mod tests {
             })
         );
         assert_eq!((r.by, r.requested_by), (None, None), "0.1 named nobody");
-        let Body::CheckoutV2(got) = r.body else { panic!() };
+        let Body::CheckoutV3(got) = r.body else { panic!() };
         assert_eq!(got.tx_id, c.tx_id);
     }
 }

@@ -194,6 +194,8 @@ pub struct Priced {
     /// Their points: a lot of their own (ledger kind `gift`, expiring as `lot_expires_at`),
     /// never part of `points_earned`, its cap or the tier metric.
     pub gift_points: i64,
+    /// The earn campaigns in effect and the points each added above the base rate.
+    pub campaign_points: Vec<(String, i64)>,
 }
 
 /// Prices a checkout. `check_pin` is called only when the redemption needs a PIN.
@@ -382,6 +384,23 @@ pub fn price(rules: &Ruleset, req: &Request, check_pin: &mut dyn FnMut() -> PinC
     if earn.max_points_per_tx > 0 {
         points = points.min(earn.max_points_per_tx as i128);
     }
+    // The same sale without any campaign, for what each campaign added.
+    let campaign_points = [earn.points_per_unit, tier.multiplier_bp, 10_000, m_bday]
+        .iter()
+        .try_fold(b, |acc, &m| acc.checked_mul(m as i128))
+        .filter(|_| !campaigns.is_empty())
+        .map(|num0| {
+            let mut without = num0 / den;
+            if earn.visit_bonus_points > 0 && total >= earn.visit_bonus_min_minor {
+                without += earn.visit_bonus_points as i128;
+            }
+            if earn.max_points_per_tx > 0 {
+                without = without.min(earn.max_points_per_tx as i128);
+            }
+            let multiplier_part = num / den - num0 / den;
+            campaign_points(&campaigns, m_camp, multiplier_part, points - without)
+        })
+        .unwrap_or_default();
     // Balances and tier metrics add up the points of many sales: one sale earning close
     // to i64::MAX would overflow them.
     let points = i64::try_from(points)
@@ -434,7 +453,45 @@ pub fn price(rules: &Ruleset, req: &Request, check_pin: &mut dyn FnMut() -> PinC
         pin_verified,
         gifts,
         gift_points,
+        campaign_points,
     })
+}
+
+/// What each earn campaign in effect added above the base rate (the points without any
+/// campaign): the one whose multiplier applied (largest, first in the ruleset on a tie)
+/// its multiplier's part and its bonus, each other its bonus. When the cap took some of
+/// the campaigns' points, the last ones give them up first, so the parts add up to the
+/// difference the campaigns made.
+fn campaign_points(
+    campaigns: &[&crate::rules::ruleset::Campaign],
+    m_camp: i64,
+    multiplier_part: i128,
+    made: i128,
+) -> Vec<(String, i64)> {
+    let multiplier = campaigns
+        .iter()
+        .position(|c| c.multiplier_bp == m_camp && m_camp != 10_000);
+    let mut out: Vec<(String, i128)> = campaigns
+        .iter()
+        .enumerate()
+        .filter(|&(i, c)| Some(i) == multiplier || c.bonus_points != 0)
+        .map(|(i, c)| {
+            let mult = if Some(i) == multiplier { multiplier_part } else { 0 };
+            (c.id.clone(), mult + c.bonus_points as i128)
+        })
+        .collect();
+    let mut excess = out.iter().map(|e| e.1).sum::<i128>() - made;
+    for e in out.iter_mut().rev() {
+        if excess <= 0 {
+            break;
+        }
+        let give = e.1.clamp(0, excess);
+        e.1 -= give;
+        excess -= give;
+    }
+    out.into_iter()
+        .map(|(id, p)| (id, i64::try_from(p).unwrap_or(0)))
+        .collect()
 }
 
 /// Step 0 (rules.md 0.2, "Group buys"): each unit, in order, takes one unit of the first line

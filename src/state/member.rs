@@ -82,7 +82,7 @@ impl MemberState {
     /// A checkout: its redemption takes lots first-expiring-first, its earnings form a
     /// lot (after any debt), the tier and the metric move, a visit counts. Returns the
     /// lot parts taken.
-    pub fn on_checkout(&mut self, c: &record::CheckoutV2, at: Ts, day: DayNo) -> Vec<Taken> {
+    pub fn on_checkout(&mut self, c: &record::CheckoutV3, at: Ts, day: DayNo) -> Vec<Taken> {
         let taken = lots::take(&mut self.lots, &mut self.debt, c.points_redeemed);
         lots::credit(&mut self.lots, &mut self.debt, c.points_earned, at, c.lot_expires_at);
         // Tier gifts: a lot of their own, never part of the tier metric.

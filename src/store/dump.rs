@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::audit;
 use super::history::{self, LedgerEntry, TxSummary};
 use super::report;
 use super::{
@@ -87,29 +88,62 @@ impl Store {
                     );
                 }
                 report::REPORT_DAY => {
-                    let (day, _) = report::split_member_day(&k);
+                    let (scope, day, _) = report::split_member_day(&k);
                     put(
                         "report_days",
-                        day_date(day).to_string(),
+                        format!("{scope}/{}", day_date(day)),
                         to_json(&dec::<report::ReportDay>("report day", v)?),
                     );
                 }
                 report::MEMBER_DAY => {
-                    let (day, member) = report::split_member_day(&k);
+                    let (scope, day, member) = report::split_member_day(&k);
                     put(
                         "report_member_days",
-                        format!("{}/{member}", day_date(day)),
+                        format!("{scope}/{}/{member}", day_date(day)),
                         to_json(&dec::<u32>("member day", v)?),
                     );
                 }
                 report::COHORT => {
-                    let (month, member) = report::split_cohort(&k);
+                    let (scope, cohort, month) = report::split_cohort(&k);
+                    let month = match month {
+                        report::COHORT_SIZE => "members".to_string(),
+                        m => format!("{:04}-{:02}", m / 12, m % 12 + 1),
+                    };
                     put(
                         "report_cohorts",
-                        format!("{:04}-{:02}/{member}", month / 12, month % 12 + 1),
+                        format!("{scope}/{:04}-{:02}/{month}", cohort / 12, cohort % 12 + 1),
+                        to_json(&dec::<i64>("cohort count", v)?),
+                    );
+                }
+                report::MEMBER_MONTH => {
+                    let (member, month) = report::split_member_month(&k);
+                    put(
+                        "report_member_months",
+                        format!("{member}/{:04}-{:02}", month / 12, month % 12 + 1),
                         Value::Null,
                     );
                 }
+                report::CAMPAIGN_DAY => {
+                    let (scope, day, kind, id) = report::split_campaign_day(&k);
+                    put(
+                        "report_campaign_days",
+                        format!("{scope}/{}/{kind}:{id}", day_date(day)),
+                        to_json(&dec::<report::CampaignDay>("campaign day", v)?),
+                    );
+                }
+                report::CAMPAIGN_MEMBER => {
+                    let (scope, campaign, day, member) = report::split_campaign_member(&k);
+                    put(
+                        "report_campaign_members",
+                        format!("{scope}/{campaign}/{}/{member}", day_date(day)),
+                        Value::Null,
+                    );
+                }
+                audit::AUDIT => {
+                    let e: audit::AuditEntry = dec("audit entry", v)?;
+                    put("audit", format!("{:020}", e.seq), to_json(&e));
+                }
+                audit::ACTOR => put("audit_actors", text(&k), Value::Null),
                 key::NEGATIVE => put("negative_balances", text(&k), to_json(&dec::<i64>("balance", v)?)),
                 key::STALE => put("stale_members", text(&k), Value::Bool(true)),
                 key::RECORD => {
@@ -216,7 +250,7 @@ impl Store {
                         key::CURSOR => to_json(&dec::<u64>("cursor", v)?),
                         key::PHONES_CANONICAL => to_json(&dec::<bool>("phones marker", v)?),
                         key::TRIGGER_DAY => to_json(&dec::<DayNo>("trigger day", v)?),
-                        report::TOTALS => to_json(&dec::<report::Totals>("report totals", v)?),
+                        report::TOTALS => to_json(&dec::<report::ScopedTotals>("report totals", v)?),
                         _ => return Err(Error::internal(format!("state store: unknown key {name}"))),
                     };
                     put("position", name, value);

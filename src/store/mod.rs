@@ -19,6 +19,7 @@
 //!   keys live in 65,536 buckets.
 
 mod apply;
+pub mod audit;
 mod campaign;
 mod dump;
 pub mod history;
@@ -67,8 +68,9 @@ const VERSION: u8 = 1;
 /// key, 2 kept the terminal's and hub's bookkeeping inside the member's state and
 /// idempotency keys by transaction id, 3 had no history, search indexes or staff, 4
 /// no groups, fired triggers or coupon issuers, 5 no report aggregates, 6 searched
-/// names and cards only by their first characters and had no pass index.
-const LAYOUT: u32 = 7;
+/// names and cards only by their first characters and had no pass index, 7 had no
+/// campaign figures or audit index and report aggregates without terminal scopes.
+const LAYOUT: u32 = 8;
 
 /// Key prefixes of the single sled tree (one tree makes every apply one atomic batch).
 mod key {

@@ -90,6 +90,9 @@ pub(super) struct MemberRec {
     /// Entries in the member's points ledger and transactions (see `history`).
     pub(super) ledger_len: u64,
     pub(super) history_len: u64,
+    /// The month (`report::month_of`) the member was enrolled in here: its retention
+    /// cohort (none for members another node enrolled).
+    pub(super) cohort: Option<u32>,
 }
 
 impl MemberRec {
@@ -101,6 +104,7 @@ impl MemberRec {
             listed_negative: false,
             ledger_len: 0,
             history_len: 0,
+            cohort: None,
         }
     }
 
@@ -149,7 +153,7 @@ pub struct Acked {
 /// A committed checkout: its journal record and what applying it and refunds did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxState {
-    pub rec: record::CheckoutV2,
+    pub rec: record::CheckoutV3,
     /// Its seq in this terminal's journal (0 on the hub, where it came from a terminal).
     pub seq: u64,
     pub at: Ts,

@@ -253,7 +253,7 @@ pub fn lines(lines: &[record::PricedLineV2]) -> Vec<LineView> {
 
 impl Receipt {
     /// The receipt of checkout `c` made at `at`, with the member's balance after it.
-    pub fn of_checkout(rules: &Ruleset, c: &record::CheckoutV2, at: Ts, balance: i64, replayed: bool) -> Receipt {
+    pub fn of_checkout(rules: &Ruleset, c: &record::CheckoutV3, at: Ts, balance: i64, replayed: bool) -> Receipt {
         Receipt {
             tx_id: Some(c.tx_id.clone()),
             member_id: c.member_id.clone(),

@@ -19,6 +19,7 @@ use crate::engine::reports::{Summary, MAX_DAYS};
 use crate::engine::At;
 use crate::error::{Error, Result};
 use crate::model::Role;
+use crate::store::report::Scope;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -143,11 +144,11 @@ pub fn figures(s: &Summary) -> Vec<Figure> {
 /// The summary of the window and its charts.
 pub fn build(st: &Console, at: &At, lang: Lang, from: NaiveDate, to: NaiveDate) -> Result<(Summary, Charts)> {
     st.run(|e| {
-        let summary = e.report_summary(from, to, at)?;
+        let summary = e.report_summary(from, to, Scope::All, at)?;
         let points = buckets(from, to);
         let mut per = Vec::with_capacity(points.len());
         for (_, f, t) in &points {
-            per.push(e.report_summary(*f, *t, at)?);
+            per.push(e.report_summary(*f, *t, Scope::All, at)?);
         }
         let labels: Vec<String> = points.iter().map(|b| b.0.clone()).collect();
         let col = |f: fn(&Summary) -> i64| per.iter().map(f).collect::<Vec<i64>>();
@@ -155,7 +156,7 @@ pub fn build(st: &Console, at: &At, lang: Lang, from: NaiveDate, to: NaiveDate) 
         let mut rates = Vec::new();
         for (label, f, t) in months(from, to) {
             rate_labels.push(label);
-            rates.push(e.report_summary(f, t, at)?.repurchase_rate_bp);
+            rates.push(e.report_summary(f, t, Scope::All, at)?.repurchase_rate_bp);
         }
         let tiers: Vec<(String, i64)> = summary.tier_mix.iter().map(|(k, v)| (k.clone(), *v)).collect();
         let charts = Charts {

@@ -17,6 +17,7 @@ use crate::console::{Shared, Staff};
 use crate::engine::reports::{Month, Retention, MAX_MONTHS};
 use crate::error::{Error, Result};
 use crate::model::Role;
+use crate::store::report::Scope;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -104,8 +105,8 @@ pub async fn page(
     let r = window(&wq, today).and_then(|(from, to)| {
         let (rfrom, rto) = months_window(&q, today)?;
         st.run(|e| {
-            let summary = e.report_summary(from, to, &at)?;
-            let retention = e.report_retention(rfrom, rto, &at)?;
+            let summary = e.report_summary(from, to, Scope::All, &at)?;
+            let retention = e.report_retention(rfrom, rto, Scope::All, &at)?;
             Ok((from, to, rfrom, rto, summary, retention))
         })
     });
@@ -191,7 +192,7 @@ pub async fn summary_csv(
         if from == NaiveDate::MIN || to == NaiveDate::MIN {
             return Err(Error::invalid("from and to are required (YYYY-MM-DD)"));
         }
-        st.run(|e| e.report_summary(from, to, &at))
+        st.run(|e| e.report_summary(from, to, Scope::All, &at))
     })();
     match r {
         Ok(summary) => csv("summary", crate::api::reports::summary_csv(&summary)),
@@ -216,7 +217,7 @@ pub async fn retention_csv(
             ..Default::default()
         };
         let (from, to) = months_window(&wq, today(&st))?;
-        st.run(|e| e.report_retention(from, to, &at))
+        st.run(|e| e.report_retention(from, to, Scope::All, &at))
     })();
     match r {
         Ok(ret) => csv("retention", crate::api::reports::retention_csv(&ret)),

@@ -558,3 +558,42 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn each_earn_campaign_gets_the_points_it_added_and_the_cap_takes_from_the_last() {
+    let extra = "[[campaigns]]\nid = \"bonus5\"\nbonus_points = 5\n\
+                 [[campaigns]]\nid = \"x15\"\nmultiplier_bp = 15000\n";
+    let mut rules = example_with(extra);
+    let lines = [line("rice", "grocery", 1, 10000)];
+    // Saturday: weekend-x2 (the largest multiplier) doubles the 90 points of the 90.00
+    // paid after m100-10; bonus5 adds its 5; x15 adds nothing (not the multiplier).
+    let sat = "2026-12-05T11:00:00+08:00";
+    let p = sale(&rules, "standard", &lines, sat);
+    assert_eq!(p.points_earned, 185);
+    assert_eq!(
+        p.campaign_points,
+        [("weekend-x2".to_string(), 90), ("bonus5".to_string(), 5)]
+    );
+    // A Tuesday: x15 is the multiplier (135 - 90), bonus5 its 5.
+    let p = sale(&rules, "standard", &lines, DEC_08);
+    assert_eq!(p.points_earned, 140);
+    assert_eq!(p.campaign_points, [("bonus5".to_string(), 5), ("x15".to_string(), 45)]);
+    // A cap of 150 leaves the campaigns 60 of their 95: the last gives up its share first.
+    rules.earn.max_points_per_tx = 150;
+    let p = sale(&rules, "standard", &lines, sat);
+    assert_eq!(p.points_earned, 150);
+    assert_eq!(
+        p.campaign_points,
+        [("weekend-x2".to_string(), 60), ("bonus5".to_string(), 0)]
+    );
+    // Below the base rate's own cap the campaigns made nothing.
+    rules.earn.max_points_per_tx = 80;
+    let p = sale(&rules, "standard", &lines, sat);
+    assert_eq!(
+        p.campaign_points,
+        [("weekend-x2".to_string(), 0), ("bonus5".to_string(), 0)]
+    );
+    // No campaign active: none listed.
+    let p = sale(&example(), "standard", &lines, NOV_24);
+    assert!(p.campaign_points.is_empty(), "{:?}", p.campaign_points);
+}

@@ -5,7 +5,7 @@
 use super::{balance_of, Changes, Origin};
 use crate::error::Result;
 use crate::model::CouponState;
-use crate::record::{CheckoutV2, CouponIssueV2, GroupJoin, GroupSnapshot, IssuedCoupon, Record};
+use crate::record::{CheckoutV3, CouponIssueV2, GroupJoin, GroupSnapshot, IssuedCoupon, Record};
 use crate::store::apply::sale::member_coupon_key;
 use crate::store::history::LedgerKind;
 use crate::store::{k, key, Acked, FeedKind, GroupState};
@@ -59,7 +59,7 @@ pub(super) fn coupon_issue(ch: &mut Changes, o: Origin, rec: &Record, c: &Coupon
 }
 
 /// What a checkout does to campaigns: the coupons it issued, the group-buy units it used.
-pub(super) fn after_checkout(ch: &mut Changes, o: Origin, rec: &Record, c: &CheckoutV2) -> Result<()> {
+pub(super) fn after_checkout(ch: &mut Changes, o: Origin, rec: &Record, c: &CheckoutV3) -> Result<()> {
     for IssuedCoupon {
         code,
         type_id,

@@ -73,10 +73,10 @@ fn enrol(ch: &mut Changes, o: Origin, rec: &Record, mut m: MemberState, card: &s
     let mut rec_m = MemberRec::new(m);
     ch.index_before.entry(id.clone()).or_default();
     ch.totals_before.entry(id.clone()).or_insert(None);
-    ch.put(
-        crate::store::report::cohort_key(crate::store::report::month_of(rec.day), &id),
-        &(),
-    );
+    let cohort = crate::store::report::month_of(rec.day);
+    rec_m.cohort = Some(cohort);
+    ch.report_cohort(&rec_m.state.enrolled_by, cohort, crate::store::report::COHORT_SIZE)?;
+    ch.report_day(rec.day, |d| d.new_members += 1)?;
     ch.ledger(
         &mut rec_m,
         rec,

@@ -24,6 +24,7 @@ use std::sync::atomic::Ordering;
 
 use sha2::{Digest, Sha256};
 
+use super::audit;
 use super::history::{self, LedgerEntry, LedgerKind, TxSummary};
 use super::report;
 use super::search;
@@ -69,6 +70,8 @@ struct Changes<'a> {
     index_before: FastMap<String, search::IndexKeys>,
     /// What each member changed in this step counted in the report totals before it.
     totals_before: FastMap<String, Option<report::Counted>>,
+    /// The terminal that made the record being applied: the scope of its report figures.
+    scope: String,
 }
 
 impl<'a> Changes<'a> {
@@ -83,6 +86,7 @@ impl<'a> Changes<'a> {
             pages: FastMap::default(),
             index_before: FastMap::default(),
             totals_before: FastMap::default(),
+            scope: String::new(),
         }
     }
 
@@ -226,21 +230,66 @@ impl<'a> Changes<'a> {
         if add == report::ReportDay::default() {
             return Ok(());
         }
-        let key = report::report_day_key(day);
+        self.report_day(day, |d| d.add(&add))
+    }
+
+    /// The report figures of `day` that the record being applied moves.
+    fn report_day(&mut self, day: DayNo, f: impl FnOnce(&mut report::ReportDay)) -> Result<()> {
+        let key = report::report_day_key(&self.scope, day);
         let mut d: report::ReportDay = self.get("report day", &key)?.unwrap_or_default();
-        d.points_issued += add.points_issued;
-        d.points_clawed_back += add.points_clawed_back;
-        d.points_redeemed += add.points_redeemed;
-        d.points_expired += add.points_expired;
+        f(&mut d);
         self.put(key, &d);
         Ok(())
     }
 
-    /// One more checkout of `member_id` on `day` (active and repeat members).
-    fn report_checkout(&mut self, day: DayNo, member_id: &str) -> Result<()> {
-        let key = report::member_day_key(day, member_id);
+    /// One more checkout of member `m` on `day` (active and repeat members), under the
+    /// terminal that enrolled it; the first of its month counts the member active in
+    /// that month in its cohort (retention).
+    fn report_checkout(&mut self, day: DayNo, m: &MemberRec) -> Result<()> {
+        let scope = &m.state.enrolled_by;
+        let key = report::member_day_key(scope, day, &m.state.member_id);
         let n: u32 = self.get("member day", &key)?.unwrap_or(0);
         self.put(key, &(n + 1));
+        if let Some(cohort) = m.cohort {
+            let month = report::month_of(day);
+            let mk = report::member_month_key(&m.state.member_id, month);
+            if self.read(&mk)?.is_none() {
+                self.put(mk, &());
+                self.report_cohort(scope, cohort, month)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One more member in cohort `cohort` of `scope` active in `month` (or, with
+    /// `report::COHORT_SIZE`, enrolled).
+    fn report_cohort(&mut self, scope: &str, cohort: u32, month: u32) -> Result<()> {
+        let key = report::cohort_key(scope, cohort, month);
+        let n: i64 = self.get("cohort count", &key)?.unwrap_or(0);
+        self.put(key, &(n + 1));
+        Ok(())
+    }
+
+    /// What a campaign did in a checkout of `member_id` on `day`.
+    fn report_campaign(
+        &mut self,
+        day: DayNo,
+        member_id: &str,
+        kind: report::CampaignKind,
+        id: &str,
+        add: report::CampaignDay,
+    ) -> Result<()> {
+        let key = report::campaign_day_key(&self.scope, day, kind, id);
+        let mut d: report::CampaignDay = self.get("campaign day", &key)?.unwrap_or_default();
+        d.uses += add.uses;
+        d.discount += add.discount;
+        d.bonus_points += add.bonus_points;
+        d.sales += add.sales;
+        self.put(key, &d);
+        let mk = report::campaign_member_key(&self.scope, kind, id, day, member_id);
+        if self.read(&mk)?.is_none() {
+            self.put(mk, &());
+        }
         Ok(())
     }
 
@@ -348,7 +397,7 @@ impl<'a> Changes<'a> {
     /// this step to the head of the change feed (on the step's own changes, so an entry
     /// made earlier in the step is simply dropped rather than written and removed).
     fn finish(&mut self) -> Result<()> {
-        let mut totals: Option<report::Totals> = None;
+        let mut totals: Option<report::ScopedTotals> = None;
         for (id, m) in &self.members {
             let before = match self.totals_before.get(id) {
                 Some(b) => b.clone(),
@@ -360,7 +409,7 @@ impl<'a> Changes<'a> {
                     Some(t) => t,
                     None => totals.insert(self.get("report totals", report::TOTALS)?.unwrap_or_default()),
                 };
-                t.shift(before.as_ref(), after.as_ref());
+                report::shift(t, before.as_ref(), after.as_ref());
             }
         }
         self.totals_before.clear();
@@ -505,7 +554,7 @@ impl<'a> Changes<'a> {
         let Some((rec, own_seq)) = self.record_of(tx_id, stream)? else {
             return Ok(None);
         };
-        let Body::CheckoutV2(c) = rec.body else {
+        let Body::CheckoutV3(c) = rec.body else {
             return Ok(None);
         };
         if c.tx_id != tx_id {
@@ -614,7 +663,17 @@ pub fn content_hash(payload: &[u8]) -> [u8; 32] {
 /// Applies one record: loads what it changes, calls the pure transition of `state`,
 /// writes the result; remembers its idempotency key.
 fn apply_body(ch: &mut Changes, o: Origin, rec: &Record) -> Result<()> {
+    ch.scope = ch.terminal_of(o)?;
     let touched = apply_effect(ch, o, rec)?;
+    if let Some((key, entry)) = audit::entry_of(rec, o.seq, &ch.scope) {
+        for who in [&entry.by, &entry.requested_by].into_iter().flatten() {
+            let ak = audit::actor_key(who);
+            if ch.read(&ak)?.is_none() {
+                ch.put(ak, &());
+            }
+        }
+        ch.put(key, &entry);
+    }
     // Idempotency is the terminal's business (the POS talks to it); the hub identifies
     // records by their own identity.
     if let (Some(idem), None) = (&rec.idem, o.stream) {
@@ -643,7 +702,7 @@ fn apply_effect(ch: &mut Changes, o: Origin, rec: &Record) -> Result<Option<Stri
             }
             Ok(None)
         }
-        Body::CheckoutV2(_)
+        Body::CheckoutV3(_)
         | Body::Refund(_)
         | Body::RewardRedeem { .. }
         | Body::Expire { .. }
@@ -654,9 +713,11 @@ fn apply_effect(ch: &mut Changes, o: Origin, rec: &Record) -> Result<Option<Stri
             ch.put(key::TRIGGER_DAY.to_vec(), day);
             Ok(None)
         }
-        Body::Checkout(_) | Body::CouponIssue { .. } | Body::HubPull(_) | Body::HubPullV2(_) => Err(Error::internal(
-            "an older version of a record reached apply (Record::decode reads it as the newest)",
-        )),
+        Body::Checkout(_) | Body::CheckoutV2(_) | Body::CouponIssue { .. } | Body::HubPull(_) | Body::HubPullV2(_) => {
+            Err(Error::internal(
+                "an older version of a record reached apply (Record::decode reads it as the newest)",
+            ))
+        }
         Body::MemberAdd { .. }
         | Body::MemberAddV2(_)
         | Body::CardBlock { .. }

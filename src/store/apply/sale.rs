@@ -3,7 +3,7 @@
 use super::{balance_of, Changes, Origin};
 use crate::error::{Error, Result};
 use crate::model::CouponState;
-use crate::record::{Body, Record};
+use crate::record::{Body, CheckoutV3, Record};
 use crate::state;
 use crate::store::history::{LedgerKind, TxSummary};
 use crate::store::{k, key, Acked, FeedKind, TxNote};
@@ -19,7 +19,7 @@ pub(in crate::store) fn member_coupon_key(member_id: &str, code: &str) -> Vec<u8
 pub(super) fn apply(ch: &mut Changes, o: Origin, rec: &Record) -> Result<Option<String>> {
     let at = rec.at;
     match &rec.body {
-        Body::CheckoutV2(c) => {
+        Body::CheckoutV3(c) => {
             let mut m = ch.live_member(&c.member_id, o)?;
             let before = balance_of(&m.state);
             let taken = m.state.on_checkout(c, at, rec.day);
@@ -67,8 +67,13 @@ pub(super) fn apply(ch: &mut Changes, o: Origin, rec: &Record) -> Result<Option<
             };
             ch.history(&mut m, &summary)?;
             let id = m.state.member_id.clone();
+            ch.report_checkout(rec.day, &m)?;
             ch.put_member(m, o)?;
-            ch.report_checkout(rec.day, &id)?;
+            report_campaigns(ch, rec, c, &id)?;
+            ch.report_day(rec.day, |d| {
+                d.checkouts += 1;
+                d.total += c.total;
+            })?;
             ch.daily(rec.day, |d| {
                 d.checkouts += 1;
                 d.subtotal += c.subtotal;
@@ -118,6 +123,7 @@ pub(super) fn apply(ch: &mut Changes, o: Origin, rec: &Record) -> Result<Option<
             ch.put(k(key::TX, r.tx_id.as_bytes()), &note);
             let id = m.state.member_id.clone();
             ch.put_member(m, o)?;
+            ch.report_day(rec.day, |d| d.refunded_amount += p.amount)?;
             ch.daily(rec.day, |d| {
                 d.refunds += 1;
                 d.refunded_amount += p.amount;
@@ -176,4 +182,46 @@ pub(super) fn apply(ch: &mut Changes, o: Origin, rec: &Record) -> Result<Option<
         }
         other => Err(Error::internal(format!("not a sale record: {other:?}"))),
     }
+}
+
+/// What the checkout's promotion, coupon (its type and, for a trigger's coupon, the
+/// trigger), group-buy deals and earn campaigns did, for the campaigns report. The
+/// coupon's type and issuer come from the coupon as this store holds it (the record
+/// names only the code).
+fn report_campaigns(ch: &mut Changes, rec: &Record, c: &CheckoutV3, member_id: &str) -> Result<()> {
+    use crate::store::report::{CampaignDay, CampaignKind};
+    let row = |discount: i64, bonus_points: i64| CampaignDay {
+        uses: 1,
+        discount,
+        bonus_points,
+        sales: c.total,
+    };
+    let mut rows: Vec<(CampaignKind, String, CampaignDay)> = Vec::new();
+    if let Some((id, off)) = &c.promotion {
+        rows.push((CampaignKind::Promotion, id.clone(), row(*off, 0)));
+    }
+    if let Some((code, off)) = &c.coupon {
+        if let Some(cs) = ch.get::<CouponState>("coupon", &k(key::COUPON, code.as_bytes()))? {
+            rows.push((CampaignKind::Coupon, cs.type_id.clone(), row(*off, 0)));
+            if let Some(trigger) = cs.issued_by.strip_prefix("trigger:") {
+                rows.push((CampaignKind::Trigger, trigger.to_string(), row(*off, 0)));
+            }
+        }
+    }
+    for g in &c.group_buys {
+        match rows
+            .iter_mut()
+            .find(|(kind, id, _)| *kind == CampaignKind::GroupBuy && *id == g.deal)
+        {
+            Some((_, _, d)) => d.discount += g.off,
+            None => rows.push((CampaignKind::GroupBuy, g.deal.clone(), row(g.off, 0))),
+        }
+    }
+    for e in &c.campaigns {
+        rows.push((CampaignKind::Campaign, e.id.clone(), row(0, e.points)));
+    }
+    for (kind, id, add) in rows {
+        ch.report_campaign(rec.day, member_id, kind, &id, add)?;
+    }
+    Ok(())
 }
