@@ -31,12 +31,19 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-fn open(out: &mut String, title: &str, w: i64, h: i64) {
+/// An `<svg>` that scales to its box (`fill`), or keeps its own size (the heat map, whose
+/// width follows its months: a small one would otherwise be blown up).
+fn open_sized(out: &mut String, title: &str, w: i64, h: i64, fill: bool) {
+    let width = if fill { "100%".to_string() } else { w.to_string() };
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" role="img" aria-label="{t}"><title>{t}</title>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{width}" role="img" aria-label="{t}"><title>{t}</title>"#,
         t = esc(title)
     );
+}
+
+fn open(out: &mut String, title: &str, w: i64, h: i64) {
+    open_sized(out, title, w, h, true)
 }
 
 /// A round top for an axis whose half is a whole number too (the middle gridline's
@@ -220,7 +227,7 @@ pub fn heatmap(title: &str, rows: &[(String, i64, Vec<i64>)], month_label: &str)
     let w = (label_w + cell * cols.max(1) + 8).max(200);
     let h = head + 22 * rows.len().max(1) as i64 + 8;
     let mut out = String::new();
-    open(&mut out, title, w, h);
+    open_sized(&mut out, title, w, h, false);
     out.push_str(r##"<g font-size="11" fill="#555" text-anchor="middle">"##);
     for k in 0..cols {
         let _ = write!(

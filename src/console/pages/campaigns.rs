@@ -45,6 +45,30 @@ pub struct PublishForm {
     ruleset: String,
 }
 
+/// A campaign window as a line: dates, weekdays, tiers; "always" when unbounded.
+fn window_text(w: &crate::rules::ruleset::Window) -> String {
+    let mut parts = Vec::new();
+    match (w.starts, w.ends) {
+        (None, None) => {}
+        (s, e) => parts.push(format!(
+            "{} .. {}",
+            s.map(|d| d.to_string()).unwrap_or_default(),
+            e.map(|d| d.to_string()).unwrap_or_default()
+        )),
+    }
+    if !w.weekdays.is_empty() {
+        parts.push(w.weekdays.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" "));
+    }
+    if !w.tiers.is_empty() {
+        parts.push(format!("tiers {}", w.tiers.join(", ")));
+    }
+    if parts.is_empty() {
+        "always".to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
 fn page_of(st: &Shared, s: &Staff, notice: Option<Notice>, status: StatusCode, sent: Option<String>) -> Response {
     let rules = st.engine().rules();
     let rows = |v: Vec<(String, String)>| v.into_iter().map(|(id, what)| Row { id, what }).collect();
@@ -71,7 +95,12 @@ fn page_of(st: &Shared, s: &Staff, notice: Option<Notice>, status: StatusCode, s
                     rules
                         .promotions
                         .iter()
-                        .map(|p| (p.id.clone(), format!("{:?}; {:?}; {:?}", p.kind, p.scope, p.window)))
+                        .map(|p| {
+                            (
+                                p.id.clone(),
+                                format!("{:?}; {:?}; {}", p.kind, p.scope, window_text(&p.window)),
+                            )
+                        })
                         .collect(),
                 ),
             ),
@@ -154,7 +183,12 @@ fn page_of(st: &Shared, s: &Staff, notice: Option<Notice>, status: StatusCode, s
                         .map(|c| {
                             (
                                 c.id.clone(),
-                                format!("x{} bp, +{} points; {:?}", c.multiplier_bp, c.bonus_points, c.window),
+                                format!(
+                                    "x{} bp, +{} points; {}",
+                                    c.multiplier_bp,
+                                    c.bonus_points,
+                                    window_text(&c.window)
+                                ),
                             )
                         })
                         .collect(),

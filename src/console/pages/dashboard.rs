@@ -152,12 +152,18 @@ pub fn build(st: &Console, at: &At, lang: Lang, from: NaiveDate, to: NaiveDate) 
         }
         let labels: Vec<String> = points.iter().map(|b| b.0.clone()).collect();
         let col = |f: fn(&Summary) -> i64| per.iter().map(f).collect::<Vec<i64>>();
-        let mut rate_labels = Vec::new();
-        let mut rates = Vec::new();
-        for (label, f, t) in months(from, to) {
-            rate_labels.push(label);
-            rates.push(e.report_summary(f, t, Scope::All, at)?.repurchase_rate_bp);
-        }
+        // Past 92 days the points are the months already: no second pass over them.
+        let (rate_labels, rates) = if points.len() == per.len() && (to - from).num_days() >= 92 {
+            (labels.clone(), col(|s| s.repurchase_rate_bp))
+        } else {
+            let mut rate_labels = Vec::new();
+            let mut rates = Vec::new();
+            for (label, f, t) in months(from, to) {
+                rate_labels.push(label);
+                rates.push(e.report_summary(f, t, Scope::All, at)?.repurchase_rate_bp);
+            }
+            (rate_labels, rates)
+        };
         let tiers: Vec<(String, i64)> = summary.tier_mix.iter().map(|(k, v)| (k.clone(), *v)).collect();
         let charts = Charts {
             sales: charts::bars(t(lang, "chart.sales"), &labels, &col(|s| s.sales), &|v| money(v)),

@@ -65,10 +65,9 @@ pub async fn search(
     q: std::result::Result<Query<SearchQuery>, QueryRejection>,
 ) -> Response {
     let q = q.map(|Query(q)| q).unwrap_or_default();
-    let mut f = frame(&st, &s, "title.members", "/console/members");
     let text = q.q.clone().unwrap_or_default();
     let mut page = SearchPage {
-        f: Frame { notice: None, ..f },
+        f: frame(&st, &s, "title.members", "/console/members"),
         q: text.clone(),
         members: Vec::new(),
         searched: false,
@@ -95,11 +94,8 @@ pub async fn search(
             html(StatusCode::OK, &page)
         }
         Err(e) if !e.code.is_fault() => {
-            let status = status_of(&e);
-            f = page.f;
-            f.notice = Some(refused(&e));
-            page.f = f;
-            html(status, &page)
+            page.f.notice = Some(refused(&e));
+            html(status_of(&e), &page)
         }
         Err(e) => staff_error(&st, &s, &e),
     }
