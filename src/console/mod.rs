@@ -153,6 +153,7 @@ pub fn router(st: Shared) -> Router {
         .route("/console/reports", get(reports::page))
         .route("/console/reports/summary.csv", get(reports::summary_csv))
         .route("/console/reports/retention.csv", get(reports::retention_csv))
+        .route("/console/reports/campaigns.csv", get(reports::campaigns_csv))
         .route("/console/campaigns", get(campaigns::page))
         .route("/console/campaigns/publish", post(campaigns::publish))
         .route("/console/staff", get(staff::page))

@@ -231,7 +231,17 @@ def run(args):
             rfrom, rto = page.input_value("#from"), page.input_value("#to")
             want = must(term.url, "GET", f"/v1/reports/summary?from={rfrom}&to={rto}&format=csv", mia, raw=True)
             c.ok(got == want, "the downloaded CSV is the API's")
-            c.ok(page.query_selector("#campaigns-report") is not None, "the reports page keeps a place for campaigns")
+            # The campaigns report: the table holds the API's rows, the CSV is the API's.
+            api_campaigns = must(term.url, "GET", f"/v1/reports/campaigns?from={rfrom}&to={rto}", mia)["campaigns"]
+            rows = page.query_selector_all("#campaigns tbody tr")
+            c.ok([r.get_attribute("data-campaign") for r in rows]
+                 == [f"{x['kind']}:{x['id']}" for x in api_campaigns],
+                 f"the campaigns table lists the API's {len(api_campaigns)} campaign(s)")
+            with page.expect_download() as dl:
+                page.click("#campaigns-csv")
+            got = Path(dl.value.path()).read_text()
+            want = must(term.url, "GET", f"/v1/reports/campaigns?from={rfrom}&to={rto}&format=csv", mia, raw=True)
+            c.ok(got == want, "the campaigns CSV is the API's")
 
             # A cashier: adjust points with a manager's approval on the form.
             cctx = browser.new_context(locale="en-US")

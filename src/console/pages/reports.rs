@@ -10,11 +10,11 @@ use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 
 use super::dashboard::{date_field, figures, today, window, Figure, WindowQuery};
-use super::{frame, html, refused, staff_error, status_of, Frame};
+use super::{frame, html, money, refused, staff_error, status_of, Frame};
 use crate::console::charts;
 use crate::console::i18n::{t, url_encode};
 use crate::console::{Shared, Staff};
-use crate::engine::reports::{Month, Retention, MAX_MONTHS};
+use crate::engine::reports::{Campaigns, Month, Retention, MAX_MONTHS};
 use crate::error::{Error, Result};
 use crate::model::Role;
 use crate::store::report::Scope;
@@ -43,6 +43,47 @@ struct ReportsPage {
     retention: Option<Retention>,
     summary_csv: String,
     retention_csv: String,
+    campaigns: Vec<CampaignRow>,
+    campaigns_csv: String,
+}
+
+/// A row of the campaigns report as the page shows it.
+struct CampaignRow {
+    id: String,
+    kind: String,
+    uses: i64,
+    members: i64,
+    discount: String,
+    bonus_points: i64,
+    sales: String,
+}
+
+impl CampaignRow {
+    /// The catalogue key of the row's kind.
+    fn kind_key(&self) -> &'static str {
+        match self.kind.as_str() {
+            "promotion" => "kind.promotion",
+            "coupon" => "kind.coupon",
+            "campaign" => "kind.campaign",
+            "group_buy" => "kind.group_buy",
+            _ => "kind.trigger",
+        }
+    }
+}
+
+fn campaign_rows(c: &Campaigns) -> Vec<CampaignRow> {
+    c.campaigns
+        .iter()
+        .map(|x| CampaignRow {
+            id: x.id.clone(),
+            kind: x.kind.clone(),
+            uses: x.uses,
+            members: x.members,
+            discount: money(x.discount),
+            bonus_points: x.bonus_points,
+            sales: money(x.sales),
+        })
+        .collect()
 }
 
 fn month_text((y, m): Month) -> String {
@@ -107,11 +148,12 @@ pub async fn page(
         st.run(|e| {
             let summary = e.report_summary(from, to, Scope::All, &at)?;
             let retention = e.report_retention(rfrom, rto, Scope::All, &at)?;
-            Ok((from, to, rfrom, rto, summary, retention))
+            let campaigns = e.report_campaigns(from, to, Scope::All, &at)?;
+            Ok((from, to, rfrom, rto, summary, retention, campaigns))
         })
     });
     match r {
-        Ok((from, to, rfrom, rto, summary, retention)) => {
+        Ok((from, to, rfrom, rto, summary, retention, campaigns)) => {
             let rows: Vec<(String, i64, Vec<i64>)> = retention
                 .cohorts
                 .iter()
@@ -133,6 +175,8 @@ pub async fn page(
                     url_encode(&month_text(rfrom)),
                     url_encode(&month_text(rto))
                 ),
+                campaigns: campaign_rows(&campaigns),
+                campaigns_csv: format!("/console/reports/campaigns.csv?from={from}&to={to}"),
             };
             html(StatusCode::OK, &page)
         }
@@ -151,6 +195,8 @@ pub async fn page(
                 retention: None,
                 summary_csv: String::new(),
                 retention_csv: String::new(),
+                campaigns: Vec::new(),
+                campaigns_csv: String::new(),
             };
             html(status, &page)
         }
@@ -196,6 +242,27 @@ pub async fn summary_csv(
     })();
     match r {
         Ok(summary) => csv("summary", crate::api::reports::summary_csv(&summary)),
+        Err(e) => staff_error(&st, &s, &e),
+    }
+}
+
+pub async fn campaigns_csv(
+    State(st): State<Shared>,
+    s: Staff,
+    q: std::result::Result<Query<CsvQuery>, QueryRejection>,
+) -> Response {
+    let q = q.map(|Query(q)| q).unwrap_or_default();
+    let at = s.at(&st);
+    let r = (|| {
+        let from = date_field(&q.from, "from", NaiveDate::MIN)?;
+        let to = date_field(&q.to, "to", NaiveDate::MIN)?;
+        if from == NaiveDate::MIN || to == NaiveDate::MIN {
+            return Err(Error::invalid("from and to are required (YYYY-MM-DD)"));
+        }
+        st.run(|e| e.report_campaigns(from, to, Scope::All, &at))
+    })();
+    match r {
+        Ok(c) => csv("campaigns", crate::api::reports::campaigns_csv(&c)),
         Err(e) => staff_error(&st, &s, &e),
     }
 }
