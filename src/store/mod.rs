@@ -19,6 +19,7 @@
 //!   keys live in 65,536 buckets.
 
 mod apply;
+pub mod base;
 mod campaign;
 mod dump;
 pub mod history;
