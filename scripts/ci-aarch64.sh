@@ -69,6 +69,8 @@ fi
 # The power-cut drill and its FUSE filesystem (tests/powercut.rs) run natively only: the
 # filesystem is served by the test process, which qemu-user would emulate too.
 skip+=(--skip powercut)
+# The hub on PostgreSQL runs natively only (tests/hub_stores.rs, *_on_postgres).
+skip+=(--skip on_postgres)
 LOYALTYD_CRASH_ROUNDS=${LOYALTYD_CRASH_ROUNDS:-20} \
     cargo test --release --locked --target "$TARGET" --lib --bins --tests -- "${skip[@]}"
 

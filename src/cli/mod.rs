@@ -166,6 +166,8 @@ enum HubCmd {
     },
     /// Rebuild the hub's state store from its journal
     Rebuild,
+    /// Apply the PostgreSQL store's migrations ([store] kind = "postgres") and exit
+    Migrate,
 }
 
 #[derive(Args, Debug)]
@@ -481,6 +483,11 @@ fn run(cli: Cli) -> Result<Out> {
             };
             crate::hub::serve(cfg, args)?;
             out(&serde_json::json!({"ok": true}), "stopped".into())
+        }
+        Cmd::Hub(HubCmd::Migrate) => {
+            let applied = crate::hub::pg::migrate_only(&load_hub(&cli)?)?;
+            let v = serde_json::json!({"ok": true, "applied": applied, "latest": crate::hub::pg::latest_migration()});
+            out(&v, format!("migrations applied: {applied:?}"))
         }
         Cmd::Hub(HubCmd::Rebuild) => {
             let ecfg = crate::hub::engine_config(&load_hub(&cli)?);

@@ -14,6 +14,7 @@
 mod api;
 mod intake;
 mod openapi;
+pub mod pg;
 mod store;
 
 pub use intake::UNVERIFIED_PER_PEER;
@@ -24,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{read_secret, HubConfig};
+use crate::config::{read_secret, HubConfig, HubStoreKind};
 use crate::service::StartError;
 use intake::Unverified;
 
@@ -81,25 +82,31 @@ pub fn serve(mut cfg: HubConfig, args: HubArgs) -> std::result::Result<(), Start
         },
         grace: Duration::from_secs(5),
     };
-    let hub = crate::service::while_starting(|| SledHub::open(&cfg))?;
-    let s = &hub.engine().startup;
-    for r in s.repairs() {
-        tracing::warn!("hub {r}");
-    }
-    tracing::info!(
-        "hub journal: {} records, {} replayed; {} terminals registered",
-        s.journal_records,
-        s.replayed,
-        secrets.len()
-    );
-    let hub = Arc::new(hub);
+    let runtime = crate::service::runtime("loyaltyd-hub")?;
+    let hub: Arc<dyn HubStore> = match cfg.store.kind {
+        HubStoreKind::Embedded => {
+            let hub = crate::service::while_starting(|| SledHub::open(&cfg))?;
+            let s = &hub.engine().startup;
+            for r in s.repairs() {
+                tracing::warn!("hub {r}");
+            }
+            tracing::info!("hub journal: {} records, {} replayed", s.journal_records, s.replayed);
+            Arc::new(hub)
+        }
+        HubStoreKind::Postgres => {
+            let retry = Duration::from_secs(cfg.store.connect_retry_secs);
+            Arc::new(crate::service::while_starting(|| {
+                pg::PgHub::open(&cfg, runtime.handle().clone(), retry)
+            })?)
+        }
+    };
+    tracing::info!("{} terminals registered", secrets.len());
     let state = Arc::new(HubState {
         store: hub.clone(),
         token,
         secrets,
         unverified: Unverified::default(),
     });
-    let runtime = crate::service::runtime("loyaltyd-hub")?;
     let result = runtime.block_on(run(state, listen, serving));
     runtime.shutdown_timeout(Duration::from_secs(1));
     hub.close().map_err(StartError::Engine)?;

@@ -124,12 +124,7 @@ pub fn engine_config(cfg: &HubConfig) -> EngineConfig {
 
 impl SledHub {
     pub fn open(cfg: &HubConfig) -> std::result::Result<SledHub, StartError> {
-        let rules = if cfg.rules == std::path::Path::new(crate::config::DEFAULT_RULES_PATH) && !cfg.rules.exists() {
-            Ruleset::parse(crate::config::EMBEDDED_RULES, "(embedded rules.toml)")
-        } else {
-            Ruleset::load(&cfg.rules)
-        }
-        .map_err(|e| StartError::Config(e.to_string()))?;
+        let rules = initial_rules(cfg)?;
         let engine = Engine::open(engine_config(cfg), rules).map_err(StartError::Engine)?;
         let published = engine.store().published_ruleset().map_err(StartError::Engine)?;
         if let Some((text, version)) = published {
@@ -145,6 +140,16 @@ impl SledHub {
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
+}
+
+/// The ruleset a hub renders members with until an operator publishes one.
+pub(crate) fn initial_rules(cfg: &HubConfig) -> std::result::Result<Ruleset, StartError> {
+    if cfg.rules == std::path::Path::new(crate::config::DEFAULT_RULES_PATH) && !cfg.rules.exists() {
+        Ruleset::parse(crate::config::EMBEDDED_RULES, "(embedded rules.toml)")
+    } else {
+        Ruleset::load(&cfg.rules)
+    }
+    .map_err(|e| StartError::Config(e.to_string()))
 }
 
 fn conflict(push: &PushRequest, seq: u64) -> Error {

@@ -148,14 +148,14 @@ pub fn decode_negative(k: &[u8], v: &[u8]) -> Result<(String, i64)> {
 
 /// What a written key says that the hub's relational projection keeps.
 pub enum Projected {
-    Member(MemberState),
+    Member(Box<MemberState>),
     Terminal(HubTerminal),
 }
 
 /// The projection of one write, if its key is of a kind the projection keeps.
 pub fn project(k: &[u8], v: &[u8]) -> Result<Option<Projected>> {
     Ok(match k.first() {
-        Some(&key::MEMBER) => Some(Projected::Member(dec::<super::MemberRec>("member", v)?.state)),
+        Some(&key::MEMBER) => Some(Projected::Member(Box::new(dec::<super::MemberRec>("member", v)?.state))),
         Some(&key::TERMINAL) => Some(Projected::Terminal(dec("terminal", v)?)),
         _ => None,
     })

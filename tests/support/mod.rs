@@ -3,6 +3,7 @@ pub mod daemon;
 pub mod hub;
 pub mod netns;
 pub mod openapi;
+pub mod pg;
 pub mod proxy;
 pub mod shop;
 pub mod wire;

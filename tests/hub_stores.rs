@@ -1,0 +1,317 @@
+//! One set of hub tests run against both stores: the embedded one and PostgreSQL
+//! (`[store] kind = "postgres"`). Each test runs twice, `_embedded` and `_on_postgres`;
+//! the PostgreSQL run gets a database of its own (support/pg.rs) and skips loudly when
+//! LOYALTYD_TEST_PG is unset (under CI=true it fails instead).
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::json;
+use support::daemon::code;
+use support::eventually;
+use support::hub::{secret_file, Hub};
+use support::pg::PgDb;
+use support::proxy::Fault;
+use support::shop::{hub_member, last_sync, Shop};
+
+/// Where the hub under test keeps its state.
+enum Kind {
+    Embedded,
+    Postgres(PgDb),
+}
+
+impl Kind {
+    fn extra(&self) -> String {
+        match self {
+            Kind::Embedded => String::new(),
+            Kind::Postgres(db) => db.store_config(),
+        }
+    }
+}
+
+fn start(root: &Path, kind: &Kind, terminals: &[(&str, &Path)]) -> Hub {
+    Hub::start_with(root, terminals, "127.0.0.1:0", &kind.extra())
+}
+
+/// Runs `test` on the embedded store.
+fn embedded(test: impl FnOnce(Kind)) {
+    test(Kind::Embedded)
+}
+
+/// Runs `test` on a database of its own, unless the test is to skip.
+fn postgres(name: &str, test: impl FnOnce(Kind)) {
+    if let Some(db) = PgDb::create(name) {
+        test(Kind::Postgres(db))
+    }
+}
+
+/// The hub's figures of a terminal, summed over its install epochs: (records, duplicates).
+fn hub_terminal(hub: &Hub, id: &str) -> (u64, u64) {
+    let all = hub.client().get_json("/v1/hub/terminals", 200);
+    all.as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["terminal_id"] == id)
+        .fold((0, 0), |(r, d), t| {
+            (
+                r + t["records"].as_u64().unwrap(),
+                d + t["duplicates"].as_u64().unwrap(),
+            )
+        })
+}
+
+/// Records through a faulty link and a hub killed and restarted: every record held
+/// once, every balance the sum of what the terminals answered, at the hub and at both
+/// terminals (which learn the other's sales by pulling).
+fn records_arrive_once_through_faults(kind: Kind) {
+    let root = tempfile::tempdir().unwrap();
+    let (s1, s2) = (secret_file(root.path(), "T1"), secret_file(root.path(), "T2"));
+    let terminals = [("T1", s1.as_path()), ("T2", s2.as_path())];
+    let mut hub = start(root.path(), &kind, &terminals);
+    let t1 = Shop::open(root.path(), "T1", &hub, &s1);
+    let t2 = Shop::open(root.path(), "T2", &hub, &s2);
+    let cards = ["0A000001", "0A000002", "0A000003"];
+    let mut members = HashMap::new();
+    for (i, card) in cards.iter().enumerate() {
+        members.insert(card.to_string(), t1.enrol(card, &format!("1390000000{i}")));
+    }
+    let mut made = HashMap::from([("T1", cards.len() as u64), ("T2", 0u64)]);
+    for card in cards {
+        eventually(30, &format!("T2 knows {card}"), || {
+            t2.c().get(&format!("/v1/cards/{card}")).ok().filter(|r| r.0 == 200)
+        });
+    }
+    let mut expected: HashMap<String, i64> = cards.iter().map(|c| (c.to_string(), 0)).collect();
+    let mut sale = |shop: &Shop, n: usize, made: &mut HashMap<&str, u64>| {
+        let card = cards[n % cards.len()];
+        let r = shop
+            .commit(card, &format!("{}-{n}", shop.id), 1000 + 100 * n as i64, 0)
+            .unwrap();
+        *expected.get_mut(card).unwrap() += r["points_earned"].as_i64().unwrap();
+        *made.get_mut(shop.id).unwrap() += 1;
+    };
+    let faults = [
+        Fault::CutResponse,
+        Fault::Duplicate,
+        Fault::CutRequest,
+        Fault::Drop,
+        Fault::Duplicate,
+    ];
+    t1.proxy.queue(&faults);
+    t2.proxy.queue(&faults[1..]);
+    for n in 0..8 {
+        sale(&t1, n, &mut made);
+        sale(&t2, n, &mut made);
+    }
+    // Every request of T1 sent twice until its sales are acknowledged: its pushes arrive
+    // again after they were stored.
+    t1.proxy.set_default(Fault::Duplicate);
+    sale(&t1, 100, &mut made);
+    t1.wait_synced(&last_sync(&t1));
+    t1.proxy.set_default(Fault::Pass);
+    hub.kill9();
+    for n in 8..12 {
+        sale(&t1, n, &mut made);
+        sale(&t2, n, &mut made);
+    }
+    hub = start(root.path(), &kind, &terminals);
+    t1.proxy.set_upstream(&hub.addr());
+    t2.proxy.set_upstream(&hub.addr());
+    eventually(60, "every injected fault was used", || {
+        (t1.proxy.queued() == 0 && t2.proxy.queued() == 0).then_some(())
+    });
+    let mark = last_sync(&t1).max(last_sync(&t2));
+    t1.wait_synced(&mark);
+    t2.wait_synced(&mark);
+    for shop in [&t1, &t2] {
+        assert_eq!(
+            hub_terminal(&hub, shop.id).0,
+            made[shop.id],
+            "records of {} held",
+            shop.id
+        );
+    }
+    let dups = hub_terminal(&hub, "T1").1 + hub_terminal(&hub, "T2").1;
+    let resent: Vec<_> = [&t1, &t2]
+        .iter()
+        .flat_map(|s| s.proxy.applied())
+        .filter(|(path, f)| path.contains("push") && matches!(f, Fault::Duplicate | Fault::CutResponse))
+        .collect();
+    println!("pushes resent by the link: {resent:?}; duplicates counted: {dups}");
+    assert!(!resent.is_empty(), "the link resent some push");
+    assert!(dups > 0, "the pushes the link resent were counted as duplicates");
+    for (card, id) in &members {
+        let want = expected[card];
+        assert_eq!(hub_member(&hub, id)["balance"], want, "hub balance of {card}");
+        for s in [&t1, &t2] {
+            eventually(30, &format!("{} shows {card} at {want}", s.id), || {
+                (s.balance(card) == Some(want)).then_some(())
+            });
+        }
+    }
+    if let Kind::Postgres(db) = &kind {
+        // The projection reporting tools read agrees with the hub's answers.
+        for (card, id) in &members {
+            let rows = db.query(&format!("SELECT balance FROM members WHERE member_id = '{id}'"));
+            assert_eq!(rows, vec![vec![expected[card].to_string()]], "members row of {card}");
+            let rows = db.query(&format!("SELECT member_id, status FROM cards WHERE card = '{card}'"));
+            assert_eq!(rows, vec![vec![id.clone(), "active".to_string()]]);
+        }
+        let held = db.query("SELECT terminal_id, count(*) FROM terminal_records GROUP BY 1 ORDER BY 1");
+        assert_eq!(
+            held,
+            vec![
+                vec!["T1".to_string(), made["T1"].to_string()],
+                vec!["T2".to_string(), made["T2"].to_string()]
+            ]
+        );
+    }
+}
+
+#[test]
+fn records_arrive_once_through_faults_embedded() {
+    embedded(records_arrive_once_through_faults)
+}
+
+#[test]
+fn records_arrive_once_through_faults_on_postgres() {
+    postgres("records_arrive_once", records_arrive_once_through_faults)
+}
+
+/// Offline double spending at two shops: the hub takes both, the member goes negative,
+/// the overspent report names them, and the hub's balance reaches both terminals.
+fn overspent_members_are_reported(kind: Kind) {
+    let root = tempfile::tempdir().unwrap();
+    let (s1, s2) = (secret_file(root.path(), "T1"), secret_file(root.path(), "T2"));
+    let hub = start(root.path(), &kind, &[("T1", s1.as_path()), ("T2", s2.as_path())]);
+    let t1 = Shop::open(root.path(), "T1", &hub, &s1);
+    let t2 = Shop::open(root.path(), "T2", &hub, &s2);
+    let card = "0B000001";
+    let id = t1.enrol(card, "13900000001");
+    let earned = t1.commit(card, "big", 300_000, 0).unwrap()["points_earned"]
+        .as_i64()
+        .unwrap();
+    let cap = 2000;
+    eventually(30, "T2 sees the points", || {
+        (t2.balance(card) == Some(earned)).then_some(())
+    });
+    t1.proxy.down(true);
+    t2.proxy.down(true);
+    let r1 = t1.commit(card, "r1", 10_000, cap).unwrap();
+    let r2 = t2.commit(card, "r2", 10_000, cap).unwrap();
+    t1.proxy.down(false);
+    t2.proxy.down(false);
+    let mark = last_sync(&t1).max(last_sync(&t2));
+    t1.wait_synced(&mark);
+    t2.wait_synced(&mark);
+    let want = earned + r1["points_earned"].as_i64().unwrap() + r2["points_earned"].as_i64().unwrap() - 2 * cap;
+    assert!(want < 0, "{want}");
+    assert_eq!(hub_member(&hub, &id)["balance"], want);
+    let report = hub.client().get_json("/v1/hub/reports/overspent", 200);
+    assert_eq!(report, json!([{"member_id": id, "balance": want}]));
+    for s in [&t1, &t2] {
+        eventually(30, &format!("{} shows the hub's balance", s.id), || {
+            (s.balance(card) == Some(want)).then_some(())
+        });
+    }
+    let e = t1.commit(card, "r4", 10_000, 100).unwrap_err();
+    assert_eq!(code(&e), "insufficient_points", "{e}");
+}
+
+#[test]
+fn overspent_members_are_reported_embedded() {
+    embedded(overspent_members_are_reported)
+}
+
+#[test]
+fn overspent_members_are_reported_on_postgres() {
+    postgres("overspent", overspent_members_are_reported)
+}
+
+/// A ruleset an operator publishes and a card blocked at one shop reach every terminal;
+/// a ruleset not newer than the published one is refused.
+fn a_published_ruleset_and_a_blocked_card_reach_terminals(kind: Kind) {
+    let root = tempfile::tempdir().unwrap();
+    let (s1, s2) = (secret_file(root.path(), "T1"), secret_file(root.path(), "T2"));
+    let hub = start(root.path(), &kind, &[("T1", s1.as_path()), ("T2", s2.as_path())]);
+    let t1 = Shop::open(root.path(), "T1", &hub, &s1);
+    let t2 = Shop::open(root.path(), "T2", &hub, &s2);
+    let card = "0C000001";
+    t1.enrol(card, "13900000002");
+    eventually(30, "T2 knows the card", || {
+        t2.c().get(&format!("/v1/cards/{card}")).ok().filter(|r| r.0 == 200)
+    });
+    let sale = json!({"card": card, "lines": [{"sku": "rice", "category": "grocery", "qty": 1, "unit_price": 5000}]});
+    let quote = |s: &Shop| {
+        s.c().post_json("/v1/checkout/quote", &sale, &[], 200)["points_earned"]
+            .as_i64()
+            .unwrap()
+    };
+    let before = quote(&t2);
+    let base = std::fs::read_to_string(support::daemon::repo("config/rules.toml")).unwrap();
+    let v2 = base
+        .replacen("version = 1", "version = 2", 1)
+        .replacen("points_per_unit = 1 ", "points_per_unit = 2 ", 1);
+    assert_ne!(v2, base);
+    let post = |body: &str| hub.client().post("/v1/hub/rulesets", body, &[]).unwrap();
+    let (status, body) = post(&v2);
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = post(&v2);
+    assert_eq!(
+        (status, code(&serde_json::from_str(&body).unwrap())),
+        (400, "invalid_input")
+    );
+    for s in [&t1, &t2] {
+        eventually(30, &format!("{} prices with version 2", s.id), || {
+            (quote(s) == 2 * before).then_some(())
+        });
+    }
+    t1.c()
+        .post_json(&format!("/v1/cards/{card}/block"), &json!({}), &[], 200);
+    eventually(30, "T2 refuses the blocked card", || {
+        let (status, text) = t2.c().post("/v1/checkout/quote", &sale.to_string(), &[]).unwrap();
+        (status == 422 && text.contains("card_blocked")).then_some(())
+    });
+}
+
+#[test]
+fn a_published_ruleset_and_a_blocked_card_reach_terminals_embedded() {
+    embedded(a_published_ruleset_and_a_blocked_card_reach_terminals)
+}
+
+#[test]
+fn a_published_ruleset_and_a_blocked_card_reach_terminals_on_postgres() {
+    postgres("ruleset", a_published_ruleset_and_a_blocked_card_reach_terminals)
+}
+
+/// `hub migrate` applies the migrations once, records them, and then has nothing to do;
+/// the hub starts on the migrated database.
+#[test]
+fn hub_migrate_applies_each_migration_once_on_postgres() {
+    let Some(db) = PgDb::create("migrate") else { return };
+    let root = tempfile::tempdir().unwrap();
+    let hub = Hub::start_with(root.path(), &[], "127.0.0.1:0", &db.store_config());
+    drop(hub);
+    let config = root.path().join("hub.toml");
+    let migrate = || {
+        let out = support::loyaltyd_command()
+            .arg("--config")
+            .arg(&config)
+            .args(["--json", "hub", "migrate"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(migrate()["applied"], json!([]), "the hub applied them at start-up");
+    db.query("DROP TABLE cards, members, terminals, terminal_records, hub_head, hub_journal, hub_kv");
+    db.query("DELETE FROM schema_migrations");
+    assert_eq!(migrate()["applied"], json!([1]));
+    assert_eq!(
+        db.query("SELECT version, name FROM schema_migrations"),
+        vec![vec!["1".to_string(), "hub".to_string()]]
+    );
+    assert_eq!(migrate()["applied"], json!([]));
+}
