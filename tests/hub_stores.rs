@@ -315,3 +315,36 @@ fn hub_migrate_applies_each_migration_once_on_postgres() {
     );
     assert_eq!(migrate()["applied"], json!([]));
 }
+
+/// What operators read of a member on either store: found by phone, its coupons, and the plain refusals for what does not exist.
+fn operators_find_members_and_their_coupons(kind: Kind) {
+    let root = tempfile::tempdir().unwrap();
+    let s1 = secret_file(root.path(), "T1");
+    let hub = start(root.path(), &kind, &[("T1", s1.as_path())]);
+    let t1 = Shop::open(root.path(), "T1", &hub, &s1);
+    let card = "0D000001";
+    let id = t1.enrol(card, "13900000040");
+    t1.commit(card, "big", 300_000, 0).unwrap();
+    t1.wait_synced(&last_sync(&t1));
+    let hc = hub.client();
+    let found = hc.get_json("/v1/hub/members?phone=13900000040", 200);
+    assert_eq!(found["members"][0]["member_id"], json!(id), "{found}");
+    let none = hc.get_json("/v1/hub/members?phone=13900000049", 200);
+    assert_eq!(none["members"], json!([]), "{none}");
+    let coupons = hc.get_json(&format!("/v1/hub/members/{id}/coupons"), 200);
+    assert_eq!(coupons["coupons"], json!([]), "{coupons}");
+    let e = hc.get_json("/v1/hub/members/m-nobody/coupons", 404);
+    assert_eq!(code(&e), "unknown_member", "{e}");
+    let e = hc.get_json("/v1/hub/group-buys/groups/g-nothing", 404);
+    assert_eq!(code(&e), "not_found", "{e}");
+}
+
+#[test]
+fn operators_find_members_and_their_coupons_embedded() {
+    embedded(operators_find_members_and_their_coupons)
+}
+
+#[test]
+fn operators_find_members_and_their_coupons_on_postgres() {
+    postgres("operators", operators_find_members_and_their_coupons)
+}

@@ -160,3 +160,37 @@ pub fn project(k: &[u8], v: &[u8]) -> Result<Option<Projected>> {
         _ => None,
     })
 }
+
+/// The member a canonical phone finds (a merged member is found by nothing).
+pub fn member_by_phone(base: &dyn StateBase, phone: &str) -> Result<Option<MemberState>> {
+    let Some(id) = phone_owner(base, phone)? else {
+        return Ok(None);
+    };
+    Ok(member(base, &id)?.filter(|m| m.merged_into.is_none() && m.phone == phone))
+}
+
+/// A member's coupons, by code.
+pub fn member_coupons(base: &dyn StateBase, member_id: &str) -> Result<Vec<(String, CouponState)>> {
+    let mut prefix = k(key::MEMBER_COUPON, member_id.as_bytes());
+    prefix.push(0);
+    let mut out = Vec::new();
+    for key in base.keys_with_prefix(&prefix)? {
+        let code = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+        if let Some(c) = coupon(base, &code)? {
+            out.push((code, c));
+        }
+    }
+    Ok(out)
+}
+
+/// A deal's groups, oldest first.
+pub fn deal_groups(base: &dyn StateBase, deal: &str) -> Result<Vec<GroupState>> {
+    let ids: Vec<String> = get(base, "deal groups", &k(key::DEAL_GROUP, deal.as_bytes()))?.unwrap_or_default();
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(g) = group(base, &id)? {
+            out.push(g);
+        }
+    }
+    Ok(out)
+}

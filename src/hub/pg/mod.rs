@@ -81,6 +81,8 @@ pub struct PgHub {
     rules: RwLock<Arc<Ruleset>>,
     /// False after a database fault, until a transaction succeeds again.
     ok: AtomicBool,
+    /// For phones given in any spelling.
+    country_code: String,
 }
 
 /// How long a write keeps retrying a database that went away before it answers busy.
@@ -145,6 +147,7 @@ impl PgHub {
             rt,
             rules: RwLock::new(Arc::new(rules)),
             ok: AtomicBool::new(true),
+            country_code: cfg.members.default_country_code.clone(),
         };
         if let Some((text, version)) = hub.read(|b| base::published_ruleset(b)).map_err(StartError::Engine)? {
             match Ruleset::parse(&text, "(published ruleset)") {
@@ -354,8 +357,22 @@ impl HubStore for PgHub {
         Ok(version)
     }
 
-    fn find_members(&self, _find: &Find) -> Result<(Vec<MemberView>, Option<String>)> {
-        self.unavailable("member search")
+    fn find_members(&self, find: &Find) -> Result<(Vec<MemberView>, Option<String>)> {
+        match (&find.phone, &find.q) {
+            (Some(phone), None) => {
+                let phone = crate::identity::canonical_phone(phone, &self.country_code)?;
+                let m = self.read(|b| base::member_by_phone(b, &phone))?;
+                let rules = self.rules();
+                Ok((
+                    m.map(|m| MemberView::new(&rules, &m, model::now(), true))
+                        .into_iter()
+                        .collect(),
+                    None,
+                ))
+            }
+            (None, Some(_)) => self.unavailable("member search by text"),
+            _ => Err(Error::invalid("give one of phone= or q=")),
+        }
     }
 
     fn transactions(&self, _member_id: &str, _after: Option<&str>, _limit: Option<usize>) -> Result<TransactionsPage> {
@@ -366,8 +383,20 @@ impl HubStore for PgHub {
         self.unavailable("a member's ledger")
     }
 
-    fn coupons(&self, _member_id: &str) -> Result<Vec<MemberCouponView>> {
-        self.unavailable("a member's coupons")
+    fn coupons(&self, member_id: &str) -> Result<Vec<MemberCouponView>> {
+        let (m, coupons) = self.read(|b| Ok((base::member(b, member_id)?, base::member_coupons(b, member_id)?)))?;
+        if m.is_none() {
+            return Err(Error::new(
+                Code::UnknownMember,
+                format!("no member has id {member_id:?}"),
+            ));
+        }
+        let rules = self.rules();
+        let today = model::day_no(crate::rules::local_date(&rules, model::now()));
+        Ok(coupons
+            .iter()
+            .map(|(code, c)| MemberCouponView::new(code, c, today))
+            .collect())
     }
 
     fn transaction(&self, _tx_id: &str) -> Result<TransactionView> {
@@ -383,16 +412,27 @@ impl HubStore for PgHub {
     }
 
     fn daily_pass(&self) -> Result<(u64, Duration)> {
-        // Not yet run on PostgreSQL (README says so); checked again hourly.
-        Ok((0, Duration::from_secs(3600)))
+        self.unavailable("the daily trigger pass")
     }
 
-    fn group(&self, _group_id: &str) -> Result<crate::views::campaign::GroupView> {
-        self.unavailable("a group")
+    fn group(&self, group_id: &str) -> Result<crate::views::campaign::GroupView> {
+        let g = self
+            .read(|b| base::group(b, group_id))?
+            .ok_or_else(|| Error::new(Code::NotFound, format!("no group {group_id}")))?;
+        Ok(crate::views::campaign::GroupView::new(&self.rules(), &g, model::now()))
     }
 
-    fn deal_groups(&self, _deal: &str) -> Result<Vec<crate::views::campaign::GroupView>> {
-        self.unavailable("a deal's groups")
+    fn deal_groups(&self, deal: &str) -> Result<Vec<crate::views::campaign::GroupView>> {
+        let rules = self.rules();
+        let groups = self.read(|b| base::deal_groups(b, deal))?;
+        if rules.group_buy(deal).is_none() && groups.is_empty() {
+            return Err(Error::new(Code::NotFound, format!("no group-buy deal {deal}")));
+        }
+        let now = model::now();
+        Ok(groups
+            .iter()
+            .map(|g| crate::views::campaign::GroupView::new(&rules, g, now))
+            .collect())
     }
 
     fn close(&self) -> Result<()> {
