@@ -104,6 +104,17 @@ impl PgDb {
         format!("[store]\nkind = \"postgres\"\nurl = {:?}\npool_size = 8\n", self.url)
     }
 
+    /// host:port of the server.
+    pub fn addr(&self) -> String {
+        let rest = self.url.split_once('@').map_or(self.url.as_str(), |(_, r)| r);
+        rest.split('/').next().unwrap().to_string()
+    }
+
+    /// `store_config` with the hub connecting through `addr` (a proxy) instead.
+    pub fn store_config_via(&self, addr: &str) -> String {
+        self.store_config().replace(&self.addr(), addr)
+    }
+
     pub fn query(&self, q: &str) -> Vec<Vec<String>> {
         query(&self.url, q)
     }
