@@ -348,3 +348,115 @@ fn operators_find_members_and_their_coupons_embedded() {
 fn operators_find_members_and_their_coupons_on_postgres() {
     postgres("operators", operators_find_members_and_their_coupons)
 }
+
+/// `hub export --to`: an embedded hub's data moved into PostgreSQL; the hub started on
+/// it answers every member, the terminals and the overspent report as the embedded hub
+/// did, and its terminals go on syncing. A second export into it is refused.
+#[test]
+fn an_embedded_hub_exported_to_postgres_answers_the_same() {
+    let Some(db) = PgDb::create("export") else { return };
+    let root = tempfile::tempdir().unwrap();
+    let (s1, s2) = (secret_file(root.path(), "T1"), secret_file(root.path(), "T2"));
+    let terminals = [("T1", s1.as_path()), ("T2", s2.as_path())];
+    let hub = Hub::start(root.path(), &terminals);
+    let t1 = Shop::open(root.path(), "T1", &hub, &s1);
+    let t2 = Shop::open(root.path(), "T2", &hub, &s2);
+    let cards = ["0F000001", "0F000002", "0F000003", "0F000004"];
+    let ids: Vec<String> = cards
+        .iter()
+        .enumerate()
+        .map(|(i, c)| t1.enrol(c, &format!("1390000020{i}")))
+        .collect();
+    for card in cards {
+        eventually(30, &format!("T2 knows {card}"), || {
+            t2.c().get(&format!("/v1/cards/{card}")).ok().filter(|r| r.0 == 200)
+        });
+    }
+    for n in 0..12 {
+        let shop = if n % 2 == 0 { &t1 } else { &t2 };
+        shop.commit(cards[n % 3], &format!("x-{n}"), 20_000 + 1000 * n as i64, 0)
+            .unwrap();
+    }
+    // An offline double spend, so that the overspent report has someone in it.
+    t1.commit(cards[3], "big", 300_000, 0).unwrap();
+    t1.wait_synced(&last_sync(&t1));
+    t2.wait_synced(&last_sync(&t2));
+    eventually(30, "T2 sees the big sale", || {
+        (t2.balance(cards[3]) == t1.balance(cards[3])).then_some(())
+    });
+    t1.proxy.down(true);
+    t2.proxy.down(true);
+    t1.commit(cards[3], "r1", 10_000, 2000).unwrap();
+    t2.commit(cards[3], "r2", 10_000, 2000).unwrap();
+    t1.proxy.down(false);
+    t2.proxy.down(false);
+    let mark = last_sync(&t1).max(last_sync(&t2));
+    t1.wait_synced(&mark);
+    t2.wait_synced(&mark);
+    let answers = |hub: &Hub| {
+        let c = hub.client();
+        let members: Vec<_> = ids
+            .iter()
+            .map(|id| c.get_json(&format!("/v1/hub/members/{id}"), 200))
+            .collect();
+        (
+            members,
+            c.get_json("/v1/hub/terminals", 200),
+            c.get_json("/v1/hub/reports/overspent", 200),
+        )
+    };
+    let before = answers(&hub);
+    drop(hub);
+
+    let export = |expect_ok: bool| {
+        let out = support::loyaltyd_command()
+            .arg("--config")
+            .arg(root.path().join("hub.toml"))
+            .args(["--json", "hub", "export", "--to", db.url.as_str()])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.success(),
+            expect_ok,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let out = export(true);
+    let moved: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(moved["records"].as_u64().unwrap() > 20, "{moved}");
+    let again = export(false);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already holds a hub"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    let pg_root = root.path().join("pg");
+    std::fs::create_dir_all(&pg_root).unwrap();
+    let pg_hub = Hub::start_with(&pg_root, &terminals, "127.0.0.1:0", &db.store_config());
+    let after = answers(&pg_hub);
+    assert_eq!(after.0, before.0, "every member the same");
+    assert_eq!(after.1, before.1, "the terminal streams the same");
+    assert_eq!(after.2, before.2, "the overspent report the same");
+    assert!(
+        !after.2.as_array().unwrap().is_empty(),
+        "someone overspent: {}",
+        after.2
+    );
+    let rows = db.query("SELECT count(*) FROM members");
+    assert_eq!(
+        rows,
+        vec![vec![ids.len().to_string()]],
+        "the projection holds every member"
+    );
+
+    // The shops go on with the exported hub.
+    t1.proxy.set_upstream(&pg_hub.addr());
+    t2.proxy.set_upstream(&pg_hub.addr());
+    let r = t2.commit(cards[1], "after", 5000, 0).unwrap();
+    t2.wait_synced(&last_sync(&t2));
+    let want = before.0[1]["balance"].as_i64().unwrap() + r["points_earned"].as_i64().unwrap();
+    assert_eq!(hub_member(&pg_hub, &ids[1])["balance"], want);
+}

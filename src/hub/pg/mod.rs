@@ -11,6 +11,7 @@
 //! - The `HubStore` methods are called on blocking threads (the API runs them through
 //!   `spawn_blocking`), which wait here on the hub's runtime.
 
+mod export;
 mod migrate;
 mod tentative;
 mod write;
@@ -35,6 +36,7 @@ use crate::sync::wire::{PullReply, PullRequest, PushReply, PushRequest};
 use crate::views::history::{LedgerPage, MemberCouponView, TransactionView, TransactionsPage};
 use crate::views::MemberView;
 
+pub use export::export;
 pub use migrate::{latest as latest_migration, MIGRATIONS};
 
 /// A database fault as the hub's error: a connection that went away is a passing
@@ -85,6 +87,23 @@ pub struct PgHub {
     country_code: String,
 }
 
+/// A pool of at most `size` connections to `url` (made as they are first needed).
+fn make_pool(url: &str, size: usize) -> std::result::Result<Pool, String> {
+    let pg: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| e.to_string())?;
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 /// How long a write keeps retrying a database that went away before it answers busy.
 const RETRY_FOR: Duration = Duration::from_secs(8);
 
@@ -98,21 +117,8 @@ impl PgHub {
     ) -> std::result::Result<PgHub, StartError> {
         let url = cfg.store.url.clone().unwrap_or_default();
         let shown = redacted(&url);
-        let pg: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StartError::Config(format!("store: url {shown}: {e}")))?;
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(cfg.store.pool_size)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|e| StartError::Config(format!("store: {e}")))?;
+        let pool =
+            make_pool(&url, cfg.store.pool_size).map_err(|e| StartError::Config(format!("store: url {shown}: {e}")))?;
         let applied = rt.block_on(async {
             let started = Instant::now();
             let mut wait = Duration::from_millis(250);
