@@ -316,7 +316,8 @@ fn hub_migrate_applies_each_migration_once_on_postgres() {
     assert_eq!(migrate()["applied"], json!([]));
 }
 
-/// What operators read of a member on either store: found by phone, its coupons, and the plain refusals for what does not exist.
+/// What operators read of a member on either store: found by phone, its points ledger,
+/// its coupons, and the plain refusals for what does not exist.
 fn operators_find_members_and_their_coupons(kind: Kind) {
     let root = tempfile::tempdir().unwrap();
     let s1 = secret_file(root.path(), "T1");
@@ -333,6 +334,18 @@ fn operators_find_members_and_their_coupons(kind: Kind) {
     assert_eq!(none["members"], json!([]), "{none}");
     let coupons = hc.get_json(&format!("/v1/hub/members/{id}/coupons"), 200);
     assert_eq!(coupons["coupons"], json!([]), "{coupons}");
+    let balance = hub_member(&hub, &id)["balance"].as_i64().unwrap();
+    let ledger = hc.get_json(&format!("/v1/hub/members/{id}/points"), 200);
+    let entries = ledger["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{ledger}");
+    assert_eq!(
+        (entries[0]["kind"].as_str(), entries[0]["balance_after"].as_i64()),
+        (Some("earn"), Some(balance))
+    );
+    let e = hc.get_json(&format!("/v1/hub/members/{id}/points?limit=0"), 400);
+    assert_eq!(code(&e), "invalid_input", "{e}");
+    let e = hc.get_json("/v1/hub/members/m-nobody/points", 404);
+    assert_eq!(code(&e), "unknown_member", "{e}");
     let e = hc.get_json("/v1/hub/members/m-nobody/coupons", 404);
     assert_eq!(code(&e), "unknown_member", "{e}");
     let e = hc.get_json("/v1/hub/group-buys/groups/g-nothing", 404);

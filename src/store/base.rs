@@ -194,3 +194,23 @@ pub fn deal_groups(base: &dyn StateBase, deal: &str) -> Result<Vec<GroupState>> 
     }
     Ok(out)
 }
+
+/// A member's points ledger, newest first (as `Store::ledger`).
+pub fn ledger(
+    base: &dyn StateBase,
+    member_id: &str,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<super::history::Page<super::LedgerEntry>> {
+    use super::history;
+    let len =
+        get::<super::MemberRec>(base, "member", &k(key::MEMBER, member_id.as_bytes()))?.map_or(0, |m| m.ledger_len);
+    history::newest_first(len, before, limit, |page| {
+        let mut out = Ok(vec![]);
+        base.visit(&history::page_key(history::LEDGER, member_id, page), &mut |bytes| {
+            out = history::decode_page(bytes);
+            Ok(())
+        })?;
+        out
+    })
+}

@@ -385,8 +385,24 @@ impl HubStore for PgHub {
         self.unavailable("a member's transactions")
     }
 
-    fn ledger(&self, _member_id: &str, _after: Option<&str>, _limit: Option<usize>) -> Result<LedgerPage> {
-        self.unavailable("a member's ledger")
+    fn ledger(&self, member_id: &str, after: Option<&str>, limit: Option<usize>) -> Result<LedgerPage> {
+        let (before, limit) = (crate::engine::page_cursor(after)?, crate::engine::page_limit(limit)?);
+        let (m, (entries, next)) =
+            self.read(|b| Ok((base::member(b, member_id)?, base::ledger(b, member_id, before, limit)?)))?;
+        if m.is_none() {
+            return Err(Error::new(
+                Code::UnknownMember,
+                format!("no member has id {member_id:?}"),
+            ));
+        }
+        let rules = self.rules();
+        Ok(LedgerPage {
+            entries: entries
+                .iter()
+                .map(|(_, e)| crate::views::history::LedgerEntryView::new(&rules, e))
+                .collect(),
+            next: next.map(|n| n.to_string()),
+        })
     }
 
     fn coupons(&self, member_id: &str) -> Result<Vec<MemberCouponView>> {
