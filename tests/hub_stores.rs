@@ -473,3 +473,22 @@ fn an_embedded_hub_exported_to_postgres_answers_the_same() {
     let want = before.0[1]["balance"].as_i64().unwrap() + r["points_earned"].as_i64().unwrap();
     assert_eq!(hub_member(&pg_hub, &ids[1])["balance"], want);
 }
+
+/// A database migrated by a newer hub is refused at start-up, saying so (not retried).
+#[test]
+fn a_database_of_a_newer_schema_is_refused_on_postgres() {
+    let Some(db) = PgDb::create("newer") else { return };
+    let root = tempfile::tempdir().unwrap();
+    drop(Hub::start_with(root.path(), &[], "127.0.0.1:0", &db.store_config()));
+    db.query("INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')");
+    let out = support::loyaltyd_command()
+        .arg("--config")
+        .arg(root.path().join("hub.toml"))
+        .args(["hub", "serve"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{log}");
+    assert!(log.contains("schema version 999, newer than this hub's 1"), "{log}");
+    assert!(!log.contains("retrying"), "{log}");
+}

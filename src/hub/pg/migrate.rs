@@ -10,8 +10,30 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "hub", include_str!("migratio
 /// The advisory lock key of migrations (any constant the hub alone uses).
 const MIGRATION_LOCK: i64 = 0x6c6f_7961_6c74_7964;
 
-/// Applies the migrations the database lacks; returns the versions applied now.
-pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, tokio_postgres::Error> {
+/// Applies the migrations the database lacks; returns the versions applied now. A
+/// database that a newer hub migrated is refused (this one would misread it).
+pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, String> {
+    run(client).await.map_err(|e| match e {
+        Refused::Db(e) => e.to_string(),
+        Refused::Newer(v) => format!(
+            "the database has schema version {v}, newer than this hub's {}: run the newer loyaltyd",
+            latest()
+        ),
+    })
+}
+
+enum Refused {
+    Db(tokio_postgres::Error),
+    Newer(i32),
+}
+
+impl From<tokio_postgres::Error> for Refused {
+    fn from(e: tokio_postgres::Error) -> Refused {
+        Refused::Db(e)
+    }
+}
+
+async fn run(client: &mut Client) -> Result<Vec<i32>, Refused> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
@@ -29,6 +51,9 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, tokio_postgres::Er
         .iter()
         .map(|r| r.get(0))
         .collect();
+    if let Some(&newer) = done.iter().filter(|v| **v > latest()).max() {
+        return Err(Refused::Newer(newer));
+    }
     let mut applied = Vec::new();
     for (version, name, sql) in MIGRATIONS {
         if done.contains(version) {

@@ -123,11 +123,18 @@ impl PgHub {
             let started = Instant::now();
             let mut wait = Duration::from_millis(250);
             loop {
-                let attempt = async {
-                    let mut client = pool.get().await.map_err(|e| e.to_string())?;
-                    migrate::migrate(&mut client).await.map_err(|e| e.to_string())
+                // Reaching the server is retried; what it then says (a schema too new,
+                // a refused login, a failed migration) is final.
+                let attempt = match pool.get().await {
+                    Ok(mut client) => match migrate::migrate(&mut client).await {
+                        Ok(v) => return Ok(v),
+                        Err(e) => {
+                            return Err(StartError::System(format!("PostgreSQL at {shown}: {e}")));
+                        }
+                    },
+                    Err(e) => Err(e.to_string()),
                 };
-                match attempt.await {
+                match attempt {
                     Ok(v) => return Ok(v),
                     Err(e) if started.elapsed() + wait <= connect_retry => {
                         tracing::warn!("PostgreSQL at {shown} is unreachable: {e}; retrying in {wait:?}");
