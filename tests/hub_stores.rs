@@ -316,8 +316,8 @@ fn hub_migrate_applies_each_migration_once_on_postgres() {
     assert_eq!(migrate()["applied"], json!([]));
 }
 
-/// What operators read of a member on either store: found by phone, its points ledger,
-/// its coupons, and the plain refusals for what does not exist.
+/// What operators read of a member on either store: found by phone, its points ledger
+/// and transactions, its coupons, and the plain refusals for what does not exist.
 fn operators_find_members_and_their_coupons(kind: Kind) {
     let root = tempfile::tempdir().unwrap();
     let s1 = secret_file(root.path(), "T1");
@@ -342,6 +342,10 @@ fn operators_find_members_and_their_coupons(kind: Kind) {
         (entries[0]["kind"].as_str(), entries[0]["balance_after"].as_i64()),
         (Some("earn"), Some(balance))
     );
+    let txs = hc.get_json(&format!("/v1/hub/members/{id}/transactions"), 200);
+    let txs = txs["transactions"].as_array().unwrap();
+    assert_eq!(txs.len(), 1, "{txs:?}");
+    assert!(txs[0]["tx_id"].as_str().unwrap().starts_with("T1-"), "{txs:?}");
     let e = hc.get_json(&format!("/v1/hub/members/{id}/points?limit=0"), 400);
     assert_eq!(code(&e), "invalid_input", "{e}");
     let e = hc.get_json("/v1/hub/members/m-nobody/points", 404);
@@ -491,4 +495,51 @@ fn a_database_of_a_newer_schema_is_refused_on_postgres() {
     assert!(!out.status.success(), "{log}");
     assert!(log.contains("schema version 999, newer than this hub's 1"), "{log}");
     assert!(!log.contains("retrying"), "{log}");
+}
+
+/// A refund reaches the hub, which finds the checkout it refunds inside the record it
+/// stored (on PostgreSQL, read back from `hub_journal`): the balance is restored and
+/// the member's transactions show the refunded amount.
+fn a_refund_finds_its_checkout_at_the_hub(kind: Kind) {
+    let root = tempfile::tempdir().unwrap();
+    let s1 = secret_file(root.path(), "T1");
+    let hub = start(root.path(), &kind, &[("T1", s1.as_path())]);
+    let t1 = Shop::open(root.path(), "T1", &hub, &s1);
+    let card = "0D000002";
+    let id = t1.enrol(card, "13900000003");
+    let earned = t1.commit(card, "earn", 300_000, 0).unwrap()["points_earned"]
+        .as_i64()
+        .unwrap();
+    let sale = t1.commit(card, "spend", 20_000, 500).unwrap();
+    t1.wait_synced(&last_sync(&t1));
+    let tx = sale["tx_id"].as_str().unwrap();
+    let refund = t1.c().post_json("/v1/refunds", &json!({ "tx_id": tx }), &[], 200);
+    assert_eq!(refund["balance"], earned, "{refund}");
+    t1.wait_synced(&last_sync(&t1));
+    assert_eq!(hub_member(&hub, &id)["balance"], earned);
+    let txs = hub
+        .client()
+        .get_json(&format!("/v1/hub/members/{id}/transactions"), 200);
+    let refunded: Vec<_> = txs["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["tx_id"] == tx)
+        .map(|t| (t["refunded"].clone(), t["total"].clone()))
+        .collect();
+    assert_eq!(refunded.len(), 1, "{txs}");
+    assert_eq!(refunded[0].0, refunded[0].1, "refunded whole: {txs}");
+    assert!(refunded[0].0.as_i64().unwrap() > 0, "{txs}");
+    let held = hub_terminal(&hub, "T1");
+    assert_eq!(held.0, 4, "enrolment, two checkouts, a refund");
+}
+
+#[test]
+fn a_refund_finds_its_checkout_at_the_hub_embedded() {
+    embedded(a_refund_finds_its_checkout_at_the_hub)
+}
+
+#[test]
+fn a_refund_finds_its_checkout_at_the_hub_on_postgres() {
+    postgres("refund", a_refund_finds_its_checkout_at_the_hub)
 }

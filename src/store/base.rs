@@ -202,15 +202,58 @@ pub fn ledger(
     before: Option<u64>,
     limit: usize,
 ) -> Result<super::history::Page<super::LedgerEntry>> {
-    use super::history;
     let len =
         get::<super::MemberRec>(base, "member", &k(key::MEMBER, member_id.as_bytes()))?.map_or(0, |m| m.ledger_len);
+    pages(base, super::history::LEDGER, member_id, len, before, limit)
+}
+
+/// A member's transactions, newest first (as `Store::transactions`).
+pub fn transactions(
+    base: &dyn StateBase,
+    member_id: &str,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<super::history::Page<super::TxSummary>> {
+    let len =
+        get::<super::MemberRec>(base, "member", &k(key::MEMBER, member_id.as_bytes()))?.map_or(0, |m| m.history_len);
+    pages(base, super::history::HISTORY, member_id, len, before, limit)
+}
+
+fn pages<T: serde::de::DeserializeOwned>(
+    base: &dyn StateBase,
+    prefix: u8,
+    member_id: &str,
+    len: u64,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<super::history::Page<T>> {
+    use super::history;
     history::newest_first(len, before, limit, |page| {
         let mut out = Ok(vec![]);
-        base.visit(&history::page_key(history::LEDGER, member_id, page), &mut |bytes| {
+        base.visit(&history::page_key(prefix, member_id, page), &mut |bytes| {
             out = history::decode_page(bytes);
             Ok(())
         })?;
         out
     })
+}
+
+/// Hub: a checkout any terminal made, by id (as `Store::hub_tx`).
+pub fn hub_tx(base: &dyn StateBase, tx_id: &str) -> Result<Option<super::TxState>> {
+    let Some((terminal, epoch32, _)) = super::parse_tx_id(tx_id) else {
+        return Ok(None);
+    };
+    // The streams of that terminal: 'T', its id, 0, the epoch (8 bytes).
+    let mut prefix = k(key::TERMINAL, terminal.as_bytes());
+    prefix.push(0);
+    for key in base.keys_with_prefix(&prefix)? {
+        let epoch = key
+            .get(prefix.len()..)
+            .and_then(|e| <[u8; 8]>::try_from(e).ok())
+            .map(u64::from_be_bytes);
+        if let Some(epoch) = epoch.filter(|e| *e as u32 == epoch32) {
+            return apply::find_remote_tx(base, tx_id, terminal, epoch);
+        }
+    }
+    Ok(None)
 }

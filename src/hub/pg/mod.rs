@@ -388,8 +388,32 @@ impl HubStore for PgHub {
         }
     }
 
-    fn transactions(&self, _member_id: &str, _after: Option<&str>, _limit: Option<usize>) -> Result<TransactionsPage> {
-        self.unavailable("a member's transactions")
+    fn transactions(&self, member_id: &str, after: Option<&str>, limit: Option<usize>) -> Result<TransactionsPage> {
+        let (before, limit) = (crate::engine::page_cursor(after)?, crate::engine::page_limit(limit)?);
+        let (m, summaries) = self.read(|b| {
+            let (txs, next) = base::transactions(b, member_id, before, limit)?;
+            let mut out = Vec::with_capacity(txs.len());
+            for (_, t) in txs {
+                let refunded = base::hub_tx(b, &t.tx_id)?.map_or(0, |tx| tx.refunded.amount);
+                out.push((t, refunded));
+            }
+            Ok((base::member(b, member_id)?, (out, next)))
+        })?;
+        if m.is_none() {
+            return Err(Error::new(
+                Code::UnknownMember,
+                format!("no member has id {member_id:?}"),
+            ));
+        }
+        let rules = self.rules();
+        Ok(TransactionsPage {
+            transactions: summaries
+                .0
+                .iter()
+                .map(|(t, refunded)| crate::views::history::TxSummaryView::new(&rules, t, *refunded))
+                .collect(),
+            next: summaries.1.map(|n| n.to_string()),
+        })
     }
 
     fn ledger(&self, member_id: &str, after: Option<&str>, limit: Option<usize>) -> Result<LedgerPage> {

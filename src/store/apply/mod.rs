@@ -609,7 +609,12 @@ pub(super) fn find_record(store: &Store, tx_id: &str, stream: Option<(&str, u64)
 }
 
 /// Hub: a checkout terminal stream `(terminal, epoch)` made, by id.
-pub(super) fn find_remote_tx(store: &Store, tx_id: &str, terminal: &str, epoch: u64) -> Result<Option<TxState>> {
+pub(super) fn find_remote_tx(
+    store: &dyn StateBase,
+    tx_id: &str,
+    terminal: &str,
+    epoch: u64,
+) -> Result<Option<TxState>> {
     Changes::new(store, None).tx(tx_id, Some((terminal, epoch)))
 }
 
