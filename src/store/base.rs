@@ -150,6 +150,8 @@ pub fn decode_negative(k: &[u8], v: &[u8]) -> Result<(String, i64)> {
 pub enum Projected {
     Member(Box<MemberState>),
     Terminal(HubTerminal),
+    Coupon(String, CouponState),
+    Group(Box<GroupState>),
 }
 
 /// The projection of one write, if its key is of a kind the projection keeps.
@@ -157,6 +159,11 @@ pub fn project(k: &[u8], v: &[u8]) -> Result<Option<Projected>> {
     Ok(match k.first() {
         Some(&key::MEMBER) => Some(Projected::Member(Box::new(dec::<super::MemberRec>("member", v)?.state))),
         Some(&key::TERMINAL) => Some(Projected::Terminal(dec("terminal", v)?)),
+        Some(&key::COUPON) => Some(Projected::Coupon(
+            String::from_utf8_lossy(&k[1..]).into_owned(),
+            dec("coupon", v)?,
+        )),
+        Some(&key::GROUP) => Some(Projected::Group(Box::new(dec("group", v)?))),
         _ => None,
     })
 }

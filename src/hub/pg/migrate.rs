@@ -5,7 +5,10 @@
 use tokio_postgres::Client;
 
 /// (version, name, SQL), in order. A released file is never edited: a change is a new file.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "hub", include_str!("migrations/0001_hub.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "hub", include_str!("migrations/0001_hub.sql")),
+    (2, "projection", include_str!("migrations/0002_projection.sql")),
+];
 
 /// The advisory lock key of migrations (any constant the hub alone uses).
 const MIGRATION_LOCK: i64 = 0x6c6f_7961_6c74_7964;
@@ -14,7 +17,7 @@ const MIGRATION_LOCK: i64 = 0x6c6f_7961_6c74_7964;
 /// database that a newer hub migrated is refused (this one would misread it).
 pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, String> {
     run(client).await.map_err(|e| match e {
-        Refused::Db(e) => e.to_string(),
+        Refused::Db(e) => super::describe(&e),
         Refused::Newer(v) => format!(
             "the database has schema version {v}, newer than this hub's {}: run the newer loyaltyd",
             latest()

@@ -39,15 +39,26 @@ use crate::views::MemberView;
 pub use export::export;
 pub use migrate::{latest as latest_migration, MIGRATIONS};
 
+/// A database error with what the server said (tokio-postgres shows only "db error").
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => e.to_string(),
+    }
+}
+
 /// A database fault as the hub's error: a connection that went away is a passing
 /// `store_busy` (the terminal retries), anything else internal.
 pub(crate) fn pg_error(e: tokio_postgres::Error) -> Error {
     use tokio_postgres::error::SqlState;
     let passing = matches!(e.code(), Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::ADMIN_SHUTDOWN || *c == SqlState::CANNOT_CONNECT_NOW);
     if passing || e.is_closed() || e.code().is_none() {
-        Error::new(Code::StoreBusy, format!("the database is unavailable: {e}"))
+        Error::new(
+            Code::StoreBusy,
+            format!("the database is unavailable: {}", describe(&e)),
+        )
     } else {
-        Error::internal(format!("database: {e}"))
+        Error::internal(format!("database: {}", describe(&e)))
     }
 }
 

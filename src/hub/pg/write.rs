@@ -36,6 +36,19 @@ pub async fn commit(db: &impl GenericClient, head: u64, records: &[Record], writ
     let mut members = Members::default();
     let mut cards: HashMap<String, (String, String)> = HashMap::new();
     let mut terminals = Terminals::default();
+    let mut coupons = Coupons::default();
+    let mut groups = Groups::default();
+    let mut sales = Sales::default();
+    for (i, rec) in records.iter().enumerate() {
+        if let Body::Remote(r) = &rec.body {
+            // A record that does not decode was refused before it got here.
+            if let Ok(inner) = Record::decode(&r.payload) {
+                if let Body::CheckoutV2(c) = &inner.body {
+                    sales.push(&r.terminal_id, &inner, c, head as i64 + 1 + i as i64);
+                }
+            }
+        }
+    }
     for (k, v) in writes {
         match v {
             Some(v) => {
@@ -48,6 +61,8 @@ pub async fn commit(db: &impl GenericClient, head: u64, records: &[Record], writ
                         members.push(&m, new_head);
                     }
                     Some(Projected::Terminal(t)) => terminals.push(&t),
+                    Some(Projected::Coupon(code, c)) => coupons.push(code, &c),
+                    Some(Projected::Group(g)) => groups.push(&g),
                     None => {}
                 }
                 keys.push(k.clone());
@@ -181,17 +196,221 @@ pub async fn commit(db: &impl GenericClient, head: u64, records: &[Record], writ
         )
         .await
     };
-    // The journal first: the terminal records refer to it (statements of one connection
-    // run in the order sent, pipelined or not).
-    futures_util::future::try_join4(
+    // The foreign keys of one step's rows are checked at commit (DEFERRABLE), so the
+    // statements may go in any order.
+    futures_util::future::try_join5(
         journal,
         stream,
         futures_util::future::try_join3(upserts, removals, head_moved),
         futures_util::future::try_join3(member_rows, card_rows, terminal_rows),
+        futures_util::future::try_join3(sales.insert(db), coupons.upsert(db), groups.upsert(db)),
     )
     .await
     .map_err(pg_error)?;
     Ok(())
+}
+
+/// Checkouts and their lines, for `transactions` and `lines`.
+#[derive(Default)]
+struct Sales {
+    tx: Vec<String>,
+    terminal: Vec<String>,
+    member: Vec<String>,
+    card: Vec<String>,
+    at: Vec<i64>,
+    day: Vec<i32>,
+    subtotal: Vec<i64>,
+    total: Vec<i64>,
+    earned: Vec<i64>,
+    redeemed: Vec<i64>,
+    seq: Vec<i64>,
+    line_tx: Vec<String>,
+    line_n: Vec<i32>,
+    sku: Vec<String>,
+    category: Vec<String>,
+    qty: Vec<i64>,
+    unit_price: Vec<i64>,
+    net: Vec<i64>,
+}
+
+impl Sales {
+    fn push(&mut self, terminal: &str, rec: &Record, c: &crate::record::CheckoutV2, seq: i64) {
+        self.tx.push(c.tx_id.clone());
+        self.terminal.push(terminal.to_string());
+        self.member.push(c.member_id.clone());
+        self.card.push(c.card.clone());
+        self.at.push(rec.at);
+        self.day.push(rec.day);
+        self.subtotal.push(c.subtotal);
+        self.total.push(c.total);
+        self.earned.push(c.points_earned);
+        self.redeemed.push(c.points_redeemed);
+        self.seq.push(seq);
+        for (n, l) in c.lines.iter().enumerate() {
+            self.line_tx.push(c.tx_id.clone());
+            self.line_n.push(n as i32);
+            self.sku.push(l.line.sku.clone());
+            self.category.push(l.line.category.clone());
+            self.qty.push(l.line.qty);
+            self.unit_price.push(l.line.unit_price);
+            self.net.push(l.net());
+        }
+    }
+
+    async fn insert(&self, db: &impl GenericClient) -> Result<u64, tokio_postgres::Error> {
+        if self.tx.is_empty() {
+            return Ok(0);
+        }
+        let st = db
+            .prepare_cached(
+                "INSERT INTO transactions (tx_id, terminal_id, member_id, card, at, day, subtotal, total, \
+                 points_earned, points_redeemed, hub_seq) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::int[], \
+                 $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[])",
+            )
+            .await?;
+        let params: [&(dyn ToSql + Sync); 11] = [
+            &self.tx,
+            &self.terminal,
+            &self.member,
+            &self.card,
+            &self.at,
+            &self.day,
+            &self.subtotal,
+            &self.total,
+            &self.earned,
+            &self.redeemed,
+            &self.seq,
+        ];
+        let n = db.execute(&st, &params).await?;
+        let st = db
+            .prepare_cached(
+                "INSERT INTO lines (tx_id, n, sku, category, qty, unit_price, net) \
+                 SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], \
+                 $7::bigint[])",
+            )
+            .await?;
+        db.execute(
+            &st,
+            &[
+                &self.line_tx,
+                &self.line_n,
+                &self.sku,
+                &self.category,
+                &self.qty,
+                &self.unit_price,
+                &self.net,
+            ],
+        )
+        .await?;
+        Ok(n)
+    }
+}
+
+#[derive(Default)]
+struct Coupons {
+    code: Vec<String>,
+    type_id: Vec<String>,
+    member: Vec<String>,
+    issued: Vec<i32>,
+    valid_until: Vec<i32>,
+    used_by: Vec<Option<String>>,
+    issued_by: Vec<String>,
+}
+
+impl Coupons {
+    fn push(&mut self, code: String, c: &crate::model::CouponState) {
+        self.code.push(code);
+        self.type_id.push(c.type_id.clone());
+        self.member.push(c.member_id.clone());
+        self.issued.push(c.issued);
+        self.valid_until.push(c.valid_until);
+        self.used_by.push(c.used_by.clone());
+        self.issued_by.push(c.issued_by.clone());
+    }
+
+    async fn upsert(&self, db: &impl GenericClient) -> Result<u64, tokio_postgres::Error> {
+        if self.code.is_empty() {
+            return Ok(0);
+        }
+        let st = db
+            .prepare_cached(
+                "INSERT INTO coupons (code, type_id, member_id, issued, valid_until, used_by, issued_by) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[], \
+                 $7::text[]) \
+                 ON CONFLICT (code) DO UPDATE SET type_id = EXCLUDED.type_id, member_id = EXCLUDED.member_id, \
+                 issued = EXCLUDED.issued, valid_until = EXCLUDED.valid_until, used_by = EXCLUDED.used_by, \
+                 issued_by = EXCLUDED.issued_by",
+            )
+            .await?;
+        db.execute(
+            &st,
+            &[
+                &self.code,
+                &self.type_id,
+                &self.member,
+                &self.issued,
+                &self.valid_until,
+                &self.used_by,
+                &self.issued_by,
+            ],
+        )
+        .await
+    }
+}
+
+#[derive(Default)]
+struct Groups {
+    id: Vec<String>,
+    deal: Vec<String>,
+    sku: Vec<String>,
+    price: Vec<i64>,
+    size: Vec<i32>,
+    joined: Vec<i32>,
+    opened_at: Vec<i64>,
+    expires_at: Vec<i64>,
+    formed_at: Vec<Option<i64>>,
+}
+
+impl Groups {
+    fn push(&mut self, g: &crate::store::GroupState) {
+        self.id.push(g.group_id.clone());
+        self.deal.push(g.deal.clone());
+        self.sku.push(g.sku.clone());
+        self.price.push(g.group_price_minor);
+        self.size.push(g.size as i32);
+        self.joined.push(g.members.len() as i32);
+        self.opened_at.push(g.opened_at);
+        self.expires_at.push(g.expires_at);
+        self.formed_at.push(g.formed_at);
+    }
+
+    async fn upsert(&self, db: &impl GenericClient) -> Result<u64, tokio_postgres::Error> {
+        if self.id.is_empty() {
+            return Ok(0);
+        }
+        let st = db
+            .prepare_cached(
+                "INSERT INTO groups (group_id, deal, sku, group_price, size, joined, opened_at, expires_at, formed_at) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::int[], \
+                 $7::bigint[], $8::bigint[], $9::bigint[]) \
+                 ON CONFLICT (group_id) DO UPDATE SET joined = EXCLUDED.joined, formed_at = EXCLUDED.formed_at, \
+                 expires_at = EXCLUDED.expires_at",
+            )
+            .await?;
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &self.id,
+            &self.deal,
+            &self.sku,
+            &self.price,
+            &self.size,
+            &self.joined,
+            &self.opened_at,
+            &self.expires_at,
+            &self.formed_at,
+        ];
+        db.execute(&st, &params).await
+    }
 }
 
 #[derive(Default)]
