@@ -565,3 +565,74 @@ fn a_refund_finds_its_checkout_at_the_hub_embedded() {
 fn a_refund_finds_its_checkout_at_the_hub_on_postgres() {
     postgres("refund", a_refund_finds_its_checkout_at_the_hub)
 }
+
+/// One card enrolled at two offline shops: the hub lists the conflict, the first
+/// enrolment keeps the card everywhere, and an operator's merge moves the other member's
+/// points into it, on either store.
+fn a_card_enrolled_twice_is_a_conflict_an_operator_merges(kind: Kind) {
+    let root = tempfile::tempdir().unwrap();
+    let (s1, s2) = (secret_file(root.path(), "T1"), secret_file(root.path(), "T2"));
+    let hub = start(root.path(), &kind, &[("T1", s1.as_path()), ("T2", s2.as_path())]);
+    let t1 = Shop::open(root.path(), "T1", &hub, &s1);
+    let t2 = Shop::open(root.path(), "T2", &hub, &s2);
+    let card = "0E000009";
+    t1.proxy.down(true);
+    t2.proxy.down(true);
+    let first = t1.enrol(card, "13900000091");
+    let second = t2.enrol(card, "13900000092");
+    let at_t1 = t1.commit(card, "s1", 10_000, 0).unwrap()["points_earned"]
+        .as_i64()
+        .unwrap();
+    let at_t2 = t2.commit(card, "s2", 20_000, 0).unwrap()["points_earned"]
+        .as_i64()
+        .unwrap();
+    for shop in [&t1, &t2] {
+        let mark = last_sync(shop);
+        shop.proxy.down(false);
+        shop.wait_synced(&mark);
+    }
+    let listed = hub.client().get_json("/v1/hub/conflicts", 200)["conflicts"].clone();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["members"], json!([first, second]));
+    let resolve = format!("/v1/hub/conflicts/{}/resolve", listed[0]["id"].as_str().unwrap());
+    let e = hub
+        .client()
+        .post_json(&resolve, &json!({"keep": "m-nobody", "merge": true}), &[], 400);
+    assert_eq!(code(&e), "invalid_input", "{e}");
+    let e = hub.client().post_json(
+        "/v1/hub/conflicts/c-nope/resolve",
+        &json!({"keep": first, "merge": true}),
+        &[],
+        404,
+    );
+    assert_eq!(code(&e), "not_found", "{e}");
+    hub.client()
+        .post_json(&resolve, &json!({"keep": first, "merge": true}), &[], 200);
+    assert_eq!(hub.client().get_json("/v1/hub/conflicts", 200)["conflicts"], json!([]));
+    let merged = hub_member(&hub, &second);
+    assert_eq!(
+        (merged["status"].as_str(), merged["balance"].as_i64()),
+        (Some("merged"), Some(0)),
+        "{merged}"
+    );
+    assert_eq!(hub_member(&hub, &first)["balance"], at_t1 + at_t2);
+    let e = hub
+        .client()
+        .post_json(&resolve, &json!({"keep": first, "merge": true}), &[], 400);
+    assert_eq!(code(&e), "invalid_input", "resolved already: {e}");
+    for shop in [&t1, &t2] {
+        eventually(30, &format!("{} shows the merged balance", shop.id), || {
+            (shop.balance(card) == Some(at_t1 + at_t2)).then_some(())
+        });
+    }
+}
+
+#[test]
+fn a_card_enrolled_twice_is_a_conflict_an_operator_merges_embedded() {
+    embedded(a_card_enrolled_twice_is_a_conflict_an_operator_merges)
+}
+
+#[test]
+fn a_card_enrolled_twice_is_a_conflict_an_operator_merges_on_postgres() {
+    postgres("conflict", a_card_enrolled_twice_is_a_conflict_an_operator_merges)
+}

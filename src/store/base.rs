@@ -264,3 +264,18 @@ pub fn hub_tx(base: &dyn StateBase, tx_id: &str) -> Result<Option<super::TxState
     }
     Ok(None)
 }
+
+/// Hub: conflicts, resolved ones included, by id.
+pub fn conflicts(base: &dyn StateBase) -> Result<Vec<super::Conflict>> {
+    let mut out = Vec::new();
+    for key in base.keys_with_prefix(&[key::CONFLICT])? {
+        if let Some(c) = get(base, "conflict", &key)? {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+pub fn conflict(base: &dyn StateBase, id: &str) -> Result<Option<super::Conflict>> {
+    get(base, "conflict", &apply::conflict_key(id))
+}

@@ -221,11 +221,11 @@ impl PgHub {
     /// One write: `decide` over the state (under the head lock) gives the hub records
     /// to add and the answer; they are applied and committed together. Retried whole
     /// while the database is away, up to `RETRY_FOR`.
-    fn write<R>(&self, mut decide: impl FnMut(&dyn StateBase) -> Result<(Vec<Body>, R)>) -> Result<R> {
+    fn write<R>(&self, by: &Actor, mut decide: impl FnMut(&dyn StateBase) -> Result<(Vec<Body>, R)>) -> Result<R> {
         let started = Instant::now();
         let mut wait = Duration::from_millis(50);
         loop {
-            let out = self.rt.block_on(self.write_once(&mut decide));
+            let out = self.rt.block_on(self.write_once(by, &mut decide));
             match out {
                 Err(e) if retryable(&e) && started.elapsed() + wait < RETRY_FOR => {
                     tracing::warn!("hub write failed, retrying in {wait:?}: {}", e.message);
@@ -237,7 +237,11 @@ impl PgHub {
         }
     }
 
-    async fn write_once<R>(&self, decide: &mut impl FnMut(&dyn StateBase) -> Result<(Vec<Body>, R)>) -> Result<R> {
+    async fn write_once<R>(
+        &self,
+        by: &Actor,
+        decide: &mut impl FnMut(&dyn StateBase) -> Result<(Vec<Body>, R)>,
+    ) -> Result<R> {
         let mut client = self.pool.get().await.map_err(pool_error)?;
         let tx = client.transaction().await.map_err(pg_error)?;
         let head = head(&tx, true).await?;
@@ -247,7 +251,7 @@ impl PgHub {
             tx.commit().await.map_err(pg_error)?;
             return Ok(answer);
         }
-        let records = self.records(bodies);
+        let records = self.records(by, bodies);
         let writes = tentative::run(&tx, &mut fetched, head, |b| base::apply_step(b, head + 1, &records)).await?;
         write::commit(&tx, head, &records, &writes).await?;
         tx.commit().await.map_err(pg_error)?;
@@ -255,7 +259,7 @@ impl PgHub {
     }
 
     /// The hub's own records around `bodies`, made now.
-    fn records(&self, bodies: Vec<Body>) -> Vec<Record> {
+    fn records(&self, actor: &Actor, bodies: Vec<Body>) -> Vec<Record> {
         let at = model::now();
         let day = model::day_no(crate::rules::local_date(&self.rules(), at));
         let mono_us = crate::os::monotonic_us();
@@ -269,8 +273,8 @@ impl PgHub {
                 at,
                 day,
                 idem: None,
-                by: Some(Actor::system().by),
-                requested_by: None,
+                by: Some(actor.by.clone()),
+                requested_by: actor.requested_by.clone(),
                 body,
             })
             .collect()
@@ -299,7 +303,7 @@ async fn head(tx: &deadpool_postgres::Transaction<'_>, lock: bool) -> Result<u64
 impl HubStore for PgHub {
     fn ingest(&self, push: &PushRequest) -> Result<PushReply> {
         check_push(push)?;
-        let (acked, duplicates) = self.write(|b| decide_push(b, push))?;
+        let (acked, duplicates) = self.write(&Actor::system(), |b| decide_push(b, push))?;
         Ok(PushReply {
             acked,
             duplicates,
@@ -362,7 +366,7 @@ impl HubStore for PgHub {
     fn publish_ruleset(&self, text: &str) -> Result<u32> {
         let rules = Ruleset::parse(text, "(published ruleset)").map_err(|e| Error::invalid(e.to_string()))?;
         let version = rules.version;
-        self.write(|b| {
+        self.write(&Actor::system(), |b| {
             if let Some((_, current)) = base::published_ruleset(b)? {
                 if version <= current && !b.tentative() {
                     return Err(Error::invalid(format!(
@@ -468,11 +472,52 @@ impl HubStore for PgHub {
     }
 
     fn conflicts(&self) -> Result<Vec<ConflictView>> {
-        self.unavailable("conflicts")
+        let tz = self.rules().timezone;
+        Ok(self
+            .read(|b| base::conflicts(b))?
+            .iter()
+            .filter(|c| !c.resolved)
+            .map(|c| ConflictView::new(c, &tz))
+            .collect())
     }
 
-    fn resolve_conflict(&self, _id: &str, _keep: &str, _merge: bool, _by: Actor) -> Result<ConflictView> {
-        self.unavailable("resolving a conflict")
+    fn resolve_conflict(&self, id: &str, keep: &str, merge: bool, by: Actor) -> Result<ConflictView> {
+        if by.role < crate::model::Role::Owner {
+            return Err(Error::new(
+                Code::Forbidden,
+                format!(
+                    "resolving a conflict needs the owner role; {} is {}",
+                    by.by,
+                    by.role.as_str()
+                ),
+            ));
+        }
+        self.write(&by, |b| {
+            let c = match base::conflict(b, id)? {
+                Some(c) => c,
+                None if b.tentative() => return Ok((vec![], ())),
+                None => return Err(Error::new(Code::NotFound, format!("no conflict {id:?}"))),
+            };
+            if c.resolved && !b.tentative() {
+                return Err(Error::invalid(format!("conflict {id} is resolved already")));
+            }
+            if !c.members.iter().any(|m| m == keep) {
+                return Err(Error::invalid(format!(
+                    "{keep} is not one of the conflict's members {:?}",
+                    c.members
+                )));
+            }
+            let body = Body::ConflictResolve {
+                conflict_id: id.to_string(),
+                keep: keep.to_string(),
+                merge,
+            };
+            Ok((vec![body], ()))
+        })?;
+        let c = self
+            .read(|b| base::conflict(b, id))?
+            .ok_or_else(|| Error::internal(format!("conflict {id} vanished")))?;
+        Ok(ConflictView::new(&c, &self.rules().timezone))
     }
 
     fn daily_pass(&self) -> Result<(u64, Duration)> {
