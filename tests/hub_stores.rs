@@ -352,6 +352,29 @@ fn operators_find_members_and_their_coupons(kind: Kind) {
     let hc = hub.client();
     let found = hc.get_json("/v1/hub/members?phone=13900000040", 200);
     assert_eq!(found["members"][0]["member_id"], json!(id), "{found}");
+    let second = t1.enrol("0D000011", "13900000041");
+    t1.wait_synced(&last_sync(&t1));
+    for q in ["Mem", "0040", "0D000001"] {
+        let found = hc.get_json(&format!("/v1/hub/members?q={q}"), 200);
+        let ids: Vec<_> = found["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["member_id"].clone())
+            .collect();
+        let mut want = vec![json!(id)];
+        if q == "Mem" {
+            want.push(json!(second));
+            want.sort_by_key(|v| v.as_str().unwrap().to_string());
+        }
+        assert_eq!(ids, want, "q={q}: {found}");
+    }
+    let page = hc.get_json("/v1/hub/members?q=Mem&limit=1", 200);
+    let next = page["next"].as_str().expect("a second page").to_string();
+    let rest = hc.get_json(&format!("/v1/hub/members?q=Mem&limit=1&after={next}"), 200);
+    assert_eq!(rest["members"].as_array().unwrap().len(), 1, "{rest}");
+    assert_eq!(rest["next"], json!(null), "{rest}");
+    assert_ne!(rest["members"][0]["member_id"], page["members"][0]["member_id"]);
     let none = hc.get_json("/v1/hub/members?phone=13900000049", 200);
     assert_eq!(none["members"], json!([]), "{none}");
     let coupons = hc.get_json(&format!("/v1/hub/members/{id}/coupons"), 200);

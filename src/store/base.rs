@@ -279,3 +279,66 @@ pub fn conflicts(base: &dyn StateBase) -> Result<Vec<super::Conflict>> {
 pub fn conflict(base: &dyn StateBase, id: &str) -> Result<Option<super::Conflict>> {
     get(base, "conflict", &apply::conflict_key(id))
 }
+
+/// One index range a member search reads (as `Store::search`): keys in `[from, end)`
+/// whose key and value pass `keep`, each naming a member id.
+pub struct IndexScan {
+    pub from: Vec<u8>,
+    pub end: Vec<u8>,
+    prefix_len: usize,
+    test: IndexTest,
+}
+
+enum IndexTest {
+    NameStarts(String),
+    PhoneEnds(String),
+    CardStarts(String),
+}
+
+impl IndexScan {
+    pub fn keep(&self, k: &[u8], v: &[u8]) -> bool {
+        match &self.test {
+            IndexTest::NameStarts(name) => v.starts_with(name.as_bytes()),
+            IndexTest::PhoneEnds(digits) => v.ends_with(digits.as_bytes()),
+            IndexTest::CardStarts(card) => {
+                let at = k.iter().rposition(|&b| b == 0).map_or(k.len(), |i| i + 1);
+                k[at..].starts_with(card.as_bytes())
+            }
+        }
+    }
+
+    pub fn id<'a>(&self, k: &'a [u8]) -> &'a [u8] {
+        super::search::id_in(k, self.prefix_len)
+    }
+}
+
+/// The index ranges a search text reads, after member `after`.
+pub fn search_scans(text: &str, after: Option<&str>) -> Vec<IndexScan> {
+    let q = super::search::Query::new(text);
+    let scan = |prefix: &[u8], test| {
+        let mut from = prefix.to_vec();
+        if let Some(after) = after {
+            from.extend_from_slice(after.as_bytes());
+            from.push(1);
+        }
+        let mut end = prefix.to_vec();
+        *end.last_mut().expect("index prefixes end in 0") = 1;
+        IndexScan {
+            from,
+            end,
+            prefix_len: prefix.len(),
+            test,
+        }
+    };
+    let mut out = Vec::new();
+    if !q.name.1.is_empty() {
+        out.push(scan(&q.name.0, IndexTest::NameStarts(q.name.1.clone())));
+    }
+    if let Some((prefix, digits)) = &q.phone {
+        out.push(scan(prefix, IndexTest::PhoneEnds(digits.clone())));
+    }
+    if let Some((prefix, card)) = &q.card {
+        out.push(scan(prefix, IndexTest::CardStarts(card.clone())));
+    }
+    out
+}

@@ -280,6 +280,63 @@ impl PgHub {
             .collect()
     }
 
+    /// Members a text finds, as `Engine::search` (the same index keys, read in ranges).
+    fn search(
+        &self,
+        text: &str,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<(Vec<MemberView>, Option<String>)> {
+        let text = crate::model::check_text("q", text.trim(), 100)?;
+        let limit = limit.unwrap_or(crate::engine::SEARCH_DEFAULT);
+        if !(1..=crate::engine::SEARCH_MAX).contains(&limit) {
+            return Err(Error::invalid(format!(
+                "limit must be 1 to {}",
+                crate::engine::SEARCH_MAX
+            )));
+        }
+        if let Some(a) = after {
+            crate::model::check_text("after", a, 64)?;
+        }
+        let want = limit + 1;
+        let out = self.rt.block_on(async {
+            let mut client = self.pool.get().await.map_err(pool_error)?;
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(pg_error)?;
+            let mut ids: std::collections::BTreeSet<Vec<u8>> = Default::default();
+            for scan in base::search_scans(text, after) {
+                ids.extend(write::index_ids(&tx, &scan, want).await?);
+            }
+            let head = head(&tx, false).await?;
+            let mut fetched = tentative::Fetched::default();
+            let members = tentative::run(&tx, &mut fetched, head, |b| {
+                let mut members = Vec::with_capacity(limit);
+                for id in ids.iter().take(limit) {
+                    if let Some(m) = base::member(b, &String::from_utf8_lossy(id))? {
+                        members.push(m);
+                    }
+                }
+                Ok(members)
+            })
+            .await?;
+            tx.commit().await.map_err(pg_error)?;
+            Ok((members, ids.len() > limit))
+        });
+        let (members, more) = self.noted(out)?;
+        let next = more.then(|| members.last().map(|m| m.member_id.clone())).flatten();
+        let rules = self.rules();
+        let now = model::now();
+        Ok((
+            members.iter().map(|m| MemberView::new(&rules, m, now, true)).collect(),
+            next,
+        ))
+    }
+
     fn unavailable<T>(&self, what: &str) -> Result<T> {
         Err(Error::new(
             Code::NotFound,
@@ -398,7 +455,7 @@ impl HubStore for PgHub {
                     None,
                 ))
             }
-            (None, Some(_)) => self.unavailable("member search by text"),
+            (None, Some(q)) => self.search(q, find.after.as_deref(), find.limit),
             _ => Err(Error::invalid("give one of phone= or q=")),
         }
     }

@@ -539,3 +539,38 @@ pub async fn negative(db: &impl GenericClient) -> Result<Vec<(String, i64)>> {
         .map(|r| base::decode_negative(r.get::<_, &[u8]>(0), r.get::<_, &[u8]>(1)))
         .collect()
 }
+
+/// The first `want` distinct member ids of a search's index range (as `Store::search`),
+/// read a page of keys at a time.
+pub async fn index_ids(db: &impl GenericClient, scan: &base::IndexScan, want: usize) -> Result<Vec<Vec<u8>>> {
+    let st = db
+        .prepare_cached("SELECT key, value FROM hub_kv WHERE key >= $1 AND key < $2 ORDER BY key LIMIT 256")
+        .await
+        .map_err(pg_error)?;
+    let mut from = scan.from.clone();
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let rows = db.query(&st, &[&from, &scan.end]).await.map_err(pg_error)?;
+        for row in &rows {
+            let (k, v): (&[u8], &[u8]) = (row.get(0), row.get(1));
+            if !scan.keep(k, v) {
+                continue;
+            }
+            let id = scan.id(k);
+            if out.last().is_some_and(|l| l.as_slice() == id) {
+                continue;
+            }
+            out.push(id.to_vec());
+            if out.len() == want {
+                return Ok(out);
+            }
+        }
+        match rows.last() {
+            Some(last) if rows.len() == 256 => {
+                from = last.get::<_, Vec<u8>>(0);
+                from.push(0);
+            }
+            _ => return Ok(out),
+        }
+    }
+}
