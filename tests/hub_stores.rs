@@ -415,7 +415,7 @@ fn operators_find_members_and_their_coupons_on_postgres() {
 /// it answers every member, the terminals and the overspent report as the embedded hub
 /// did, and its terminals go on syncing. A second export into it is refused.
 #[test]
-fn an_embedded_hub_exported_to_postgres_answers_the_same() {
+fn an_embedded_hub_exported_answers_the_same_on_postgres() {
     let Some(db) = PgDb::create("export") else { return };
     let root = tempfile::tempdir().unwrap();
     let (s1, s2) = (secret_file(root.path(), "T1"), secret_file(root.path(), "T2"));
