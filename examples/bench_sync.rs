@@ -10,8 +10,14 @@
 //! `/v1/health` shows an empty outbox is taken. Phase 2 starts 16 terminals with a
 //! backlog each against one fresh hub at once, for the hub's ingest rate.
 //!
+//! With BENCH_PG set to a PostgreSQL server's URL (scripts/pg-test-server.sh), the same
+//! backlogs are pushed into the hub on PostgreSQL (a database of its own, dropped after):
+//! by one hub process, then by two sharing the database, the terminals split between
+//! them; and BENCH_PULLERS (1000) registered terminals pull an empty delta from each hub.
+//!
 //! Environment: LOYALTYD_BIN (default `target/release/loyaltyd`), BENCH_DIR (`target`),
-//! BENCH_BACKLOG (100000 records), BENCH_TERMINALS (16), BENCH_PER_TERMINAL (10000).
+//! BENCH_BACKLOG (100000 records), BENCH_TERMINALS (16), BENCH_PER_TERMINAL (10000),
+//! BENCH_PG (unset), BENCH_PULLERS (1000).
 
 mod common;
 
@@ -146,6 +152,11 @@ fn secret(dir: &Path, t: usize) -> Result<PathBuf> {
 }
 
 fn start_hub(dir: &Path, terminals: usize) -> Result<Proc> {
+    start_hub_with(dir, terminals, "")
+}
+
+/// A hub with `extra` config (a `[store]` table).
+fn start_hub_with(dir: &Path, terminals: usize, extra: &str) -> Result<Proc> {
     let token = dir.join("hub.token");
     std::fs::write(&token, "bench-operator-token\n")?;
     let mut text = format!(
@@ -153,6 +164,7 @@ fn start_hub(dir: &Path, terminals: usize) -> Result<Proc> {
         dir.join("hub").display().to_string(),
         token.display().to_string()
     );
+    text.push_str(extra);
     for t in 0..terminals {
         let s = secret(dir, t)?;
         text.push_str(&format!(
@@ -264,9 +276,11 @@ fn main() -> Result<()> {
     let many = tmp.path().join("many");
     std::fs::create_dir_all(&many)?;
     let t0 = Instant::now();
+    let made = tmp.path().join("backlogs");
     for t in 0..n_terms {
-        make_backlog(&many.join(format!("T{t}")), t, per_term)?;
+        make_backlog(&made.join(format!("T{t}")), t, per_term)?;
     }
+    copy_backlogs(&made, &many)?;
     println!(
         "{n_terms} backlogs of {per_term} records made in {:.1} s",
         t0.elapsed().as_secs_f64()
@@ -280,6 +294,9 @@ fn main() -> Result<()> {
     let done = drained(&terms, Duration::from_secs(900))?;
     let total = n_terms * per_term;
     let ingest = done - started;
+    drop(terms);
+    let pull_embedded = pull_fan_out(&tmp.path().join("pull-embedded"), "")?;
+    drop(hub);
     println!(
         "ingest: {total} records from {n_terms} terminals in {:.2} s (all listening after {:.2} s) = {:.0} records/s",
         ingest.as_secs_f64(),
@@ -298,5 +315,191 @@ fn main() -> Result<()> {
         rate(total, ingest),
         ingest.as_secs_f64()
     );
+    println!(
+        "pull fan-out, embedded hub:                 {:>8.2} s   ({} terminals, empty delta; target <= 5 s)",
+        pull_embedded.1.as_secs_f64(),
+        pull_embedded.0
+    );
+    if let Ok(server) = std::env::var("BENCH_PG") {
+        pg_phases(&server, tmp.path(), &made, n_terms, total, rate(total, ingest))?;
+    } else {
+        println!("(BENCH_PG unset: the hub on PostgreSQL is not measured)");
+    }
     Ok(())
+}
+
+fn copy_backlogs(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let st = Command::new("cp").arg("-a").arg(e.path()).arg(to).status()?;
+        if !st.success() {
+            bail!("cp -a {} failed", e.path().display());
+        }
+    }
+    Ok(())
+}
+
+/// A database of its own on `server`, dropped when dropped.
+struct PgDb {
+    server: String,
+    name: String,
+    url: String,
+}
+
+fn pg_sql(url: &str, sql: &str) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        let driver = tokio::spawn(conn);
+        client.batch_execute(sql).await?;
+        drop(client);
+        let _ = driver.await;
+        Ok(())
+    })
+}
+
+impl PgDb {
+    fn create(server: &str, name: &str) -> Result<PgDb> {
+        let name = format!("bench_{name}_{}", std::process::id());
+        pg_sql(server, &format!("CREATE DATABASE {name}"))?;
+        let (base, _) = server
+            .rsplit_once('/')
+            .ok_or_else(|| anyhow!("BENCH_PG names no database"))?;
+        Ok(PgDb {
+            server: server.to_string(),
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+
+    fn store(&self) -> String {
+        format!("[store]\nkind = \"postgres\"\nurl = {:?}\npool_size = 16\n", self.url)
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = pg_sql(
+            &self.server,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// Ingest into the hub on PostgreSQL: one process, then two sharing one database.
+fn pg_phases(server: &str, tmp: &Path, made: &Path, n_terms: usize, total: usize, embedded: f64) -> Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let ingest = |hubs: usize| -> Result<f64> {
+        let db = PgDb::create(server, &format!("ingest{hubs}"))?;
+        let dir = tmp.join(format!("pg{hubs}"));
+        copy_backlogs(made, &dir)?;
+        let procs = (0..hubs)
+            .map(|h| {
+                let d = dir.join(format!("hub{h}"));
+                std::fs::create_dir_all(&d)?;
+                start_hub_with(&d, n_terms, &db.store())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // The terminals' secrets are in the hubs' dirs: each hub wrote its own copies.
+        for t in 0..n_terms {
+            std::fs::copy(
+                dir.join("hub0").join(format!("B{t}.secret")),
+                dir.join(format!("B{t}.secret")),
+            )?;
+        }
+        let started = Instant::now();
+        let terms = (0..n_terms)
+            .map(|t| start_terminal(&dir, t, &procs[t % hubs].url))
+            .collect::<Result<Vec<_>>>()?;
+        let done = drained(&terms, Duration::from_secs(900))?;
+        let took = done - started;
+        println!(
+            "PostgreSQL ingest, {hubs} hub process(es): {total} records in {:.2} s = {:.0} records/s",
+            took.as_secs_f64(),
+            rate(total, took)
+        );
+        Ok(rate(total, took))
+    };
+    let one = ingest(1)?;
+    let two = ingest(2)?;
+    let pull = {
+        let db = PgDb::create(server, "pull")?;
+        pull_fan_out(&tmp.join("pull-pg"), &db.store())?
+    };
+    println!();
+    println!("hub on PostgreSQL ({cores} cores here)");
+    println!(
+        "ingest, 1 process, {n_terms} terminals:       {one:>8.0} records/s = {:.2} x embedded ({embedded:.0}/s; target >= 0.5 x)",
+        one / embedded
+    );
+    println!(
+        "ingest, 2 processes, one database:         {two:>8.0} records/s = {:.2} x one process (target >= 1.3 x where cores allow)",
+        two / one
+    );
+    println!(
+        "pull fan-out:                               {:>8.2} s   ({} terminals, empty delta; target <= 5 s)",
+        pull.1.as_secs_f64(),
+        pull.0
+    );
+    Ok(())
+}
+
+/// `BENCH_PULLERS` registered terminals each pull once, with a cursor at the feed's head
+/// (an empty delta), 4 at a time (the hub holds at most 4 unverified requests per peer
+/// address); returns how many and the wall time.
+fn pull_fan_out(dir: &Path, extra: &str) -> Result<(usize, Duration)> {
+    use loyaltyd::sync::wire::{self, PullReply, PullRequest};
+    let n = env_usize("BENCH_PULLERS", 1000)?;
+    std::fs::create_dir_all(dir)?;
+    let hub = start_hub_with(dir, n, extra)?;
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let pull = |t: usize, cursor: u64| -> Result<PullReply> {
+        let terminal = format!("B{t}");
+        let req = PullRequest {
+            terminal_id: terminal.clone(),
+            epoch: 1,
+            cursor,
+            members: vec![],
+        };
+        let body = postcard::to_allocvec(&req)?;
+        let secret = format!("bench-secret-of-terminal-{t:04}");
+        let auth = wire::sign(secret.as_bytes(), &terminal, wire::PULL_V2_PATH, &body);
+        let mut r = agent
+            .post(format!("{}{}", hub.url, wire::PULL_V2_PATH))
+            .header("Authorization", &auth)
+            .header("Content-Type", wire::CONTENT_TYPE)
+            .send(&body[..])?;
+        if r.status() != 200 {
+            bail!("pull of {terminal}: {} {}", r.status(), r.body_mut().read_to_string()?);
+        }
+        let bytes = r.body_mut().with_config().limit(wire::MAX_REPLY as u64).read_to_vec()?;
+        Ok(postcard::from_bytes(&bytes)?)
+    };
+    let head = pull(0, 0)?.cursor;
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|s| -> Result<()> {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    loop {
+                        let t = next.fetch_add(1, Ordering::Relaxed);
+                        if t >= n {
+                            return Ok(());
+                        }
+                        let reply = pull(t, head)?;
+                        if !reply.members.is_empty() || reply.cursor != head {
+                            bail!("terminal {t}: the delta was not empty");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().map_err(|_| anyhow!("a puller panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok((n, started.elapsed()))
 }

@@ -70,6 +70,8 @@ fi
 # The power-cut drill and its FUSE filesystem (tests/powercut.rs) run natively only: the
 # filesystem is served by the test process, which qemu-user would emulate too.
 skip+=(--skip powercut)
+# The hub on PostgreSQL runs natively only (tests/hub_stores.rs, *_on_postgres).
+skip+=(--skip on_postgres)
 # The end-to-end tests named above (and the golden journals: the frozen record format
 # read on the architecture that ships); the rest (members, campaigns, reports, the
 # console, the PostgreSQL hub, ...) exercise no architecture-dependent code beyond what

@@ -320,6 +320,54 @@ pub struct HubConfig {
     pub terminals: Vec<HubTerminalConfig>,
     #[serde(default)]
     pub members: Members,
+    /// Where the hub keeps its state: the embedded store under `data_dir` (the default)
+    /// or a PostgreSQL server.
+    #[serde(default)]
+    pub store: HubStoreConfig,
+}
+
+/// `[store]` of the hub's configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HubStoreConfig {
+    #[serde(default)]
+    pub kind: HubStoreKind,
+    /// `postgres://user:password@host:port/database` (kind = "postgres").
+    pub url: Option<String>,
+    /// Connections each hub process keeps to PostgreSQL.
+    #[serde(default = "default_pg_pool")]
+    pub pool_size: usize,
+    /// Seconds the hub keeps retrying an unreachable database at start-up before it
+    /// gives up with an error.
+    #[serde(default = "default_pg_connect_retry")]
+    pub connect_retry_secs: u64,
+}
+
+fn default_pg_connect_retry() -> u64 {
+    60
+}
+
+fn default_pg_pool() -> usize {
+    16
+}
+
+impl Default for HubStoreConfig {
+    fn default() -> HubStoreConfig {
+        HubStoreConfig {
+            kind: HubStoreKind::Embedded,
+            url: None,
+            pool_size: default_pg_pool(),
+            connect_retry_secs: default_pg_connect_retry(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HubStoreKind {
+    #[default]
+    Embedded,
+    Postgres,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -413,6 +461,27 @@ impl HubConfig {
             file: file.clone(),
             reason,
         })?;
+        match (cfg.store.kind, &cfg.store.url) {
+            (HubStoreKind::Postgres, None) => {
+                return Err(ConfigError {
+                    file,
+                    reason: "store: kind = \"postgres\" needs url = \"postgres://...\"".into(),
+                })
+            }
+            (HubStoreKind::Postgres, Some(u)) if !u.starts_with("postgres://") && !u.starts_with("postgresql://") => {
+                return Err(ConfigError {
+                    file,
+                    reason: "store: url must begin with postgres://".into(),
+                })
+            }
+            _ => {}
+        }
+        if cfg.store.pool_size == 0 {
+            return Err(ConfigError {
+                file,
+                reason: "store: pool_size must be at least 1".into(),
+            });
+        }
         if let Some(t) = cfg.terminals.iter().find(|t| !valid_terminal_id(&t.id)) {
             return Err(ConfigError {
                 file,

@@ -187,6 +187,14 @@ enum HubCmd {
     },
     /// Rebuild the hub's state store from its journal
     Rebuild,
+    /// Apply the PostgreSQL store's migrations ([store] kind = "postgres") and exit
+    Migrate,
+    /// Move this (stopped) embedded hub's data into an empty PostgreSQL database
+    Export {
+        /// postgres://user:password@host:port/database
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -502,6 +510,16 @@ fn run(cli: Cli) -> Result<Out> {
             };
             crate::hub::serve(cfg, args)?;
             out(&serde_json::json!({"ok": true}), "stopped".into())
+        }
+        Cmd::Hub(HubCmd::Migrate) => {
+            let applied = crate::hub::pg::migrate_only(&load_hub(&cli)?)?;
+            let v = serde_json::json!({"ok": true, "applied": applied, "latest": crate::hub::pg::latest_migration()});
+            out(&v, format!("migrations applied: {applied:?}"))
+        }
+        Cmd::Hub(HubCmd::Export { to }) => {
+            let moved = crate::hub::pg::export(&load_hub(&cli)?, to)?;
+            let v = serde_json::json!({"ok": true, "records": moved});
+            out(&v, format!("exported {moved} hub records"))
         }
         Cmd::Hub(HubCmd::Rebuild) => {
             let ecfg = crate::hub::engine_config(&load_hub(&cli)?);

@@ -30,7 +30,7 @@ pub struct ConflictView {
 }
 
 impl ConflictView {
-    fn new(c: &Conflict, tz: &chrono_tz::Tz) -> ConflictView {
+    pub(crate) fn new(c: &Conflict, tz: &chrono_tz::Tz) -> ConflictView {
         ConflictView {
             id: c.id.clone(),
             kind: c.kind.clone(),

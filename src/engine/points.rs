@@ -285,7 +285,7 @@ fn entry_of(rules: &Ruleset, rec: &Record, balance_after: i64) -> LedgerEntryVie
 }
 
 /// A history cursor: the number of the entry the next page starts before.
-fn cursor(after: Option<&str>) -> Result<Option<u64>> {
+pub(crate) fn cursor(after: Option<&str>) -> Result<Option<u64>> {
     after
         .map(|a| {
             a.parse::<u64>()
@@ -294,7 +294,7 @@ fn cursor(after: Option<&str>) -> Result<Option<u64>> {
         .transpose()
 }
 
-fn page_limit(limit: Option<usize>) -> Result<usize> {
+pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize> {
     let limit = limit.unwrap_or(PAGE_DEFAULT);
     if (1..=PAGE_MAX).contains(&limit) {
         Ok(limit)

@@ -14,6 +14,7 @@
 mod api;
 mod intake;
 mod openapi;
+pub mod pg;
 mod reports;
 mod store;
 
@@ -25,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{read_secret, HubConfig};
+use crate::config::{read_secret, HubConfig, HubStoreKind};
 use crate::service::StartError;
 use intake::Unverified;
 
@@ -89,33 +90,46 @@ pub fn serve(mut cfg: HubConfig, args: HubArgs) -> std::result::Result<(), Start
         },
         grace: Duration::from_secs(5),
     };
-    let hub = crate::service::while_starting(|| SledHub::open(&cfg))?;
-    let s = &hub.engine().startup;
-    for r in s.repairs() {
-        tracing::warn!("hub {r}");
-    }
-    tracing::info!(
-        "hub journal: {} records, {} replayed; {} terminals registered",
-        s.journal_records,
-        s.replayed,
-        secrets.len()
-    );
-    let hub = Arc::new(hub);
+    let runtime = crate::service::runtime("loyaltyd-hub")?;
+    // The console renders from an engine: the embedded hub's (the PostgreSQL hub has
+    // none yet, and serves the operator API without a console).
+    let mut embedded: Option<Arc<SledHub>> = None;
+    let hub: Arc<dyn HubStore> = match cfg.store.kind {
+        HubStoreKind::Embedded => {
+            let hub = crate::service::while_starting(|| SledHub::open(&cfg))?;
+            let s = &hub.engine().startup;
+            for r in s.repairs() {
+                tracing::warn!("hub {r}");
+            }
+            tracing::info!("hub journal: {} records, {} replayed", s.journal_records, s.replayed);
+            let hub = Arc::new(hub);
+            embedded = Some(hub.clone());
+            hub
+        }
+        HubStoreKind::Postgres => {
+            let retry = Duration::from_secs(cfg.store.connect_retry_secs);
+            Arc::new(crate::service::while_starting(|| {
+                pg::PgHub::open(&cfg, runtime.handle().clone(), retry)
+            })?)
+        }
+    };
+    tracing::info!("{} terminals registered", secrets.len());
     let state = Arc::new(HubState {
         store: hub.clone(),
         token,
         secrets,
         unverified: Unverified::default(),
     });
-    let console = Arc::new(crate::console::Console::hub(
-        Arc::new(HubConsole {
-            hub: hub.clone(),
-            token: state.token.clone(),
-        }),
-        Duration::from_secs(30 * 60),
-        serving.tls.is_some(),
-    ));
-    let runtime = crate::service::runtime("loyaltyd-hub")?;
+    let console = embedded.map(|hub| {
+        Arc::new(crate::console::Console::hub(
+            Arc::new(HubConsole {
+                hub,
+                token: state.token.clone(),
+            }),
+            Duration::from_secs(30 * 60),
+            serving.tls.is_some(),
+        ))
+    });
     let result = runtime.block_on(run(state, console, listen, serving));
     runtime.shutdown_timeout(Duration::from_secs(1));
     hub.close().map_err(StartError::Engine)?;
@@ -175,7 +189,7 @@ impl crate::console::HubOps for HubConsole {
 
 async fn run(
     state: Shared,
-    console: Arc<crate::console::Console>,
+    console: Option<Arc<crate::console::Console>>,
     listen: String,
     serving: crate::service::http::Options,
 ) -> std::result::Result<(), StartError> {
@@ -207,8 +221,16 @@ async fn run(
     tracing::info!("hub listening on {scheme}://{addr}");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let stop = tasks.stop.clone();
-    tracing::info!("console at {scheme}://{addr}/console/");
-    let app = crate::console::router(console).merge(api::router(state));
+    let app = match console {
+        Some(console) => {
+            tracing::info!("console at {scheme}://{addr}/console/");
+            crate::console::router(console).merge(api::router(state))
+        }
+        None => {
+            tracing::info!("no console on the PostgreSQL hub yet: the operator API only");
+            api::router(state)
+        }
+    };
     crate::service::http::serve(listener, app, serving, stop.cancelled_owned()).await;
     tasks.finish(Duration::from_secs(5)).await;
     tracing::info!("hub stopped");

@@ -13,6 +13,7 @@ use crate::model::{self, MemberState};
 use crate::record::{Body, Record, Remote};
 use crate::rules::Ruleset;
 use crate::service::StartError;
+use crate::store::base::{self, StateBase};
 use crate::store::report::Scope;
 use crate::store::{content_hash, FeedKind};
 use crate::sync::wire::{PullReply, PullRequest, PushReply, PushRequest};
@@ -22,7 +23,7 @@ use serde::Serialize;
 
 /// Feed entries one pull looks at, and the snapshot bytes it aims to stay under (a
 /// pull becomes one journal record on the terminal, whose frames hold at most 1 MiB).
-const PULL_ENTRIES: usize = 512;
+pub(crate) const PULL_ENTRIES: usize = 512;
 const PULL_BYTES: usize = 512 << 10;
 /// Members a terminal may ask for by id in one pull.
 const PULL_ASKED: usize = 256;
@@ -138,12 +139,7 @@ pub fn engine_config(cfg: &HubConfig) -> EngineConfig {
 
 impl SledHub {
     pub fn open(cfg: &HubConfig) -> std::result::Result<SledHub, StartError> {
-        let rules = if cfg.rules == std::path::Path::new(crate::config::DEFAULT_RULES_PATH) && !cfg.rules.exists() {
-            Ruleset::parse(crate::config::EMBEDDED_RULES, "(embedded rules.toml)")
-        } else {
-            Ruleset::load(&cfg.rules)
-        }
-        .map_err(|e| StartError::Config(e.to_string()))?;
+        let rules = initial_rules(cfg)?;
         let engine = Engine::open(engine_config(cfg), rules).map_err(StartError::Engine)?;
         let published = engine.store().published_ruleset().map_err(StartError::Engine)?;
         if let Some((text, version)) = published {
@@ -172,6 +168,16 @@ fn scope(terminal: Option<&str>) -> Scope<'_> {
     terminal.map_or(Scope::All, Scope::One)
 }
 
+/// The ruleset a hub renders members with until an operator publishes one.
+pub(crate) fn initial_rules(cfg: &HubConfig) -> std::result::Result<Ruleset, StartError> {
+    if cfg.rules == std::path::Path::new(crate::config::DEFAULT_RULES_PATH) && !cfg.rules.exists() {
+        Ruleset::parse(crate::config::EMBEDDED_RULES, "(embedded rules.toml)")
+    } else {
+        Ruleset::load(&cfg.rules)
+    }
+    .map_err(|e| StartError::Config(e.to_string()))
+}
+
 fn conflict(push: &PushRequest, seq: u64) -> Error {
     let e = Error::new(
         Code::SyncConflict,
@@ -186,56 +192,9 @@ fn conflict(push: &PushRequest, seq: u64) -> Error {
 
 impl HubStore for SledHub {
     fn ingest(&self, push: &PushRequest) -> Result<PushReply> {
-        let ordered = push.records.windows(2).all(|w| w[0].0 < w[1].0);
-        let inside = push.records.iter().all(|(s, _)| (push.from..=push.upto).contains(s));
-        if push.from == 0 || push.upto + 1 < push.from || !ordered || !inside {
-            return Err(Error::invalid("a push covers seqs from..=upto, in order"));
-        }
+        check_push(push)?;
         let at = self.engine.at(None);
-        let (acked, duplicates) = self.engine.transact(at, |store, _| {
-            let held = store
-                .hub_terminal(&push.terminal_id, push.epoch)?
-                .map_or(0, |t| t.acked);
-            if push.from > held + 1 {
-                // The terminal believes we hold more than we do (a hub restored from an
-                // older backup): it resends from what we answer.
-                tracing::warn!(
-                    "terminal {} epoch {:x} pushed from {} but the hub holds up to {held}",
-                    push.terminal_id,
-                    push.epoch,
-                    push.from
-                );
-                return Ok((vec![], (held, 0)));
-            }
-            let mut bodies = Vec::new();
-            let mut duplicates = 0;
-            for (seq, payload) in &push.records {
-                if *seq <= held {
-                    match store.record_hash(&push.terminal_id, push.epoch, *seq)? {
-                        Some(h) if h == content_hash(payload) => duplicates += 1,
-                        _ => return Err(conflict(push, *seq)),
-                    }
-                    continue;
-                }
-                Record::decode(payload).map_err(|e| Error::invalid(format!("record {seq}: {}", e.message)))?;
-                bodies.push(Body::Remote(Box::new(Remote {
-                    terminal_id: push.terminal_id.clone(),
-                    epoch: push.epoch,
-                    seq: *seq,
-                    payload: payload.clone(),
-                })));
-            }
-            let acked = held.max(push.upto);
-            if acked > held || duplicates > 0 {
-                bodies.push(Body::Covered {
-                    terminal_id: push.terminal_id.clone(),
-                    epoch: push.epoch,
-                    upto: acked,
-                    duplicates,
-                });
-            }
-            Ok((bodies, (acked, duplicates)))
-        })?;
+        let (acked, duplicates) = self.engine.transact(at, |store, _| decide_push(store, push))?;
         Ok(PushReply {
             acked,
             duplicates,
@@ -256,71 +215,7 @@ impl HubStore for SledHub {
             .into_iter()
             .filter(|e| e.0 <= durable)
             .collect();
-        let mut reply = PullReply {
-            cursor: req.cursor,
-            acked,
-            members: vec![],
-            coupons: vec![],
-            blocked_cards: vec![],
-            ruleset: None,
-            groups: vec![],
-            more: entries.len() >= PULL_ENTRIES,
-            hub_time: 0,
-        };
-        let mut bytes = 0;
-        let add_member = |reply: &mut PullReply, bytes: &mut usize, m: MemberState| -> Result<()> {
-            let holds_phone = store.phone_owner(&m.phone)?.as_deref() == Some(m.member_id.as_str());
-            let snap = crate::state::convert::snapshot_of(&m, holds_phone);
-            *bytes += postcard::to_allocvec(&snap).map_or(0, |v| v.len());
-            reply.members.push(snap);
-            Ok(())
-        };
-        for id in req.members.iter().take(PULL_ASKED) {
-            if bytes > PULL_BYTES {
-                // The rest are asked for again by the next round's pull. (Not `more`:
-                // a member stays stale until its records are acknowledged, which the
-                // push after this pull does, so pulling again at once would not help.)
-                break;
-            }
-            if let Some(m) = store.member(id)? {
-                add_member(&mut reply, &mut bytes, m)?;
-            }
-        }
-        let mut i = 0;
-        while i < entries.len() {
-            let seq = entries[i].0;
-            if bytes > PULL_BYTES && reply.cursor > req.cursor {
-                reply.more = true;
-                break;
-            }
-            while i < entries.len() && entries[i].0 == seq {
-                let (_, kind, id) = &entries[i];
-                match kind {
-                    FeedKind::Member => {
-                        if let Some(m) = store.member(id)? {
-                            add_member(&mut reply, &mut bytes, m)?;
-                        }
-                    }
-                    FeedKind::Coupon => {
-                        if let Some(c) = store.coupon(id)? {
-                            reply.coupons.push((id.clone(), (&c).into()));
-                        }
-                    }
-                    FeedKind::BlockedCard => reply.blocked_cards.push(id.clone()),
-                    FeedKind::Ruleset => reply.ruleset = store.published_ruleset()?.map(|r| r.0),
-                    FeedKind::Group => {
-                        if let Some(g) = store.group(id)? {
-                            reply.groups.retain(|s| s.group_id != g.group_id);
-                            reply.groups.push(group_snapshot(g));
-                        }
-                    }
-                }
-                i += 1;
-            }
-            reply.cursor = seq;
-        }
-        reply.hub_time = model::now();
-        Ok(reply)
+        pull_reply(store, req, acked, &entries)
     }
 
     fn member(&self, member_id: &str) -> Result<Option<MemberView>> {
@@ -462,6 +357,139 @@ impl HubStore for SledHub {
     fn close(&self) -> Result<()> {
         self.engine.close()
     }
+}
+
+/// A push's shape, checked before anything is read.
+pub(crate) fn check_push(push: &PushRequest) -> Result<()> {
+    let ordered = push.records.windows(2).all(|w| w[0].0 < w[1].0);
+    let inside = push.records.iter().all(|(s, _)| (push.from..=push.upto).contains(s));
+    if push.from == 0 || push.upto + 1 < push.from || !ordered || !inside {
+        return Err(Error::invalid("a push covers seqs from..=upto, in order"));
+    }
+    Ok(())
+}
+
+/// What a push adds to the hub's journal, and the answer (acknowledged, duplicates):
+/// decided on the state as `base` holds it, the same on every store.
+pub(crate) fn decide_push(base: &dyn StateBase, push: &PushRequest) -> Result<(Vec<Body>, (u64, u64))> {
+    let held = base::hub_terminal(base, &push.terminal_id, push.epoch)?.map_or(0, |t| t.acked);
+    if push.from > held + 1 {
+        // The terminal believes we hold more than we do (a hub restored from an
+        // older backup): it resends from what we answer.
+        if !base.tentative() {
+            tracing::warn!(
+                "terminal {} epoch {:x} pushed from {} but the hub holds up to {held}",
+                push.terminal_id,
+                push.epoch,
+                push.from
+            );
+        }
+        return Ok((vec![], (held, 0)));
+    }
+    let mut bodies = Vec::new();
+    let mut duplicates = 0;
+    for (seq, payload) in &push.records {
+        if *seq <= held {
+            match base::record_hash(base, &push.terminal_id, push.epoch, *seq)? {
+                Some(h) if h == content_hash(payload) => duplicates += 1,
+                _ if base.tentative() => {}
+                _ => return Err(conflict(push, *seq)),
+            }
+            continue;
+        }
+        Record::decode(payload).map_err(|e| Error::invalid(format!("record {seq}: {}", e.message)))?;
+        bodies.push(Body::Remote(Box::new(Remote {
+            terminal_id: push.terminal_id.clone(),
+            epoch: push.epoch,
+            seq: *seq,
+            payload: payload.clone(),
+        })));
+    }
+    let acked = held.max(push.upto);
+    if acked > held || duplicates > 0 {
+        bodies.push(Body::Covered {
+            terminal_id: push.terminal_id.clone(),
+            epoch: push.epoch,
+            upto: acked,
+            duplicates,
+        });
+    }
+    Ok((bodies, (acked, duplicates)))
+}
+
+/// A pull's answer from the state `base` holds: the members asked for, then the feed
+/// `entries` (after the cursor, in order), within the reply's size.
+pub(crate) fn pull_reply(
+    base: &dyn StateBase,
+    req: &PullRequest,
+    acked: u64,
+    entries: &[(u64, FeedKind, String)],
+) -> Result<PullReply> {
+    let mut reply = PullReply {
+        cursor: req.cursor,
+        acked,
+        members: vec![],
+        coupons: vec![],
+        blocked_cards: vec![],
+        ruleset: None,
+        groups: vec![],
+        more: entries.len() >= PULL_ENTRIES,
+        hub_time: 0,
+    };
+    let mut bytes = 0;
+    let add_member = |reply: &mut PullReply, bytes: &mut usize, m: MemberState| -> Result<()> {
+        let holds_phone = base::phone_owner(base, &m.phone)?.as_deref() == Some(m.member_id.as_str());
+        let snap = crate::state::convert::snapshot_of(&m, holds_phone);
+        *bytes += postcard::to_allocvec(&snap).map_or(0, |v| v.len());
+        reply.members.push(snap);
+        Ok(())
+    };
+    for id in req.members.iter().take(PULL_ASKED) {
+        if bytes > PULL_BYTES {
+            // The rest are asked for again by the next round's pull. (Not `more`:
+            // a member stays stale until its records are acknowledged, which the
+            // push after this pull does, so pulling again at once would not help.)
+            break;
+        }
+        if let Some(m) = base::member(base, id)? {
+            add_member(&mut reply, &mut bytes, m)?;
+        }
+    }
+    let mut i = 0;
+    while i < entries.len() {
+        let seq = entries[i].0;
+        if bytes > PULL_BYTES && reply.cursor > req.cursor {
+            reply.more = true;
+            break;
+        }
+        while i < entries.len() && entries[i].0 == seq {
+            let (_, kind, id) = &entries[i];
+            match kind {
+                FeedKind::Member => {
+                    if let Some(m) = base::member(base, id)? {
+                        add_member(&mut reply, &mut bytes, m)?;
+                    }
+                }
+                FeedKind::Coupon => {
+                    if let Some(c) = base::coupon(base, id)? {
+                        reply.coupons.push((id.clone(), (&c).into()));
+                    }
+                }
+                FeedKind::BlockedCard => reply.blocked_cards.push(id.clone()),
+                FeedKind::Ruleset => reply.ruleset = base::published_ruleset(base)?.map(|r| r.0),
+                FeedKind::Group => {
+                    if let Some(g) = base::group(base, id)? {
+                        reply.groups.retain(|s| s.group_id != g.group_id);
+                        reply.groups.push(group_snapshot(g));
+                    }
+                }
+            }
+            i += 1;
+        }
+        reply.cursor = seq;
+    }
+    reply.hub_time = model::now();
+    Ok(reply)
 }
 
 /// A group as terminals are told it: the hub's decision (no pending joins here).

@@ -20,6 +20,7 @@
 
 mod apply;
 pub mod audit;
+pub mod base;
 mod campaign;
 mod dump;
 pub mod history;

@@ -3,8 +3,10 @@ pub mod daemon;
 pub mod hub;
 pub mod netns;
 pub mod openapi;
+pub mod pg;
 pub mod proxy;
 pub mod shop;
+pub mod tcp_cut;
 pub mod wire;
 
 /// A `Command` that starts the `loyaltyd` under test. With LOYALTYD_TEST_RUNNER set

@@ -25,6 +25,7 @@ use std::sync::atomic::Ordering;
 use sha2::{Digest, Sha256};
 
 use super::audit;
+use super::base::{self, StateBase};
 use super::history::{self, LedgerEntry, LedgerKind, TxSummary};
 use super::report;
 use super::search;
@@ -51,7 +52,7 @@ struct Origin<'a> {
 /// The changes of the records being applied, collected first and handed to the store
 /// as one step.
 struct Changes<'a> {
-    store: &'a Store,
+    store: &'a dyn StateBase,
     /// The enclosing step, seen through (a pushed record on the hub is applied in a
     /// step of its own so that a failure can drop just its changes).
     base: Option<&'a Changes<'a>>,
@@ -75,7 +76,7 @@ struct Changes<'a> {
 }
 
 impl<'a> Changes<'a> {
-    fn new(store: &'a Store, base: Option<&'a Changes<'a>>) -> Changes<'a> {
+    fn new(store: &'a dyn StateBase, base: Option<&'a Changes<'a>>) -> Changes<'a> {
         Changes {
             store,
             base,
@@ -96,7 +97,14 @@ impl<'a> Changes<'a> {
         }
         match self.base {
             Some(b) => b.read(key),
-            None => self.store.raw(key),
+            None => {
+                let mut out = None;
+                self.store.visit(key, &mut |b| {
+                    out = Some(b.to_vec());
+                    Ok(())
+                })?;
+                Ok(out)
+            }
         }
     }
 
@@ -106,7 +114,7 @@ impl<'a> Changes<'a> {
         }
         match self.base {
             Some(b) => b.get(what, key),
-            None => self.store.get(what, key),
+            None => base::get(self.store, what, key),
         }
     }
 
@@ -122,7 +130,7 @@ impl<'a> Changes<'a> {
     fn find_stored_member(&self, id: &str) -> Result<Option<MemberRec>> {
         match self.base {
             Some(b) => b.find_member(id),
-            None => self.store.get("member", &k(key::MEMBER, id.as_bytes())),
+            None => base::get(self.store, "member", &k(key::MEMBER, id.as_bytes())),
         }
     }
 
@@ -132,7 +140,7 @@ impl<'a> Changes<'a> {
         }
         match self.base {
             Some(b) => b.find_member(id),
-            None => self.store.get("member", &k(key::MEMBER, id.as_bytes())),
+            None => base::get(self.store, "member", &k(key::MEMBER, id.as_bytes())),
         }
     }
 
@@ -355,7 +363,7 @@ impl<'a> Changes<'a> {
         if o.local {
             m.local_seq = o.seq;
         }
-        if self.store.hub {
+        if self.store.hub() {
             let id = m.state.member_id.clone();
             let nk = k(key::NEGATIVE, id.as_bytes());
             let balance = m.state.ledger_balance();
@@ -374,7 +382,7 @@ impl<'a> Changes<'a> {
 
     /// Hub: notes that an entity changed, for the change feed.
     fn feed(&mut self, kind: FeedKind, id: &str, o: Origin) -> Result<()> {
-        if self.store.hub {
+        if self.store.hub() {
             self.feed.push((kind, id.to_string(), o.seq));
         }
         Ok(())
@@ -509,8 +517,8 @@ impl<'a> Changes<'a> {
     }
 
     fn identity(&self) -> Result<Option<(String, u64)>> {
-        match self.store.identity.get() {
-            Some(id) => Ok(Some(id.clone())),
+        match self.store.identity()? {
+            Some(id) => Ok(Some(id)),
             None => self.get("identity", key::IDENTITY),
         }
     }
@@ -540,7 +548,7 @@ impl<'a> Changes<'a> {
                 {
                     return Ok(None);
                 }
-                if seq == 0 || seq > self.store.journal.last_seq() {
+                if seq == 0 || seq > self.store.last_seq() {
                     return Ok(None);
                 }
                 (seq, seq)
@@ -610,29 +618,34 @@ impl Store {
                 "state store is at record {applied} and was given record {first}"
             )));
         }
-        let mut ch = Changes::new(self, None);
-        let mut pushable = self.pushable.load(Ordering::Acquire);
-        for (i, rec) in recs.iter().enumerate() {
-            let local = rec.body.is_pushable();
-            let origin = Origin {
-                seq: first + i as u64,
-                local,
-                stream: None,
-            };
-            apply_body(&mut ch, origin, rec)?;
-            pushable += u64::from(local);
-        }
-        ch.finish()?;
+        let mut writes = step(self, first, recs)?;
+        let pushable =
+            self.pushable.load(Ordering::Acquire) + recs.iter().filter(|r| r.body.is_pushable()).count() as u64;
         let last = first + recs.len() as u64 - 1;
-        ch.put(key::APPLIED.to_vec(), &Applied { seq: last, pushable });
-        self.shared.overlay.merge(ch.cache);
+        writes.insert(key::APPLIED.to_vec(), Some(enc(&Applied { seq: last, pushable })));
+        self.shared.overlay.merge(writes);
         self.pushable.store(pushable, Ordering::Release);
         self.applied.store(last, Ordering::Release);
         Ok(())
     }
 }
 
-/// A checkout made at this terminal, by id (for `Store::tx`).
+/// Records `first`, `first + 1`, ... applied to what `base` holds, as one step: the
+/// changes they make, not yet written anywhere.
+pub(super) fn step(base: &dyn StateBase, first: u64, recs: &[Record]) -> Result<Writes> {
+    let mut ch = Changes::new(base, None);
+    for (i, rec) in recs.iter().enumerate() {
+        let origin = Origin {
+            seq: first + i as u64,
+            local: rec.body.is_pushable(),
+            stream: None,
+        };
+        apply_body(&mut ch, origin, rec)?;
+    }
+    ch.finish()?;
+    Ok(ch.cache)
+}
+
 /// The index keys that follow a member's state: search and the daily pass.
 fn index_keys(m: &MemberState) -> search::IndexKeys {
     let mut keys = search::keys_of(m);
@@ -640,6 +653,7 @@ fn index_keys(m: &MemberState) -> search::IndexKeys {
     keys
 }
 
+/// A checkout made at this terminal, by id (for `Store::tx`).
 pub(super) fn find_tx(store: &Store, tx_id: &str) -> Result<Option<TxState>> {
     Changes::new(store, None).tx(tx_id, None)
 }
@@ -651,7 +665,12 @@ pub(super) fn find_record(store: &Store, tx_id: &str, stream: Option<(&str, u64)
 }
 
 /// Hub: a checkout terminal stream `(terminal, epoch)` made, by id.
-pub(super) fn find_remote_tx(store: &Store, tx_id: &str, terminal: &str, epoch: u64) -> Result<Option<TxState>> {
+pub(super) fn find_remote_tx(
+    store: &dyn StateBase,
+    tx_id: &str,
+    terminal: &str,
+    epoch: u64,
+) -> Result<Option<TxState>> {
     Changes::new(store, None).tx(tx_id, Some((terminal, epoch)))
 }
 

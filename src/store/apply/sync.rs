@@ -74,12 +74,14 @@ fn apply_remote(ch: &mut Changes, o: Origin, r: &Remote) -> Result<()> {
             false
         }
         Err(e) => {
-            tracing::error!(
-                "hub: record {}/{:x}/{} could not be applied and is kept without effect: {e}",
-                r.terminal_id,
-                r.epoch,
-                r.seq
-            );
+            if !ch.store.tentative() {
+                tracing::error!(
+                    "hub: record {}/{:x}/{} could not be applied and is kept without effect: {e}",
+                    r.terminal_id,
+                    r.epoch,
+                    r.seq
+                );
+            }
             true
         }
     };

@@ -1,0 +1,207 @@
+//! The hub on PostgreSQL under faults: two hub processes on one database, each shop's
+//! pushes landing on either; a hub killed with SIGKILL while a shop pushes its backlog;
+//! the database restarted while one does; every database connection cut at once; and
+//! the terminals retrying through all of it. Nothing lost, nothing applied twice, and
+//! every balance the sum of what the terminals answered, the same at both hubs and both
+//! shops.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use support::eventually;
+use support::hub::{secret_file, Hub};
+use support::pg::PgDb;
+use support::shop::{hub_member, last_sync, Shop};
+use support::tcp_cut::TcpCut;
+
+fn held(hub: &Hub, id: &str) -> (u64, u64, u64) {
+    let all = hub.client().get_json("/v1/hub/terminals", 200);
+    all.as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["terminal_id"] == id)
+        .fold((0, 0, 0), |(r, d, s), t| {
+            (
+                r + t["records"].as_u64().unwrap(),
+                d + t["duplicates"].as_u64().unwrap(),
+                s + t["skipped"].as_u64().unwrap(),
+            )
+        })
+}
+
+fn restart_database(dir: &str) {
+    let script = support::daemon::repo("scripts/pg-test-server.sh");
+    let st = std::process::Command::new("bash")
+        .arg(script)
+        .args(["restart", dir])
+        .status()
+        .unwrap();
+    assert!(st.success(), "restarting the test database");
+}
+
+#[test]
+fn two_hubs_one_database_through_kills_restarts_and_cuts_on_postgres() {
+    let Some(db) = PgDb::create("twohubs") else { return };
+    let pg_dir = std::env::var("LOYALTYD_TEST_PG_DIR").ok();
+    if pg_dir.is_none() {
+        eprintln!("*** LOYALTYD_TEST_PG_DIR is unset: the database restart is left out ***");
+    }
+    let root = tempfile::tempdir().unwrap();
+    let cut = TcpCut::start(&db.addr());
+    let (s1, s2) = (secret_file(root.path(), "T1"), secret_file(root.path(), "T2"));
+    let terminals = [("T1", s1.as_path()), ("T2", s2.as_path())];
+    let (dir_a, dir_b) = (root.path().join("a"), root.path().join("b"));
+    std::fs::create_dir_all(&dir_a).unwrap();
+    std::fs::create_dir_all(&dir_b).unwrap();
+    let extra = db.store_config_via(&cut.addr);
+    let start = |dir: &Path| Hub::start_with(dir, &terminals, "127.0.0.1:0", &extra);
+    let mut a = start(&dir_a);
+    let b = start(&dir_b);
+    let t1 = Shop::open(root.path(), "T1", &a, &s1);
+    let t2 = Shop::open(root.path(), "T2", &b, &s2);
+
+    let cards = ["0E000001", "0E000002", "0E000003", "0E000004"];
+    let mut members = HashMap::new();
+    for (i, card) in cards.iter().enumerate() {
+        let shop = if i % 2 == 0 { &t1 } else { &t2 };
+        members.insert(card.to_string(), shop.enrol(card, &format!("1390000010{i}")));
+    }
+    let mut made = HashMap::from([("T1", 2u64), ("T2", 2u64)]);
+    for card in cards {
+        for s in [&t1, &t2] {
+            eventually(30, &format!("{} knows {card}", s.id), || {
+                s.c().get(&format!("/v1/cards/{card}")).ok().filter(|r| r.0 == 200)
+            });
+        }
+    }
+    let mut expected: HashMap<String, i64> = cards.iter().map(|c| (c.to_string(), 0)).collect();
+    let mut n = 0;
+    let mut sales = |shop: &Shop, count: usize, made: &mut HashMap<&str, u64>| {
+        for _ in 0..count {
+            n += 1;
+            let card = cards[n % cards.len()];
+            let r = shop
+                .commit(card, &format!("{}-{n}", shop.id), 1000 + 10 * n as i64, 0)
+                .unwrap();
+            *expected.get_mut(card).unwrap() += r["points_earned"].as_i64().unwrap();
+            *made.get_mut(shop.id).unwrap() += 1;
+        }
+    };
+
+    // Both hubs take pushes; then T1 moves to B and T2 to A, and back.
+    sales(&t1, 10, &mut made);
+    sales(&t2, 10, &mut made);
+    t1.proxy.set_upstream(&b.addr());
+    t2.proxy.set_upstream(&a.addr());
+    sales(&t1, 10, &mut made);
+    sales(&t2, 10, &mut made);
+
+    // A backlog at T2 (offline), pushed to A, which is killed as the push begins.
+    t2.proxy.down(true);
+    sales(&t2, 40, &mut made);
+    let pushes_before = t2.proxy.applied().len();
+    t2.proxy.down(false);
+    eventually(30, "T2 pushes to A", || {
+        (t2.proxy.applied().len() > pushes_before).then_some(())
+    });
+    a.kill9();
+    // T2 retries into B meanwhile; A comes back.
+    t2.proxy.set_upstream(&b.addr());
+    sales(&t2, 5, &mut made);
+    a = start(&dir_a);
+    t1.proxy.set_upstream(&a.addr());
+
+    // The database restarts while T1 pushes a backlog.
+    if let Some(dir) = &pg_dir {
+        t1.proxy.down(true);
+        sales(&t1, 40, &mut made);
+        t1.proxy.down(false);
+        restart_database(dir);
+        sales(&t1, 5, &mut made);
+    }
+
+    // Every database connection of both hubs cut at once, twice, while both push.
+    sales(&t1, 10, &mut made);
+    sales(&t2, 10, &mut made);
+    let mut cut_conns = cut.cut();
+    sales(&t1, 5, &mut made);
+    std::thread::sleep(Duration::from_millis(300));
+    cut_conns += cut.cut();
+    sales(&t2, 5, &mut made);
+    assert!(cut_conns > 0, "connections were cut");
+
+    let mark = last_sync(&t1).max(last_sync(&t2));
+    t1.wait_synced(&mark);
+    t2.wait_synced(&mark);
+    for hub in [&a, &b] {
+        for shop in ["T1", "T2"] {
+            let (records, _, skipped) = held(hub, shop);
+            assert_eq!(records, made[shop], "records of {shop} held, once each");
+            assert_eq!(skipped, 0, "every record of {shop} applied");
+        }
+        for (card, id) in &members {
+            assert_eq!(hub_member(hub, id)["balance"], expected[card], "balance of {card}");
+        }
+    }
+    for s in [&t1, &t2] {
+        for card in cards {
+            let want = expected[card];
+            eventually(30, &format!("{} shows {card} at {want}", s.id), || {
+                (s.balance(card) == Some(want)).then_some(())
+            });
+        }
+    }
+    let rows = db.query("SELECT count(*), count(DISTINCT (terminal_id, epoch, seq)) FROM terminal_records");
+    let total = (made["T1"] + made["T2"]).to_string();
+    assert_eq!(rows, vec![vec![total.clone(), total]], "each record held once");
+    println!(
+        "two hubs: T1 {:?} T2 {:?} (records, duplicates, skipped); {cut_conns} database connections cut",
+        held(&a, "T1"),
+        held(&a, "T2")
+    );
+}
+
+/// A database that cannot be reached at start-up: retries with backoff, each logged with
+/// the URL (password hidden), then a clear error and a non-zero exit.
+#[test]
+fn an_unreachable_database_is_retried_then_named_in_the_error() {
+    let root = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let token = root.path().join("hub.token");
+    std::fs::write(&token, "hub-operator-token-0123\n").unwrap();
+    let config = root.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nrules = {:?}\ntoken_file = {:?}\n\
+             [store]\nkind = \"postgres\"\nurl = \"postgres://hub:s3cret@127.0.0.1:{port}/loyalty\"\n\
+             connect_retry_secs = 2\n",
+            root.path().join("hub").display().to_string(),
+            support::daemon::repo("config/rules.toml").display().to_string(),
+            token.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = support::loyaltyd_command()
+        .arg("--config")
+        .arg(&config)
+        .args(["hub", "serve"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{log}");
+    let shown = format!("postgres://hub:***@127.0.0.1:{port}/loyalty");
+    assert!(log.matches("retrying in").count() >= 2, "retries are logged: {log}");
+    assert!(log.contains(&shown), "the URL is named: {log}");
+    assert!(log.contains("cannot use PostgreSQL"), "{log}");
+    assert!(!log.contains("s3cret"), "the password never shows: {log}");
+    assert!(started.elapsed() < Duration::from_secs(30), "it gives up in time");
+}
