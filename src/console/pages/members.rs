@@ -240,15 +240,17 @@ pub struct ChangeForm {
     reason: Option<String>,
 }
 
-/// Who acts: a manager themself, or a cashier with a manager's approval on the form.
-fn acting(st: &Shared, s: &Staff, f: &ChangeForm, what: &str) -> Result<Actor> {
+/// Who acts: the staff member themself when their role suffices (`needs`: a cashier
+/// edits a member's details, as at the till), or a cashier with a manager's approval on
+/// the form. The engine checks the role again.
+fn acting(st: &Shared, s: &Staff, f: &ChangeForm, what: &str, needs: Role) -> Result<Actor> {
     if st.is_hub() {
         return Err(Error::new(
             Code::Forbidden,
             "members are changed at the terminals, not on the hub",
         ));
     }
-    if s.s.role >= Role::Manager {
+    if s.s.role >= needs {
         return Ok(s.actor());
     }
     if blank(&f.approval_staff_id) || blank(&f.approval_password) {
@@ -282,6 +284,7 @@ fn change(
     id: &str,
     form: std::result::Result<Form<ChangeForm>, FormRejection>,
     what: &str,
+    needs: Role,
     done: &str,
     f: Change,
 ) -> Response {
@@ -289,7 +292,7 @@ fn change(
     if s.check_csrf(&form.csrf).is_err() {
         return super::csrf_refused(st, s);
     }
-    let r = acting(st, s, &form, what).and_then(|actor| {
+    let r = acting(st, s, &form, what, needs).and_then(|actor| {
         let at = st.engine().at(None).by(actor);
         st.run(|e| f(e, id, &form, at))
     });
@@ -323,18 +326,27 @@ pub async fn edit(
     Path(id): Path<String>,
     form: std::result::Result<Form<ChangeForm>, FormRejection>,
 ) -> Response {
-    change(&st, &s, &id, form, "editing a member", "edit", |e, id, f, at| {
-        let patch = MemberPatch {
-            name: f.name.clone(),
-            phone: f.phone.clone().filter(|p| !p.trim().is_empty()),
-            birthday: f
-                .birthday
-                .as_deref()
-                .map(|b| Some(b.trim().to_string()).filter(|b| !b.is_empty())),
-            tags: f.tags.as_deref().map(tags_of),
-        };
-        e.edit_member(id, patch, None, at).map(|_| ())
-    })
+    change(
+        &st,
+        &s,
+        &id,
+        form,
+        "editing a member",
+        Role::Cashier,
+        "edit",
+        |e, id, f, at| {
+            let patch = MemberPatch {
+                name: f.name.clone(),
+                phone: f.phone.clone().filter(|p| !p.trim().is_empty()),
+                birthday: f
+                    .birthday
+                    .as_deref()
+                    .map(|b| Some(b.trim().to_string()).filter(|b| !b.is_empty())),
+                tags: f.tags.as_deref().map(tags_of),
+            };
+            e.edit_member(id, patch, None, at).map(|_| ())
+        },
+    )
 }
 
 pub async fn status(
@@ -349,6 +361,7 @@ pub async fn status(
         &id,
         form,
         "changing a member's status",
+        Role::Manager,
         "status",
         |e, id, f, at| {
             let active = match f.status.as_deref() {
@@ -372,10 +385,19 @@ pub async fn pin(
     Path(id): Path<String>,
     form: std::result::Result<Form<ChangeForm>, FormRejection>,
 ) -> Response {
-    change(&st, &s, &id, form, "resetting a PIN", "pin", |e, id, f, at| {
-        let pin = f.new_pin.as_deref().unwrap_or("").trim().to_string();
-        e.set_pin(id, None, &pin, None, at).map(|_| ())
-    })
+    change(
+        &st,
+        &s,
+        &id,
+        form,
+        "resetting a PIN",
+        Role::Manager,
+        "pin",
+        |e, id, f, at| {
+            let pin = f.new_pin.as_deref().unwrap_or("").trim().to_string();
+            e.set_pin(id, None, &pin, None, at).map(|_| ())
+        },
+    )
 }
 
 pub async fn points(
@@ -384,14 +406,23 @@ pub async fn points(
     Path(id): Path<String>,
     form: std::result::Result<Form<ChangeForm>, FormRejection>,
 ) -> Response {
-    change(&st, &s, &id, form, "adjusting points", "points", |e, id, f, at| {
-        let text = f.points.as_deref().unwrap_or("").trim();
-        let points: i64 = text
-            .parse()
-            .map_err(|_| Error::invalid(format!("points {text:?} is not a whole number")))?;
-        e.adjust_points(id, points, f.reason.as_deref().unwrap_or(""), None, at)
-            .map(|_| ())
-    })
+    change(
+        &st,
+        &s,
+        &id,
+        form,
+        "adjusting points",
+        Role::Manager,
+        "points",
+        |e, id, f, at| {
+            let text = f.points.as_deref().unwrap_or("").trim();
+            let points: i64 = text
+                .parse()
+                .map_err(|_| Error::invalid(format!("points {text:?} is not a whole number")))?;
+            e.adjust_points(id, points, f.reason.as_deref().unwrap_or(""), None, at)
+                .map(|_| ())
+        },
+    )
 }
 
 #[cfg(test)]
