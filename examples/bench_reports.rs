@@ -10,7 +10,10 @@
 //! Environment: LOYALTYD_BIN (default `target/release/loyaltyd` of this repo), BENCH_DIR
 //! (default `target`), BENCH_MEMBERS (1000000), BENCH_CHECKOUTS (5000000),
 //! BENCH_TERMINALS (10), BENCH_QUERIES (requests per report, 200), BENCH_KEEP=1 keeps
-//! the data dir. Small mode: BENCH_MEMBERS=20000 BENCH_CHECKOUTS=100000.
+//! the data dir. Small mode: BENCH_MEMBERS=20000 BENCH_CHECKOUTS=100000 (under a
+//! minute). 200,000 members and 1M checkouts took 4-8 minutes and 1.1 GB on the loaded
+//! 2-core VM; the full defaults need about 5 GB of disk and, at the 2.5-5.5k pushed
+//! checkouts/s measured, 20-40 minutes of setup (not run: the disk was short).
 //!
 //! Setup, through the library: the terminals' records (enrolments spread over the last
 //! 24 months, checkouts by random members on random days after their enrolment) are
@@ -365,7 +368,7 @@ fn main() -> Result<()> {
 
     let by = census(&data.join("state"))?;
     let total: u64 = by.iter().filter(|(p, _)| **p != b'!').map(|(_, v)| v.1).sum();
-    let report_prefixes = [b'e', b'j', b'o', b'g', b'h'];
+    let report_prefixes = [b'e', b'j', b'o', b'x', b'g', b'h'];
     let report: u64 = report_prefixes
         .iter()
         .map(|p| by.get(p).map_or(0, |v| v.1))
@@ -382,7 +385,7 @@ fn main() -> Result<()> {
     }
     let share = |b: u64| b as f64 * 100.0 / (total - b).max(1) as f64;
     println!(
-        "report aggregates (e j o g h Mreports): {:.1} MiB, adding {:.1} % to the rest of the state (target <= 15 %: {})",
+        "report aggregates (e j o x g h Mreports): {:.1} MiB, adding {:.1} % to the rest of the state (target <= 15 %: {})",
         report as f64 / (1 << 20) as f64,
         share(report),
         if share(report) <= 15.0 { "met" } else { "NOT met" }

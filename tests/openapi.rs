@@ -249,6 +249,7 @@ fn every_answer_of_the_members_staff_and_history_endpoints_is_declared() {
     };
     staff("olu", "owner", "olu-secret-1");
     staff("cai", "cashier", "cai-secret-1");
+    staff("rex", "manager", "rex-secret-1");
     let d = Daemon::start(dir.path());
     let doc = description(&d.url);
     let mut c = Checked {
@@ -761,6 +762,34 @@ fn every_answer_of_the_members_staff_and_history_endpoints_is_declared() {
         Some(with_owner(json!({"status": "inactive"}))),
         423,
     );
+    // Reports and the audit view: a manager's session (the POS token is a cashier's).
+    let rex = json!({"staff_id": "rex", "password": "rex-secret-1"}).to_string();
+    let rex = c.expect(login, Some(("application/json", rex)), &[], 200);
+    let owner_auth = format!("Bearer {}", rex["token"].as_str().unwrap_or_default());
+    let as_owner = [("Authorization", owner_auth.as_str())];
+    for (template, ok, bad) in [
+        (
+            "/v1/reports/summary",
+            "?from=2026-01-01&to=2026-12-31",
+            "?from=2026-12-31&to=2026-01-01",
+        ),
+        (
+            "/v1/reports/retention",
+            "?from=2026-01&to=2026-12",
+            "?from=2026-13&to=2026-12",
+        ),
+        (
+            "/v1/reports/campaigns",
+            "?from=2026-01-01&to=2026-12-31",
+            "?from=2026-01-01",
+        ),
+        ("/v1/audit", "?limit=5", "?action=launch"),
+    ] {
+        let (good, wrong) = (format!("{template}{ok}"), format!("{template}{bad}"));
+        c.expect(("GET", template, &good), None, &as_owner, 200);
+        c.expect(("GET", template, &wrong), None, &as_owner, 400);
+        c.expect(("GET", template, &good), None, &[AUTH], 403);
+    }
     assert!(c.failures.is_empty(), "{}", c.failures.join("\n"));
 }
 
