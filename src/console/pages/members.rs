@@ -283,8 +283,7 @@ fn change(
     s: &Staff,
     id: &str,
     form: std::result::Result<Form<ChangeForm>, FormRejection>,
-    what: &str,
-    needs: Role,
+    (what, needs): (&str, Role),
     done: &str,
     f: Change,
 ) -> Response {
@@ -331,8 +330,7 @@ pub async fn edit(
         &s,
         &id,
         form,
-        "editing a member",
-        Role::Cashier,
+        ("editing a member", Role::Cashier),
         "edit",
         |e, id, f, at| {
             let patch = MemberPatch {
@@ -360,8 +358,7 @@ pub async fn status(
         &s,
         &id,
         form,
-        "changing a member's status",
-        Role::Manager,
+        ("changing a member's status", Role::Manager),
         "status",
         |e, id, f, at| {
             let active = match f.status.as_deref() {
@@ -390,8 +387,7 @@ pub async fn pin(
         &s,
         &id,
         form,
-        "resetting a PIN",
-        Role::Manager,
+        ("resetting a PIN", Role::Manager),
         "pin",
         |e, id, f, at| {
             let pin = f.new_pin.as_deref().unwrap_or("").trim().to_string();
@@ -411,8 +407,7 @@ pub async fn points(
         &s,
         &id,
         form,
-        "adjusting points",
-        Role::Manager,
+        ("adjusting points", Role::Manager),
         "points",
         |e, id, f, at| {
             let text = f.points.as_deref().unwrap_or("").trim();
