@@ -43,7 +43,7 @@ pub async fn commit(db: &impl GenericClient, head: u64, records: &[Record], writ
         if let Body::Remote(r) = &rec.body {
             // A record that does not decode was refused before it got here.
             if let Ok(inner) = Record::decode(&r.payload) {
-                if let Body::CheckoutV2(c) = &inner.body {
+                if let Body::CheckoutV3(c) = &inner.body {
                     sales.push(&r.terminal_id, &inner, c, head as i64 + 1 + i as i64);
                 }
             }
@@ -234,7 +234,7 @@ struct Sales {
 }
 
 impl Sales {
-    fn push(&mut self, terminal: &str, rec: &Record, c: &crate::record::CheckoutV2, seq: i64) {
+    fn push(&mut self, terminal: &str, rec: &Record, c: &crate::record::CheckoutV3, seq: i64) {
         self.tx.push(c.tx_id.clone());
         self.terminal.push(terminal.to_string());
         self.member.push(c.member_id.clone());
