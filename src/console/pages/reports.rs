@@ -225,25 +225,44 @@ pub struct CsvQuery {
     to: Option<String>,
 }
 
-pub async fn summary_csv(
-    State(st): State<Shared>,
-    s: Staff,
+/// A report over a window of dates as CSV: `from` and `to` required, then the engine's
+/// report written by the API's own CSV writer.
+fn dated_csv(
+    st: &Shared,
+    s: &Staff,
     q: std::result::Result<Query<CsvQuery>, QueryRejection>,
+    name: &str,
+    report: impl FnOnce(&crate::engine::Engine, NaiveDate, NaiveDate, &crate::engine::At) -> Result<String>,
 ) -> Response {
     let q = q.map(|Query(q)| q).unwrap_or_default();
-    let at = s.at(&st);
+    let at = s.at(st);
     let r = (|| {
         let from = date_field(&q.from, "from", NaiveDate::MIN)?;
         let to = date_field(&q.to, "to", NaiveDate::MIN)?;
         if from == NaiveDate::MIN || to == NaiveDate::MIN {
             return Err(Error::invalid("from and to are required (YYYY-MM-DD)"));
         }
-        st.run(|e| e.report_summary(from, to, Scope::All, &at))
+        st.run(|e| report(e, from, to, &at))
     })();
     match r {
-        Ok(summary) => csv("summary", crate::api::reports::summary_csv(&summary)),
-        Err(e) => staff_error(&st, &s, &e),
+        Ok(body) => csv(name, body),
+        Err(e) => staff_error(st, s, &e),
     }
+}
+
+pub async fn summary_csv(
+    State(st): State<Shared>,
+    s: Staff,
+    q: std::result::Result<Query<CsvQuery>, QueryRejection>,
+) -> Response {
+    dated_csv(&st, &s, q, "summary", |e, from, to, at| {
+        Ok(crate::api::reports::summary_csv(&e.report_summary(
+            from,
+            to,
+            Scope::All,
+            at,
+        )?))
+    })
 }
 
 pub async fn campaigns_csv(
@@ -251,20 +270,14 @@ pub async fn campaigns_csv(
     s: Staff,
     q: std::result::Result<Query<CsvQuery>, QueryRejection>,
 ) -> Response {
-    let q = q.map(|Query(q)| q).unwrap_or_default();
-    let at = s.at(&st);
-    let r = (|| {
-        let from = date_field(&q.from, "from", NaiveDate::MIN)?;
-        let to = date_field(&q.to, "to", NaiveDate::MIN)?;
-        if from == NaiveDate::MIN || to == NaiveDate::MIN {
-            return Err(Error::invalid("from and to are required (YYYY-MM-DD)"));
-        }
-        st.run(|e| e.report_campaigns(from, to, Scope::All, &at))
-    })();
-    match r {
-        Ok(c) => csv("campaigns", crate::api::reports::campaigns_csv(&c)),
-        Err(e) => staff_error(&st, &s, &e),
-    }
+    dated_csv(&st, &s, q, "campaigns", |e, from, to, at| {
+        Ok(crate::api::reports::campaigns_csv(&e.report_campaigns(
+            from,
+            to,
+            Scope::All,
+            at,
+        )?))
+    })
 }
 
 pub async fn retention_csv(
