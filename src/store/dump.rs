@@ -88,19 +88,40 @@ impl Store {
                     );
                 }
                 report::REPORT_DAY => {
-                    let (scope, day, _) = report::split_member_day(&k);
+                    let (scope, day, _) = report::split_scope_day(&k);
                     put(
                         "report_days",
                         format!("{scope}/{}", day_date(day)),
                         to_json(&dec::<report::ReportDay>("report day", v)?),
                     );
                 }
-                report::MEMBER_DAY => {
-                    let (scope, day, member) = report::split_member_day(&k);
+                report::SPAN_DAY => {
+                    let (scope, day, rest) = report::split_scope_day(&k);
+                    match rest {
+                        [] => put(
+                            "report_span_days",
+                            format!("{scope}/{}", day_date(day)),
+                            to_json(&dec::<report::SpanDay>("span day", v)?),
+                        ),
+                        [kind, b0, b1] => put(
+                            "report_span_buckets",
+                            format!(
+                                "{scope}/{}/{}/{}",
+                                day_date(day),
+                                report::Span::name_of(*kind),
+                                u16::from_be_bytes([*b0, *b1])
+                            ),
+                            to_json(&dec::<report::SpanBucket>("span bucket", v)?),
+                        ),
+                        _ => put("report_span_days", text(&k), Value::Null),
+                    }
+                }
+                report::MEMBER_CHECKOUT_DAY => {
+                    let (member, day, _) = report::split_scope_day(&k);
                     put(
                         "report_member_days",
-                        format!("{scope}/{}/{member}", day_date(day)),
-                        to_json(&dec::<u32>("member day", v)?),
+                        format!("{member}/{}", day_date(day)),
+                        to_json(&dec::<u32>("member checkout day", v)?),
                     );
                 }
                 report::COHORT => {

@@ -70,8 +70,9 @@ const VERSION: u8 = 1;
 /// idempotency keys by transaction id, 3 had no history, search indexes or staff, 4
 /// no groups, fired triggers or coupon issuers, 5 no report aggregates, 6 searched
 /// names and cards only by their first characters and had no pass index, 7 had no
-/// campaign figures or audit index and report aggregates without terminal scopes.
-const LAYOUT: u32 = 8;
+/// campaign figures or audit index and report aggregates without terminal scopes, 8
+/// counted active members by a key per member and day and had no chain-wide copy.
+const LAYOUT: u32 = 9;
 
 /// Key prefixes of the single sled tree (one tree makes every apply one atomic batch).
 mod key {

@@ -93,6 +93,8 @@ pub(super) struct MemberRec {
     /// The month (`report::month_of`) the member was enrolled in here: its retention
     /// cohort (none for members another node enrolled).
     pub(super) cohort: Option<u32>,
+    /// The member's last two checkout days here, oldest first (`report::active`).
+    pub(super) last_days: Vec<DayNo>,
 }
 
 impl MemberRec {
@@ -105,6 +107,7 @@ impl MemberRec {
             ledger_len: 0,
             history_len: 0,
             cohort: None,
+            last_days: vec![],
         }
     }
 

@@ -241,40 +241,102 @@ impl<'a> Changes<'a> {
         self.report_day(day, |d| d.add(&add))
     }
 
-    /// The report figures of `day` that the record being applied moves.
-    fn report_day(&mut self, day: DayNo, f: impl FnOnce(&mut report::ReportDay)) -> Result<()> {
-        let key = report::report_day_key(&self.scope, day);
-        let mut d: report::ReportDay = self.get("report day", &key)?.unwrap_or_default();
-        f(&mut d);
-        self.put(key, &d);
+    /// The report figures of `day` that the record being applied moves, under the
+    /// recording terminal's scope and the chain's.
+    fn report_day(&mut self, day: DayNo, f: impl Fn(&mut report::ReportDay)) -> Result<()> {
+        for scope in [self.scope.clone(), report::CHAIN.to_string()] {
+            let key = report::report_day_key(&scope, day);
+            let mut d: report::ReportDay = self.get("report day", &key)?.unwrap_or_default();
+            f(&mut d);
+            self.put(key, &d);
+        }
         Ok(())
     }
 
-    /// One more checkout of member `m` on `day` (active and repeat members), under the
-    /// terminal that enrolled it; the first of its month counts the member active in
-    /// that month in its cohort (retention).
-    fn report_checkout(&mut self, day: DayNo, m: &MemberRec) -> Result<()> {
-        let scope = &m.state.enrolled_by;
-        let key = report::member_day_key(scope, day, &m.state.member_id);
-        let n: u32 = self.get("member day", &key)?.unwrap_or(0);
-        self.put(key, &(n + 1));
+    /// One more checkout of member `m` on `day` (active and repeat members: the spans
+    /// of `report::active`), under the terminal that enrolled it and the chain; the
+    /// first of its month counts the member active in that month in its cohort.
+    fn report_checkout(&mut self, day: DayNo, m: &mut MemberRec) -> Result<()> {
+        let scope = m.state.enrolled_by.clone();
+        let id = m.state.member_id.clone();
+        let day_key = report::member_checkout_day_key(&id, day);
+        let n: u32 = self.get("member checkout day", &day_key)?.unwrap_or(0);
+        let (before, after) = match m.last_days.last() {
+            Some(&last) if last > day => self.checkout_neighbours(&id, day)?,
+            _ => (m.last_days.clone(), vec![]),
+        };
+        self.put(day_key, &(n + 1));
+        // With two or more later checkouts, the member's last two stay as they were.
+        if after.len() < 2 {
+            m.last_days = report::last_two(&before, day, &after);
+        }
+        let moves = report::spans_moved(&before, day, &after);
+        for scope in [scope.as_str(), report::CHAIN] {
+            self.span_day(scope, day, |d| d.checkouts += 1)?;
+            for &(kind, a, b, delta) in &moves {
+                let (bucket, len) = report::bucket_of(a, b);
+                self.span_day(scope, b, |d| d.bump(kind, bucket, delta))?;
+                let key = report::span_bucket_key(scope, b, kind, bucket);
+                let mut exact: report::SpanBucket = self.get("span bucket", &key)?.unwrap_or_default();
+                report::bump(&mut exact, len, delta);
+                match exact.is_empty() {
+                    true => self.remove(key),
+                    false => self.put(key, &exact),
+                }
+            }
+        }
         if let Some(cohort) = m.cohort {
             let month = report::month_of(day);
-            let mk = report::member_month_key(&m.state.member_id, month);
+            let mk = report::member_month_key(&id, month);
             if self.read(&mk)?.is_none() {
                 self.put(mk, &());
-                self.report_cohort(scope, cohort, month)?;
+                self.report_cohort(&scope, cohort, month)?;
             }
         }
         Ok(())
     }
 
-    /// One more member in cohort `cohort` of `scope` active in `month` (or, with
-    /// `report::COHORT_SIZE`, enrolled).
+    /// A member's two checkouts at or before `day` and two after it, from its checkout
+    /// days (a checkout that arrives after later ones: pushes from two shops).
+    fn checkout_neighbours(&mut self, member_id: &str, day: DayNo) -> Result<(Vec<DayNo>, Vec<DayNo>)> {
+        let days: Vec<DayNo> = self
+            .keys_with_prefix(&report::member_checkout_days_prefix(member_id))?
+            .iter()
+            .map(|k| report::split_scope_day(k).1)
+            .collect();
+        // Two days on each side hold at least two checkouts each.
+        let split = days.partition_point(|&d| d <= day);
+        let near = &days[split.saturating_sub(2)..(split + 2).min(days.len())];
+        let mut counted = Vec::with_capacity(near.len());
+        for &d in near {
+            let n: u32 = self
+                .get("member checkout day", &report::member_checkout_day_key(member_id, d))?
+                .unwrap_or(0);
+            counted.push((d, n));
+        }
+        Ok(report::neighbours(&counted, day))
+    }
+
+    /// A `SpanDay` of `scope`, changed by `f`.
+    fn span_day(&mut self, scope: &str, day: DayNo, f: impl FnOnce(&mut report::SpanDay)) -> Result<()> {
+        let key = report::span_day_key(scope, day);
+        let mut d: report::SpanDay = self.get("span day", &key)?.unwrap_or_default();
+        f(&mut d);
+        match d == report::SpanDay::default() {
+            true => self.remove(key),
+            false => self.put(key, &d),
+        }
+        Ok(())
+    }
+
+    /// One more member in cohort `cohort` of `scope` (and of the chain) active in
+    /// `month` (or, with `report::COHORT_SIZE`, enrolled).
     fn report_cohort(&mut self, scope: &str, cohort: u32, month: u32) -> Result<()> {
-        let key = report::cohort_key(scope, cohort, month);
-        let n: i64 = self.get("cohort count", &key)?.unwrap_or(0);
-        self.put(key, &(n + 1));
+        for scope in [scope, report::CHAIN] {
+            let key = report::cohort_key(scope, cohort, month);
+            let n: i64 = self.get("cohort count", &key)?.unwrap_or(0);
+            self.put(key, &(n + 1));
+        }
         Ok(())
     }
 

@@ -67,7 +67,7 @@ pub(super) fn apply(ch: &mut Changes, o: Origin, rec: &Record) -> Result<Option<
             };
             ch.history(&mut m, &summary)?;
             let id = m.state.member_id.clone();
-            ch.report_checkout(rec.day, &m)?;
+            ch.report_checkout(rec.day, &mut m)?;
             ch.put_member(m, o)?;
             report_campaigns(ch, rec, c, &id)?;
             ch.report_day(rec.day, |d| {

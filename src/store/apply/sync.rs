@@ -119,12 +119,15 @@ fn apply_pull(ch: &mut Changes, o: Origin, rec: &Record, p: &HubPullV3) -> Resul
         }
         let mut m = MemberRec::new(convert::member_of(snap));
         // This terminal's own bookkeeping stays: its last local change, where its
-        // history pages end; its unacknowledged redemptions are all acknowledged.
+        // history pages end, its report figures (cohort, last checkout days); its
+        // unacknowledged redemptions are all acknowledged.
         let before = match &local {
             Some(l) => {
                 m.local_seq = l.local_seq;
                 m.ledger_len = l.ledger_len;
                 m.history_len = l.history_len;
+                m.cohort = l.cohort;
+                m.last_days = l.last_days.clone();
                 if l.state.phone != snap.phone {
                     let old = k(key::PHONE, l.state.phone.as_bytes());
                     if ch.get::<String>("phone", &old)?.as_deref() == Some(id.as_str()) {

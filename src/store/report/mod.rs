@@ -6,11 +6,13 @@
 //! - `e` + recorder + day: `ReportDay`, the day's sales, checkouts, refunds, new members
 //!   and ledger figures (issued, clawed back, redeemed, expired) of the records that
 //!   terminal made. A summary of N days reads N keys per scope.
-//! - `j` + enroller + day + member: that member's checkouts on that day (active and
-//!   repeat members: the distinct members under the window's days, a range scan whose
-//!   cost follows the window's activity, not the member count). Scoped by the terminal
-//!   that enrolled the member, which is what the hub's `?terminal=` narrows member
-//!   figures to; a member has one enroller, so the scopes never share a member.
+//! - `J` + enroller + day: `SpanDay`, the checkouts of that terminal's members on that
+//!   day and the spans between their checkouts that end on it, by which a window's
+//!   active and repeat members are counted exactly from three keys per day (see
+//!   `active`). Key `u` (member, day) holds a member's checkouts of a day, read only
+//!   when a checkout arrives out of order. Scoped by the terminal that enrolled the
+//!   member, which is what the hub's `?terminal=` narrows member figures to; a member
+//!   has one enroller, so the scopes never share a member.
 //! - `o` + enroller + enrolment month + month: the retention cohorts, counted: the
 //!   members of the cohort with a checkout in that month (`COHORT_SIZE`: enrolled).
 //!   Key `x` (member, month) marks a member's first checkout of a month, so that the
@@ -26,14 +28,23 @@
 //!   can lower a tier as days pass without any record; the report does not re-evaluate
 //!   it). Members merged into another are not counted.
 //!
-//! A scope ends with a 0 byte (terminal ids hold none). Ledger figures count the
+//! The figures of `e`, `J` and `o` are kept twice: under their scope and under `CHAIN`
+//! (`*`, which no terminal id can be), so that the chain's report reads one scope, not
+//! one per terminal. A scope ends with a 0 byte (terminal ids hold none). Ledger figures count the
 //! entries of records made here (or, on the hub, pushed by terminals); the hub's
 //! snapshots a terminal pulls and merges of conflicting enrolments move balances but
 //! are not issuance or redemption.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
+
+mod active;
+
+pub(super) use active::{
+    bucket_of, bump, last_two, member_checkout_day_key, member_checkout_days_prefix, neighbours, span_bucket_key,
+    span_day_key, spans_moved, Span, SpanBucket, SpanDay,
+};
 
 use super::{dec, MemberRec, Store};
 use crate::error::Result;
@@ -41,7 +52,10 @@ use crate::model::{day_date, DayNo};
 use chrono::Datelike;
 
 pub(super) const REPORT_DAY: u8 = b'e';
-pub(super) const MEMBER_DAY: u8 = b'j';
+pub(super) const SPAN_DAY: u8 = b'J';
+pub(super) const MEMBER_CHECKOUT_DAY: u8 = b'u';
+/// The scope of the chain-wide copy of the `e`, `J` and `o` figures.
+pub(super) const CHAIN: &str = "*";
 pub(super) const COHORT: u8 = b'o';
 pub(super) const CAMPAIGN_DAY: u8 = b'g';
 pub(super) const CAMPAIGN_MEMBER: u8 = b'h';
@@ -195,6 +209,16 @@ pub enum Scope<'a> {
     One(&'a str),
 }
 
+impl Scope<'_> {
+    /// The scope its figures are kept under (the chain's copy for `All`).
+    fn key(&self) -> &str {
+        match self {
+            Scope::All => CHAIN,
+            Scope::One(s) => s,
+        }
+    }
+}
+
 fn day_bytes(day: DayNo) -> [u8; 4] {
     ((day as u32) ^ 0x8000_0000).to_be_bytes()
 }
@@ -222,13 +246,6 @@ pub(super) fn split_scope(key: &[u8]) -> (String, &[u8]) {
 pub(super) fn report_day_key(scope: &str, day: DayNo) -> Vec<u8> {
     let mut v = scoped(REPORT_DAY, scope);
     v.extend_from_slice(&day_bytes(day));
-    v
-}
-
-pub(super) fn member_day_key(scope: &str, day: DayNo, member_id: &str) -> Vec<u8> {
-    let mut v = scoped(MEMBER_DAY, scope);
-    v.extend_from_slice(&day_bytes(day));
-    v.extend_from_slice(member_id.as_bytes());
     v
 }
 
@@ -276,16 +293,12 @@ pub(super) fn campaign_member_key(scope: &str, kind: CampaignKind, id: &str, day
     v
 }
 
-/// Decoding keys back for the dump: (scope, day, member), (scope, month, member),
+/// Decoding keys back for the dump: (scope, day, rest), (scope, month, member),
 /// (scope, day, kind, id), (scope, kind, id, day, member).
-pub(super) fn split_member_day(key: &[u8]) -> (String, DayNo, String) {
+pub(super) fn split_scope_day(key: &[u8]) -> (String, DayNo, &[u8]) {
     let (scope, rest) = split_scope(key);
     let day = day_of(rest.get(..4).unwrap_or(&[0; 4]));
-    (
-        scope,
-        day,
-        String::from_utf8_lossy(rest.get(4..).unwrap_or(&[])).into_owned(),
-    )
+    (scope, day, rest.get(4..).unwrap_or(&[]))
 }
 
 pub(super) fn split_cohort(key: &[u8]) -> (String, u32, u32) {
@@ -402,24 +415,14 @@ impl Store {
     /// Sums of days `from..=to` and the members with checkouts in them.
     pub fn report_window(&self, scope: Scope, from: DayNo, to: DayNo) -> Result<Window> {
         let mut w = Window::default();
-        for s in self.scopes_of(REPORT_DAY, scope)? {
-            for r in self.range(report_day_key(&s, from), report_day_key(&s, to + 1), |_, v| {
-                dec::<ReportDay>("report day", v)
-            })? {
-                w.day.add(&r);
-            }
+        let s = scope.key();
+        for r in self.range(report_day_key(s, from), report_day_key(s, to + 1), |_, v| {
+            dec::<ReportDay>("report day", v)
+        })? {
+            w.day.add(&r);
         }
-        let mut per_member: HashMap<String, u32> = HashMap::new();
-        for s in self.scopes_of(MEMBER_DAY, scope)? {
-            let days = self.range(member_day_key(&s, from, ""), member_day_key(&s, to + 1, ""), |k, v| {
-                Ok((split_member_day(k).2, dec::<u32>("member day", v)?))
-            })?;
-            for (id, n) in days {
-                *per_member.entry(id).or_default() += n;
-            }
-        }
-        w.active_members = per_member.len() as i64;
-        w.repeat_members = per_member.values().filter(|&&n| n >= 2).count() as i64;
+        (w.active_members, w.repeat_members) =
+            active::count_window(s, from, to, |k| self.get("span day", k), |k| self.get("span bucket", k))?;
         Ok(w)
     }
 
@@ -440,20 +443,19 @@ impl Store {
     }
 
     /// The cohorts enrolled in months `from..=to` (month numbers of `month_of`), summed
-    /// over the scopes asked for (a member has one enroller: nothing counts twice).
+    /// of the scope asked for.
     pub fn cohorts(&self, scope: Scope, from: u32, to: u32) -> Result<Cohorts> {
         let mut out = Cohorts::new();
-        for s in self.scopes_of(COHORT, scope)? {
-            let counts = self.range(cohort_key(&s, from, 0), cohort_key(&s, to + 1, 0), |k, v| {
-                let (_, cohort, month) = split_cohort(k);
-                Ok((cohort, month, dec::<i64>("cohort count", v)?))
-            })?;
-            for (cohort, month, n) in counts {
-                let c = out.entry(cohort).or_default();
-                match month {
-                    COHORT_SIZE => c.0 += n,
-                    m => *c.1.entry(m).or_default() += n,
-                }
+        let s = scope.key();
+        let counts = self.range(cohort_key(s, from, 0), cohort_key(s, to + 1, 0), |k, v| {
+            let (_, cohort, month) = split_cohort(k);
+            Ok((cohort, month, dec::<i64>("cohort count", v)?))
+        })?;
+        for (cohort, month, n) in counts {
+            let c = out.entry(cohort).or_default();
+            match month {
+                COHORT_SIZE => c.0 += n,
+                m => *c.1.entry(m).or_default() += n,
             }
         }
         Ok(out)
