@@ -543,8 +543,9 @@ fn a_database_of_a_newer_schema_is_refused_on_postgres() {
 }
 
 /// A refund reaches the hub, which finds the checkout it refunds inside the record it
-/// stored (on PostgreSQL, read back from `hub_journal`): the balance is restored and
-/// the member's transactions show the refunded amount.
+/// stored (on PostgreSQL, read back from `hub_journal`): the balance is restored, the
+/// member's transactions show the refunded amount, the checkout is found again by id
+/// with its refund, and the audit view lists what the shop did.
 fn a_refund_finds_its_checkout_at_the_hub(kind: Kind) {
     let root = tempfile::tempdir().unwrap();
     let s1 = secret_file(root.path(), "T1");
@@ -577,6 +578,66 @@ fn a_refund_finds_its_checkout_at_the_hub(kind: Kind) {
     assert!(refunded[0].0.as_i64().unwrap() > 0, "{txs}");
     let held = hub_terminal(&hub, "T1");
     assert_eq!(held.0, 4, "enrolment, two checkouts, a refund");
+
+    // The checkout found again by id, with its refund, as the terminal shows it.
+    let c = hub.client();
+    let at_hub = c.get_json(&format!("/v1/hub/transactions/{tx}"), 200);
+    let at_shop = t1.c().get_json(&format!("/v1/transactions/{tx}"), 200);
+    assert_eq!(at_hub["terminal_id"], "T1", "{at_hub}");
+    for field in ["tx_id", "member_id", "total", "points_earned", "points_redeemed", "by"] {
+        assert_eq!(at_hub[field], at_shop[field], "{field}: {at_hub} / {at_shop}");
+    }
+    assert_eq!(at_hub["refunds"].as_array().map(Vec::len), Some(1), "{at_hub}");
+    assert_eq!(at_hub["refunds"][0]["refund_id"], refund["refund_id"], "{at_hub}");
+    assert_eq!(at_hub["refunds"][0]["balance"], earned, "{at_hub}");
+    assert_eq!(at_hub["refunds"], at_shop["refunds"], "the refund the same");
+    let (s, text) = c.get("/v1/hub/transactions/T1-00000000-0000000009").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((s, code(&v)), (404, "unknown_transaction"), "{text}");
+
+    // The audit view: the shop's actions newest first, filtered, paged with a cursor.
+    let entries = |q: &str| c.get_json(&format!("/v1/hub/audit?{q}"), 200);
+    let checkouts = entries("action=checkout");
+    let subjects: Vec<_> = checkouts["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["subject"].clone(), e["terminal_id"].clone(), e["by"].clone()))
+        .collect();
+    let earn_tx = txs["transactions"][1]["tx_id"].clone();
+    assert_eq!(
+        subjects,
+        vec![
+            (json!(tx), json!("T1"), json!("pos")),
+            (earn_tx, json!("T1"), json!("pos"))
+        ],
+        "{checkouts}"
+    );
+    assert_eq!(checkouts["next"], serde_json::Value::Null);
+    let refunds = entries("action=refund&terminal=T1");
+    assert_eq!(refunds["entries"][0]["subject"], refund["refund_id"], "{refunds}");
+    let all = entries("limit=500")["entries"].clone();
+    assert!(all.as_array().unwrap().len() >= 4, "{all}");
+    let (mut paged, mut cursor) = (vec![], String::new());
+    loop {
+        let page = entries(&format!("limit=1{cursor}"));
+        paged.extend(page["entries"].as_array().unwrap().iter().cloned());
+        match page["next"].as_str() {
+            Some(n) => cursor = format!("&cursor={n}"),
+            None => break,
+        }
+    }
+    assert_eq!(json!(paged), all, "pages of one add up to the whole view");
+    assert_eq!(
+        entries("staff=pos")["entries"],
+        all,
+        "every action here was the POS token's"
+    );
+    for bad in ["staff=nobody", "terminal=T9", "action=nothing", "cursor=zz", "limit=0"] {
+        let (s, text) = c.get(&format!("/v1/hub/audit?{bad}")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((s, code(&v)), (400, "invalid_input"), "{bad}: {text}");
+    }
 }
 
 #[test]

@@ -418,33 +418,12 @@ impl Store {
 
     /// Hub: a checkout any terminal made, by id.
     pub fn hub_tx(&self, tx_id: &str) -> Result<Option<TxState>> {
-        match self.stream_of(tx_id)? {
-            Some((terminal, epoch)) => apply::find_remote_tx(self, tx_id, &terminal, epoch),
-            None => Ok(None),
-        }
+        super::base::hub_tx(self, tx_id)
     }
 
     /// The journal record a transaction id names (checkout, refund, reward): this
     /// terminal's own, or on the hub any terminal's.
     pub fn tx_record(&self, tx_id: &str) -> Result<Option<Record>> {
-        if !self.hub {
-            return apply::find_record(self, tx_id, None);
-        }
-        match self.stream_of(tx_id)? {
-            Some((terminal, epoch)) => apply::find_record(self, tx_id, Some((&terminal, epoch))),
-            None => Ok(None),
-        }
-    }
-
-    /// Hub: the terminal stream a transaction id comes from.
-    fn stream_of(&self, tx_id: &str) -> Result<Option<(String, u64)>> {
-        let Some((terminal, epoch32, _)) = super::parse_tx_id(tx_id) else {
-            return Ok(None);
-        };
-        Ok(self
-            .hub_terminals()?
-            .into_iter()
-            .find(|t| t.terminal_id == terminal && t.epoch as u32 == epoch32)
-            .map(|t| (t.terminal_id, t.epoch)))
+        super::base::tx_record(self, tx_id)
     }
 }
