@@ -192,6 +192,20 @@ impl Store {
         }))
     }
 
+    /// Hub: how many change-feed entries there are after `cursor`.
+    pub fn feed_len_after(&self, cursor: u64) -> Result<u64> {
+        let from = k(key::FEED, &(cursor.saturating_add(1)).to_be_bytes());
+        let db = &self.shared.db;
+        self.checked(self.shared.overlay.settled(db, || {
+            let mut n = 0;
+            for k in db.range(from..vec![key::FEED + 1]).keys() {
+                k?;
+                n += 1;
+            }
+            Ok(n)
+        }))
+    }
+
     /// The keys under `prefix`, in key order.
     pub(super) fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
         self.scan(prefix, |k, _| Ok(k.to_vec()))
