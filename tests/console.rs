@@ -493,7 +493,12 @@ fn login_cookies_csrf_roles_escaping_and_language() {
 #[test]
 fn the_hub_console_is_the_operators_and_refuses_a_bad_ruleset_with_the_cli_message() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start(dir.path(), &[]);
+    let secret = support::hub::secret_file(dir.path(), "T1");
+    let hub = Hub::start(dir.path(), &[("T1", secret.as_path())]);
+    // A terminal that synced, so that the terminals page has a row.
+    let shop = support::shop::Shop::open(dir.path(), "T1", &hub, &secret);
+    shop.enrol("0B000001", "13900000051");
+    shop.wait_synced(&support::shop::last_sync(&shop));
     let mut b = Browser::new(&hub.url);
     let csrf = b.get("/console/login").hidden("csrf");
     let p = b.post(
@@ -517,6 +522,14 @@ fn the_hub_console_is_the_operators_and_refuses_a_bad_ruleset_with_the_cli_messa
         assert_eq!(p.status, 200, "{page}: {}", p.body);
     }
     assert_eq!(b.get("/console/staff").status, 404, "staff live at the terminals");
+    // The terminal's row: its last contact, and nothing left to pull once it pulled.
+    let row = support::eventually(30, "T1's row caught up", || {
+        let page = b.get("/console/terminals").body;
+        assert!(page.contains("最近联系") && page.contains("待拉取"), "{page}");
+        let row = page.split("<td>T1</td>").nth(1)?.split("</tr>").next()?.to_string();
+        row.ends_with("<td class=\"n\">0</td>").then_some(row)
+    });
+    assert!(!row.contains("从未"), "a last contact: {row}");
     let campaigns = b.get("/console/campaigns");
     let version: u32 = campaigns
         .body

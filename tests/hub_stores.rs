@@ -332,7 +332,8 @@ fn hub_migrate_applies_each_migration_once_on_postgres() {
         db.query("SELECT version, name FROM schema_migrations ORDER BY version"),
         vec![
             vec!["1".to_string(), "hub".to_string()],
-            vec!["2".to_string(), "projection".to_string()]
+            vec!["2".to_string(), "projection".to_string()],
+            vec!["3".to_string(), "contact".to_string()]
         ]
     );
     assert_eq!(migrate()["applied"], json!([]));
@@ -538,13 +539,14 @@ fn a_database_of_a_newer_schema_is_refused_on_postgres() {
         .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{log}");
-    assert!(log.contains("schema version 999, newer than this hub's 2"), "{log}");
+    assert!(log.contains("schema version 999, newer than this hub's 3"), "{log}");
     assert!(!log.contains("retrying"), "{log}");
 }
 
 /// A refund reaches the hub, which finds the checkout it refunds inside the record it
-/// stored (on PostgreSQL, read back from `hub_journal`): the balance is restored and
-/// the member's transactions show the refunded amount.
+/// stored (on PostgreSQL, read back from `hub_journal`): the balance is restored, the
+/// member's transactions show the refunded amount, the checkout is found again by id
+/// with its refund, and the audit view lists what the shop did.
 fn a_refund_finds_its_checkout_at_the_hub(kind: Kind) {
     let root = tempfile::tempdir().unwrap();
     let s1 = secret_file(root.path(), "T1");
@@ -577,6 +579,66 @@ fn a_refund_finds_its_checkout_at_the_hub(kind: Kind) {
     assert!(refunded[0].0.as_i64().unwrap() > 0, "{txs}");
     let held = hub_terminal(&hub, "T1");
     assert_eq!(held.0, 4, "enrolment, two checkouts, a refund");
+
+    // The checkout found again by id, with its refund, as the terminal shows it.
+    let c = hub.client();
+    let at_hub = c.get_json(&format!("/v1/hub/transactions/{tx}"), 200);
+    let at_shop = t1.c().get_json(&format!("/v1/transactions/{tx}"), 200);
+    assert_eq!(at_hub["terminal_id"], "T1", "{at_hub}");
+    for field in ["tx_id", "member_id", "total", "points_earned", "points_redeemed", "by"] {
+        assert_eq!(at_hub[field], at_shop[field], "{field}: {at_hub} / {at_shop}");
+    }
+    assert_eq!(at_hub["refunds"].as_array().map(Vec::len), Some(1), "{at_hub}");
+    assert_eq!(at_hub["refunds"][0]["refund_id"], refund["refund_id"], "{at_hub}");
+    assert_eq!(at_hub["refunds"][0]["balance"], earned, "{at_hub}");
+    assert_eq!(at_hub["refunds"], at_shop["refunds"], "the refund the same");
+    let (s, text) = c.get("/v1/hub/transactions/T1-00000000-0000000009").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((s, code(&v)), (404, "unknown_transaction"), "{text}");
+
+    // The audit view: the shop's actions newest first, filtered, paged with a cursor.
+    let entries = |q: &str| c.get_json(&format!("/v1/hub/audit?{q}"), 200);
+    let checkouts = entries("action=checkout");
+    let subjects: Vec<_> = checkouts["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["subject"].clone(), e["terminal_id"].clone(), e["by"].clone()))
+        .collect();
+    let earn_tx = txs["transactions"][1]["tx_id"].clone();
+    assert_eq!(
+        subjects,
+        vec![
+            (json!(tx), json!("T1"), json!("pos")),
+            (earn_tx, json!("T1"), json!("pos"))
+        ],
+        "{checkouts}"
+    );
+    assert_eq!(checkouts["next"], serde_json::Value::Null);
+    let refunds = entries("action=refund&terminal=T1");
+    assert_eq!(refunds["entries"][0]["subject"], refund["refund_id"], "{refunds}");
+    let all = entries("limit=500")["entries"].clone();
+    assert!(all.as_array().unwrap().len() >= 4, "{all}");
+    let (mut paged, mut cursor) = (vec![], String::new());
+    loop {
+        let page = entries(&format!("limit=1{cursor}"));
+        paged.extend(page["entries"].as_array().unwrap().iter().cloned());
+        match page["next"].as_str() {
+            Some(n) => cursor = format!("&cursor={n}"),
+            None => break,
+        }
+    }
+    assert_eq!(json!(paged), all, "pages of one add up to the whole view");
+    assert_eq!(
+        entries("staff=pos")["entries"],
+        all,
+        "every action here was the POS token's"
+    );
+    for bad in ["staff=nobody", "terminal=T9", "action=nothing", "cursor=zz", "limit=0"] {
+        let (s, text) = c.get(&format!("/v1/hub/audit?{bad}")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((s, code(&v)), (400, "invalid_input"), "{bad}: {text}");
+    }
 }
 
 #[test]
@@ -658,4 +720,78 @@ fn a_card_enrolled_twice_is_a_conflict_an_operator_merges_embedded() {
 #[test]
 fn a_card_enrolled_twice_is_a_conflict_an_operator_merges_on_postgres() {
     postgres("conflict", a_card_enrolled_twice_is_a_conflict_an_operator_merges)
+}
+
+/// The terminals view knows each stream's last contact and how much of the feed it has
+/// not pulled: a terminal that pulls is caught up; one stopped while others change falls
+/// behind by what changed, and its last contact stays where it stopped.
+fn terminals_show_last_contact_and_what_is_not_pulled(kind: Kind) {
+    let root = tempfile::tempdir().unwrap();
+    let (s1, s2) = (secret_file(root.path(), "T1"), secret_file(root.path(), "T2"));
+    let hub = start(root.path(), &kind, &[("T1", s1.as_path()), ("T2", s2.as_path())]);
+    let t1 = Shop::open(root.path(), "T1", &hub, &s1);
+    let t2 = Shop::open(root.path(), "T2", &hub, &s2);
+    let stream = |id: &str| {
+        let all = hub.client().get_json("/v1/hub/terminals", 200);
+        let mine: Vec<_> = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["terminal_id"] == id)
+            .cloned()
+            .collect();
+        assert_eq!(mine.len(), 1, "{all}");
+        mine[0].clone()
+    };
+    let cards = ["0E000001", "0E000002"];
+    for (i, card) in cards.iter().enumerate() {
+        t1.enrol(card, &format!("1390000040{i}"));
+    }
+    for card in cards {
+        eventually(30, &format!("T2 knows {card}"), || {
+            t2.c().get(&format!("/v1/cards/{card}")).ok().filter(|r| r.0 == 200)
+        });
+    }
+    t2.commit(cards[0], "t2-sale", 1000, 0).unwrap();
+    t2.wait_synced(&last_sync(&t2));
+    // Both pull every round: each is caught up with the feed soon.
+    for id in ["T1", "T2"] {
+        eventually(30, &format!("{id} caught up"), || {
+            let t = stream(id);
+            (t["records_behind"] == 0).then_some(t)
+        });
+        let t = stream(id);
+        let at = t["last_contact"].as_str().unwrap_or_else(|| panic!("{t}"));
+        assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{t}");
+    }
+    // T2 away: T1's new members are two feed entries T2 has not pulled.
+    t2.proxy.down(true);
+    let away = stream("T2")["last_contact"].clone();
+    for (i, card) in ["0E000003", "0E000004"].iter().enumerate() {
+        t1.enrol(card, &format!("1390000041{i}"));
+    }
+    t1.wait_synced(&last_sync(&t1));
+    eventually(30, "T2 is behind by what T1 enrolled", || {
+        (stream("T2")["records_behind"] == 2).then_some(())
+    });
+    assert_eq!(stream("T2")["last_contact"], away, "no contact while away");
+    eventually(30, "T1 caught up", || {
+        (stream("T1")["records_behind"] == 0).then_some(())
+    });
+    // Back: it pulls what it missed.
+    t2.proxy.down(false);
+    eventually(30, "T2 caught up again", || {
+        (stream("T2")["records_behind"] == 0).then_some(())
+    });
+    assert_ne!(stream("T2")["last_contact"], away, "in contact again");
+}
+
+#[test]
+fn terminals_show_last_contact_and_what_is_not_pulled_embedded() {
+    embedded(terminals_show_last_contact_and_what_is_not_pulled)
+}
+
+#[test]
+fn terminals_show_last_contact_and_what_is_not_pulled_on_postgres() {
+    postgres("contact", terminals_show_last_contact_and_what_is_not_pulled)
 }

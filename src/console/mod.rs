@@ -47,6 +47,10 @@ pub struct TerminalRow {
     pub duplicates: u64,
     pub skipped: u64,
     pub untrusted_clock: u64,
+    /// The last push or pull the hub accepted, if any.
+    pub last_contact: Option<String>,
+    /// Feed entries past its last pull (None: it never pulled).
+    pub records_behind: Option<u64>,
 }
 
 /// What the hub gives its console beyond the engine.

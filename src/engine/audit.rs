@@ -7,7 +7,9 @@ use serde::Serialize;
 use super::{At, Engine};
 use crate::error::{Error, Result};
 use crate::model::{day_no, fmt_instant, Role};
-use crate::store::audit::{AuditFilter, AuditPage, ACTIONS};
+use crate::store::audit::{self, AuditFilter, AuditPage, ACTIONS};
+use crate::store::base::{self, StateBase};
+use chrono_tz::Tz;
 
 /// Entries on a page: 50 unless asked, at most 500.
 pub const AUDIT_LIMIT: usize = 50;
@@ -67,60 +69,65 @@ impl Engine {
     /// `terminal_configured`: the terminal filter names one of the hub's config.
     pub fn audit(&self, ask: &AuditAsk, terminal_configured: bool, at: &At) -> Result<AuditView> {
         at.require(Role::Manager, "the audit view")?;
-        if let (Some(f), Some(t)) = (ask.from, ask.to) {
-            if f > t {
-                return Err(Error::invalid(format!("from {f} is after to {t}")));
-            }
-        }
-        if let Some(a) = &ask.action {
-            if !ACTIONS.contains(&a.as_str()) {
-                return Err(Error::invalid(format!(
-                    "action {a:?} is not one of {}",
-                    ACTIONS.join(", ")
-                )));
-            }
-        }
-        if let Some(s) = &ask.staff {
-            if self.store.staff(s)?.is_none() && !self.store.actor_seen(s)? {
-                return Err(Error::invalid(format!(
-                    "staff {s:?}: no such staff account, and no record names it"
-                )));
-            }
-        }
-        if let Some(t) = &ask.terminal {
-            if !terminal_configured && !self.knows_terminal(t)? {
-                return Err(Error::invalid(format!(
-                    "terminal {t:?}: no such terminal has synced with this hub"
-                )));
-            }
-        }
-        let limit = ask.limit.unwrap_or(AUDIT_LIMIT);
-        if !(1..=AUDIT_MAX).contains(&limit) {
-            return Err(Error::invalid(format!("limit {limit}: 1 to {AUDIT_MAX}")));
-        }
-        let filter = AuditFilter {
-            from: ask.from.map(day_no),
-            to: ask.to.map(day_no),
-            staff: ask.staff.clone(),
-            action: ask.action.clone(),
-            terminal: ask.terminal.clone(),
-        };
-        let AuditPage { entries, next } = self.store.audit(&filter, ask.cursor.as_deref(), limit)?;
-        let tz = &self.rules().timezone;
-        Ok(AuditView {
-            entries: entries
-                .into_iter()
-                .map(|e| AuditEntryView {
-                    seq: e.seq,
-                    at: fmt_instant(e.at, tz),
-                    action: e.action,
-                    by: e.by,
-                    requested_by: e.requested_by,
-                    terminal_id: e.terminal_id,
-                    subject: e.subject,
-                })
-                .collect(),
-            next,
-        })
+        view(&self.store, ask, terminal_configured, &self.rules().timezone)
     }
+}
+
+/// A page of the audit view from the state `base` holds (the caller has checked the
+/// role): the same answer on a terminal, the embedded hub and the hub on PostgreSQL.
+pub fn view(base: &dyn StateBase, ask: &AuditAsk, terminal_configured: bool, tz: &Tz) -> Result<AuditView> {
+    if let (Some(f), Some(t)) = (ask.from, ask.to) {
+        if f > t {
+            return Err(Error::invalid(format!("from {f} is after to {t}")));
+        }
+    }
+    if let Some(a) = &ask.action {
+        if !ACTIONS.contains(&a.as_str()) {
+            return Err(Error::invalid(format!(
+                "action {a:?} is not one of {}",
+                ACTIONS.join(", ")
+            )));
+        }
+    }
+    if let Some(s) = &ask.staff {
+        if base::staff(base, s)?.is_none() && !audit::actor_seen(base, s)? {
+            return Err(Error::invalid(format!(
+                "staff {s:?}: no such staff account, and no record names it"
+            )));
+        }
+    }
+    if let Some(t) = &ask.terminal {
+        if !terminal_configured && !base::knows_terminal(base, t)? {
+            return Err(Error::invalid(format!(
+                "terminal {t:?}: no such terminal has synced with this hub"
+            )));
+        }
+    }
+    let limit = ask.limit.unwrap_or(AUDIT_LIMIT);
+    if !(1..=AUDIT_MAX).contains(&limit) {
+        return Err(Error::invalid(format!("limit {limit}: 1 to {AUDIT_MAX}")));
+    }
+    let filter = AuditFilter {
+        from: ask.from.map(day_no),
+        to: ask.to.map(day_no),
+        staff: ask.staff.clone(),
+        action: ask.action.clone(),
+        terminal: ask.terminal.clone(),
+    };
+    let AuditPage { entries, next } = audit::page(base, &filter, ask.cursor.as_deref(), limit)?;
+    Ok(AuditView {
+        entries: entries
+            .into_iter()
+            .map(|e| AuditEntryView {
+                seq: e.seq,
+                at: fmt_instant(e.at, tz),
+                action: e.action,
+                by: e.by,
+                requested_by: e.requested_by,
+                terminal_id: e.terminal_id,
+                subject: e.subject,
+            })
+            .collect(),
+        next,
+    })
 }

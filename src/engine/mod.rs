@@ -39,7 +39,7 @@ pub use idem::Keyed;
 pub use import::{ImportReport, COLUMNS as IMPORT_COLUMNS};
 pub use members::NewMember;
 pub(crate) use points::{cursor as page_cursor, page_limit};
-pub use points::{MAX_ADJUST, PAGE_DEFAULT, PAGE_MAX};
+pub use points::{transaction_view, MAX_ADJUST, PAGE_DEFAULT, PAGE_MAX};
 pub use profile::{MemberPatch, SEARCH_DEFAULT, SEARCH_MAX};
 pub use recovery::{journal_path, rebuild};
 pub use staff::{StaffView, PASSWORD_MAX, PASSWORD_MIN, POS_STAFF};

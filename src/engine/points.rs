@@ -4,9 +4,10 @@
 use super::profile::live;
 use super::{At, Engine, Keyed, Step};
 use crate::error::{Code, Error, Result};
-use crate::model::{check_text, day_no, Role};
+use crate::model::{check_text, day_no, Role, Ts};
 use crate::record::{self, Body, Record};
 use crate::rules::{activity, local_date, lots, Ruleset};
+use crate::store::base::{self, StateBase};
 use crate::store::{LedgerKind, Store, TxState};
 use crate::views::history::{
     LedgerEntryView, LedgerPage, MemberCouponView, PastRefund, TransactionView, TransactionsPage, TxSummaryView,
@@ -148,38 +149,7 @@ impl Engine {
 
     /// A checkout found again by id: its receipt, its refunds, who made it.
     pub fn transaction(&self, tx_id: &str) -> Result<TransactionView> {
-        check_text("tx_id", tx_id, 80)?;
-        let unknown = || Error::new(Code::UnknownTransaction, format!("no transaction {tx_id}"));
-        let tx = self.find_tx(tx_id)?.ok_or_else(unknown)?;
-        let rules = self.rules();
-        let (summary, by) = self.summary_of(&tx)?;
-        let receipt = Receipt::of_checkout(&rules, &tx.rec, tx.at, summary, false);
-        let m = self.member_state(&tx.rec.member_id)?;
-        let tier = MemberView::new(&rules, &m, self.now(), true).tier;
-        let mut refunds = Vec::new();
-        for refund_id in &tx.refund_ids {
-            if let Some((rec, r)) = self.refund_record(refund_id)? {
-                refunds.push(PastRefund {
-                    refund: RefundView {
-                        refund_id: r.refund_id.clone(),
-                        tx_id: r.tx_id.clone(),
-                        amount: r.plan.amount,
-                        points_clawed_back: r.plan.points_clawed_back,
-                        points_returned: r.plan.points_returned,
-                        balance: self.balance_after(&tx.rec.member_id, tx_id, rec.at)?.unwrap_or(0),
-                        tier: tier.clone(),
-                    },
-                    at: crate::model::fmt_instant(rec.at, &rules.timezone),
-                    by: rec.by.clone(),
-                });
-            }
-        }
-        Ok(TransactionView {
-            terminal_id: crate::store::parse_tx_id(tx_id).map_or(String::new(), |(t, _, _)| t.to_string()),
-            receipt,
-            refunds,
-            by,
-        })
+        transaction_view(&self.store, &self.rules(), tx_id, self.now())
     }
 
     /// A member's coupons, each as of today.
@@ -196,63 +166,96 @@ impl Engine {
 
     /// A checkout by id: this terminal's own, or on the hub any terminal's.
     fn find_tx(&self, tx_id: &str) -> Result<Option<TxState>> {
-        if self.cfg.hub {
-            self.store.hub_tx(tx_id)
-        } else {
-            self.store.tx(tx_id)
-        }
+        base::find_tx(&self.store, tx_id)
     }
+}
 
-    /// The balance after a checkout and who made it, from the member's history.
-    fn summary_of(&self, tx: &TxState) -> Result<(i64, Option<String>)> {
-        let mut before = None;
-        // Receipts asked for again are nearly always recent: newest first, a page at a time.
-        for _ in 0..1000 {
-            let (page, next) = self.store.transactions(&tx.rec.member_id, before, 64)?;
-            if let Some((_, t)) = page.iter().find(|(_, t)| t.tx_id == tx.rec.tx_id) {
-                return Ok((t.balance_after, t.by.clone()));
-            }
-            match next {
-                Some(n) => before = Some(n),
-                None => break,
-            }
+/// A checkout found again by id, from the state `base` holds (a terminal's, the
+/// embedded hub's, the hub's on PostgreSQL): its receipt, its refunds, who made it.
+pub fn transaction_view(base: &dyn StateBase, rules: &Ruleset, tx_id: &str, now: Ts) -> Result<TransactionView> {
+    check_text("tx_id", tx_id, 80)?;
+    let unknown = || Error::new(Code::UnknownTransaction, format!("no transaction {tx_id}"));
+    let tx = base::find_tx(base, tx_id)?.ok_or_else(unknown)?;
+    let (summary, by) = summary_of(base, &tx)?;
+    let receipt = Receipt::of_checkout(rules, &tx.rec, tx.at, summary, false);
+    let m = base::member(base, &tx.rec.member_id)?
+        .ok_or_else(|| Error::new(Code::UnknownMember, format!("no member has id {:?}", tx.rec.member_id)))?;
+    let tier = MemberView::new(rules, &m, now, true).tier;
+    let mut refunds = Vec::new();
+    for refund_id in &tx.refund_ids {
+        if let Some((rec, r)) = refund_record(base, refund_id)? {
+            refunds.push(PastRefund {
+                refund: RefundView {
+                    refund_id: r.refund_id.clone(),
+                    tx_id: r.tx_id.clone(),
+                    amount: r.plan.amount,
+                    points_clawed_back: r.plan.points_clawed_back,
+                    points_returned: r.plan.points_returned,
+                    balance: balance_after(base, &tx.rec.member_id, tx_id, rec.at)?.unwrap_or(0),
+                    tier: tier.clone(),
+                },
+                at: crate::model::fmt_instant(rec.at, &rules.timezone),
+                by: rec.by.clone(),
+            });
         }
-        Ok((0, None))
     }
+    Ok(TransactionView {
+        terminal_id: crate::store::parse_tx_id(tx_id).map_or(String::new(), |(t, _, _)| t.to_string()),
+        receipt,
+        refunds,
+        by,
+    })
+}
 
-    /// The refund record a refund id names (its seq in the terminal's journal).
-    fn refund_record(&self, refund_id: &str) -> Result<Option<(Record, record::Refund)>> {
-        let Some(rec) = self.store.tx_record(refund_id)? else {
-            return Ok(None);
-        };
-        match &rec.body {
-            Body::Refund(r) if r.refund_id == refund_id => {
-                let r = (**r).clone();
-                Ok(Some((rec, r)))
-            }
-            _ => Ok(None),
+/// The balance after a checkout and who made it, from the member's history.
+fn summary_of(base: &dyn StateBase, tx: &TxState) -> Result<(i64, Option<String>)> {
+    let mut before = None;
+    // Receipts asked for again are nearly always recent: newest first, a page at a time.
+    for _ in 0..1000 {
+        let (page, next) = base::transactions(base, &tx.rec.member_id, before, 64)?;
+        if let Some((_, t)) = page.iter().find(|(_, t)| t.tx_id == tx.rec.tx_id) {
+            return Ok((t.balance_after, t.by.clone()));
+        }
+        match next {
+            Some(n) => before = Some(n),
+            None => break,
         }
     }
+    Ok((0, None))
+}
 
-    /// The member's balance after the last ledger entry of `tx_id` made at `at`.
-    fn balance_after(&self, member_id: &str, tx_id: &str, at: crate::model::Ts) -> Result<Option<i64>> {
-        let mut before = None;
-        for _ in 0..1000 {
-            let (page, next) = self.store.ledger(member_id, before, 64)?;
-            if let Some((_, e)) = page.iter().find(|(_, e)| {
-                e.at == at
-                    && e.tx_id.as_deref() == Some(tx_id)
-                    && matches!(e.kind, LedgerKind::Return | LedgerKind::Clawback)
-            }) {
-                return Ok(Some(e.balance_after));
-            }
-            match next {
-                Some(n) => before = Some(n),
-                None => break,
-            }
+/// The refund record a refund id names (its seq in the terminal's journal).
+fn refund_record(base: &dyn StateBase, refund_id: &str) -> Result<Option<(Record, record::Refund)>> {
+    let Some(rec) = base::tx_record(base, refund_id)? else {
+        return Ok(None);
+    };
+    match &rec.body {
+        Body::Refund(r) if r.refund_id == refund_id => {
+            let r = (**r).clone();
+            Ok(Some((rec, r)))
         }
-        Ok(None)
+        _ => Ok(None),
     }
+}
+
+/// The member's balance after the last ledger entry of `tx_id` made at `at`.
+fn balance_after(base: &dyn StateBase, member_id: &str, tx_id: &str, at: Ts) -> Result<Option<i64>> {
+    let mut before = None;
+    for _ in 0..1000 {
+        let (page, next) = base::ledger(base, member_id, before, 64)?;
+        if let Some((_, e)) = page.iter().find(|(_, e)| {
+            e.at == at
+                && e.tx_id.as_deref() == Some(tx_id)
+                && matches!(e.kind, LedgerKind::Return | LedgerKind::Clawback)
+        }) {
+            return Ok(Some(e.balance_after));
+        }
+        match next {
+            Some(n) => before = Some(n),
+            None => break,
+        }
+    }
+    Ok(None)
 }
 
 /// The member's newest ledger entry (what a change just wrote).

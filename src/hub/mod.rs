@@ -164,6 +164,8 @@ impl crate::console::HubOps for HubConsole {
                 duplicates: t.duplicates,
                 skipped: t.skipped,
                 untrusted_clock: t.untrusted_clock,
+                last_contact: t.last_contact,
+                records_behind: t.records_behind,
             })
             .collect())
     }

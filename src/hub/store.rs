@@ -15,10 +15,11 @@ use crate::rules::Ruleset;
 use crate::service::StartError;
 use crate::store::base::{self, StateBase};
 use crate::store::report::Scope;
-use crate::store::{content_hash, FeedKind};
+use crate::store::{content_hash, Contact, FeedKind, HubTerminal};
 use crate::sync::wire::{PullReply, PullRequest, PushReply, PushRequest};
 use crate::views::history::{LedgerPage, MemberCouponView, TransactionView, TransactionsPage};
 use crate::views::MemberView;
+use chrono_tz::Tz;
 use serde::Serialize;
 
 /// Feed entries one pull looks at, and the snapshot bytes it aims to stay under (a
@@ -42,6 +43,31 @@ pub struct TerminalView {
     pub skipped: u64,
     /// Records made while the terminal did not trust its clock.
     pub untrusted_clock: u64,
+    /// The last push or pull of this stream the hub accepted (RFC 3339, the shop's
+    /// zone); null if none (the embedded hub forgets it when its state is rebuilt).
+    #[schema(required = true, format = DateTime)]
+    pub last_contact: Option<String>,
+    /// Change-feed entries the hub holds past the cursor its last pull answered: what
+    /// the terminal has not pulled yet. Null if it never pulled.
+    #[schema(required = true)]
+    pub records_behind: Option<u64>,
+}
+
+impl TerminalView {
+    /// A stream as the hub holds it, with its last contact and how far behind it is.
+    pub(crate) fn new(t: HubTerminal, contact: Option<Contact>, records_behind: Option<u64>, tz: &Tz) -> TerminalView {
+        TerminalView {
+            terminal_id: t.terminal_id,
+            epoch: format!("{:016x}", t.epoch),
+            acked_seq: t.acked,
+            records: t.records,
+            duplicates: t.duplicates,
+            skipped: t.skipped,
+            untrusted_clock: t.untrusted_clock,
+            last_contact: contact.and_then(|c| c.last()).map(|at| model::fmt_instant(at, tz)),
+            records_behind,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -195,6 +221,12 @@ impl HubStore for SledHub {
         check_push(push)?;
         let at = self.engine.at(None);
         let (acked, duplicates) = self.engine.transact(at, |store, _| decide_push(store, push))?;
+        let now = model::now();
+        noted(
+            self.engine
+                .store()
+                .note_contact(&push.terminal_id, push.epoch, |c| c.pushed(now)),
+        );
         Ok(PushReply {
             acked,
             duplicates,
@@ -215,7 +247,9 @@ impl HubStore for SledHub {
             .into_iter()
             .filter(|e| e.0 <= durable)
             .collect();
-        pull_reply(store, req, acked, &entries)
+        let reply = pull_reply(store, req, acked, &entries)?;
+        noted(store.note_contact(&req.terminal_id, req.epoch, |c| c.pulled(reply.hub_time, reply.cursor)));
+        Ok(reply)
     }
 
     fn member(&self, member_id: &str) -> Result<Option<MemberView>> {
@@ -228,21 +262,19 @@ impl HubStore for SledHub {
     }
 
     fn terminals(&self) -> Result<Vec<TerminalView>> {
-        Ok(self
-            .engine
-            .store()
-            .hub_terminals()?
-            .into_iter()
-            .map(|t| TerminalView {
-                terminal_id: t.terminal_id,
-                epoch: format!("{:016x}", t.epoch),
-                acked_seq: t.acked,
-                records: t.records,
-                duplicates: t.duplicates,
-                skipped: t.skipped,
-                untrusted_clock: t.untrusted_clock,
-            })
-            .collect())
+        let store = self.engine.store();
+        let contacts: std::collections::HashMap<_, _> = store.contacts()?.into_iter().collect();
+        let tz = self.engine.rules().timezone;
+        let mut out = Vec::new();
+        for t in store.hub_terminals()? {
+            let contact = contacts.get(&(t.terminal_id.clone(), t.epoch)).copied();
+            let behind = match contact.and_then(|c| c.pull_cursor) {
+                Some(cursor) => Some(store.feed_len_after(cursor)?),
+                None => None,
+            };
+            out.push(TerminalView::new(t, contact, behind, &tz));
+        }
+        Ok(out)
     }
 
     fn overspent(&self) -> Result<Vec<Overspent>> {
@@ -356,6 +388,13 @@ impl HubStore for SledHub {
 
     fn close(&self) -> Result<()> {
         self.engine.close()
+    }
+}
+
+/// A contact noted: bookkeeping, so an answer already decided is not withheld for it.
+pub(crate) fn noted(r: Result<()>) {
+    if let Err(e) = r {
+        tracing::warn!("a terminal's last contact was not noted: {}", e.message);
     }
 }
 

@@ -6,7 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{dec, k, Store};
+use super::base::StateBase;
+use super::{dec, k};
 use crate::error::{Error, Result};
 use crate::model::{DayNo, Ts};
 use crate::record::{Body, Record};
@@ -185,45 +186,38 @@ fn cursor_of(key: &[u8]) -> String {
     key[1..].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-impl Store {
-    /// Entries newest first (by local day, then seq), before `cursor` if given.
-    pub fn audit(&self, f: &AuditFilter, cursor: Option<&str>, limit: usize) -> Result<AuditPage> {
-        let lo = match f.from {
-            Some(d) => k(AUDIT, &day_bytes(d)),
-            None => vec![AUDIT],
-        };
-        let mut hi = match f.to {
-            Some(d) => k(AUDIT, &day_bytes(d + 1)),
-            None => vec![AUDIT + 1],
-        };
-        if let Some(c) = cursor {
-            hi = hi.min(parse_cursor(c)?);
-        }
-        if lo >= hi {
-            return Ok(AuditPage::default());
-        }
-        let db = &self.shared.db;
-        self.checked(self.shared.overlay.settled(db, || {
-            let mut page = AuditPage::default();
-            let mut scanned = 0;
-            for kv in db.range(lo..hi).rev() {
-                let (key, v) = kv?;
-                let e: AuditEntry = dec("audit entry", &v)?;
-                scanned += 1;
-                if f.admits(&e) {
-                    page.entries.push(e);
-                }
-                if page.entries.len() == limit || scanned == AUDIT_SCAN {
-                    page.next = Some(cursor_of(&key));
-                    break;
-                }
-            }
-            Ok(page)
-        }))
+/// Entries newest first (by local day, then seq), before `cursor` if given: the same
+/// page over any store.
+pub fn page(base: &dyn StateBase, f: &AuditFilter, cursor: Option<&str>, limit: usize) -> Result<AuditPage> {
+    let lo = match f.from {
+        Some(d) => k(AUDIT, &day_bytes(d)),
+        None => vec![AUDIT],
+    };
+    let mut hi = match f.to {
+        Some(d) => k(AUDIT, &day_bytes(d + 1)),
+        None => vec![AUDIT + 1],
+    };
+    if let Some(c) = cursor {
+        hi = hi.min(parse_cursor(c)?);
     }
+    let mut page = AuditPage::default();
+    let mut scanned = 0;
+    base.range_rev(&lo, &hi, &mut |key, v| {
+        let e: AuditEntry = dec("audit entry", v)?;
+        scanned += 1;
+        if f.admits(&e) {
+            page.entries.push(e);
+        }
+        if page.entries.len() == limit || scanned == AUDIT_SCAN {
+            page.next = Some(cursor_of(key));
+            return Ok(false);
+        }
+        Ok(true)
+    })?;
+    Ok(page)
+}
 
-    /// Whether `staff_id` has acted in a record applied here.
-    pub fn actor_seen(&self, staff_id: &str) -> Result<bool> {
-        Ok(self.raw(&actor_key(staff_id))?.is_some())
-    }
+/// Whether `staff_id` has acted in a record applied to `base`.
+pub fn actor_seen(base: &dyn StateBase, staff_id: &str) -> Result<bool> {
+    base.visit(&actor_key(staff_id), &mut |_| Ok(()))
 }

@@ -18,6 +18,9 @@ pub trait StateBase {
     fn visit(&self, key: &[u8], f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<bool>;
     /// The keys under `prefix`, in byte order.
     fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>>;
+    /// `f` of each key and value in `[lo, hi)`, highest key first, while it answers true
+    /// (a bounded page of an index read newest first: the audit view).
+    fn range_rev(&self, lo: &[u8], hi: &[u8], f: &mut Visit) -> Result<()>;
     /// Record `seq` of the base's own journal, decoded (a pushed record unwrapped).
     fn journal_record(&self, seq: u64) -> Result<Record>;
     /// The last seq of the base's own journal.
@@ -33,6 +36,9 @@ pub trait StateBase {
         false
     }
 }
+
+/// What a range read calls with each key and value: true to go on.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
 
 /// A value of `base`, decoded.
 pub fn get<T: serde::de::DeserializeOwned>(base: &dyn StateBase, what: &str, key: &[u8]) -> Result<Option<T>> {
@@ -54,6 +60,31 @@ impl StateBase for Store {
 
     fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
         Store::keys_with_prefix(self, prefix)
+    }
+
+    fn range_rev(&self, lo: &[u8], hi: &[u8], f: &mut Visit) -> Result<()> {
+        if lo >= hi {
+            return Ok(());
+        }
+        let db = &self.shared.db;
+        // Under the overlay's writing lock, after what is pending: no batch lands inside.
+        // The caller's refusal is its own; only the store's errors are store faults.
+        let mut answer = Ok(());
+        self.checked(self.shared.overlay.settled(db, || {
+            for kv in db.range(lo..hi).rev() {
+                let (key, v) = kv?;
+                match f(&key, &v) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        answer = Err(e);
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        }))?;
+        answer
     }
 
     fn journal_record(&self, seq: u64) -> Result<Record> {
@@ -245,24 +276,66 @@ fn pages<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Hub: a checkout any terminal made, by id (as `Store::hub_tx`).
-pub fn hub_tx(base: &dyn StateBase, tx_id: &str) -> Result<Option<super::TxState>> {
+/// The install epochs of `terminal`'s streams the hub holds, in order.
+fn epochs(base: &dyn StateBase, terminal: &str) -> Result<Vec<u64>> {
+    // 'T', the terminal id, 0, the epoch (8 bytes).
+    let mut prefix = k(key::TERMINAL, terminal.as_bytes());
+    prefix.push(0);
+    Ok(base
+        .keys_with_prefix(&prefix)?
+        .iter()
+        .filter_map(|key| key.get(prefix.len()..).and_then(|e| <[u8; 8]>::try_from(e).ok()))
+        .map(u64::from_be_bytes)
+        .collect())
+}
+
+/// Hub: the terminal stream a transaction id comes from.
+fn stream_of(base: &dyn StateBase, tx_id: &str) -> Result<Option<(String, u64)>> {
     let Some((terminal, epoch32, _)) = super::parse_tx_id(tx_id) else {
         return Ok(None);
     };
-    // The streams of that terminal: 'T', its id, 0, the epoch (8 bytes).
-    let mut prefix = k(key::TERMINAL, terminal.as_bytes());
-    prefix.push(0);
-    for key in base.keys_with_prefix(&prefix)? {
-        let epoch = key
-            .get(prefix.len()..)
-            .and_then(|e| <[u8; 8]>::try_from(e).ok())
-            .map(u64::from_be_bytes);
-        if let Some(epoch) = epoch.filter(|e| *e as u32 == epoch32) {
-            return apply::find_remote_tx(base, tx_id, terminal, epoch);
-        }
+    Ok(epochs(base, terminal)?
+        .into_iter()
+        .find(|e| *e as u32 == epoch32)
+        .map(|e| (terminal.to_string(), e)))
+}
+
+/// Hub: a checkout any terminal made, by id (as `Store::hub_tx`).
+pub fn hub_tx(base: &dyn StateBase, tx_id: &str) -> Result<Option<super::TxState>> {
+    match stream_of(base, tx_id)? {
+        Some((terminal, epoch)) => apply::find_remote_tx(base, tx_id, &terminal, epoch),
+        None => Ok(None),
     }
-    Ok(None)
+}
+
+/// A checkout by id: on a terminal its own, on the hub any terminal's.
+pub fn find_tx(base: &dyn StateBase, tx_id: &str) -> Result<Option<super::TxState>> {
+    if base.hub() {
+        hub_tx(base, tx_id)
+    } else {
+        apply::find_tx(base, tx_id)
+    }
+}
+
+/// The journal record a transaction id names (checkout, refund, reward): on a terminal
+/// its own, on the hub any terminal's (as `Store::tx_record`).
+pub fn tx_record(base: &dyn StateBase, tx_id: &str) -> Result<Option<Record>> {
+    if !base.hub() {
+        return apply::find_record(base, tx_id, None);
+    }
+    match stream_of(base, tx_id)? {
+        Some((terminal, epoch)) => apply::find_record(base, tx_id, Some((&terminal, epoch))),
+        None => Ok(None),
+    }
+}
+
+pub fn staff(base: &dyn StateBase, staff_id: &str) -> Result<Option<super::StaffState>> {
+    get(base, "staff", &k(key::STAFF, staff_id.as_bytes()))
+}
+
+/// A terminal that has synced with the hub, or this node itself.
+pub fn knows_terminal(base: &dyn StateBase, terminal: &str) -> Result<bool> {
+    Ok(!epochs(base, terminal)?.is_empty() || base.identity()?.is_some_and(|(own, _)| own == terminal))
 }
 
 /// Hub: conflicts, resolved ones included, by id.

@@ -22,6 +22,7 @@ mod apply;
 pub mod audit;
 pub mod base;
 mod campaign;
+mod contact;
 mod dump;
 pub mod history;
 mod overlay;
@@ -40,6 +41,7 @@ pub use types::{
 use types::{HashPage, MemberRec, TxNote};
 
 pub use apply::content_hash;
+pub use contact::Contact;
 pub use trust::{install, move_aside, KEEP_BROKEN};
 
 use std::path::Path;
@@ -255,6 +257,8 @@ fn dec<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
 struct Shared {
     db: sled::Db,
     overlay: Overlay,
+    /// Hub: each terminal stream's last contact (see `contact`), beside the state.
+    contact: sled::Tree,
     /// The state directory.
     dir: std::path::PathBuf,
     /// Not in bulk mode: the directory's session is kept (see `trust`).
@@ -352,6 +356,7 @@ impl Store {
         };
         let unusable = |e: sled::Error| Unusable(format!("{}: {e}", dir.display()));
         let redo = Redo::open(&db).map_err(unusable)?;
+        let contact = db.open_tree(contact::TREE).map_err(unusable)?;
         // A batch a crash cut short is completed before anything is read.
         match redo.recover(&db) {
             Ok(0) => {}
@@ -361,6 +366,7 @@ impl Store {
         let shared = Arc::new(Shared {
             db,
             overlay: Overlay::new(bulk, redo),
+            contact,
             dir: dir.to_path_buf(),
             sessions: !bulk,
             fault: OnceLock::new(),

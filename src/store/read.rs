@@ -192,6 +192,20 @@ impl Store {
         }))
     }
 
+    /// Hub: how many change-feed entries there are after `cursor`.
+    pub fn feed_len_after(&self, cursor: u64) -> Result<u64> {
+        let from = k(key::FEED, &(cursor.saturating_add(1)).to_be_bytes());
+        let db = &self.shared.db;
+        self.checked(self.shared.overlay.settled(db, || {
+            let mut n = 0;
+            for k in db.range(from..vec![key::FEED + 1]).keys() {
+                k?;
+                n += 1;
+            }
+            Ok(n)
+        }))
+    }
+
     /// The keys under `prefix`, in key order.
     pub(super) fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
         self.scan(prefix, |k, _| Ok(k.to_vec()))
@@ -418,33 +432,12 @@ impl Store {
 
     /// Hub: a checkout any terminal made, by id.
     pub fn hub_tx(&self, tx_id: &str) -> Result<Option<TxState>> {
-        match self.stream_of(tx_id)? {
-            Some((terminal, epoch)) => apply::find_remote_tx(self, tx_id, &terminal, epoch),
-            None => Ok(None),
-        }
+        super::base::hub_tx(self, tx_id)
     }
 
     /// The journal record a transaction id names (checkout, refund, reward): this
     /// terminal's own, or on the hub any terminal's.
     pub fn tx_record(&self, tx_id: &str) -> Result<Option<Record>> {
-        if !self.hub {
-            return apply::find_record(self, tx_id, None);
-        }
-        match self.stream_of(tx_id)? {
-            Some((terminal, epoch)) => apply::find_record(self, tx_id, Some((&terminal, epoch))),
-            None => Ok(None),
-        }
-    }
-
-    /// Hub: the terminal stream a transaction id comes from.
-    fn stream_of(&self, tx_id: &str) -> Result<Option<(String, u64)>> {
-        let Some((terminal, epoch32, _)) = super::parse_tx_id(tx_id) else {
-            return Ok(None);
-        };
-        Ok(self
-            .hub_terminals()?
-            .into_iter()
-            .find(|t| t.terminal_id == terminal && t.epoch as u32 == epoch32)
-            .map(|t| (t.terminal_id, t.epoch)))
+        super::base::tx_record(self, tx_id)
     }
 }

@@ -1,11 +1,11 @@
 //! `loyaltyd hub export --to postgres://...`: an embedded hub's journal replayed into an
 //! empty PostgreSQL hub, record for record at the same hub seqs, through the same
 //! `apply`: the database ends with the same state (members, groups, feed, reports) and
-//! the projection built as it goes.
+//! the projection built as it goes; then each terminal stream's last contact.
 
 use std::time::Instant;
 
-use super::{head, make_pool, migrate, pg_error, redacted, tentative, write};
+use super::{contact, head, make_pool, migrate, pg_error, redacted, tentative, write};
 use crate::config::HubConfig;
 use crate::error::{Error, Result};
 use crate::hub::{HubStore, SledHub};
@@ -49,6 +49,14 @@ pub fn export(cfg: &HubConfig, to: &str) -> std::result::Result<u64, StartError>
                 .await
                 .map_err(|e| StartError::System(format!("exporting to {shown}: {}", e.message)))?;
             first = upto + 1;
+        }
+        // The streams' last contacts too (the feed's seqs are the same, so are cursors).
+        let contacts = hub.engine().store().contacts().map_err(StartError::Engine)?;
+        for ((terminal, epoch), c) in contacts {
+            let pulled = c.pulled_at.zip(c.pull_cursor);
+            contact::note_contact(&client, &terminal, epoch, c.pushed_at, pulled)
+                .await
+                .map_err(|e| StartError::System(format!("exporting to {shown}: {}", e.message)))?;
         }
         Ok::<_, StartError>(last)
     })?;

@@ -8,6 +8,7 @@ use tokio_postgres::Client;
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "hub", include_str!("migrations/0001_hub.sql")),
     (2, "projection", include_str!("migrations/0002_projection.sql")),
+    (3, "contact", include_str!("migrations/0003_contact.sql")),
 ];
 
 /// The advisory lock key of migrations (any constant the hub alone uses).

@@ -11,6 +11,7 @@
 //! - The `HubStore` methods are called on blocking threads (the API runs them through
 //!   `spawn_blocking`), which wait here on the hub's runtime.
 
+mod contact;
 mod export;
 mod migrate;
 mod tentative;
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-use super::store::{check_push, decide_push, pull_reply, Find, HubStore, Overspent, TerminalView, PULL_ENTRIES};
+use super::store::{check_push, decide_push, noted, pull_reply, Find, HubStore, Overspent, TerminalView, PULL_ENTRIES};
 use crate::config::HubConfig;
 use crate::engine::audit::{AuditAsk, AuditView};
 use crate::engine::reports::{Campaigns, Month, Retention, Summary};
@@ -363,6 +364,11 @@ impl HubStore for PgHub {
     fn ingest(&self, push: &PushRequest) -> Result<PushReply> {
         check_push(push)?;
         let (acked, duplicates) = self.write(&Actor::system(), |b| decide_push(b, push))?;
+        let now = model::now();
+        noted(self.rt.block_on(async {
+            let client = self.pool.get().await.map_err(pool_error)?;
+            contact::note_contact(&client, &push.terminal_id, push.epoch, Some(now), None).await
+        }));
         Ok(PushReply {
             acked,
             duplicates,
@@ -391,6 +397,9 @@ impl HubStore for PgHub {
             })
             .await?;
             tx.commit().await.map_err(pg_error)?;
+            // After the read: a pull's one write, on the same connection.
+            let pulled = Some((reply.hub_time, reply.cursor));
+            noted(contact::note_contact(&client, &req.terminal_id, req.epoch, None, pulled).await);
             Ok(reply)
         });
         self.noted(out)
@@ -403,9 +412,10 @@ impl HubStore for PgHub {
     }
 
     fn terminals(&self) -> Result<Vec<TerminalView>> {
+        let tz = self.rules().timezone;
         let out = self.rt.block_on(async {
             let client = self.pool.get().await.map_err(pool_error)?;
-            write::terminals(&client).await
+            contact::terminals(&client, &tz).await
         });
         self.noted(out)
     }
@@ -526,12 +536,14 @@ impl HubStore for PgHub {
             .collect())
     }
 
-    fn transaction(&self, _tx_id: &str) -> Result<TransactionView> {
-        self.unavailable("a transaction")
+    fn transaction(&self, tx_id: &str) -> Result<TransactionView> {
+        let rules = self.rules();
+        let now = model::now();
+        self.read(|b| crate::engine::transaction_view(b, &rules, tx_id, now))
     }
 
-    // The reports' aggregates and the audit index are kept in the same keys, but read
-    // through the sled store's range reads; not served here yet.
+    // The reports' aggregates are kept in the same keys, but read through the sled
+    // store's range reads; not served here yet.
     fn report_summary(&self, _: chrono::NaiveDate, _: chrono::NaiveDate, _: Option<&str>) -> Result<Summary> {
         self.unavailable("the summary report")
     }
@@ -544,8 +556,10 @@ impl HubStore for PgHub {
         self.unavailable("the campaigns report")
     }
 
-    fn audit(&self, _: AuditAsk, _: bool) -> Result<AuditView> {
-        self.unavailable("the audit view")
+    fn audit(&self, ask: AuditAsk, configured: bool) -> Result<AuditView> {
+        // The operator's token acts as owner: no role to check.
+        let tz = self.rules().timezone;
+        self.read(|b| crate::engine::audit::view(b, &ask, configured, &tz))
     }
 
     fn knows_terminal(&self, terminal: &str) -> Result<bool> {

@@ -14,7 +14,7 @@ use deadpool_postgres::GenericClient;
 use super::pg_error;
 use crate::error::{Error, Result};
 use crate::record::{Body, Record};
-use crate::store::base::StateBase;
+use crate::store::base::{StateBase, Visit};
 
 /// What has been read from the database in this transaction (absent keys included).
 #[derive(Default)]
@@ -22,18 +22,32 @@ pub struct Fetched {
     values: HashMap<Vec<u8>, Option<Vec<u8>>>,
     prefixes: HashMap<Vec<u8>, Vec<Vec<u8>>>,
     records: HashMap<u64, Record>,
+    /// Ranges read highest key first: the entries fetched so far, and whether they are
+    /// all the range holds.
+    ranges: HashMap<Range, (Entries, bool)>,
 }
+
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A key range `[lo, hi)`.
+type Range = (Vec<u8>, Vec<u8>);
+
+/// The entries a range read fetches first; a step that wants more gets twice as many
+/// each round (an audit page of 20,000 entries looked at takes 8 rounds, not 80).
+const RANGE_FIRST: usize = 256;
 
 #[derive(Default)]
 struct Missing {
     keys: BTreeSet<Vec<u8>>,
     prefixes: BTreeSet<Vec<u8>>,
     records: BTreeSet<u64>,
+    /// Ranges and how many of their highest entries to fetch.
+    ranges: HashMap<Range, usize>,
 }
 
 impl Missing {
     fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.prefixes.is_empty() && self.records.is_empty()
+        self.keys.is_empty() && self.prefixes.is_empty() && self.records.is_empty() && self.ranges.is_empty()
     }
 }
 
@@ -64,6 +78,27 @@ impl StateBase for Tentative<'_> {
                 Ok(vec![])
             }
         }
+    }
+
+    fn range_rev(&self, lo: &[u8], hi: &[u8], f: &mut Visit) -> Result<()> {
+        if lo >= hi {
+            return Ok(());
+        }
+        let range = (lo.to_vec(), hi.to_vec());
+        let (entries, complete) = match self.fetched.ranges.get(&range) {
+            Some((entries, complete)) => (entries.as_slice(), *complete),
+            None => (&[][..], false),
+        };
+        for (k, v) in entries {
+            if !f(k, v)? {
+                return Ok(());
+            }
+        }
+        if !complete {
+            let want = (entries.len() * 2).max(RANGE_FIRST);
+            self.missing.borrow_mut().ranges.insert(range, want);
+        }
+        Ok(())
     }
 
     fn journal_record(&self, seq: u64) -> Result<Record> {
@@ -170,9 +205,21 @@ async fn fetch(db: &impl GenericClient, fetched: &mut Fetched, missing: Missing)
         };
         Ok::<_, tokio_postgres::Error>((p.clone(), rows.iter().map(|r| r.get(0)).collect::<Vec<Vec<u8>>>()))
     }));
-    let (values, records, prefixes) = futures_util::future::try_join3(values, records, prefixes)
+    let ranges = futures_util::future::try_join_all(missing.ranges.iter().map(|(range, want)| async move {
+        let rows = db
+            .query(
+                "SELECT key, value FROM hub_kv WHERE key >= $1 AND key < $2 ORDER BY key DESC LIMIT $3",
+                &[&range.0, &range.1, &(*want as i64)],
+            )
+            .await?;
+        let entries: Entries = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let complete = entries.len() < *want;
+        Ok::<_, tokio_postgres::Error>((range.clone(), (entries, complete)))
+    }));
+    let (values, records, prefixes, ranges) = futures_util::future::try_join4(values, records, prefixes, ranges)
         .await
         .map_err(pg_error)?;
+    fetched.ranges.extend(ranges);
     for k in keys {
         fetched.values.entry(k).or_insert(None);
     }

@@ -8,7 +8,6 @@ use tokio_postgres::types::ToSql;
 
 use super::pg_error;
 use crate::error::Result;
-use crate::hub::store::TerminalView;
 use crate::record::{Body, Record};
 use crate::store::base::{self, Projected, Writes};
 use crate::store::{content_hash, FeedKind};
@@ -502,29 +501,6 @@ pub async fn feed(
         }
     }
     Ok(out)
-}
-
-pub async fn terminals(db: &impl GenericClient) -> Result<Vec<TerminalView>> {
-    let st = db
-        .prepare_cached(
-            "SELECT terminal_id, epoch, acked_seq, records, duplicates, skipped, untrusted_clock FROM terminals \
-             ORDER BY terminal_id, epoch",
-        )
-        .await
-        .map_err(pg_error)?;
-    let rows = db.query(&st, &[]).await.map_err(pg_error)?;
-    Ok(rows
-        .iter()
-        .map(|r| TerminalView {
-            terminal_id: r.get(0),
-            epoch: format!("{:016x}", r.get::<_, i64>(1) as u64),
-            acked_seq: r.get::<_, i64>(2) as u64,
-            records: r.get::<_, i64>(3) as u64,
-            duplicates: r.get::<_, i64>(4) as u64,
-            skipped: r.get::<_, i64>(5) as u64,
-            untrusted_clock: r.get::<_, i64>(6) as u64,
-        })
-        .collect())
 }
 
 /// Members with a negative balance: the overspent index, by member id.

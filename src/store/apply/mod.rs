@@ -716,13 +716,13 @@ fn index_keys(m: &MemberState) -> search::IndexKeys {
 }
 
 /// A checkout made at this terminal, by id (for `Store::tx`).
-pub(super) fn find_tx(store: &Store, tx_id: &str) -> Result<Option<TxState>> {
+pub(super) fn find_tx(store: &dyn StateBase, tx_id: &str) -> Result<Option<TxState>> {
     Changes::new(store, None).tx(tx_id, None)
 }
 
 /// The journal record a transaction id names: this terminal's, or with `stream` a
 /// terminal stream's on the hub.
-pub(super) fn find_record(store: &Store, tx_id: &str, stream: Option<(&str, u64)>) -> Result<Option<Record>> {
+pub(super) fn find_record(store: &dyn StateBase, tx_id: &str, stream: Option<(&str, u64)>) -> Result<Option<Record>> {
     Ok(Changes::new(store, None).record_of(tx_id, stream)?.map(|r| r.0))
 }
 
