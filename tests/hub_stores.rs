@@ -456,16 +456,35 @@ fn an_embedded_hub_exported_answers_the_same_on_postgres() {
     let mark = last_sync(&t1).max(last_sync(&t2));
     t1.wait_synced(&mark);
     t2.wait_synced(&mark);
+    // Yesterday to tomorrow in the shops' zone (today whatever the hour), and this month.
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
+    let window = format!(
+        "from={}&to={}",
+        today - chrono::Duration::days(1),
+        today + chrono::Duration::days(1)
+    );
+    let month = today.format("%Y-%m").to_string();
     let answers = |hub: &Hub| {
         let c = hub.client();
         let members: Vec<_> = ids
             .iter()
             .map(|id| c.get_json(&format!("/v1/hub/members/{id}"), 200))
             .collect();
+        let reports: Vec<_> = ["", "&terminal=T1", "&terminal=T2"]
+            .iter()
+            .flat_map(|q| {
+                [
+                    c.get_json(&format!("/v1/hub/reports/summary?{window}{q}"), 200),
+                    c.get_json(&format!("/v1/hub/reports/retention?from={month}&to={month}{q}"), 200),
+                    c.get_json(&format!("/v1/hub/reports/campaigns?{window}{q}"), 200),
+                ]
+            })
+            .collect();
         (
             members,
             c.get_json("/v1/hub/terminals", 200),
             c.get_json("/v1/hub/reports/overspent", 200),
+            reports,
         )
     };
     let before = answers(&hub);
@@ -503,6 +522,16 @@ fn an_embedded_hub_exported_answers_the_same_on_postgres() {
     assert_eq!(after.0, before.0, "every member the same");
     assert_eq!(after.1, before.1, "the terminal streams the same");
     assert_eq!(after.2, before.2, "the overspent report the same");
+    assert_eq!(
+        after.3, before.3,
+        "the summary, retention and campaigns the same, chain and shops"
+    );
+    assert_eq!(
+        before.3[0]["transactions"], 15,
+        "the summary counts every checkout: {}",
+        before.3[0]
+    );
+    assert_eq!(before.3[0]["active_members"], 4, "{}", before.3[0]);
     assert!(
         !after.2.as_array().unwrap().is_empty(),
         "someone overspent: {}",

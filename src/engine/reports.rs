@@ -10,9 +10,10 @@ use serde::Serialize;
 
 use super::{At, Engine};
 use crate::error::{Error, Result};
-use crate::model::{day_no, Role};
-use crate::rules::local_date;
-use crate::store::report::{month_of, Scope};
+use crate::model::{day_no, Role, Ts};
+use crate::rules::{local_date, Ruleset};
+use crate::store::base::StateBase;
+use crate::store::report::{self, month_of, Scope};
 
 /// The longest window a report takes: ten years of days, of months.
 pub const MAX_DAYS: i64 = 3653;
@@ -96,7 +97,7 @@ fn month_text(n: u32) -> String {
 
 /// Members per tier as stored; a member who never bought has none stored and is in the
 /// first tier (where every member starts).
-fn tier_mix(mut stored: BTreeMap<String, i64>, rules: &crate::rules::Ruleset) -> BTreeMap<String, i64> {
+fn tier_mix(mut stored: BTreeMap<String, i64>, rules: &Ruleset) -> BTreeMap<String, i64> {
     if let (Some(n), Some(first)) = (stored.remove(""), rules.tiers.first()) {
         *stored.entry(first.name.clone()).or_default() += n;
     }
@@ -126,90 +127,109 @@ impl Engine {
 
     pub fn report_summary(&self, from: NaiveDate, to: NaiveDate, scope: Scope, at: &At) -> Result<Summary> {
         at.require(Role::Manager, "reports")?;
-        check_days(from, to)?;
-        let rules = self.rules();
-        let w = self.store.report_window(scope, day_no(from), day_no(to))?;
-        let totals = self.store.report_totals(scope)?;
-        let sales = w.day.total - w.day.refunded_amount;
-        let outstanding = totals.points_outstanding;
-        let liability = i128::from(outstanding) * i128::from(rules.redeem.unit_minor)
-            / i128::from(rules.redeem.points_per_unit.max(1));
-        Ok(Summary {
-            from,
-            to,
-            sales,
-            member_sales: sales,
-            transactions: w.day.checkouts,
-            member_transactions: w.day.checkouts,
-            new_members: w.day.new_members,
-            active_members: w.active_members,
-            repeat_members: w.repeat_members,
-            repurchase_rate_bp: match w.active_members {
-                0 => 0,
-                n => w.repeat_members * 10_000 / n,
-            },
-            points_issued: w.day.points_issued,
-            points_clawed_back: w.day.points_clawed_back,
-            points_redeemed: w.day.points_redeemed,
-            points_expired: w.day.points_expired,
-            points_outstanding: outstanding,
-            liability_minor: i64::try_from(liability).unwrap_or(i64::MAX),
-            tier_mix: tier_mix(totals.tiers, &rules),
-        })
+        summary(&self.store, &self.rules(), from, to, scope)
     }
 
-    /// Cohorts enrolled in months `from..=to`; each followed up to the current month.
     pub fn report_retention(&self, from: Month, to: Month, scope: Scope, at: &At) -> Result<Retention> {
         at.require(Role::Manager, "reports")?;
-        let (f, t) = (month_no(from), month_no(to));
-        if f > t {
-            return Err(Error::invalid(format!(
-                "from {} is after to {}",
-                month_text(f),
-                month_text(t)
-            )));
-        }
-        if t - f >= MAX_MONTHS {
-            return Err(Error::invalid(format!(
-                "from {} to {}: a report covers at most {MAX_MONTHS} months (ten years)",
-                month_text(f),
-                month_text(t)
-            )));
-        }
-        let rules = self.rules();
-        let now = month_of(day_no(local_date(&rules, at.ts)));
-        let cohorts = self
-            .store
-            .cohorts(scope, f, t)?
-            .into_iter()
-            .map(|(month, (members, active))| Cohort {
-                month: month_text(month),
-                members,
-                active: (month..=now.max(month))
-                    .map(|m| active.get(&m).copied().unwrap_or(0))
-                    .collect(),
-            })
-            .collect();
-        Ok(Retention { cohorts })
+        retention(&self.store, &self.rules(), from, to, scope, at.ts)
     }
 
-    /// What each campaign did in the checkouts of `from..=to`, by kind and id.
     pub fn report_campaigns(&self, from: NaiveDate, to: NaiveDate, scope: Scope, at: &At) -> Result<Campaigns> {
         at.require(Role::Manager, "reports")?;
-        check_days(from, to)?;
-        let rows = self.store.campaign_window(scope, day_no(from), day_no(to))?;
-        let campaigns = rows
-            .into_iter()
-            .map(|r| CampaignEffect {
-                id: r.id,
-                kind: r.kind.name().to_string(),
-                uses: r.figures.uses,
-                members: r.members,
-                discount: r.figures.discount,
-                bonus_points: r.figures.bonus_points,
-                sales: r.figures.sales,
-            })
-            .collect();
-        Ok(Campaigns { from, to, campaigns })
+        campaigns(&self.store, from, to, scope)
     }
+}
+
+// The reports themselves, over any state base (the terminal's and the embedded hub's
+// sled store, the hub's PostgreSQL database): who may ask is the caller's to check.
+
+/// The summary of days `from..=to`.
+pub fn summary(base: &dyn StateBase, rules: &Ruleset, from: NaiveDate, to: NaiveDate, scope: Scope) -> Result<Summary> {
+    check_days(from, to)?;
+    let w = report::window(base, scope, day_no(from), day_no(to))?;
+    let totals = report::totals(base, scope)?;
+    let sales = w.day.total - w.day.refunded_amount;
+    let outstanding = totals.points_outstanding;
+    let liability =
+        i128::from(outstanding) * i128::from(rules.redeem.unit_minor) / i128::from(rules.redeem.points_per_unit.max(1));
+    Ok(Summary {
+        from,
+        to,
+        sales,
+        member_sales: sales,
+        transactions: w.day.checkouts,
+        member_transactions: w.day.checkouts,
+        new_members: w.day.new_members,
+        active_members: w.active_members,
+        repeat_members: w.repeat_members,
+        repurchase_rate_bp: match w.active_members {
+            0 => 0,
+            n => w.repeat_members * 10_000 / n,
+        },
+        points_issued: w.day.points_issued,
+        points_clawed_back: w.day.points_clawed_back,
+        points_redeemed: w.day.points_redeemed,
+        points_expired: w.day.points_expired,
+        points_outstanding: outstanding,
+        liability_minor: i64::try_from(liability).unwrap_or(i64::MAX),
+        tier_mix: tier_mix(totals.tiers, rules),
+    })
+}
+
+/// Cohorts enrolled in months `from..=to`; each followed up to the month of `now`.
+pub fn retention(
+    base: &dyn StateBase,
+    rules: &Ruleset,
+    from: Month,
+    to: Month,
+    scope: Scope,
+    now: Ts,
+) -> Result<Retention> {
+    let (f, t) = (month_no(from), month_no(to));
+    if f > t {
+        return Err(Error::invalid(format!(
+            "from {} is after to {}",
+            month_text(f),
+            month_text(t)
+        )));
+    }
+    if t - f >= MAX_MONTHS {
+        return Err(Error::invalid(format!(
+            "from {} to {}: a report covers at most {MAX_MONTHS} months (ten years)",
+            month_text(f),
+            month_text(t)
+        )));
+    }
+    let now = month_of(day_no(local_date(rules, now)));
+    let cohorts = report::cohorts(base, scope, f, t)?
+        .into_iter()
+        .map(|(month, (members, active))| Cohort {
+            month: month_text(month),
+            members,
+            active: (month..=now.max(month))
+                .map(|m| active.get(&m).copied().unwrap_or(0))
+                .collect(),
+        })
+        .collect();
+    Ok(Retention { cohorts })
+}
+
+/// What each campaign did in the checkouts of `from..=to`, by kind and id.
+pub fn campaigns(base: &dyn StateBase, from: NaiveDate, to: NaiveDate, scope: Scope) -> Result<Campaigns> {
+    check_days(from, to)?;
+    let rows = report::campaign_window(base, scope, day_no(from), day_no(to))?;
+    let campaigns = rows
+        .into_iter()
+        .map(|r| CampaignEffect {
+            id: r.id,
+            kind: r.kind.name().to_string(),
+            uses: r.figures.uses,
+            members: r.members,
+            discount: r.figures.discount,
+            bonus_points: r.figures.bonus_points,
+            sales: r.figures.sales,
+        })
+        .collect();
+    Ok(Campaigns { from, to, campaigns })
 }

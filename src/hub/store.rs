@@ -190,7 +190,8 @@ impl SledHub {
     }
 }
 
-fn scope(terminal: Option<&str>) -> Scope<'_> {
+/// The scope of a hub report: the chain, or what one terminal recorded and enrolled.
+pub(crate) fn report_scope(terminal: Option<&str>) -> Scope<'_> {
     terminal.map_or(Scope::All, Scope::One)
 }
 
@@ -349,17 +350,18 @@ impl HubStore for SledHub {
     }
 
     fn report_summary(&self, from: NaiveDate, to: NaiveDate, terminal: Option<&str>) -> Result<Summary> {
-        self.engine.report_summary(from, to, scope(terminal), &self.operator())
+        self.engine
+            .report_summary(from, to, report_scope(terminal), &self.operator())
     }
 
     fn report_retention(&self, from: Month, to: Month, terminal: Option<&str>) -> Result<Retention> {
         self.engine
-            .report_retention(from, to, scope(terminal), &self.operator())
+            .report_retention(from, to, report_scope(terminal), &self.operator())
     }
 
     fn report_campaigns(&self, from: NaiveDate, to: NaiveDate, terminal: Option<&str>) -> Result<Campaigns> {
         self.engine
-            .report_campaigns(from, to, scope(terminal), &self.operator())
+            .report_campaigns(from, to, report_scope(terminal), &self.operator())
     }
 
     fn knows_terminal(&self, terminal: &str) -> Result<bool> {

@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-use super::store::{check_push, decide_push, noted, pull_reply, Find, HubStore, Overspent, TerminalView, PULL_ENTRIES};
+use super::store::{
+    check_push, decide_push, noted, pull_reply, report_scope, Find, HubStore, Overspent, TerminalView, PULL_ENTRIES,
+};
 use crate::config::HubConfig;
 use crate::engine::audit::{AuditAsk, AuditView};
 use crate::engine::reports::{Campaigns, Month, Retention, Summary};
@@ -542,18 +544,29 @@ impl HubStore for PgHub {
         self.read(|b| crate::engine::transaction_view(b, &rules, tx_id, now))
     }
 
-    // The reports' aggregates are kept in the same keys, but read through the sled
-    // store's range reads; not served here yet.
-    fn report_summary(&self, _: chrono::NaiveDate, _: chrono::NaiveDate, _: Option<&str>) -> Result<Summary> {
-        self.unavailable("the summary report")
+    // The reports read the same aggregates as the embedded hub's, through the base.
+    fn report_summary(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        terminal: Option<&str>,
+    ) -> Result<Summary> {
+        let rules = self.rules();
+        self.read(|b| crate::engine::reports::summary(b, &rules, from, to, report_scope(terminal)))
     }
 
-    fn report_retention(&self, _: Month, _: Month, _: Option<&str>) -> Result<Retention> {
-        self.unavailable("the retention report")
+    fn report_retention(&self, from: Month, to: Month, terminal: Option<&str>) -> Result<Retention> {
+        let (rules, now) = (self.rules(), model::now());
+        self.read(|b| crate::engine::reports::retention(b, &rules, from, to, report_scope(terminal), now))
     }
 
-    fn report_campaigns(&self, _: chrono::NaiveDate, _: chrono::NaiveDate, _: Option<&str>) -> Result<Campaigns> {
-        self.unavailable("the campaigns report")
+    fn report_campaigns(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        terminal: Option<&str>,
+    ) -> Result<Campaigns> {
+        self.read(|b| crate::engine::reports::campaigns(b, from, to, report_scope(terminal)))
     }
 
     fn audit(&self, ask: AuditAsk, configured: bool) -> Result<AuditView> {

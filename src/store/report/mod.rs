@@ -46,7 +46,8 @@ pub(super) use active::{
     span_day_key, spans_moved, Span, SpanBucket, SpanDay,
 };
 
-use super::{dec, MemberRec, Store};
+use super::base::{get, StateBase};
+use super::{dec, MemberRec};
 use crate::error::Result;
 use crate::model::{day_date, DayNo};
 use chrono::Datelike;
@@ -370,141 +371,144 @@ fn after_prefix(prefix: &[u8]) -> Vec<u8> {
     vec![0xFF; prefix.len() + 1]
 }
 
-impl Store {
-    pub(super) fn range<T>(
-        &self,
-        from: Vec<u8>,
-        to: Vec<u8>,
-        mut f: impl FnMut(&[u8], &[u8]) -> Result<T>,
-    ) -> Result<Vec<T>> {
-        let db = &self.shared.db;
-        self.checked(self.shared.overlay.settled(db, || {
-            db.range(from..to)
-                .map(|kv| {
-                    let (k, v) = kv?;
-                    f(&k, &v)
-                })
-                .collect()
-        }))
-    }
+/// `f` of each key and value in `[lo, hi)`, in key order, from any base.
+fn range<T>(
+    base: &dyn StateBase,
+    lo: &[u8],
+    hi: &[u8],
+    mut f: impl FnMut(&[u8], &[u8]) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    base.range_rev(lo, hi, &mut |k, v| {
+        out.push(f(k, v)?);
+        Ok(true)
+    })?;
+    out.reverse();
+    Ok(out)
+}
 
-    /// The scopes that have keys under `prefix`: one seek per scope (each jumps past
-    /// the scope before it), not a scan.
-    fn scopes_of(&self, prefix: u8, scope: Scope) -> Result<Vec<String>> {
-        if let Scope::One(s) = scope {
-            return Ok(vec![s.to_string()]);
-        }
-        let db = &self.shared.db;
-        self.checked(self.shared.overlay.settled(db, || {
-            let mut out = Vec::new();
-            let mut start = vec![prefix];
-            loop {
-                let Some(kv) = db.range(start.clone()..after_prefix(&[prefix])).next() else {
-                    break;
-                };
-                let (k, _) = kv?;
-                let (s, _) = split_scope(&k);
-                start = scoped(prefix, &s);
-                *start.last_mut().expect("a scope ends with 0") = 1;
-                out.push(s);
-            }
-            Ok(out)
-        }))
+/// The scopes that have keys under `prefix`: one seek per scope (each goes below the
+/// scope after it), not a scan. The chain's own copy is not one of them.
+fn scopes_of(base: &dyn StateBase, prefix: u8, scope: Scope) -> Result<Vec<String>> {
+    if let Scope::One(s) = scope {
+        return Ok(vec![s.to_string()]);
     }
-
-    /// Sums of days `from..=to` and the members with checkouts in them.
-    pub fn report_window(&self, scope: Scope, from: DayNo, to: DayNo) -> Result<Window> {
-        let mut w = Window::default();
-        let s = scope.key();
-        for r in self.range(report_day_key(s, from), report_day_key(s, to + 1), |_, v| {
-            dec::<ReportDay>("report day", v)
-        })? {
-            w.day.add(&r);
-        }
-        (w.active_members, w.repeat_members) =
-            active::count_window(s, from, to, |k| self.get("span day", k), |k| self.get("span bucket", k))?;
-        Ok(w)
-    }
-
-    /// The running totals of the members of `scope`.
-    pub fn report_totals(&self, scope: Scope) -> Result<Totals> {
-        let all: ScopedTotals = self.get("report totals", TOTALS)?.unwrap_or_default();
-        let mut out = Totals::default();
-        for (s, t) in all {
-            if matches!(scope, Scope::One(one) if one != s) {
-                continue;
-            }
-            out.points_outstanding += t.points_outstanding;
-            for (tier, n) in t.tiers {
-                *out.tiers.entry(tier).or_default() += n;
-            }
-        }
-        Ok(out)
-    }
-
-    /// The cohorts enrolled in months `from..=to` (month numbers of `month_of`), summed
-    /// of the scope asked for.
-    pub fn cohorts(&self, scope: Scope, from: u32, to: u32) -> Result<Cohorts> {
-        let mut out = Cohorts::new();
-        let s = scope.key();
-        let counts = self.range(cohort_key(s, from, 0), cohort_key(s, to + 1, 0), |k, v| {
-            let (_, cohort, month) = split_cohort(k);
-            Ok((cohort, month, dec::<i64>("cohort count", v)?))
+    let mut out = Vec::new();
+    let mut hi = after_prefix(&[prefix]);
+    loop {
+        let mut last = None;
+        base.range_rev(&[prefix], &hi, &mut |k, _| {
+            last = Some(split_scope(k).0);
+            Ok(false)
         })?;
-        for (cohort, month, n) in counts {
-            let c = out.entry(cohort).or_default();
-            match month {
-                COHORT_SIZE => c.0 += n,
-                m => *c.1.entry(m).or_default() += n,
+        let Some(s) = last else { break };
+        // Every key of scope `s` is at or above `prefix s 0`.
+        hi = scoped(prefix, &s);
+        if s != CHAIN {
+            out.push(s);
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Sums of days `from..=to` and the members with checkouts in them.
+pub fn window(base: &dyn StateBase, scope: Scope, from: DayNo, to: DayNo) -> Result<Window> {
+    let mut w = Window::default();
+    let s = scope.key();
+    for r in range(base, &report_day_key(s, from), &report_day_key(s, to + 1), |_, v| {
+        dec::<ReportDay>("report day", v)
+    })? {
+        w.day.add(&r);
+    }
+    (w.active_members, w.repeat_members) = active::count_window(
+        s,
+        from,
+        to,
+        |k| get(base, "span day", k),
+        |k| get(base, "span bucket", k),
+    )?;
+    Ok(w)
+}
+
+/// The running totals of the members of `scope`.
+pub fn totals(base: &dyn StateBase, scope: Scope) -> Result<Totals> {
+    let all: ScopedTotals = get(base, "report totals", TOTALS)?.unwrap_or_default();
+    let mut out = Totals::default();
+    for (s, t) in all {
+        if matches!(scope, Scope::One(one) if one != s) {
+            continue;
+        }
+        out.points_outstanding += t.points_outstanding;
+        for (tier, n) in t.tiers {
+            *out.tiers.entry(tier).or_default() += n;
+        }
+    }
+    Ok(out)
+}
+
+/// The cohorts enrolled in months `from..=to` (month numbers of `month_of`) of the
+/// scope asked for.
+pub fn cohorts(base: &dyn StateBase, scope: Scope, from: u32, to: u32) -> Result<Cohorts> {
+    let mut out = Cohorts::new();
+    let s = scope.key();
+    let counts = range(base, &cohort_key(s, from, 0), &cohort_key(s, to + 1, 0), |k, v| {
+        let (_, cohort, month) = split_cohort(k);
+        Ok((cohort, month, dec::<i64>("cohort count", v)?))
+    })?;
+    for (cohort, month, n) in counts {
+        let c = out.entry(cohort).or_default();
+        match month {
+            COHORT_SIZE => c.0 += n,
+            m => *c.1.entry(m).or_default() += n,
+        }
+    }
+    Ok(out)
+}
+
+/// Every campaign's figures over days `from..=to`, with its distinct members.
+pub fn campaign_window(base: &dyn StateBase, scope: Scope, from: DayNo, to: DayNo) -> Result<Vec<CampaignRow>> {
+    let mut sums: BTreeMap<(CampaignKind, String), (CampaignDay, Vec<String>)> = BTreeMap::new();
+    for s in scopes_of(base, CAMPAIGN_DAY, scope)? {
+        let (mut lo, mut hi) = (scoped(CAMPAIGN_DAY, &s), scoped(CAMPAIGN_DAY, &s));
+        lo.extend_from_slice(&day_bytes(from));
+        hi.extend_from_slice(&day_bytes(to + 1));
+        let rows = range(base, &lo, &hi, |k, v| {
+            let (_, rest) = split_scope(k);
+            let kind = rest.get(4).and_then(|&b| CampaignKind::of_byte(b));
+            let id = String::from_utf8_lossy(rest.get(5..).unwrap_or(&[])).into_owned();
+            Ok((kind, id, dec::<CampaignDay>("campaign day", v)?))
+        })?;
+        for (kind, id, d) in rows {
+            let Some(kind) = kind else { continue };
+            let (sum, scopes) = sums.entry((kind, id)).or_default();
+            sum.uses += d.uses;
+            sum.discount += d.discount;
+            sum.bonus_points += d.bonus_points;
+            sum.sales += d.sales;
+            if !scopes.contains(&s) {
+                scopes.push(s.clone());
             }
         }
-        Ok(out)
     }
-
-    /// Every campaign's figures over days `from..=to`, with its distinct members.
-    pub fn campaign_window(&self, scope: Scope, from: DayNo, to: DayNo) -> Result<Vec<CampaignRow>> {
-        let mut sums: BTreeMap<(CampaignKind, String), (CampaignDay, Vec<String>)> = BTreeMap::new();
-        for s in self.scopes_of(CAMPAIGN_DAY, scope)? {
-            let (mut lo, mut hi) = (scoped(CAMPAIGN_DAY, &s), scoped(CAMPAIGN_DAY, &s));
+    let mut out = Vec::with_capacity(sums.len());
+    for ((kind, id), (figures, scopes)) in sums {
+        let mut members = HashSet::new();
+        for s in scopes {
+            let p = campaign_member_prefix(&s, kind, &id);
+            let (mut lo, mut hi) = (p.clone(), p);
             lo.extend_from_slice(&day_bytes(from));
             hi.extend_from_slice(&day_bytes(to + 1));
-            let rows = self.range(lo, hi, |k, v| {
-                let (_, rest) = split_scope(k);
-                let kind = rest.get(4).and_then(|&b| CampaignKind::of_byte(b));
-                let id = String::from_utf8_lossy(rest.get(5..).unwrap_or(&[])).into_owned();
-                Ok((kind, id, dec::<CampaignDay>("campaign day", v)?))
-            })?;
-            for (kind, id, d) in rows {
-                let Some(kind) = kind else { continue };
-                let (sum, scopes) = sums.entry((kind, id)).or_default();
-                sum.uses += d.uses;
-                sum.discount += d.discount;
-                sum.bonus_points += d.bonus_points;
-                sum.sales += d.sales;
-                if !scopes.contains(&s) {
-                    scopes.push(s.clone());
-                }
+            for m in range(base, &lo, &hi, |k, _| Ok(split_campaign_member(k).3))? {
+                members.insert(m);
             }
         }
-        let mut out = Vec::with_capacity(sums.len());
-        for ((kind, id), (figures, scopes)) in sums {
-            let mut members = HashSet::new();
-            for s in scopes {
-                let p = campaign_member_prefix(&s, kind, &id);
-                let (mut lo, mut hi) = (p.clone(), p);
-                lo.extend_from_slice(&day_bytes(from));
-                hi.extend_from_slice(&day_bytes(to + 1));
-                for m in self.range(lo, hi, |k, _| Ok(split_campaign_member(k).3))? {
-                    members.insert(m);
-                }
-            }
-            out.push(CampaignRow {
-                kind,
-                id,
-                figures,
-                members: members.len() as i64,
-            });
-        }
-        Ok(out)
+        out.push(CampaignRow {
+            kind,
+            id,
+            figures,
+            members: members.len() as i64,
+        });
     }
+    Ok(out)
 }
