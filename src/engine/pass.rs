@@ -135,10 +135,16 @@ pub fn candidates(
 /// The candidates of `date` with something due, in member id order (read without a
 /// lock: most have nothing due; those that do are decided again in the write).
 pub fn due_members(b: &dyn StateBase, rules: &Ruleset, date: NaiveDate, covered: Option<DayNo>) -> Result<Vec<String>> {
+    let ids: Vec<String> = candidates(b, rules, date, covered)?.into_iter().collect();
+    due_among(b, rules, &ids, date)
+}
+
+/// Those of `ids` with something due on `date`.
+pub fn due_among(b: &dyn StateBase, rules: &Ruleset, ids: &[String], date: NaiveDate) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for id in candidates(b, rules, date, covered)? {
-        if !daily_due(b, rules, &id, date)?.is_empty() {
-            out.push(id);
+    for id in ids {
+        if !daily_due(b, rules, id, date)?.is_empty() {
+            out.push(id.clone());
         }
     }
     Ok(out)
@@ -237,4 +243,19 @@ pub fn until_next_pass(rules: &Ruleset, now: model::Ts, every: std::time::Durati
     let tomorrow = local_date(rules, now).succ_opt().expect("a next day");
     let next = rules::start_of_day(&rules.timezone, tomorrow) + 5 * 60 * 1_000_000;
     std::time::Duration::from_micros((next - now).max(1_000_000) as u64).min(every)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Draws;
+
+    #[test]
+    fn draws_give_the_same_codes_again_after_a_restart() {
+        let mut d = Draws::default();
+        let first: Vec<String> = (0..3).map(|_| d.draw()).collect();
+        d.restart();
+        let again: Vec<String> = (0..4).map(|_| d.draw()).collect();
+        assert_eq!(again[..3], first[..]);
+        assert!(!first.contains(&again[3]), "a fourth code is a new one");
+    }
 }

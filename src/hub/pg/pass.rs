@@ -14,6 +14,9 @@ use crate::record::Body;
 use crate::rules::local_date;
 use crate::store::campaign::trigger_day;
 
+/// Candidates whose members are read in one read transaction.
+const CHECK_CHUNK: usize = 1024;
+
 impl PgHub {
     /// Every local date since the last pass up to today's (at most
     /// `PASS_CATCH_UP_DAYS` back), in writes of `PASS_BATCH` members, then the trigger
@@ -28,7 +31,16 @@ impl PgHub {
         let mut covered = plan.covered;
         let mut issued = 0;
         for date in plan.dates {
-            let due = self.read(|b| pass::due_members(b, &rules, date, covered))?;
+            // The candidates (index keys only), then what is due for them a chunk of
+            // members at a time: a read holds what it fetched in memory.
+            let candidates: Vec<String> = self
+                .read(|b| pass::candidates(b, &rules, date, covered))?
+                .into_iter()
+                .collect();
+            let mut due = Vec::new();
+            for chunk in candidates.chunks(CHECK_CHUNK) {
+                due.extend(self.read(|b| pass::due_among(b, &rules, chunk, date))?);
+            }
             for batch in due.chunks(pass::PASS_BATCH) {
                 // The same codes on every run of the step, so that it settles.
                 let mut draws = Draws::default();
