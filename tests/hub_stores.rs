@@ -876,6 +876,15 @@ fn a_birthday_coupon_is_issued_once_and_reaches_the_terminal(kind: Kind) {
     let none = hc.get_json(&format!("/v1/hub/members/{plain}/coupons"), 200);
     assert_eq!(issuers(&none), Vec::<String>::new(), "{none}");
     let coupon_code = at_hub["coupons"][0]["code"].clone();
+    if let Kind::Postgres(db) = &kind {
+        let rows = db.query("SELECT code, member_id, issued_by FROM coupons");
+        let want = vec![
+            coupon_code.as_str().unwrap().to_string(),
+            id.clone(),
+            "trigger:bday".into(),
+        ];
+        assert_eq!(rows, vec![want], "the projection has the coupon");
+    }
     eventually(30, "T1 holds the birthday coupon", || {
         let held = t1.c().get_json(&format!("/v1/members/{id}/coupons"), 200);
         (held["coupons"]
