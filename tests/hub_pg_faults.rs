@@ -164,6 +164,66 @@ fn two_hubs_one_database_through_kills_restarts_and_cuts_on_postgres() {
     );
 }
 
+/// Two hub processes on one database run the daily pass at once, both reading their
+/// candidates before either writes (the head row is held meanwhile, so both writes
+/// queue): the one that writes second decides again over what the first committed, and
+/// the member gets one birthday coupon.
+#[test]
+fn two_hubs_passing_at_once_issue_a_coupon_once_on_postgres() {
+    let Some(db) = PgDb::create("twopasses") else { return };
+    let root = tempfile::tempdir().unwrap();
+    let s1 = secret_file(root.path(), "T1");
+    let terminals = [("T1", s1.as_path())];
+    let (dir_a, dir_b) = (root.path().join("a"), root.path().join("b"));
+    std::fs::create_dir_all(&dir_a).unwrap();
+    std::fs::create_dir_all(&dir_b).unwrap();
+    let start = |dir: &Path| Hub::start_with(dir, &terminals, "127.0.0.1:0", &db.store_config());
+    let a = start(&dir_a);
+    let t1 = Shop::open(root.path(), "T1", &a, &s1);
+    let base = std::fs::read_to_string(support::daemon::repo("config/rules.toml")).unwrap();
+    let v2 = base.replacen("version = 1", "version = 2", 1)
+        + "\n[[triggers]]\nid = \"bday\"\non = \"birthday\"\ncoupon = \"welcome5\"\n";
+    let (status, text) = a.client().post("/v1/hub/rulesets", &v2, &[]).unwrap();
+    assert_eq!(status, 201, "{text}");
+    // B starts with the published ruleset; its pass at start-up (nobody due yet) leaves
+    // the trigger day marker.
+    let b = start(&dir_b);
+    eventually(30, "B's pass at start-up is done", || {
+        let q = "SELECT count(*) FROM hub_kv WHERE key = convert_to('Mtriggerday', 'UTF8')";
+        (db.query(q)[0][0] == "1").then_some(())
+    });
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%m-%d")
+        .to_string();
+    let body = serde_json::json!({"card": "0E100001", "name": "Ann", "phone": "13900000160", "birthday": today});
+    let id = t1.c().post_json("/v1/members", &body, &[], 201)["member_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t1.wait_synced(&last_sync(&t1));
+    let run = |hub: &Hub| {
+        let c = hub.client();
+        move || {
+            c.post_json("/v1/hub/triggers/run", &serde_json::json!({}), &[], 200)["coupons_issued"]
+                .as_u64()
+                .unwrap()
+        }
+    };
+    let held = db.hold_head();
+    let (ra, rb) = (std::thread::spawn(run(&a)), std::thread::spawn(run(&b)));
+    eventually(30, "both passes wait for the head row", || {
+        (db.lock_waiters() >= 2).then_some(())
+    });
+    drop(held);
+    let issued = [ra.join().unwrap(), rb.join().unwrap()];
+    assert_eq!(issued.iter().sum::<u64>(), 1, "A and B issued {issued:?}");
+    assert_eq!((run(&a)(), run(&b)()), (0, 0), "once a year");
+    let coupons = a.client().get_json(&format!("/v1/hub/members/{id}/coupons"), 200);
+    assert_eq!(coupons["coupons"].as_array().unwrap().len(), 1, "{coupons}");
+    assert_eq!(coupons["coupons"][0]["issued_by"], "trigger:bday", "{coupons}");
+}
+
 /// A database that cannot be reached at start-up: retries with backoff, each logged with
 /// the URL (password hidden), then a clear error and a non-zero exit.
 #[test]

@@ -844,3 +844,84 @@ fn terminals_show_last_contact_and_what_is_not_pulled_embedded() {
 fn terminals_show_last_contact_and_what_is_not_pulled_on_postgres() {
     postgres("contact", terminals_show_last_contact_and_what_is_not_pulled)
 }
+
+/// The daily pass on either store: a member whose birthday is today gets the birthday
+/// trigger's coupon once, from two passes run at once and a third after them, and the
+/// coupon reaches the terminal; a member without a birthday gets nothing.
+fn a_birthday_coupon_is_issued_once_and_reaches_the_terminal(kind: Kind) {
+    let root = tempfile::tempdir().unwrap();
+    let s1 = secret_file(root.path(), "T1");
+    let hub = start(root.path(), &kind, &[("T1", s1.as_path())]);
+    let t1 = Shop::open(root.path(), "T1", &hub, &s1);
+    let hc = hub.client();
+    let run = || {
+        hc.post_json("/v1/hub/triggers/run", &json!({}), &[], 200)["coupons_issued"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(run(), 0, "the shipped rules have no daily trigger");
+    // The hub's timezone (Asia/Shanghai) decides what today is.
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%m-%d")
+        .to_string();
+    let body = json!({"card": "0E000001", "name": "Ann", "phone": "13900000060", "birthday": today});
+    let id = t1.c().post_json("/v1/members", &body, &[], 201)["member_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let plain = t1.enrol("0E000002", "13900000061");
+    t1.wait_synced(&last_sync(&t1));
+    let base = std::fs::read_to_string(support::daemon::repo("config/rules.toml")).unwrap();
+    let v2 = base.replacen("version = 1", "version = 2", 1)
+        + "\n[[triggers]]\nid = \"bday\"\non = \"birthday\"\ncoupon = \"welcome5\"\n";
+    let (status, text) = hc.post("/v1/hub/rulesets", &v2, &[]).unwrap();
+    assert_eq!(status, 201, "{text}");
+    let together: Vec<u64> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..2).map(|_| s.spawn(run)).collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(together.iter().sum::<u64>(), 1, "two passes at once: {together:?}");
+    assert_eq!(run(), 0, "once a year");
+    let issuers = |coupons: &serde_json::Value| -> Vec<String> {
+        coupons["coupons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["issued_by"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let at_hub = hc.get_json(&format!("/v1/hub/members/{id}/coupons"), 200);
+    assert_eq!(issuers(&at_hub), vec!["trigger:bday"], "{at_hub}");
+    let none = hc.get_json(&format!("/v1/hub/members/{plain}/coupons"), 200);
+    assert_eq!(issuers(&none), Vec::<String>::new(), "{none}");
+    let coupon_code = at_hub["coupons"][0]["code"].clone();
+    if let Kind::Postgres(db) = &kind {
+        let rows = db.query("SELECT code, member_id, issued_by FROM coupons");
+        let want = vec![
+            coupon_code.as_str().unwrap().to_string(),
+            id.clone(),
+            "trigger:bday".into(),
+        ];
+        assert_eq!(rows, vec![want], "the projection has the coupon");
+    }
+    eventually(30, "T1 holds the birthday coupon", || {
+        let held = t1.c().get_json(&format!("/v1/members/{id}/coupons"), 200);
+        (held["coupons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["code"] == coupon_code))
+        .then_some(())
+    });
+}
+
+#[test]
+fn a_birthday_coupon_is_issued_once_and_reaches_the_terminal_embedded() {
+    embedded(a_birthday_coupon_is_issued_once_and_reaches_the_terminal)
+}
+
+#[test]
+fn a_birthday_coupon_is_issued_once_and_reaches_the_terminal_on_postgres() {
+    postgres("triggers", a_birthday_coupon_is_issued_once_and_reaches_the_terminal)
+}

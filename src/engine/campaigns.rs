@@ -2,70 +2,28 @@
 //! issue, group buys (join, the deal's groups, one group), and the daily trigger pass
 //! (birthdays, inactivity) where this node decides them.
 
-use super::{At, Engine, Keyed, Step};
+use super::{pass, At, Engine, Keyed, Step};
 use crate::error::{Code, Error, Result};
 use crate::model::{self, canonical_card, day_no, DayNo};
 use crate::record::{self, Body};
-use crate::rules::ruleset::{BirthdayScope, TriggerOn};
 use crate::rules::{self, local, local_date, triggers, Ruleset};
 use crate::store::{GroupPhase, Store};
 use crate::views::campaign::GroupView;
 use crate::views::history::MemberCouponView;
 
-/// Members the daily pass decides in one commit: the writer lock is held for one
-/// batch's records only, so that checkouts wait at most that long.
-const PASS_BATCH: usize = 16;
-/// Days the daily pass makes up after a node was off (a scope-day birthday falls on
-/// its day only).
-const PASS_CATCH_UP_DAYS: i32 = 31;
-
 impl Engine {
     /// A coupon code no coupon has, nor any of `taken` (codes this change gives already).
     pub(super) fn fresh_code(store: &Store, taken: &[&str]) -> Result<String> {
-        loop {
-            let code = super::rewards::random_code(10);
-            if !taken.contains(&code.as_str()) && store.coupon(&code)?.is_none() {
-                return Ok(code);
-            }
-        }
-    }
-
-    /// The coupons a trigger `firing` issues to `member_id` on local day `day`, as records.
-    fn trigger_coupon(
-        store: &Store,
-        rules: &Ruleset,
-        member_id: &str,
-        firing: &triggers::Firing,
-        day: DayNo,
-        taken: &[&str],
-        keep_occurrence: bool,
-    ) -> Result<record::CouponIssueV2> {
-        let ty = rules.coupon_type(firing.coupon()).ok_or_else(|| {
-            Error::internal(format!(
-                "trigger {} names unknown coupon type {}",
-                firing.trigger.id,
-                firing.coupon()
-            ))
-        })?;
-        Ok(record::CouponIssueV2 {
-            code: Self::fresh_code(store, taken)?,
-            type_id: ty.id.clone(),
-            member_id: member_id.to_string(),
-            issued: day,
-            valid_until: ty.valid_until(day),
-            issued_by: firing.issued_by(),
-            points: 0,
-            occurrence: keep_occurrence.then(|| (firing.trigger.id.clone(), (&firing.occurrence).into())),
-            pin_verified: false,
-        })
+        pass::fresh_code(store, taken, &mut pass::Draws::default())
     }
 
     /// The coupons enrolment triggers give a new member, as records to write with it.
     pub(super) fn enrolment_coupons(store: &Store, rules: &Ruleset, member_id: &str, day: DayNo) -> Result<Vec<Body>> {
         let mut out: Vec<record::CouponIssueV2> = Vec::new();
+        let mut draws = pass::Draws::default();
         for f in triggers::at_enrolment(rules) {
             let taken: Vec<&str> = out.iter().map(|c| c.code.as_str()).collect();
-            let c = Self::trigger_coupon(store, rules, member_id, &f, day, &taken, false)?;
+            let c = pass::trigger_coupon(store, rules, member_id, &f, day, &taken, false, &mut draws)?;
             out.push(c);
         }
         Ok(out.into_iter().map(|c| Body::CouponIssueV2(Box::new(c))).collect())
@@ -282,11 +240,7 @@ impl Engine {
     /// `until_next_local_day`, but at most `every`: the trigger pass also runs through
     /// the day, so that members who arrive after a pass are seen on the same day.
     pub fn until_next_pass(&self, every: std::time::Duration) -> std::time::Duration {
-        let rules = self.rules();
-        let now = model::now();
-        let tomorrow = local_date(&rules, now).succ_opt().expect("a next day");
-        let next = rules::start_of_day(&rules.timezone, tomorrow) + 5 * 60 * 1_000_000;
-        std::time::Duration::from_micros((next - now).max(1_000_000) as u64).min(every)
+        pass::until_next_pass(&self.rules(), model::now(), every)
     }
 
     /// Whether this node runs the daily trigger pass: the hub for its chain, and a
@@ -307,133 +261,34 @@ impl Engine {
     /// reach back to birthdays already passed.
     pub fn trigger_pass(&self, at: At) -> Result<u64> {
         let rules = self.rules();
-        if !at.trusted || !self.runs_trigger_pass() || !rules.triggers.iter().any(|t| t.is_daily()) {
+        if !at.trusted || !self.runs_trigger_pass() || !pass::has_daily(&rules) {
             return Ok(0);
         }
-        let today = local_date(&rules, at.ts);
-        // From the day after the last pass (today again when it ran today: members who
-        // arrived since are seen), at most PASS_CATCH_UP_DAYS back.
-        let first = match self.store.trigger_day()? {
-            Some(last) => model::day_date(last + 1)
-                .min(today)
-                .max(today - chrono::Days::new(PASS_CATCH_UP_DAYS as u64)),
-            None => today,
-        };
+        let plan = pass::plan(&self.store, local_date(&rules, at.ts))?;
         let mut issued = 0;
-        let mut date = first;
-        // The last date whose inactivity crossings were looked at (today's again when
-        // the pass already ran today).
-        let mut covered = self.store.trigger_day()?.map(|d| d.min(day_no(today) - 1));
-        while date <= today {
+        let mut covered = plan.covered;
+        for date in plan.dates {
             issued += self.trigger_pass_on(date, covered, &at)?;
             let day = day_no(date);
             self.commit_plain(&at, |_, _| Ok((vec![Body::TriggerPass { day }], ())), |_, _, _| Ok(()))?;
             covered = Some(day);
-            date = date.succ_opt().expect("a next day");
         }
         Ok(issued)
-    }
-
-    /// The daily triggers due for member `m` on `date`, given the occurrences already
-    /// fired for it.
-    fn due_for<'r>(
-        rules: &'r Ruleset,
-        m: &crate::model::MemberState,
-        fired: &[(String, triggers::Occurrence)],
-        date: chrono::NaiveDate,
-    ) -> Vec<triggers::Firing<'r>> {
-        if m.merged_into.is_some() || !m.active {
-            return vec![];
-        }
-        let facts = triggers::DailyFacts {
-            birthday: m.birthday,
-            enrolled: day_no(local_date(rules, m.created_at)),
-            last_visit: m.last_visit_at.map(|t| day_no(local_date(rules, t))),
-        };
-        triggers::daily(rules, facts, date, |t, o| {
-            fired.iter().any(|(ft, fo)| ft == t && fo == o)
-        })
-    }
-
-    /// The triggers due for `member_id` on `date`, as this store knows it.
-    fn daily_due<'r>(
-        store: &Store,
-        rules: &'r Ruleset,
-        member_id: &str,
-        date: chrono::NaiveDate,
-    ) -> Result<Vec<triggers::Firing<'r>>> {
-        let Some(m) = store.member(member_id)? else {
-            return Ok(vec![]);
-        };
-        let fired: Vec<(String, triggers::Occurrence)> = store
-            .fired(member_id)?
-            .iter()
-            .map(|(t, o)| (t.clone(), o.into()))
-            .collect();
-        Ok(Self::due_for(rules, &m, &fired, date))
-    }
-
-    /// The members the daily triggers may be due for on `date`, from the pass index:
-    /// the date's birthdays, and the members whose inactivity crossed a trigger's
-    /// threshold after `covered` (every inactive one when the pass never ran). A day of
-    /// margin on each side of the instants: the pure rules decide, not the index.
-    fn pass_candidates(
-        &self,
-        rules: &Ruleset,
-        date: chrono::NaiveDate,
-        covered: Option<DayNo>,
-    ) -> Result<std::collections::BTreeSet<String>> {
-        use chrono::Datelike;
-        let mut out = std::collections::BTreeSet::new();
-        if rules.triggers.iter().any(|t| t.on == TriggerOn::Birthday) {
-            let (month, day) = (date.month() as u8, date.day() as u8);
-            match rules.birthday.as_ref().map_or(BirthdayScope::Day, |b| b.scope) {
-                BirthdayScope::Month => out.extend(self.store.birthday_members(month, None)?),
-                BirthdayScope::Day => {
-                    out.extend(self.store.birthday_members(month, Some(day))?);
-                    if (month, day) == (2, 28) {
-                        // Kept on 02-28 in other years.
-                        out.extend(self.store.birthday_members(2, Some(29))?);
-                    }
-                }
-            }
-        }
-        let start = |d: DayNo| rules::start_of_day(&rules.timezone, model::day_date(d));
-        for t in &rules.triggers {
-            let TriggerOn::Inactive { days } = t.on else { continue };
-            // Due once the day inactivity counts from is at most `crossed`.
-            let crossed = day_no(date) - days as DayNo;
-            let from = covered.map_or(model::Ts::MIN, |c| start(c - days as DayNo));
-            out.extend(self.store.inactive_since(from, start(crossed + 2))?);
-        }
-        Ok(out)
     }
 
     /// One date of the pass: the candidates read without the writer lock (most have
     /// nothing due), then those with something due decided again and issued under it,
     /// a batch at a time.
     fn trigger_pass_on(&self, date: chrono::NaiveDate, covered: Option<DayNo>, at: &At) -> Result<u64> {
-        let rules = self.rules();
-        let mut due = Vec::new();
-        for id in self.pass_candidates(&rules, date, covered)? {
-            if !Self::daily_due(&self.store, &rules, &id, date)?.is_empty() {
-                due.push(id);
-            }
-        }
+        let due = pass::due_members(&self.store, &self.rules(), date, covered)?;
         let mut issued = 0;
-        for batch in due.chunks(PASS_BATCH) {
+        for batch in due.chunks(pass::PASS_BATCH) {
             issued += self.commit_plain(
                 at,
                 |store, rules| {
-                    let mut out: Vec<record::CouponIssueV2> = Vec::new();
-                    for id in batch {
-                        for f in Self::daily_due(store, rules, id, date)? {
-                            let taken: Vec<&str> = out.iter().map(|c| c.code.as_str()).collect();
-                            out.push(Self::trigger_coupon(store, rules, id, &f, day_no(date), &taken, true)?);
-                        }
-                    }
-                    let n = out.len() as u64;
-                    Ok((out.into_iter().map(|c| Body::CouponIssueV2(Box::new(c))).collect(), n))
+                    let bodies = pass::batch_coupons(store, rules, batch, date, &mut pass::Draws::default())?;
+                    let n = bodies.len() as u64;
+                    Ok((bodies, n))
                 },
                 |_, _, n| Ok(n),
             )?;

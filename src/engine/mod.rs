@@ -24,6 +24,7 @@ mod conflicts;
 mod idem;
 mod import;
 mod members;
+pub mod pass;
 mod points;
 mod profile;
 mod recovery;

@@ -8,6 +8,7 @@
 //! the members of a date's birthdays and those whose inactivity crossed a trigger's
 //! threshold since the last pass, and decides for each with the pure rules as before.
 
+use super::base::{get, StateBase};
 use super::search::IndexKeys;
 use super::{k, key, GroupPhase, GroupState, Store};
 use crate::error::Result;
@@ -70,18 +71,18 @@ impl Store {
             })
             .collect())
     }
+}
 
-    /// The daily triggers (birthday, inactivity) fired for a member, by trigger id.
-    pub fn fired(&self, member_id: &str) -> Result<Vec<(String, Occurrence)>> {
-        Ok(self
-            .get("fired triggers", &k(key::FIRED, member_id.as_bytes()))?
-            .unwrap_or_default())
-    }
+// The daily pass's reads, over any base (the embedded store, the hub on PostgreSQL).
 
-    /// The last local day the daily trigger pass ran for, if it ever ran.
-    pub fn trigger_day(&self) -> Result<Option<DayNo>> {
-        self.get("trigger day", key::TRIGGER_DAY)
-    }
+/// The daily triggers (birthday, inactivity) fired for a member, by trigger id.
+pub fn fired(base: &dyn StateBase, member_id: &str) -> Result<Vec<(String, Occurrence)>> {
+    Ok(get(base, "fired triggers", &k(key::FIRED, member_id.as_bytes()))?.unwrap_or_default())
+}
+
+/// The last local day the daily trigger pass ran for, if it ever ran.
+pub fn trigger_day(base: &dyn StateBase) -> Result<Option<DayNo>> {
+    get(base, "trigger day", key::TRIGGER_DAY)
 }
 
 const BIRTHDAY: u8 = b'b';
@@ -112,32 +113,32 @@ pub(super) fn pass_keys_of(m: &MemberState) -> IndexKeys {
     out
 }
 
-impl Store {
-    /// Members with a birthday on `month`-`day` (`day` None: in that month), in the pass
-    /// index.
-    pub fn birthday_members(&self, month: u8, day: Option<u8>) -> Result<Vec<String>> {
-        let mut prefix = vec![key::PASS, BIRTHDAY, month];
-        prefix.extend(day);
-        let skip = 4;
-        Ok(self
-            .keys_with_prefix(&prefix)?
-            .into_iter()
-            .map(|key| String::from_utf8_lossy(&key[skip..]).into_owned())
-            .collect())
-    }
+/// Members with a birthday on `month`-`day` (`day` None: in that month), in the pass
+/// index.
+pub fn birthday_members(base: &dyn StateBase, month: u8, day: Option<u8>) -> Result<Vec<String>> {
+    let mut prefix = vec![key::PASS, BIRTHDAY, month];
+    prefix.extend(day);
+    let skip = 4;
+    Ok(base
+        .keys_with_prefix(&prefix)?
+        .into_iter()
+        .map(|key| String::from_utf8_lossy(&key[skip..]).into_owned())
+        .collect())
+}
 
-    /// Members whose inactivity counts from an instant in `from..until`, in the pass index.
-    pub fn inactive_since(&self, from: Ts, until: Ts) -> Result<Vec<String>> {
-        let mut lo = vec![key::PASS, SINCE];
-        lo.extend_from_slice(&ts_key(from));
-        let mut hi = vec![key::PASS, SINCE];
-        hi.extend_from_slice(&ts_key(until));
-        Ok(self
-            .keys_in(lo, hi)?
-            .into_iter()
-            .map(|key| String::from_utf8_lossy(&key[10..]).into_owned())
-            .collect())
-    }
+/// Members whose inactivity counts from an instant in `from..until`, in the pass index
+/// (highest first: the order is no matter to the pass, which collects them).
+pub fn inactive_since(base: &dyn StateBase, from: Ts, until: Ts) -> Result<Vec<String>> {
+    let mut lo = vec![key::PASS, SINCE];
+    lo.extend_from_slice(&ts_key(from));
+    let mut hi = vec![key::PASS, SINCE];
+    hi.extend_from_slice(&ts_key(until));
+    let mut out = Vec::new();
+    base.range_rev(&lo, &hi, &mut |key, _| {
+        out.push(String::from_utf8_lossy(&key[10..]).into_owned());
+        Ok(true)
+    })?;
+    Ok(out)
 }
 
 #[cfg(test)]

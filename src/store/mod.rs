@@ -21,7 +21,7 @@
 mod apply;
 pub mod audit;
 pub mod base;
-mod campaign;
+pub mod campaign;
 mod contact;
 mod dump;
 pub mod history;
@@ -453,16 +453,6 @@ impl Store {
                 })
                 .collect()
         }))
-    }
-
-    /// The keys in `from..until`, in key order.
-    fn keys_in(&self, from: Vec<u8>, until: Vec<u8>) -> Result<Vec<Vec<u8>>> {
-        let db = &self.shared.db;
-        self.checked(
-            self.shared
-                .overlay
-                .settled(db, || db.range(from..until).keys().map(|k| Ok(k?.to_vec())).collect()),
-        )
     }
 
     /// Writes every pending change and sled's buffers out, without making them durable

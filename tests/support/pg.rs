@@ -118,6 +118,60 @@ impl PgDb {
     pub fn query(&self, q: &str) -> Vec<Vec<String>> {
         query(&self.url, q)
     }
+
+    /// Takes the hub's writer lock (the `hub_head` row, as a hub's write does) and holds
+    /// it until the answer is dropped: every hub write meanwhile waits.
+    pub fn hold_head(&self) -> HeadHeld {
+        let url = self.url.clone();
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+                let driver = tokio::spawn(conn);
+                client
+                    .batch_execute("BEGIN; SELECT seq FROM hub_head WHERE id = 1 FOR UPDATE")
+                    .await
+                    .unwrap();
+                held_tx.send(()).unwrap();
+                // Until the holder is dropped (the sender goes away).
+                let _ = tokio::task::spawn_blocking(move || release_rx.recv()).await;
+                client.batch_execute("COMMIT").await.unwrap();
+                drop(client);
+                let _ = driver.await;
+            })
+        });
+        held_rx.recv().expect("the head row taken");
+        HeadHeld {
+            release: Some(release),
+            thread: Some(thread),
+        }
+    }
+
+    /// How many sessions of this database wait for a lock now.
+    pub fn lock_waiters(&self) -> usize {
+        let q = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        self.query(q)[0][0].parse().unwrap()
+    }
+}
+
+/// The head row held by `PgDb::hold_head`; dropping it lets the writers go on.
+pub struct HeadHeld {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for HeadHeld {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Drop for PgDb {

@@ -14,6 +14,7 @@
 mod contact;
 mod export;
 mod migrate;
+mod pass;
 mod tentative;
 mod write;
 
@@ -341,13 +342,6 @@ impl PgHub {
             next,
         ))
     }
-
-    fn unavailable<T>(&self, what: &str) -> Result<T> {
-        Err(Error::new(
-            Code::NotFound,
-            format!("{what} is not served by the PostgreSQL store yet (see README, \"The hub on PostgreSQL\")"),
-        ))
-    }
 }
 
 /// The last hub seq; `lock` takes the writers' lock with it.
@@ -629,7 +623,9 @@ impl HubStore for PgHub {
     }
 
     fn daily_pass(&self) -> Result<(u64, Duration)> {
-        self.unavailable("the daily trigger pass")
+        let issued = self.trigger_pass()?;
+        let wait = crate::engine::pass::until_next_pass(&self.rules(), model::now(), Duration::from_secs(3600));
+        Ok((issued, wait))
     }
 
     fn group(&self, group_id: &str) -> Result<crate::views::campaign::GroupView> {
