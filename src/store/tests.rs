@@ -163,7 +163,10 @@ fn a_store_of_another_layout_is_unusable_and_rebuilt() {
     assert!(err.0.contains("key layout 1"), "{}", err.0);
     let e = open(dir.path());
     let why = e.startup.rebuilt.clone().unwrap();
-    assert!(why.contains(&format!("key layout 1, this version uses layout {LAYOUT}")), "{why}");
+    assert!(
+        why.contains(&format!("key layout 1, this version uses layout {LAYOUT}")),
+        "{why}"
+    );
     let again = e.checkout(&sale("CARD0001", 5000), Some("k"), at()).unwrap();
     assert_eq!((again.replayed, again.tx_id), (true, r.tx_id));
 }
