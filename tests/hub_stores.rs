@@ -158,6 +158,7 @@ fn records_arrive_once_through_faults(kind: Kind) {
             assert_eq!(rows, vec![vec![expected[card].to_string()]], "members row of {card}");
             let rows = db.query(&format!("SELECT member_id, status FROM cards WHERE card = '{card}'"));
             assert_eq!(rows, vec![vec![id.clone(), "active".to_string()]]);
+            assert_ledger_projected(db, &hub, id);
         }
         let sales =
             db.query("SELECT terminal_id, count(*), sum(points_earned) FROM transactions GROUP BY 1 ORDER BY 1");
@@ -333,7 +334,8 @@ fn hub_migrate_applies_each_migration_once_on_postgres() {
         vec![
             vec!["1".to_string(), "hub".to_string()],
             vec!["2".to_string(), "projection".to_string()],
-            vec!["3".to_string(), "contact".to_string()]
+            vec!["3".to_string(), "contact".to_string()],
+            vec!["4".to_string(), "ledger".to_string()]
         ]
     );
     assert_eq!(migrate()["applied"], json!([]));
@@ -550,6 +552,9 @@ fn an_embedded_hub_exported_answers_the_same_on_postgres() {
         vec![vec![ids.len().to_string()]],
         "the projection holds every member"
     );
+    for id in &ids {
+        assert_ledger_projected(&db, &pg_hub, id);
+    }
 
     // The shops go on with the exported hub.
     t1.proxy.set_upstream(&pg_hub.addr());
@@ -558,6 +563,47 @@ fn an_embedded_hub_exported_answers_the_same_on_postgres() {
     t2.wait_synced(&last_sync(&t2));
     let want = before.0[1]["balance"].as_i64().unwrap() + r["points_earned"].as_i64().unwrap();
     assert_eq!(hub_member(&pg_hub, &ids[1])["balance"], want);
+}
+
+/// The `ledger` rows of member `id` are its ledger as the hub answers it, entry for entry
+/// (paged through, newest first), and add up to the `members` row's balance.
+fn assert_ledger_projected(db: &PgDb, hub: &Hub, id: &str) {
+    let (mut answered, mut cursor) = (vec![], String::new());
+    loop {
+        let page = hub
+            .client()
+            .get_json(&format!("/v1/hub/members/{id}/points?limit=5{cursor}"), 200);
+        for e in page["entries"].as_array().unwrap() {
+            let at = chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap()).unwrap();
+            let text = |f: &str| e[f].as_str().unwrap_or("").to_string();
+            answered.push(vec![
+                at.timestamp_micros().to_string(),
+                text("kind"),
+                e["points"].to_string(),
+                e["balance_after"].to_string(),
+                text("tx_id"),
+                text("reason"),
+                text("by"),
+            ]);
+        }
+        match page["next"].as_str() {
+            Some(n) => cursor = format!("&after={n}"),
+            None => break,
+        }
+    }
+    let rows = db.query(&format!(
+        "SELECT (extract(epoch FROM at) * 1000000)::bigint, kind, points, balance_after, tx_id, reason, by \
+         FROM ledger WHERE member_id = '{id}' ORDER BY n DESC"
+    ));
+    assert!(!rows.is_empty(), "{id} has a ledger");
+    assert_eq!(rows, answered, "the ledger rows of {id} are its ledger");
+    let sums = db.query(&format!(
+        "SELECT (SELECT sum(points) FROM ledger WHERE member_id = '{id}'), \
+         (SELECT count(*) = max(n) + 1 FROM ledger WHERE member_id = '{id}'), \
+         (SELECT balance FROM members WHERE member_id = '{id}')"
+    ));
+    assert_eq!(sums[0][0], sums[0][2], "{id}: the ledger adds up to the balance");
+    assert_eq!(sums[0][1], "t", "{id}: entries numbered from 0 without gaps");
 }
 
 /// The hub's terminals view without what changes at each contact.
@@ -586,7 +632,7 @@ fn a_database_of_a_newer_schema_is_refused_on_postgres() {
         .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{log}");
-    assert!(log.contains("schema version 999, newer than this hub's 3"), "{log}");
+    assert!(log.contains("schema version 999, newer than this hub's 4"), "{log}");
     assert!(!log.contains("retrying"), "{log}");
 }
 
@@ -639,6 +685,26 @@ fn a_refund_finds_its_checkout_at_the_hub(kind: Kind) {
     assert_eq!(at_hub["refunds"][0]["refund_id"], refund["refund_id"], "{at_hub}");
     assert_eq!(at_hub["refunds"][0]["balance"], earned, "{at_hub}");
     assert_eq!(at_hub["refunds"], at_shop["refunds"], "the refund the same");
+    if let Kind::Postgres(db) = &kind {
+        // The projection shows the refund on the checkout and in the member's ledger.
+        let rows = db.query(&format!(
+            "SELECT refunds, refunded_amount, total, points_returned - points_clawed_back, \
+             points_redeemed - points_earned FROM transactions WHERE tx_id = '{tx}'"
+        ));
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        let r = &rows[0];
+        assert_eq!((r[0].as_str(), &r[1]), ("1", &r[2]), "refunded whole: {r:?}");
+        assert_eq!(r[3], r[4], "the points the sale moved are moved back: {r:?}");
+        let untouched = db.query(&format!(
+            "SELECT count(*) FROM transactions WHERE tx_id <> '{tx}' AND refunds = 0 AND refunded_amount = 0"
+        ));
+        assert_eq!(untouched, vec![vec!["1".to_string()]], "the other checkout unrefunded");
+        let kinds = db.query(&format!(
+            "SELECT kind FROM ledger WHERE tx_id = '{tx}' AND kind IN ('return', 'clawback') ORDER BY n"
+        ));
+        assert!(!kinds.is_empty(), "the refund's ledger entries: {kinds:?}");
+        assert_ledger_projected(db, &hub, &id);
+    }
     let (s, text) = c.get("/v1/hub/transactions/T1-00000000-0000000009").unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!((s, code(&v)), (404, "unknown_transaction"), "{text}");

@@ -183,6 +183,31 @@ pub enum Projected {
     Terminal(HubTerminal),
     Coupon(String, CouponState),
     Group(Box<GroupState>),
+    /// A page of a member's points ledger: the member, the number of its first entry,
+    /// its entries oldest first.
+    Ledger(String, u64, Vec<super::LedgerEntry>),
+    /// What a transaction's note says of its refunds (a note without any is `None`
+    /// from `project`: a redemption's lots alone are not projected).
+    Refunds(String, TxRefunds),
+}
+
+/// A checkout's refunds so far, summed over them.
+pub struct TxRefunds {
+    pub refunds: i32,
+    pub amount: i64,
+    pub points_returned: i64,
+    pub points_clawed_back: i64,
+}
+
+/// The member and first entry number of a ledger page's key.
+pub fn ledger_page_of(k: &[u8]) -> Option<(String, u64)> {
+    // 'L', the member id, 0, the page number (4 bytes).
+    if k.first() != Some(&key::LEDGER) || k.len() < 6 || k[k.len() - 5] != 0 {
+        return None;
+    }
+    let id = &k[1..k.len() - 5];
+    let page = u32::from_be_bytes(k[k.len() - 4..].try_into().ok()?) as u64;
+    Some((String::from_utf8_lossy(id).into_owned(), page * super::history::PAGE))
 }
 
 /// The projection of one write, if its key is of a kind the projection keeps.
@@ -195,6 +220,24 @@ pub fn project(k: &[u8], v: &[u8]) -> Result<Option<Projected>> {
             dec("coupon", v)?,
         )),
         Some(&key::GROUP) => Some(Projected::Group(Box::new(dec("group", v)?))),
+        Some(&key::LEDGER) => match ledger_page_of(k) {
+            Some((member, first)) => Some(Projected::Ledger(member, first, super::history::decode_page(v)?)),
+            None => None,
+        },
+        Some(&key::TX) => {
+            let note: super::TxNote = dec("transaction", v)?;
+            (!note.refund_ids.is_empty()).then(|| {
+                Projected::Refunds(
+                    String::from_utf8_lossy(&k[1..]).into_owned(),
+                    TxRefunds {
+                        refunds: note.refund_ids.len() as i32,
+                        amount: note.refunded.amount,
+                        points_returned: note.refunded.points_returned,
+                        points_clawed_back: note.refunded.points_clawed_back,
+                    },
+                )
+            })
+        }
         _ => None,
     })
 }

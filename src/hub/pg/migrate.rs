@@ -9,6 +9,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "hub", include_str!("migrations/0001_hub.sql")),
     (2, "projection", include_str!("migrations/0002_projection.sql")),
     (3, "contact", include_str!("migrations/0003_contact.sql")),
+    (4, "ledger", include_str!("migrations/0004_ledger.sql")),
 ];
 
 /// The advisory lock key of migrations (any constant the hub alone uses).

@@ -13,6 +13,7 @@
 
 mod contact;
 mod export;
+mod ledger;
 mod migrate;
 mod pass;
 mod tentative;

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 
+use super::ledger::{Ledger, Refunds};
 use super::pg_error;
 use crate::error::Result;
 use crate::record::{Body, Record};
@@ -38,6 +39,8 @@ pub async fn commit(db: &impl GenericClient, head: u64, records: &[Record], writ
     let mut coupons = Coupons::default();
     let mut groups = Groups::default();
     let mut sales = Sales::default();
+    let mut ledger = Ledger::default();
+    let mut refunds = Refunds::default();
     for (i, rec) in records.iter().enumerate() {
         if let Body::Remote(r) = &rec.body {
             // A record that does not decode was refused before it got here.
@@ -62,12 +65,19 @@ pub async fn commit(db: &impl GenericClient, head: u64, records: &[Record], writ
                     Some(Projected::Terminal(t)) => terminals.push(&t),
                     Some(Projected::Coupon(code, c)) => coupons.push(code, &c),
                     Some(Projected::Group(g)) => groups.push(&g),
+                    Some(Projected::Ledger(member, first, entries)) => ledger.page(member, first, entries),
+                    Some(Projected::Refunds(tx, r)) => refunds.push(tx, &r),
                     None => {}
                 }
                 keys.push(k.clone());
                 values.push(v.clone());
             }
-            None => removed.push(k.clone()),
+            None => {
+                if let Some((member, first)) = base::ledger_page_of(k) {
+                    ledger.removed(member, first);
+                }
+                removed.push(k.clone())
+            }
         }
     }
     let (c_cards, c_members, c_status): (Vec<_>, Vec<_>, Vec<_>) =
@@ -202,10 +212,16 @@ pub async fn commit(db: &impl GenericClient, head: u64, records: &[Record], writ
         stream,
         futures_util::future::try_join3(upserts, removals, head_moved),
         futures_util::future::try_join3(member_rows, card_rows, terminal_rows),
-        futures_util::future::try_join3(sales.insert(db), coupons.upsert(db), groups.upsert(db)),
+        futures_util::future::try_join4(
+            sales.insert(db),
+            coupons.upsert(db),
+            groups.upsert(db),
+            ledger.write(db),
+        ),
     )
     .await
     .map_err(pg_error)?;
+    refunds.update(db).await.map_err(pg_error)?;
     Ok(())
 }
 
