@@ -167,6 +167,8 @@ pub fn feed_key_of(seq: u64, kind: FeedKind, id: &str) -> Vec<u8> {
 /// The key prefixes of the hub's listings.
 pub const TERMINALS: &[u8] = &[key::TERMINAL];
 pub const NEGATIVE: &[u8] = &[key::NEGATIVE];
+pub const LEDGER_PAGES: &[u8] = &[key::LEDGER];
+pub const TX_NOTES: &[u8] = &[key::TX];
 
 pub fn decode_terminal(v: &[u8]) -> Result<HubTerminal> {
     dec("terminal", v)

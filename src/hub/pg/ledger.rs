@@ -5,7 +5,9 @@
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 
-use crate::store::base::TxRefunds;
+use super::pg_error;
+use crate::error::Result;
+use crate::store::base::{self, Projected, TxRefunds};
 use crate::store::LedgerEntry;
 
 /// Entries per ledger page (`store::history`): a page's rows are `first .. first + PAGE`.
@@ -57,7 +59,7 @@ impl Ledger {
 
     /// Upserts the pages' entries and drops rows past each page's end (a page rewritten
     /// shorter or removed); the two touch different rows, so they may run in any order.
-    pub async fn write(&self, db: &impl GenericClient) -> Result<u64, tokio_postgres::Error> {
+    pub async fn write(&self, db: &impl GenericClient) -> std::result::Result<u64, tokio_postgres::Error> {
         if self.page_member.is_empty() {
             return Ok(0);
         }
@@ -127,7 +129,7 @@ impl Refunds {
 
     /// Sets the refund columns of the checkouts. Run after the step's other statements:
     /// a checkout refunded in the step that brings it is inserted by one of them.
-    pub async fn update(&self, db: &impl GenericClient) -> Result<u64, tokio_postgres::Error> {
+    pub async fn update(&self, db: &impl GenericClient) -> std::result::Result<u64, tokio_postgres::Error> {
         if self.tx.is_empty() {
             return Ok(0);
         }
@@ -145,4 +147,40 @@ impl Refunds {
         )
         .await
     }
+}
+
+/// Keys read per round of `backfill`.
+const FILL_CHUNK: i64 = 512;
+
+/// Fills `ledger` and the refund columns from every ledger page and transaction note
+/// `hub_kv` holds, a chunk of keys at a time (migration 4 on a hub with history).
+pub async fn backfill(db: &impl GenericClient) -> Result<()> {
+    let st = db
+        .prepare_cached("SELECT key, value FROM hub_kv WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3")
+        .await
+        .map_err(pg_error)?;
+    for prefix in [base::LEDGER_PAGES, base::TX_NOTES] {
+        let (mut from, end) = (prefix.to_vec(), vec![prefix[0] + 1]);
+        loop {
+            let rows = db.query(&st, &[&from, &end, &FILL_CHUNK]).await.map_err(pg_error)?;
+            let (mut ledger, mut refunds) = (Ledger::default(), Refunds::default());
+            for row in &rows {
+                match base::project(row.get(0), row.get(1))? {
+                    Some(Projected::Ledger(member, first, entries)) => ledger.page(member, first, entries),
+                    Some(Projected::Refunds(tx, r)) => refunds.push(tx, &r),
+                    _ => {}
+                }
+            }
+            ledger.write(db).await.map_err(pg_error)?;
+            refunds.update(db).await.map_err(pg_error)?;
+            match rows.last() {
+                Some(last) if rows.len() as i64 == FILL_CHUNK => {
+                    from = last.get::<_, Vec<u8>>(0);
+                    from.push(0);
+                }
+                _ => break,
+            }
+        }
+    }
+    Ok(())
 }

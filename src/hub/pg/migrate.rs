@@ -1,8 +1,9 @@
 //! Schema migrations: SQL files compiled in, applied in order at start-up (and by `hub
 //! migrate`) in one transaction, each recorded in `schema_migrations`. Hub processes
 //! starting together take an advisory lock, so one applies and the others see it done.
+//! A migration that adds to the projection fills it from the state already kept.
 
-use tokio_postgres::Client;
+use deadpool_postgres::Client;
 
 /// (version, name, SQL), in order. A released file is never edited: a change is a new file.
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
@@ -20,6 +21,7 @@ const MIGRATION_LOCK: i64 = 0x6c6f_7961_6c74_7964;
 pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, String> {
     run(client).await.map_err(|e| match e {
         Refused::Db(e) => super::describe(&e),
+        Refused::Fill(e) => format!("filling the projection: {}", e.message),
         Refused::Newer(v) => format!(
             "the database has schema version {v}, newer than this hub's {}: run the newer loyaltyd",
             latest()
@@ -29,6 +31,7 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, String> {
 
 enum Refused {
     Db(tokio_postgres::Error),
+    Fill(crate::error::Error),
     Newer(i32),
 }
 
@@ -65,6 +68,10 @@ async fn run(client: &mut Client) -> Result<Vec<i32>, Refused> {
             continue;
         }
         tx.batch_execute(sql).await?;
+        if *version == 4 {
+            // The ledger and refunds of a hub that ran before them.
+            super::ledger::backfill(&tx).await.map_err(Refused::Fill)?;
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
             &[version, name],

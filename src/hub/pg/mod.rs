@@ -676,10 +676,11 @@ pub fn migrate_only(cfg: &HubConfig) -> std::result::Result<Vec<i32>, StartError
         .build()
         .map_err(|e| StartError::System(e.to_string()))?;
     rt.block_on(async {
-        let (mut client, conn) = tokio_postgres::connect(&url, NoTls)
+        let pool = make_pool(&url, 1).map_err(|e| StartError::Config(format!("[store] url {shown}: {e}")))?;
+        let mut client = pool
+            .get()
             .await
             .map_err(|e| StartError::System(format!("cannot reach PostgreSQL at {shown}: {e}")))?;
-        tokio::spawn(conn);
         migrate::migrate(&mut client)
             .await
             .map_err(|e| StartError::System(format!("migrating PostgreSQL at {shown}: {e}")))
