@@ -157,6 +157,21 @@ fn two_hubs_one_database_through_kills_restarts_and_cuts_on_postgres() {
     let rows = db.query("SELECT count(*), count(DISTINCT (terminal_id, epoch, seq)) FROM terminal_records");
     let total = (made["T1"] + made["T2"]).to_string();
     assert_eq!(rows, vec![vec![total.clone(), total]], "each record held once");
+    // The projected ledger, written by both hubs through the faults: each member's
+    // entries numbered without gaps and adding up to its balance.
+    let off = db.query(
+        "SELECT m.member_id, m.balance, l.sum, l.count, l.last FROM members m \
+         LEFT JOIN (SELECT member_id, sum(points) AS sum, count(*) AS count, max(n) + 1 AS last \
+         FROM ledger GROUP BY 1) l USING (member_id) \
+         WHERE l.sum IS DISTINCT FROM m.balance OR l.count <> l.last",
+    );
+    assert!(off.is_empty(), "ledger rows that do not add up: {off:?}");
+    let ledgers = db.query("SELECT count(DISTINCT member_id) FROM ledger");
+    assert_eq!(
+        ledgers,
+        vec![vec![members.len().to_string()]],
+        "every member has a ledger"
+    );
     println!(
         "two hubs: T1 {:?} T2 {:?} (records, duplicates, skipped); {cut_conns} database connections cut",
         held(&a, "T1"),

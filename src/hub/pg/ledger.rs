@@ -67,7 +67,8 @@ impl Ledger {
             if self.member.is_empty() {
                 return Ok(0);
             }
-            // Instants are µs since the epoch: made a timestamptz exactly, in SQL.
+            // Instants are µs since the epoch: made a timestamptz exactly, in SQL. A page
+            // written again holds the entries it had: those rows are left as they are.
             let st = db
                 .prepare_cached(
                     "INSERT INTO ledger (member_id, n, at, kind, points, balance_after, tx_id, reason, by) \
@@ -77,7 +78,10 @@ impl Ledger {
                      AS u(m, n, at, kind, points, balance_after, tx_id, reason, by_) \
                      ON CONFLICT (member_id, n) DO UPDATE SET at = EXCLUDED.at, kind = EXCLUDED.kind, \
                      points = EXCLUDED.points, balance_after = EXCLUDED.balance_after, tx_id = EXCLUDED.tx_id, \
-                     reason = EXCLUDED.reason, by = EXCLUDED.by",
+                     reason = EXCLUDED.reason, by = EXCLUDED.by \
+                     WHERE (ledger.at, ledger.kind, ledger.points, ledger.balance_after, ledger.tx_id, \
+                     ledger.reason, ledger.by) IS DISTINCT FROM (EXCLUDED.at, EXCLUDED.kind, EXCLUDED.points, \
+                     EXCLUDED.balance_after, EXCLUDED.tx_id, EXCLUDED.reason, EXCLUDED.by)",
                 )
                 .await?;
             let params: [&(dyn ToSql + Sync); 9] = [
