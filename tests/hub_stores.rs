@@ -850,6 +850,11 @@ fn a_card_enrolled_twice_is_a_conflict_an_operator_merges(kind: Kind) {
             (shop.balance(card) == Some(at_t1 + at_t2)).then_some(())
         });
     }
+    if let Kind::Postgres(db) = &kind {
+        // The points moved show in both members' projected ledgers.
+        assert_ledger_projected(db, &hub, &first);
+        assert_ledger_projected(db, &hub, &second);
+    }
 }
 
 #[test]
