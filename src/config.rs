@@ -341,6 +341,10 @@ pub struct HubStoreConfig {
     /// gives up with an error.
     #[serde(default = "default_pg_connect_retry")]
     pub connect_retry_secs: u64,
+    /// PEM certificates the database's certificate must chain to (a private CA), for
+    /// the URL's `sslmode` (README, "The hub on PostgreSQL").
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_pg_connect_retry() -> u64 {
@@ -358,6 +362,7 @@ impl Default for HubStoreConfig {
             url: None,
             pool_size: default_pg_pool(),
             connect_retry_secs: default_pg_connect_retry(),
+            ca_file: None,
         }
     }
 }

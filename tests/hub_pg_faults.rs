@@ -9,6 +9,7 @@ mod support;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use support::eventually;
@@ -16,6 +17,15 @@ use support::hub::{secret_file, Hub};
 use support::pg::PgDb;
 use support::shop::{hub_member, last_sync, Shop};
 use support::tcp_cut::TcpCut;
+
+/// One test at a time on the shared server: the first restarts it, which would end
+/// another test's connections mid-way (a hub starting then stops with the server's
+/// "terminating connection due to administrator command").
+static SERVER: Mutex<()> = Mutex::new(());
+
+fn server() -> std::sync::MutexGuard<'static, ()> {
+    SERVER.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 fn held(hub: &Hub, id: &str) -> (u64, u64, u64) {
     let all = hub.client().get_json("/v1/hub/terminals", 200);
@@ -44,6 +54,7 @@ fn restart_database(dir: &str) {
 
 #[test]
 fn two_hubs_one_database_through_kills_restarts_and_cuts_on_postgres() {
+    let _server = server();
     let Some(db) = PgDb::create("twohubs") else { return };
     let pg_dir = std::env::var("LOYALTYD_TEST_PG_DIR").ok();
     if pg_dir.is_none() {
@@ -185,6 +196,7 @@ fn two_hubs_one_database_through_kills_restarts_and_cuts_on_postgres() {
 /// the member gets one birthday coupon.
 #[test]
 fn two_hubs_passing_at_once_issue_a_coupon_once_on_postgres() {
+    let _server = server();
     let Some(db) = PgDb::create("twopasses") else { return };
     let root = tempfile::tempdir().unwrap();
     let s1 = secret_file(root.path(), "T1");

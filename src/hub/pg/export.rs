@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use super::{contact, head, make_pool, migrate, pg_error, redacted, tentative, write};
+use super::{contact, head, make_pool, migrate, pg_error, redacted, target, tentative, tls_refusal, write};
 use crate::config::HubConfig;
 use crate::error::{Error, Result};
 use crate::hub::{HubStore, SledHub};
@@ -29,11 +29,12 @@ pub fn export(cfg: &HubConfig, to: &str) -> std::result::Result<u64, StartError>
         .map_err(|e| StartError::System(e.to_string()))?;
     let started = Instant::now();
     let moved = rt.block_on(async {
-        let pool = make_pool(to, 1).map_err(|e| StartError::Config(format!("--to {shown}: {e}")))?;
-        let mut client = pool
-            .get()
-            .await
-            .map_err(|e| StartError::System(format!("cannot reach PostgreSQL at {shown}: {e}")))?;
+        let t = target(cfg, to).map_err(|e| StartError::Config(format!("--to {shown}: {e}")))?;
+        let pool = make_pool(&t, 1).map_err(|e| StartError::Config(format!("--to {shown}: {e}")))?;
+        let mut client = pool.get().await.map_err(|e| {
+            tls_refusal(&t, &shown, &e)
+                .unwrap_or_else(|| StartError::System(format!("cannot reach PostgreSQL at {shown}: {e}")))
+        })?;
         migrate::migrate(&mut client)
             .await
             .map_err(|e| StartError::System(format!("migrating PostgreSQL at {shown}: {e}")))?;

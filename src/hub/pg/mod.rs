@@ -17,6 +17,7 @@ mod ledger;
 mod migrate;
 mod pass;
 mod tentative;
+mod tls;
 mod write;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +25,6 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
 
 use super::store::{
     check_push, decide_push, noted, pull_reply, report_scope, Find, HubStore, Overspent, TerminalView, PULL_ENTRIES,
@@ -105,12 +105,17 @@ pub struct PgHub {
     country_code: String,
 }
 
-/// A pool of at most `size` connections to `url` (made as they are first needed).
-fn make_pool(url: &str, size: usize) -> std::result::Result<Pool, String> {
-    let pg: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| e.to_string())?;
+/// The database of `url` with the hub's TLS settings (`[store] ca_file`, and whether the
+/// hub's own `[tls]` is on, which decides the default sslmode off the host).
+fn target(cfg: &HubConfig, url: &str) -> std::result::Result<tls::Target, String> {
+    tls::target(url, cfg.store.ca_file.as_deref(), cfg.tls.is_some())
+}
+
+/// A pool of at most `size` connections to the database (made as they are first needed).
+fn make_pool(t: &tls::Target, size: usize) -> std::result::Result<Pool, String> {
     let manager = Manager::from_config(
-        pg,
-        NoTls,
+        t.config.clone(),
+        t.connector.clone(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -120,6 +125,35 @@ fn make_pool(url: &str, size: usize) -> std::result::Result<Pool, String> {
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// A start-up connection that failed, as the error to exit with: TLS refusals are named
+/// as such (with the sslmode in force), everything else is a reachability problem.
+fn tls_refusal(t: &tls::Target, shown: &str, e: &(dyn std::error::Error + 'static)) -> Option<StartError> {
+    tls::refused(e).then(|| {
+        StartError::System(format!(
+            "PostgreSQL at {shown}: the TLS connection was refused (sslmode={}): {}",
+            t.mode.name(),
+            tls::with_causes(e)
+        ))
+    })
+}
+
+/// Warns when a database off this host was reached in clear text (`prefer` and a
+/// server without TLS): member data then crosses the network readable.
+async fn warn_clear_text(t: &tls::Target, shown: &str, client: &tokio_postgres::Client) {
+    if t.loopback || t.mode == tls::Mode::Disable {
+        return;
+    }
+    let q = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    if let Ok(row) = client.query_one(q, &[]).await {
+        if !row.get::<_, bool>(0) {
+            tracing::warn!(
+                "PostgreSQL at {shown} is reached in CLEAR TEXT (sslmode=prefer and the server offers no TLS): \
+                 member data crosses the network readable; set sslmode=require or verify-full (or sslmode=disable to say it is meant)"
+            );
+        }
+    }
 }
 
 /// How long a write keeps retrying a database that went away before it answers busy.
@@ -135,8 +169,9 @@ impl PgHub {
     ) -> std::result::Result<PgHub, StartError> {
         let url = cfg.store.url.clone().unwrap_or_default();
         let shown = redacted(&url);
+        let t = target(cfg, &url).map_err(|e| StartError::Config(format!("store: url {shown}: {e}")))?;
         let pool =
-            make_pool(&url, cfg.store.pool_size).map_err(|e| StartError::Config(format!("store: url {shown}: {e}")))?;
+            make_pool(&t, cfg.store.pool_size).map_err(|e| StartError::Config(format!("store: url {shown}: {e}")))?;
         let applied = rt.block_on(async {
             let started = Instant::now();
             let mut wait = Duration::from_millis(250);
@@ -145,12 +180,18 @@ impl PgHub {
                 // a refused login, a failed migration) is final.
                 let attempt = match pool.get().await {
                     Ok(mut client) => match migrate::migrate(&mut client).await {
-                        Ok(v) => return Ok(v),
+                        Ok(v) => {
+                            warn_clear_text(&t, &shown, &client).await;
+                            return Ok(v);
+                        }
                         Err(e) => {
                             return Err(StartError::System(format!("PostgreSQL at {shown}: {e}")));
                         }
                     },
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => match tls_refusal(&t, &shown, &e) {
+                        Some(refused) => return Err(refused),
+                        None => Err(e.to_string()),
+                    },
                 };
                 match attempt {
                     Ok(v) => return Ok(v),
@@ -676,11 +717,12 @@ pub fn migrate_only(cfg: &HubConfig) -> std::result::Result<Vec<i32>, StartError
         .build()
         .map_err(|e| StartError::System(e.to_string()))?;
     rt.block_on(async {
-        let pool = make_pool(&url, 1).map_err(|e| StartError::Config(format!("[store] url {shown}: {e}")))?;
-        let mut client = pool
-            .get()
-            .await
-            .map_err(|e| StartError::System(format!("cannot reach PostgreSQL at {shown}: {e}")))?;
+        let t = target(cfg, &url).map_err(|e| StartError::Config(format!("store: url {shown}: {e}")))?;
+        let pool = make_pool(&t, 1).map_err(|e| StartError::Config(format!("store: url {shown}: {e}")))?;
+        let mut client = pool.get().await.map_err(|e| {
+            tls_refusal(&t, &shown, &e)
+                .unwrap_or_else(|| StartError::System(format!("cannot reach PostgreSQL at {shown}: {e}")))
+        })?;
         migrate::migrate(&mut client)
             .await
             .map_err(|e| StartError::System(format!("migrating PostgreSQL at {shown}: {e}")))
